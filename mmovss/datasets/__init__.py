@@ -1,0 +1,1 @@
+"""Registered datasets and transforms (mmseg.registry)."""

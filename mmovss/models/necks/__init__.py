@@ -1,0 +1,1 @@
+"""Registered into mmseg.registry.MODELS on import."""

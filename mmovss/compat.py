@@ -18,7 +18,10 @@ Two gaps are closed here, once, before anything imports :mod:`mmseg`:
    hub's :class:`~mmengine.logging.HistoryBuffer`, NumPy arrays and scalars).
    We allow exactly those types through
    :func:`torch.serialization.add_safe_globals`; ``weights_only`` stays on, so
-   an arbitrary pickle is still refused.
+   an arbitrary pickle is still refused. ``HistoryBuffer`` also pickles its
+   class-level table of statistics functions, which needs ``getattr`` (never
+   safe to allow); we stop writing that table, since every process rebuilds
+   it at import time (``register_statistics`` is a class decorator).
 """
 import importlib.util
 import sys
@@ -174,7 +177,16 @@ def _checkpoint_safe_globals() -> list:
     return safe
 
 
+def _history_buffer_getstate(self) -> dict:
+    """``HistoryBuffer`` state without the statistics-function table."""
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    return state
+
+
 def _allow_mmengine_checkpoints() -> None:
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is not None:
         add(_checkpoint_safe_globals())

@@ -1,0 +1,33 @@
+"""Shared pytest fixtures. ``import mmovss`` first: it makes mmseg importable."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import mmovss  # noqa: F401
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / 'shared'
+
+# Tests run on 2 cores; more threads than cores only slow them down.
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def tiny_dataset(tmp_path_factory):
+    """A tiny 4-class dataset in the MMSeg layout (see mmovss.testing.data)."""
+    from mmovss.testing.data import make_tiny_seg_dataset
+    return make_tiny_seg_dataset(tmp_path_factory.mktemp('tiny_data'))
+
+
+@pytest.fixture
+def python_exe() -> str:
+    return sys.executable

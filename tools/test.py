@@ -1,0 +1,84 @@
+"""Test (and evaluate) a segmentor; prints the per-class IoU table and mIoU.
+
+Examples::
+
+    python tools/test.py CONFIG CHECKPOINT
+    python tools/test.py CONFIG            # training-free methods need no checkpoint
+    python tools/test.py CONFIG CHECKPOINT --out preds/ --show-dir vis/
+    bash tools/dist_test.sh CONFIG CHECKPOINT 2
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmovss.runtime import export_local_rank, load_config, set_launcher, set_work_dir  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) an mmovss segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='checkpoint file (not needed by training-free methods)')
+    parser.add_argument('--work-dir', help='the dir to save the metrics as json')
+    parser.add_argument('--out', type=str,
+                        help='the dir to save the predicted label maps for offline evaluation')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='dir where painted images will be saved')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    export_local_rank(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg, args) -> None:
+    """Turns on ``SegVisualizationHook`` drawing for ``--show``/``--show-dir``."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise RuntimeError('--show/--show-dir need a visualization hook in default_hooks: '
+                           "visualization=dict(type='SegVisualizationHook')")
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    set_launcher(cfg, args.launcher)
+    set_work_dir(cfg, args.config, args.work_dir)
+    if args.checkpoint is not None:
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(f"Checkpoint '{args.checkpoint}' does not exist.")
+        cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+    if args.tta:
+        if 'tta_pipeline' not in cfg:
+            raise ValueError('--tta needs `tta_pipeline` in the config (see mmseg dataset bases)')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,75 @@
+"""Train a segmentor (MMSegmentation's ``tools/train.py`` flags, mmovss loaded).
+
+Examples::
+
+    python tools/train.py configs/ovshapes/CONFIG.py --work-dir work_dirs/run
+    python tools/train.py CONFIG --resume                # newest checkpoint in the work dir
+    python tools/train.py CONFIG --resume work_dirs/run/iter_400.pth
+    bash tools/dist_train.sh CONFIG 2                    # 2 processes (torchrun)
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmovss.runtime import export_local_rank, load_config, set_launcher, set_work_dir  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train an mmovss segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
+        help='resume training: without a value from the newest checkpoint in the '
+        'work dir, or from the given checkpoint file')
+    parser.add_argument('--amp', action='store_true', default=False,
+                        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs, e.g. '
+        'train_dataloader.batch_size=4 model.backbone.pretrained=PATH')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    export_local_rank(args.local_rank)
+    return args
+
+
+def apply_amp(cfg) -> None:
+    """Switches the optimizer wrapper to ``AmpOptimWrapper``."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.', logger='current')
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp works with OptimWrapper only, the config uses {wrapper}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    set_launcher(cfg, args.launcher)
+    set_work_dir(cfg, args.config, args.work_dir)
+    if args.amp:
+        apply_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()

@@ -26,6 +26,7 @@ Two gaps are closed here, once, before anything imports :mod:`mmseg`:
 import importlib.util
 import sys
 import types
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -200,6 +201,10 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    # mmcv warns at import that mmcv-lite lacks MultiScaleDeformableAttention;
+    # that is expected here and says nothing to the user.
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
     _install_mmcv_ops_standin()
     _allow_mmengine_checkpoints()
     _installed = True

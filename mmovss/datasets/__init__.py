@@ -1,1 +1,18 @@
 """Registered datasets and transforms (mmseg.registry)."""
+from .benchmarks import (ADE20K150Dataset, ADE20K847Dataset,  # noqa: F401
+                         CityscapesOVDataset, COCOObjectDataset,
+                         COCOStuff171Dataset, PascalContext59Dataset,
+                         PascalContext60Dataset, PascalContext459Dataset,
+                         PascalVOC20Dataset, PascalVOC21Dataset,
+                         WIDE_IGNORE_INDEX)
+from .ovshapes import OVShapesDataset  # noqa: F401
+from .layout import BenchmarkDatasetMixin, Layout, generate_palette  # noqa: F401
+from .transforms import LoadSegAnnotations  # noqa: F401
+
+__all__ = [
+    'ADE20K847Dataset', 'ADE20K150Dataset', 'PascalContext459Dataset',
+    'PascalContext59Dataset', 'PascalContext60Dataset', 'PascalVOC20Dataset',
+    'PascalVOC21Dataset', 'COCOStuff171Dataset', 'COCOObjectDataset',
+    'CityscapesOVDataset', 'WIDE_IGNORE_INDEX', 'BenchmarkDatasetMixin',
+    'Layout', 'generate_palette', 'LoadSegAnnotations', 'OVShapesDataset'
+]

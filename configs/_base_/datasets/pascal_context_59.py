@@ -1,0 +1,58 @@
+# PASCAL Context, 59 classes (PC-59).
+# Vocabulary: mmovss/vocab/names/pascal_context_59.txt (59 classes).
+# layout='mmseg' or 'detectron2' picks the on-disk tree under data_root
+# (docs/dataset_prepare.md). Override data_root / layout with e.g.
+#   --cfg-options test_dataloader.dataset.data_root=/data/x \
+#                 test_dataloader.dataset.layout=detectron2
+custom_imports = dict(imports=['mmovss'], allow_failed_imports=False)
+dataset_type = 'PascalContext59Dataset'
+data_root = 'data/VOCdevkit/VOC2010'
+layout = 'mmseg'
+
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True),
+    # labels are loaded after Resize: the metric compares at full resolution
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs')
+]
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        layout=layout,
+        split='val',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='OpenVocabIoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+
+crop_size = (512, 512)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadSegAnnotations'),
+    dict(
+        type='RandomResize',
+        scale=(2048, 512),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        layout=layout,
+        split='train',
+        pipeline=train_pipeline))

@@ -1,0 +1,32 @@
+# PASCAL VOC 2012 val without background, 20 classes (VOC-20).
+# Vocabulary: mmovss/vocab/names/voc20.txt (20 classes).
+# layout='mmseg' or 'detectron2' picks the on-disk tree under data_root
+# (docs/dataset_prepare.md). Override data_root / layout with e.g.
+#   --cfg-options test_dataloader.dataset.data_root=/data/x \
+#                 test_dataloader.dataset.layout=detectron2
+custom_imports = dict(imports=['mmovss'], allow_failed_imports=False)
+dataset_type = 'PascalVOC20Dataset'
+data_root = 'data/VOCdevkit/VOC2012'
+layout = 'mmseg'
+
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True),
+    # labels are loaded after Resize: the metric compares at full resolution
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs')
+]
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        layout=layout,
+        split='val',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='OpenVocabIoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

@@ -1,0 +1,109 @@
+"""Runs a label conversion over many files: progress, resume, no overwrite.
+
+Shared by the scripts in ``tools/dataset_converters/``. A conversion is a
+list of ``(source, destination)`` pairs and a function that reads a source
+and returns the label array to write. Outputs are written to a temporary
+file and renamed, so an interrupted run never leaves a half-written label
+behind and ``--resume`` can skip every file that exists.
+"""
+import argparse
+import os
+import os.path as osp
+import time
+from typing import Callable, List, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+__all__ = ['add_conversion_args', 'convert_label_files', 'save_label']
+
+
+def add_conversion_args(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--overwrite`` and ``--resume`` to a converter's parser.
+
+    Args:
+        parser (argparse.ArgumentParser): The script's parser.
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        '--overwrite', action='store_true',
+        help='rewrite output files that already exist')
+    group.add_argument(
+        '--resume', action='store_true',
+        help='keep existing output files and convert only the missing ones')
+
+
+def save_label(label: np.ndarray, path: str) -> None:
+    """Writes a label map atomically (PNG or TIFF by extension).
+
+    ``uint8`` maps become 8-bit PNGs, ``uint16`` maps 16-bit PNG/TIFF.
+
+    Args:
+        label (np.ndarray): (H, W) ``uint8`` or ``uint16`` array.
+        path (str): Destination; its folder is created.
+    """
+    if label.dtype not in (np.uint8, np.uint16) or label.ndim != 2:
+        raise ValueError(
+            f'{path}: a label map must be a 2-D uint8 or uint16 array, got '
+            f'{label.dtype} with shape {label.shape}.')
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    root, ext = osp.splitext(path)
+    tmp = f'{root}.partial{ext}'
+    fmt = 'TIFF' if ext.lower() in ('.tif', '.tiff') else 'PNG'
+    Image.fromarray(label).save(tmp, format=fmt)
+    os.replace(tmp, path)
+
+
+def convert_label_files(pairs: Sequence[Tuple[str, str]],
+                        convert: Callable[[str], np.ndarray],
+                        overwrite: bool = False,
+                        resume: bool = False,
+                        log: Callable[[str], None] = print,
+                        log_every: int = 100) -> dict:
+    """Converts every ``source`` into ``destination``.
+
+    Args:
+        pairs (Sequence[tuple[str, str]]): ``(source, destination)`` paths.
+        convert (Callable[[str], np.ndarray]): Reads a source path and
+            returns the label array to write (see :func:`save_label`).
+        overwrite (bool): Rewrite existing destinations.
+        resume (bool): Skip existing destinations.
+        log (Callable[[str], None]): Progress printer.
+        log_every (int): Print progress every this many files.
+
+    Returns:
+        dict: ``converted`` and ``skipped`` counts.
+
+    Raises:
+        FileExistsError: If a destination exists and neither ``overwrite``
+            nor ``resume`` is set (checked before anything is written).
+        FileNotFoundError: If a source is missing.
+    """
+    if overwrite and resume:
+        raise ValueError('Use either overwrite or resume, not both.')
+    pairs = list(pairs)
+    existing: List[str] = [dst for _, dst in pairs if osp.exists(dst)]
+    if existing and not (overwrite or resume):
+        raise FileExistsError(
+            f'{len(existing)} output file(s) exist already, e.g. '
+            f'{existing[0]}. Pass --resume to keep them and convert the '
+            'rest, or --overwrite to rewrite them.')
+    missing = [src for src, _ in pairs if not osp.exists(src)]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} input file(s) are missing, e.g. {missing[0]}. '
+            'Check the dataset folder given to the converter.')
+    total = len(pairs)
+    converted = skipped = 0
+    start = time.time()
+    log(f'converting {total} label files')
+    for index, (src, dst) in enumerate(pairs, 1):
+        if resume and osp.exists(dst):
+            skipped += 1
+        else:
+            save_label(convert(src), dst)
+            converted += 1
+        if index % log_every == 0 or index == total:
+            log(f'[{index}/{total}] converted {converted}, skipped '
+                f'{skipped} ({time.time() - start:.0f}s)')
+    return dict(converted=converted, skipped=skipped)

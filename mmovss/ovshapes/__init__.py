@@ -1,0 +1,1 @@
+"""OVShapes: an offline open-vocabulary world (see docs and configs/ovshapes)."""

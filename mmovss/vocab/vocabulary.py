@@ -1,0 +1,190 @@
+"""The vocabulary of an open-vocabulary segmentor: classes named in text.
+
+A vocabulary is an ordered list of classes; each class has one or more names
+(synonyms), the first being its display name. Class ``i`` of a vocabulary is
+label ``i`` of the dataset it describes. The text encoder embeds every name;
+class scores reduce over a class's synonyms (see
+:meth:`mmovss.models.text_encoders.ClassEmbeddings.reduce`).
+
+Sources, all normalised to the same form:
+
+* a dataset's ``METAINFO['classes']`` (names with comma-separated synonyms,
+  as in the benchmark name lists, e.g. ``'wall, brick wall'``),
+* a text file, one class per line, comma-separated synonyms (blank lines and
+  lines starting with ``#`` are skipped),
+* a Python list whose items are strings (comma-separated synonyms) or
+  sequences of names.
+"""
+import os
+from typing import Iterator, List, Sequence, Tuple, Union
+
+__all__ = ['Vocabulary', 'VocabularyLike']
+
+VocabularyLike = Union['Vocabulary', str, os.PathLike, dict, Sequence]
+
+
+def _split_synonyms(item, where: str) -> Tuple[str, ...]:
+    """Turns one class entry into a tuple of stripped, non-empty names."""
+    if isinstance(item, str):
+        names = item.split(',')
+    elif isinstance(item, (list, tuple)):
+        names = []
+        for name in item:
+            if not isinstance(name, str):
+                raise TypeError(
+                    f'Vocabulary: {where} has a name of type '
+                    f'{type(name).__name__} ({name!r}); names must be strings.')
+            names.extend(name.split(','))
+    else:
+        raise TypeError(
+            f'Vocabulary: {where} is a {type(item).__name__} ({item!r}); a '
+            f'class must be a string (comma-separated synonyms) or a list of '
+            f'names.')
+    names = tuple(' '.join(n.split()) for n in names)
+    if not names or any(not n for n in names):
+        raise ValueError(
+            f'Vocabulary: {where} ({item!r}) has an empty name; every class '
+            f'needs at least one name and no synonym may be empty (check for '
+            f'a stray or doubled comma).')
+    return names
+
+
+class Vocabulary:
+    """An ordered list of classes, each with one or more names.
+
+    Args:
+        classes (Sequence): One entry per class: a string with
+            comma-separated synonyms (``'sky, clouds'``) or a sequence of
+            names (``('sky', 'clouds')``).
+        source (str): Where the vocabulary came from, used in messages.
+
+    Raises:
+        ValueError: If the vocabulary is empty, a name is empty, or two
+            classes share their first (display) name.
+    """
+
+    def __init__(self, classes: Sequence, source: str = 'list'):
+        if isinstance(classes, (str, bytes)) or not isinstance(
+                classes, Sequence):
+            raise TypeError(
+                f'Vocabulary({source}): expected a sequence of classes, got '
+                f'{type(classes).__name__}; use Vocabulary.build() for files '
+                f'and METAINFO dicts.')
+        parsed = tuple(
+            _split_synonyms(item, f'class {i} of {source}')
+            for i, item in enumerate(classes))
+        if not parsed:
+            raise ValueError(
+                f'Vocabulary({source}) is empty: give at least one class name.')
+        seen = {}
+        for i, names in enumerate(parsed):
+            key = names[0].lower()
+            if key in seen:
+                raise ValueError(
+                    f"Vocabulary({source}): classes {seen[key]} and {i} are "
+                    f"both named '{names[0]}'; remove the duplicate or merge "
+                    f'them into one class with synonyms.')
+            seen[key] = i
+        self._classes = parsed
+        self.source = source
+
+    # ------------------------------------------------------------ builders
+    @classmethod
+    def from_metainfo(cls, metainfo: dict) -> 'Vocabulary':
+        """From a dataset's ``METAINFO`` (or ``dataset.metainfo``) dict."""
+        if not isinstance(metainfo, dict) or \
+                not isinstance(metainfo.get('classes'), (list, tuple)):
+            raise ValueError(
+                'Vocabulary.from_metainfo: the metainfo has no "classes" list; '
+                'set METAINFO = dict(classes=(...)) on the dataset or pass '
+                'the vocabulary explicitly.')
+        return cls(tuple(metainfo['classes']), source='dataset METAINFO')
+
+    @classmethod
+    def from_file(cls, path: Union[str, os.PathLike]) -> 'Vocabulary':
+        """From a text file: one class per line, comma-separated synonyms."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f'Vocabulary file not found: {path!r} (one class per line, '
+                f'comma-separated synonyms).')
+        with open(path, encoding='utf-8') as f:
+            lines = [line.strip() for line in f]
+        classes = [line for line in lines if line and not line.startswith('#')]
+        return cls(classes, source=f'file {path}')
+
+    @classmethod
+    def build(cls, vocabulary: VocabularyLike) -> 'Vocabulary':
+        """Builds a vocabulary from any supported source.
+
+        Args:
+            vocabulary: A :class:`Vocabulary`, a path to a text file, a dict
+                with a ``classes`` key (dataset METAINFO) or a sequence of
+                classes.
+        """
+        if isinstance(vocabulary, Vocabulary):
+            return vocabulary
+        if isinstance(vocabulary, (str, os.PathLike)):
+            if os.path.isfile(os.fspath(vocabulary)):
+                return cls.from_file(vocabulary)
+            raise ValueError(
+                f'Vocabulary {os.fspath(vocabulary)!r} is a string but not an '
+                f'existing file; pass a list of class names (e.g. '
+                f"['cat', 'dog, puppy']) or the path of a text file.")
+        if isinstance(vocabulary, dict):
+            return cls.from_metainfo(vocabulary)
+        return cls(vocabulary)
+
+    # ------------------------------------------------------------ views
+    @property
+    def classes(self) -> Tuple[Tuple[str, ...], ...]:
+        """Names of every class, synonyms included."""
+        return self._classes
+
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        """The display (first) name of every class."""
+        return tuple(names[0] for names in self._classes)
+
+    @property
+    def names(self) -> Tuple[str, ...]:
+        """All names, class by class, in order (the text encoder's input)."""
+        return tuple(n for names in self._classes for n in names)
+
+    @property
+    def name_to_class(self) -> Tuple[int, ...]:
+        """For every entry of :attr:`names`, the index of its class."""
+        return tuple(i for i, names in enumerate(self._classes) for _ in names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._classes)
+
+    @property
+    def num_names(self) -> int:
+        return sum(len(names) for names in self._classes)
+
+    def to_list(self) -> List[str]:
+        """The classes as METAINFO-style strings (comma-separated synonyms)."""
+        return [', '.join(names) for names in self._classes]
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __iter__(self) -> Iterator[Tuple[str, ...]]:
+        return iter(self._classes)
+
+    def __getitem__(self, index: int) -> Tuple[str, ...]:
+        return self._classes[index]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocabulary) and self._classes == other._classes
+
+    def __hash__(self) -> int:
+        return hash(self._classes)
+
+    def __repr__(self) -> str:
+        head = ', '.join('|'.join(n) for n in self._classes[:5])
+        more = ', ...' if len(self) > 5 else ''
+        return (f'Vocabulary({len(self)} classes, {self.num_names} names from '
+                f'{self.source}: {head}{more})')

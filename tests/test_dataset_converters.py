@@ -1,0 +1,160 @@
+"""Label conversions and the converter scripts on tiny synthetic inputs."""
+import importlib.util
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.io import savemat
+
+from mmovss.datasets import label_conversion as lc
+from mmovss.datasets.label_file_conversion import convert_label_files
+
+TOOLS = osp.join(osp.dirname(osp.dirname(__file__)), 'tools',
+                 'dataset_converters')
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(
+        f'converter_{name}', osp.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coco_stuff_ids():
+    raw = np.array([[0, 10, 12, 89], [91, 181, 255, 90 - 1]])
+    # 0 person, 10 fire hydrant, 12 stop sign (after unused 11), 89
+    # toothbrush (last thing), 91 banner (first stuff), 181 wood (last).
+    assert lc.coco_stuff_to_171(raw).tolist() == [[0, 10, 11, 79],
+                                                  [80, 170, 255, 79]]
+    assert lc.coco_stuff_to_object(raw).tolist() == [[1, 11, 12, 80],
+                                                     [0, 0, 255, 80]]
+    with pytest.raises(ValueError, match=r'x\.png.*\[11\]'):
+        lc.coco_stuff_to_171(np.array([[11, 0]]), 'x.png')
+    with pytest.raises(ValueError, match='x.png.*200'):
+        lc.coco_stuff_to_171(np.array([[200, 0]]), 'x.png')
+
+
+def test_cityscapes_ids():
+    raw = np.array([[0, 7, 26, 33], [-0, 1, 24, 6]])
+    assert lc.cityscapes_to_train_ids(raw).tolist() == [[255, 0, 13, 18],
+                                                        [255, 255, 11, 255]]
+    with pytest.raises(ValueError, match='34'):
+        lc.cityscapes_to_train_ids(np.array([[34, 0]]))
+
+
+def test_pascal_context_ids():
+    raw = np.array([[0, 1, 2, 459], [9, 458, 3, 284]], dtype=np.uint16)
+    assert lc.pascal_context_to_459(raw).tolist() == [[65535, 0, 1, 458],
+                                                      [8, 457, 2, 283]]
+    # 2 aeroplane -> 1, 9 bag -> 2, 458 wood -> 59, 284 person -> 37,
+    # others (accordion, air conditioner, unlabelled) -> background 0.
+    assert lc.pascal_context_to_59(raw).tolist() == [[0, 0, 1, 0],
+                                                     [2, 59, 0, 37]]
+    with pytest.raises(ValueError, match='460'):
+        lc.pascal_context_to_459(np.array([[460, 1]], dtype=np.uint16))
+
+
+def test_voc_and_ade_full_ids():
+    raw = np.array([[0, 1, 20, 255]])
+    assert lc.voc_to_detectron2(raw, False).tolist() == [[255, 0, 19, 255]]
+    assert lc.voc_to_detectron2(raw, True).tolist() == [[20, 0, 19, 255]]
+    wall, adding_machine = lc.ADE20K_847_IDS[0], lc.ADE20K_847_IDS[846]
+    rgb = np.zeros((1, 3, 3), np.uint8)
+    for col, ade_id in enumerate((wall, adding_machine, 1)):
+        rgb[0, col] = (ade_id // 256 * 10, ade_id % 256, 0)
+    assert lc.ade20k_full_to_847(rgb).tolist() == [[0, 846, 65535]]
+
+
+def test_runner_refuses_overwrite_and_resumes(tmp_path):
+    src = [tmp_path / f'in{i}.png' for i in range(3)]
+    for path in src:
+        Image.fromarray(np.ones((2, 2), np.uint8)).save(path)
+    pairs = [(str(s), str(tmp_path / 'out' / s.name)) for s in src]
+    calls, lines = [], []
+
+    def convert(path):
+        calls.append(path)
+        return np.array(Image.open(path)) * 7
+
+    summary = convert_label_files(pairs[:1], convert, log=lines.append)
+    assert summary == dict(converted=1, skipped=0)
+    with pytest.raises(FileExistsError, match='--resume.*--overwrite'):
+        convert_label_files(pairs, convert, log=lines.append)
+    assert len(calls) == 1  # nothing written before the refusal
+    summary = convert_label_files(pairs, convert, resume=True,
+                                  log=lines.append)
+    assert summary == dict(converted=2, skipped=1)
+    assert any('[3/3]' in line for line in lines)
+    assert convert_label_files(pairs, convert, overwrite=True,
+                               log=lines.append)['converted'] == 3
+    assert np.array(Image.open(pairs[2][1])).tolist() == [[7, 7], [7, 7]]
+    with pytest.raises(FileNotFoundError, match='missing'):
+        convert_label_files([(str(tmp_path / 'nope.png'),
+                              str(tmp_path / 'o.png'))], convert,
+                            log=lines.append)
+
+
+def test_pascal_context_script(tmp_path):
+    root = tmp_path / 'VOC2010'
+    (root / 'trainval').mkdir(parents=True)
+    label_map = np.array([[0, 2, 459], [300, 9, 1]], dtype=np.uint16)
+    savemat(root / 'trainval' / '2008_000001.mat', {'LabelMap': label_map})
+    (root / 'pascalcontext_val.txt').write_text('2008_000001\n')
+    _script('pascal_context').main([str(root)])
+    pc459 = np.array(Image.open(root / 'SegmentationClassContext459' /
+                                '2008_000001.tif'))
+    assert pc459.dtype == np.uint16
+    assert pc459.tolist() == [[65535, 1, 458], [299, 8, 0]]
+    pc59 = np.array(Image.open(root / 'SegmentationClassContext' /
+                               '2008_000001.png'))
+    assert pc59.tolist() == [[0, 1, 0], [0, 2, 0]]
+    assert (root / 'ImageSets' / 'SegmentationContext' /
+            'val.txt').read_text().split() == ['2008_000001']
+    with pytest.raises(FileExistsError):
+        _script('pascal_context').main([str(root)])
+    _script('pascal_context').main([str(root), '--resume'])
+
+
+def test_voc_script(tmp_path):
+    root = tmp_path / 'VOC2012'
+    (root / 'SegmentationClass').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation' / 'val.txt').write_text('a\n')
+    img = Image.fromarray(np.array([[0, 1], [20, 255]], np.uint8), mode='P')
+    img.putpalette([0] * 768)
+    img.save(root / 'SegmentationClass' / 'a.png')
+    _script('voc').main([str(root), '--out-dir', str(tmp_path / 'out')])
+    voc20 = Image.open(tmp_path / 'out' / 'annotations_detectron2' / 'val' /
+                       'a.png')
+    voc21 = Image.open(tmp_path / 'out' / 'annotations_detectron2_bg' /
+                       'val' / 'a.png')
+    assert np.array(voc20).tolist() == [[255, 0], [19, 255]]
+    assert np.array(voc21).tolist() == [[20, 0], [19, 255]]
+
+
+def test_ade20k_847_script_resizes_and_writes_16bit(tmp_path):
+    root = tmp_path / 'ADE20K_2021_17_01'
+    folder = 'ADE20K_2021_17_01/images/ADE/validation/x'
+    (tmp_path / folder).mkdir(parents=True)
+    with open(root / 'index_ade20k.pkl', 'wb') as f:
+        pickle.dump(dict(folder=[folder, folder],
+                         filename=['ADE_val_00000001.jpg',
+                                   'ADE_train_00000001.jpg']), f)
+    rgb = np.zeros((8, 12, 3), np.uint8)
+    last = lc.ADE20K_847_IDS[846]
+    rgb[:, 6:] = (last // 256 * 10, last % 256, 0)
+    Image.fromarray(rgb).save(tmp_path / folder / 'ADE_val_00000001_seg.png')
+    Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(
+        tmp_path / folder / 'ADE_val_00000001.jpg')
+    _script('ade20k_847').main([str(root), '--max-short-side', '4'])
+    label = np.array(Image.open(root / 'annotations_detectron2' /
+                                'validation' / 'ADE_val_00000001.tif'))
+    image = Image.open(root / 'images_detectron2' / 'validation' /
+                       'ADE_val_00000001.jpg')
+    assert label.shape == (4, 6) and image.size == (6, 4)
+    assert label.dtype == np.uint16
+    assert set(np.unique(label)) == {846, 65535}
+    assert not (root / 'annotations_detectron2' / 'training').exists()

@@ -1,0 +1,107 @@
+"""ADE20K-full (``ADE20K_2021_17_01``) -> A-847 16-bit labels.
+
+Reads ``index_ade20k.pkl`` for the image list, the RGB ``*_seg.png`` of each
+image of the chosen splits, and writes the detectron2 layout used by the
+OVSS repos and by ``configs/_base_/datasets/ade20k_847.py``:
+
+* ``images_detectron2/<split>/<name>.jpg``: the image, resized so that its
+  short side is at most ``--max-short-side`` (512, as ODISE / FC-CLIP / SAN
+  prepare A-847; 0 keeps the size);
+* ``annotations_detectron2/<split>/<name>.tif``: 16-bit, 0-846, 65535 =
+  unlabelled or a class outside the 847, resized with nearest neighbour.
+
+Example::
+
+    python tools/dataset_converters/ade20k_847.py data/ade/ADE20K_2021_17_01
+"""
+import argparse
+import os
+import os.path as osp
+import pickle
+
+import numpy as np
+from PIL import Image
+
+from mmovss.datasets.label_conversion import ade20k_full_to_847
+from mmovss.datasets.label_file_conversion import (add_conversion_args,
+                                                   convert_label_files)
+
+SPLITS = {'validation': 'val', 'training': 'train'}
+
+
+def target_size(width, height, max_short_side):
+    """Size ``(w, h)`` with the short side at most ``max_short_side``."""
+    short = min(width, height)
+    if not max_short_side or short <= max_short_side:
+        return width, height
+    scale = max_short_side / short
+    if width <= height:
+        return max_short_side, round(height * scale)
+    return round(width * scale), max_short_side
+
+
+def list_images(root, splits):
+    """Yields ``(split, image path)`` from ``index_ade20k.pkl``."""
+    index_file = osp.join(root, 'index_ade20k.pkl')
+    if not osp.isfile(index_file):
+        raise FileNotFoundError(
+            f'{index_file} does not exist; unzip ADE20K_2021_17_01.zip so '
+            'that its index_ade20k.pkl is in the root given here.')
+    with open(index_file, 'rb') as f:
+        index = pickle.load(f)
+    parent = osp.dirname(osp.abspath(root))
+    for folder, name in zip(index['folder'], index['filename']):
+        split = next((s for s, tag in SPLITS.items()
+                      if name.split('_')[1] == tag), None)
+        if split in splits:
+            yield split, osp.join(parent, folder, name)
+
+
+def convert_one(image_path, image_out, max_short_side):
+    """Writes the resized image; returns the resized A-847 label."""
+    seg_path = image_path[:-len('.jpg')] + '_seg.png'
+    label = ade20k_full_to_847(
+        np.array(Image.open(seg_path).convert('RGB')), seg_path)
+    image = Image.open(image_path).convert('RGB')
+    size = target_size(image.width, image.height, max_short_side)
+    if size != (image.width, image.height):
+        image = image.resize(size, Image.BILINEAR)
+        label = np.array(Image.fromarray(label).resize(size, Image.NEAREST))
+    Image.fromarray(np.array(image)).save(image_out)
+    return label
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('root', help='ADE20K_2021_17_01 folder')
+    parser.add_argument('--out-dir', help='output root (default: root)')
+    parser.add_argument('--splits', nargs='+', default=['validation'],
+                        choices=sorted(SPLITS))
+    parser.add_argument('--max-short-side', type=int, default=512)
+    add_conversion_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out_dir = args.out_dir or args.root
+    pairs, image_outs = [], {}
+    for split, image_path in list_images(args.root, args.splits):
+        name = osp.splitext(osp.basename(image_path))[0]
+        label_out = osp.join(out_dir, 'annotations_detectron2', split,
+                             name + '.tif')
+        image_outs[image_path] = osp.join(out_dir, 'images_detectron2',
+                                          split, name + '.jpg')
+        pairs.append((image_path, label_out))
+
+    def convert(image_path):
+        image_out = image_outs[image_path]
+        os.makedirs(osp.dirname(image_out), exist_ok=True)
+        return convert_one(image_path, image_out, args.max_short_side)
+
+    convert_label_files(pairs, convert, overwrite=args.overwrite,
+                        resume=args.resume)
+
+
+if __name__ == '__main__':
+    main()

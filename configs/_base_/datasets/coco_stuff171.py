@@ -4,7 +4,6 @@
 # (docs/dataset_prepare.md). Override data_root / layout with e.g.
 #   --cfg-options test_dataloader.dataset.data_root=/data/x \
 #                 test_dataloader.dataset.layout=detectron2
-custom_imports = dict(imports=['mmovss'], allow_failed_imports=False)
 dataset_type = 'COCOStuff171Dataset'
 data_root = 'data/coco_stuff164k'
 layout = 'mmseg'

@@ -1,1 +1,7 @@
 """Registered into mmseg.registry.MODELS on import."""
+from .clip_convnext import OpenCLIPConvNeXt
+from .clip_vit import (LAST_BLOCK_MODES, OpenCLIPViT,
+                       register_last_block_mode)
+
+__all__ = ['OpenCLIPViT', 'OpenCLIPConvNeXt', 'LAST_BLOCK_MODES',
+           'register_last_block_mode']

@@ -1,1 +1,6 @@
 """Registered into mmseg.registry.MODELS on import."""
+from .clip_cosine_head import CLIPCosineHead
+from .open_vocab_head import OpenVocabDecodeHead
+
+__all__ = ['OpenVocabDecodeHead', 'CLIPCosineHead']
+from .dense_refine_head import DenseEmbeddingRefineHead  # noqa: F401,E402

@@ -1,1 +1,5 @@
-"""Registered into mmseg.registry.MODELS on import."""
+"""Registered into mmseg.registry.MODELS (and HOOKS) on import."""
+from .dataset_vocabulary_hook import DatasetVocabularyHook
+from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
+
+__all__ = ['OpenVocabEncoderDecoder', 'DatasetVocabularyHook']

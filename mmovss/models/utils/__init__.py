@@ -1,1 +1,8 @@
 """Registered into mmseg.registry.MODELS on import."""
+from .open_clip_weights import (PretrainedWeightsUnavailable, build_open_clip,
+                                file_sha256, load_clip_state_dict,
+                                module_fingerprint, resolve_pretrained_tag)
+
+__all__ = ['PretrainedWeightsUnavailable', 'build_open_clip', 'file_sha256',
+           'load_clip_state_dict', 'module_fingerprint',
+           'resolve_pretrained_tag']

@@ -1,0 +1,61 @@
+"""Base class of open-vocabulary decode heads.
+
+An open-vocabulary head has no class-sized layer: it scores features against
+the class embeddings it is handed at every call
+(:class:`~mmovss.models.text_encoders.ClassEmbeddings`), so the vocabulary
+can change between calls. It keeps mmseg's :class:`BaseDecodeHead` input
+selection (``in_index``, ``input_transform``), losses (``loss_decode``,
+``ignore_index``, ``sampler``) and output resizing (``predict_by_feat``).
+"""
+from abc import abstractmethod
+from typing import List, Tuple
+
+from torch import Tensor
+
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.utils import ConfigType, SampleList
+from ..text_encoders.class_embeddings import ClassEmbeddings
+
+__all__ = ['OpenVocabDecodeHead']
+
+
+class OpenVocabDecodeHead(BaseDecodeHead):
+    """mmseg's ``BaseDecodeHead`` with class embeddings as an input.
+
+    Subclasses implement :meth:`forward` returning per-*class* logits
+    (B, num_classes, h, w), i.e. after ``class_embeds.reduce``.
+
+    Args:
+        in_channels (int | Sequence[int]): Input channels.
+        channels (int): Channels of the head's features.
+        **kwargs: Other :class:`BaseDecodeHead` arguments, except
+            ``num_classes``/``out_channels`` (set by the vocabulary).
+    """
+
+    def __init__(self, in_channels, channels, init_cfg=None, **kwargs):
+        for key in ('num_classes', 'out_channels'):
+            if kwargs.pop(key, None) is not None:
+                raise ValueError(
+                    f'{type(self).__name__}: `{key}` is set by the vocabulary '
+                    f'at run time; remove it from the head config.')
+        super().__init__(in_channels, channels, num_classes=1,
+                         init_cfg=init_cfg, **kwargs)
+        self.conv_seg = None  # no class-sized layer
+        self.num_classes = self.out_channels = None
+
+    @abstractmethod
+    def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings
+                ) -> Tensor:
+        """Per-class logits (B, num_classes, h, w)."""
+
+    def loss(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings,
+             batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
+        """Losses of the class logits against ``gt_sem_seg``."""
+        seg_logits = self.forward(inputs, class_embeds)
+        return self.loss_by_feat(seg_logits, batch_data_samples)
+
+    def predict(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings,
+                batch_img_metas: List[dict], test_cfg: ConfigType) -> Tensor:
+        """Class logits resized to the input (crop) size."""
+        seg_logits = self.forward(inputs, class_embeds)
+        return self.predict_by_feat(seg_logits, batch_img_metas)

@@ -1,0 +1,315 @@
+"""Open-vocabulary encoder-decoder: mmseg's EncoderDecoder plus a vocabulary.
+
+The segmentor owns a text encoder and a vocabulary. At every forward it
+embeds the vocabulary (cached by the text encoder) and hands the
+:class:`~mmovss.models.text_encoders.ClassEmbeddings` to its
+:class:`~mmovss.models.decode_heads.OpenVocabDecodeHead`; nothing in the
+model has a class-sized shape, so the same weights serve any vocabulary.
+
+Vocabulary, by priority:
+
+1. explicit: ``vocabulary=`` in the config (``--cfg-options
+   model.vocabulary=/path/to/names.txt``) or :meth:`set_vocabulary`;
+2. the dataset's: ``METAINFO['classes']`` of the dataset being trained on or
+   evaluated, set by :class:`DatasetVocabularyHook` (in ``custom_hooks``),
+   so one config evaluates any benchmark by swapping the dataset ``_base_``.
+
+Inference differs from mmseg's in two memory/speed points (results equal):
+sliding-window crops are encoded ``test_cfg.crop_batch_size`` at a time, and
+the final resize to the original image size followed by argmax runs over
+``test_cfg.resize_class_chunk`` classes at a time, keeping a running max, so
+no full-resolution float tensor of all classes is ever allocated
+(``test_cfg.return_logits=True`` stores those logits as mmseg does).
+"""
+from typing import List, Optional, Sequence
+
+import torch
+from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
+from torch import Tensor
+
+from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
+                         OptSampleList, SampleList, add_prefix)
+from mmovss.vocab import Vocabulary
+from ..decode_heads.open_vocab_head import OpenVocabDecodeHead
+from ..text_encoders.class_embeddings import ClassEmbeddings
+
+__all__ = ['OpenVocabEncoderDecoder']
+
+
+@MODELS.register_module()
+class OpenVocabEncoderDecoder(EncoderDecoder):
+    """Encoder-decoder whose classes are named in text.
+
+    Args:
+        backbone (dict): Image encoder config (e.g. ``OpenCLIPViT``).
+        decode_head (dict): An :class:`OpenVocabDecodeHead` config.
+        text_encoder (dict): Text encoder config (``OpenCLIPTextEncoder``).
+        vocabulary (optional): Explicit vocabulary (list of classes, text
+            file, or METAINFO dict); None follows the dataset.
+        neck, auxiliary_head, train_cfg, data_preprocessor, pretrained,
+        init_cfg: As in mmseg's ``EncoderDecoder``.
+        test_cfg (dict): mmseg's ``mode`` (``'whole'``/``'slide'``),
+            ``crop_size``, ``stride``, plus ``crop_batch_size`` (crops per
+            forward in slide mode, default 8), ``resize_class_chunk``
+            (classes resized at once, default 16) and ``return_logits``
+            (store full-size logits in the results, default False).
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 text_encoder: ConfigType,
+                 vocabulary=None,
+                 neck: OptConfigType = None,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None):
+        super().__init__(backbone, decode_head, neck, auxiliary_head,
+                         train_cfg, test_cfg, data_preprocessor, pretrained,
+                         init_cfg)
+        if not isinstance(self.decode_head, OpenVocabDecodeHead):
+            raise TypeError(
+                f'OpenVocabEncoderDecoder needs an OpenVocabDecodeHead, got '
+                f'{type(self.decode_head).__name__}.')
+        self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
+        self.text_encoder = MODELS.build(text_encoder)
+        self._explicit_vocabulary = None
+        self._dataset_vocabulary = None
+        if vocabulary is not None:
+            self.set_vocabulary(vocabulary)
+
+    # ---------------------------------------------------------- vocabulary
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The vocabulary in use (explicit, else the dataset's)."""
+        vocabulary = self._explicit_vocabulary or self._dataset_vocabulary
+        if vocabulary is None:
+            raise RuntimeError(
+                'OpenVocabEncoderDecoder has no vocabulary. Set one in the '
+                "config (model.vocabulary=['cat', 'dog'] or a text file), "
+                "add custom_hooks=[dict(type='DatasetVocabularyHook')] to "
+                'follow the dataset, or call model.set_vocabulary(...).')
+        return vocabulary
+
+    def set_vocabulary(self, vocabulary) -> Vocabulary:
+        """Sets an explicit vocabulary (overrides the dataset's)."""
+        self._explicit_vocabulary = Vocabulary.build(vocabulary)
+        self._sync_num_classes()
+        return self._explicit_vocabulary
+
+    def set_dataset_vocabulary(self, metainfo_or_vocabulary) -> Vocabulary:
+        """Sets the dataset's vocabulary (from METAINFO or class names).
+
+        It is used unless an explicit vocabulary is set.
+        """
+        self._dataset_vocabulary = Vocabulary.build(metainfo_or_vocabulary)
+        self._sync_num_classes()
+        return self.vocabulary
+
+    def _sync_num_classes(self):
+        num_classes = self.vocabulary.num_classes
+        self.num_classes = self.out_channels = num_classes
+        self.decode_head.num_classes = num_classes
+        self.decode_head.out_channels = num_classes
+
+    def class_embeddings(self) -> ClassEmbeddings:
+        """Embeddings of the current vocabulary (cached by the encoder)."""
+        return self.text_encoder(self.vocabulary)
+
+    # ---------------------------------------------------------- training
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        x = self.extract_feat(inputs)
+        class_embeds = self.class_embeddings()
+        losses = dict()
+        loss_decode = self.decode_head.loss(x, class_embeds, data_samples,
+                                            self.train_cfg)
+        losses.update(add_prefix(loss_decode, 'decode'))
+        if self.with_auxiliary_head:
+            losses.update(self._auxiliary_head_forward_train(x, data_samples))
+        return losses
+
+    def _forward(self, inputs: Tensor,
+                 data_samples: OptSampleList = None) -> Tensor:
+        x = self.extract_feat(inputs)
+        return self.decode_head.forward(x, self.class_embeddings())
+
+    # ---------------------------------------------------------- inference
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict],
+                      class_embeds: Optional[ClassEmbeddings] = None
+                      ) -> Tensor:
+        """Class logits of a batch, resized to the input size."""
+        if class_embeds is None:
+            class_embeds = self.class_embeddings()
+        x = self.extract_feat(inputs)
+        return self.decode_head.predict(x, class_embeds, batch_img_metas,
+                                        self.test_cfg)
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                  class_embeds: Optional[ClassEmbeddings] = None) -> Tensor:
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode not in ('slide', 'whole'):
+            raise ValueError(f"test_cfg.mode must be 'slide' or 'whole', got "
+                             f'{mode!r}.')
+        if class_embeds is None:
+            class_embeds = self.class_embeddings()
+        if mode == 'slide':
+            return self.slide_inference(inputs, batch_img_metas, class_embeds)
+        return self.whole_inference(inputs, batch_img_metas, class_embeds)
+
+    def whole_inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                        class_embeds: Optional[ClassEmbeddings] = None
+                        ) -> Tensor:
+        return self.encode_decode(inputs, batch_img_metas, class_embeds)
+
+    @staticmethod
+    def crop_boxes(image_hw: Sequence[int], crop_hw: Sequence[int],
+                   stride_hw: Sequence[int]) -> List[tuple]:
+        """Sliding-window boxes ``(y1, y2, x1, x2)``, as mmseg places them."""
+        h_img, w_img = image_hw
+        h_crop, w_crop = crop_hw
+        h_stride, w_stride = stride_hw
+        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
+        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
+        boxes = []
+        for h_idx in range(h_grids):
+            for w_idx in range(w_grids):
+                y2 = min(h_idx * h_stride + h_crop, h_img)
+                x2 = min(w_idx * w_stride + w_crop, w_img)
+                boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+        return boxes
+
+    def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                        class_embeds: Optional[ClassEmbeddings] = None
+                        ) -> Tensor:
+        """Sliding-window inference, ``crop_batch_size`` crops per forward.
+
+        Crops of all images of the batch are pooled; overlapping logits are
+        averaged as in mmseg.
+        """
+        if class_embeds is None:
+            class_embeds = self.class_embeddings()
+        crop_batch = int(self.test_cfg.get('crop_batch_size', 8))
+        if crop_batch < 1:
+            raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got '
+                             f'{crop_batch}.')
+        batch_size, _, h_img, w_img = inputs.shape
+        boxes = self.crop_boxes((h_img, w_img), self.test_cfg['crop_size'],
+                                self.test_cfg['stride'])
+        jobs = [(b, box) for box in boxes for b in range(batch_size)]
+        preds = None
+        count = inputs.new_zeros((batch_size, 1, h_img, w_img))
+        for start in range(0, len(jobs), crop_batch):
+            chunk = jobs[start:start + crop_batch]
+            crops = torch.stack([
+                inputs[b, :, y1:y2, x1:x2] for b, (y1, y2, x1, x2) in chunk
+            ])
+            metas = [
+                dict(batch_img_metas[b], img_shape=crops.shape[2:])
+                for b, _ in chunk
+            ]
+            logits = self.encode_decode(crops, metas, class_embeds)
+            if preds is None:
+                preds = inputs.new_zeros(
+                    (batch_size, logits.shape[1], h_img, w_img))
+            for (b, (y1, y2, x1, x2)), crop_logits in zip(chunk, logits):
+                preds[b, :, y1:y2, x1:x2] += crop_logits
+                count[b, :, y1:y2, x1:x2] += 1
+        return preds / count
+
+    def predict(self, inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        if data_samples is not None:
+            batch_img_metas = [s.metainfo for s in data_samples]
+        else:
+            batch_img_metas = [
+                dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                     pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
+            ] * inputs.shape[0]
+        seg_logits = self.inference(inputs, batch_img_metas)
+        return self.postprocess_result(seg_logits, data_samples)
+
+    def resize_argmax(self, logits: Tensor, size: Sequence[int]) -> Tensor:
+        """``resize(logits, size).argmax(0)`` in class chunks.
+
+        Bilinear resizing acts on each class map independently, so resizing
+        ``resize_class_chunk`` maps at a time and keeping a running maximum
+        (the earlier class wins ties, as in ``argmax``) gives the same
+        labels as resizing all classes at once.
+
+        Args:
+            logits (Tensor): (C, h, w) class logits.
+            size (Sequence[int]): Output (H, W).
+
+        Returns:
+            Tensor: (1, H, W) int64 labels.
+        """
+        chunk = int(self.test_cfg.get('resize_class_chunk', 16))
+        if chunk < 1:
+            raise ValueError(f'test_cfg.resize_class_chunk must be >= 1, got '
+                             f'{chunk}.')
+        best_val = best_idx = None
+        for start in range(0, logits.shape[0], chunk):
+            part = resize(logits[None, start:start + chunk], size=tuple(size),
+                          mode='bilinear', align_corners=self.align_corners,
+                          warning=False)[0]
+            idx = part.argmax(dim=0, keepdim=True)
+            val = part.gather(0, idx)
+            idx = idx + start
+            if best_val is None:
+                best_val, best_idx = val, idx
+            else:
+                better = val > best_val
+                best_val = torch.where(better, val, best_val)
+                best_idx = torch.where(better, idx, best_idx)
+        return best_idx
+
+    def postprocess_result(self, seg_logits: Tensor,
+                           data_samples: OptSampleList = None) -> SampleList:
+        """Labels at the original size (chunked resize + argmax).
+
+        Padding removal and flipping follow mmseg's ``postprocess_result``.
+        Unlike mmseg, a one-class vocabulary is also decided by argmax (all
+        pixels get that class) rather than by a sigmoid threshold.
+        """
+        batch_size, _, height, width = seg_logits.shape
+        return_logits = bool(self.test_cfg.get('return_logits', False))
+        only_prediction = data_samples is None
+        if only_prediction:
+            data_samples = [SegDataSample() for _ in range(batch_size)]
+        for i in range(batch_size):
+            logits = seg_logits[i]
+            if only_prediction:
+                pred = logits.argmax(dim=0, keepdim=True)
+            else:
+                meta = data_samples[i].metainfo
+                pad = meta.get('img_padding_size',
+                               meta.get('padding_size', [0] * 4))
+                left, right, top, bottom = pad
+                logits = logits[:, top:height - bottom, left:width - right]
+                if meta.get('flip', None):
+                    direction = meta.get('flip_direction', None)
+                    if direction not in ('horizontal', 'vertical'):
+                        raise ValueError(
+                            f'Unknown flip_direction {direction!r}.')
+                    logits = logits.flip(
+                        dims=(2, ) if direction == 'horizontal' else (1, ))
+                size = meta['ori_shape'][:2]
+                pred = self.resize_argmax(logits, size)
+                if return_logits:
+                    logits = resize(logits[None], size=tuple(size),
+                                    mode='bilinear',
+                                    align_corners=self.align_corners,
+                                    warning=False)[0]
+            fields = {'pred_sem_seg': PixelData(data=pred)}
+            if return_logits or only_prediction:
+                fields['seg_logits'] = PixelData(data=logits)
+            data_samples[i].set_data(fields)
+        return data_samples

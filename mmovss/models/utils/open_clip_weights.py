@@ -1,0 +1,334 @@
+"""Builds open_clip models by name and loads their weights, offline-aware.
+
+Weights come from one of three places:
+
+* an open_clip pretrained tag (``pretrained='openai'``,
+  ``'laion2b_s29b_b131k_ft_soup'``, ...): the file is taken from open_clip's
+  local cache if it is there, else downloaded by open_clip as usual. When the
+  download host cannot be reached, :class:`PretrainedWeightsUnavailable` is
+  raised at once (instead of open_clip's minute of retries), naming the tag
+  and showing how to pass a local file;
+* a local checkpoint file (``pretrained='/path/to/file'``), in open_clip's
+  format (a state dict, possibly wrapped in ``{'state_dict': ...}`` with a
+  ``module.`` prefix, ``.pt``/``.pth``/``.bin``/``.safetensors``) or in
+  OpenAI's format (the TorchScript archive of github.com/openai/CLIP or its
+  state dict, float16 with ``input_resolution``/``context_length``/
+  ``vocab_size`` entries);
+* nothing (``pretrained=None``): random weights, e.g. from a model-config dict
+  in tests.
+
+Every loaded model carries a *weights identity* string used to key caches of
+derived results (text embeddings): the tag, or the SHA-256 of the file.
+"""
+import copy
+import hashlib
+import os
+import socket
+import warnings
+import zipfile
+from typing import Optional, Tuple
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+
+__all__ = [
+    'PretrainedWeightsUnavailable', 'build_open_clip', 'load_clip_state_dict',
+    'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag'
+]
+
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+_SHA_MEMO = {}
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """An open_clip pretrained tag needs a download that cannot happen."""
+
+
+def _offline_message(model_name: str, tag: str, reason: str) -> str:
+    return (
+        f"open_clip pretrained weights '{tag}' of model '{model_name}' are not "
+        f'in the local cache and cannot be downloaded ({reason}).\n'
+        f'Either run once on a machine with network access '
+        f"(open_clip.create_model('{model_name}', pretrained='{tag}') fills "
+        f'the cache), or pass a local checkpoint file (open_clip or OpenAI '
+        f'format) instead of the tag, in the config:\n'
+        f"    model.backbone.pretrained = '/path/to/{model_name}.pt'\n"
+        f"    model.text_encoder.pretrained = '/path/to/{model_name}.pt'\n"
+        f'or on the command line:\n'
+        f'    --cfg-options model.backbone.pretrained=/path/to/{model_name}.pt '
+        f'model.text_encoder.pretrained=/path/to/{model_name}.pt')
+
+
+def _host_reachable(host: str, timeout: float = 3.0) -> Tuple[bool, str]:
+    """Checks quickly (DNS + TCP connect) whether a download host answers."""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True, ''
+    except OSError as e:
+        return False, f'{host} is unreachable: {e}'
+
+
+def _cached_tag_file(pretrained_cfg: dict,
+                     cache_dir: Optional[str]) -> Optional[str]:
+    """The locally cached file of a pretrained tag, without any network."""
+    if pretrained_cfg.get('file'):
+        return pretrained_cfg['file']
+    hf_hub = pretrained_cfg.get('hf_hub', '')
+    if hf_hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - hub is an open_clip dep
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            model_id, filename = os.path.split(hf_hub)
+            candidates = ([filename] if filename else [
+                'open_clip_model.safetensors', 'open_clip_pytorch_model.bin'
+            ])
+            if filename.endswith(('.bin', '.pth')):
+                candidates.insert(0, filename[:-4] + '.safetensors')
+            for name in candidates:
+                found = try_to_load_from_cache(
+                    model_id, name, cache_dir=cache_dir)
+                if isinstance(found, str) and os.path.isfile(found):
+                    return found
+    url = pretrained_cfg.get('url', '')
+    if url:
+        target = os.path.join(cache_dir or os.path.expanduser('~/.cache/clip'),
+                              os.path.basename(url))
+        if os.path.isfile(target):
+            return target
+    return None
+
+
+def resolve_pretrained_tag(model_name: str,
+                           tag: str,
+                           cache_dir: Optional[str] = None) -> str:
+    """The local file of an open_clip pretrained tag, downloading if needed.
+
+    Raises:
+        ValueError: If ``tag`` is not a tag of ``model_name``.
+        PretrainedWeightsUnavailable: If the file is not cached and the
+            download host cannot be reached (or ``HF_HUB_OFFLINE`` is set).
+    """
+    import open_clip
+    from open_clip.pretrained import download_pretrained
+    pretrained_cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if not pretrained_cfg:
+        raise ValueError(
+            f"'{tag}' is neither a file nor an open_clip pretrained tag of "
+            f"'{model_name}'; known tags: "
+            f'{open_clip.list_pretrained_tags_by_model(model_name)}.')
+    cached = _cached_tag_file(pretrained_cfg, cache_dir)
+    if cached is not None:
+        return cached
+    if os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes'):
+        raise PretrainedWeightsUnavailable(
+            _offline_message(model_name, tag, 'HF_HUB_OFFLINE is set'))
+    host = ('huggingface.co' if pretrained_cfg.get('hf_hub') else
+            urlparse(pretrained_cfg.get('url', '')).hostname)
+    reachable, reason = _host_reachable(host)
+    if not reachable:
+        raise PretrainedWeightsUnavailable(
+            _offline_message(model_name, tag, reason))
+    try:
+        return download_pretrained(pretrained_cfg, cache_dir=cache_dir)
+    except Exception as e:  # network errors of urllib / huggingface_hub
+        raise PretrainedWeightsUnavailable(
+            _offline_message(model_name, tag, f'download failed: {e}')) from e
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file, memoised per (path, size, mtime) in this process."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        digest = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 24), b''):
+                digest.update(block)
+        _SHA_MEMO[key] = digest.hexdigest()
+    return _SHA_MEMO[key]
+
+
+def module_fingerprint(module: nn.Module) -> str:
+    """A content hash of a module's parameters and buffers (names included)."""
+    digest = hashlib.blake2b(digest_size=20)
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(str(tensor.dtype).encode())
+        data = tensor.detach().cpu().contiguous()
+        digest.update(data.view(torch.uint8).numpy().tobytes()
+                      if data.numel() else b'')
+    return digest.hexdigest()
+
+
+def _is_torchscript(path: str) -> bool:
+    """Whether a file is a TorchScript archive (a zip with ``code/``)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split('/')[1:2] == ['code']
+                   for name in archive.namelist())
+
+
+def load_clip_state_dict(path: str) -> Tuple[dict, bool]:
+    """Reads a CLIP checkpoint file in open_clip or OpenAI format.
+
+    Args:
+        path (str): ``.pt``/``.pth``/``.bin`` (a state dict, or a dict with a
+            ``state_dict`` or ``model`` entry; a ``module.`` prefix is
+            removed), ``.safetensors``, or an OpenAI TorchScript archive.
+
+    Returns:
+        tuple[dict, bool]: The state dict (tensors on CPU, OpenAI's extra
+        entries removed) and whether the file is in OpenAI's format.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f'CLIP checkpoint file not found: {path!r}; `pretrained` must be '
+            f'an open_clip tag or an existing file.')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        checkpoint = load_file(path, device='cpu')
+    elif _is_torchscript(path):  # OpenAI's released files
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)
+            checkpoint = torch.jit.load(path, map_location='cpu')
+    else:
+        try:
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e:
+            raise RuntimeError(
+                f'Cannot read CLIP checkpoint {path!r}: it is neither a state '
+                f'dict readable by torch.load(weights_only=True) nor a '
+                f'TorchScript archive ({e}).') from e
+    if isinstance(checkpoint, torch.jit.ScriptModule):
+        checkpoint = checkpoint.state_dict()
+    if isinstance(checkpoint, dict):
+        for key in ('state_dict', 'model'):
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, dict) or not checkpoint:
+        raise RuntimeError(f'CLIP checkpoint {path!r} holds no state dict.')
+    state_dict = dict(checkpoint)
+    if all(k.startswith('module.') for k in state_dict):
+        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
+    is_openai = any(k in state_dict for k in _OPENAI_EXTRA_KEYS)
+    for key in _OPENAI_EXTRA_KEYS:
+        state_dict.pop(key, None)
+    return state_dict, is_openai
+
+
+def _load_into(model: nn.Module, state_dict: dict, path: str) -> None:
+    from open_clip.model import (convert_to_custom_text_state_dict,
+                                 resize_pos_embed, resize_text_pos_embed)
+    if 'positional_embedding' in state_dict and not hasattr(
+            model, 'positional_embedding'):
+        state_dict = convert_to_custom_text_state_dict(state_dict)
+    if 'logit_scale' in state_dict and \
+            state_dict['logit_scale'].ndim != model.logit_scale.ndim:
+        state_dict['logit_scale'] = state_dict['logit_scale'].reshape(
+            model.logit_scale.shape)
+    # TorchScript archives also hold non-persistent buffers (attn_mask).
+    non_persistent = {n for n, _ in model.named_buffers()} - set(
+        model.state_dict())
+    state_dict = {k: v for k, v in state_dict.items()
+                  if k not in non_persistent}
+    resize_pos_embed(state_dict, model)
+    resize_text_pos_embed(state_dict, model)
+    hint = ('Check that `model_name` (or `model_cfg`) names the '
+            'architecture the file was saved from.')
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise RuntimeError(f'CLIP checkpoint {path!r} does not fit the model: '
+                           f'{e}\n{hint}') from e
+    if result.missing_keys or result.unexpected_keys:
+        raise RuntimeError(
+            f'CLIP checkpoint {path!r} does not fit the model: '
+            f'{len(result.missing_keys)} missing keys '
+            f'{result.missing_keys[:5]}, {len(result.unexpected_keys)} '
+            f'unexpected keys {result.unexpected_keys[:5]}. {hint}')
+
+
+def build_open_clip(model_name: Optional[str] = None,
+                    pretrained: Optional[str] = None,
+                    model_cfg: Optional[dict] = None,
+                    quick_gelu: Optional[bool] = None,
+                    cache_dir: Optional[str] = None) -> Tuple[nn.Module, str]:
+    """Builds an open_clip model (float32, CPU, eval mode) and loads weights.
+
+    Args:
+        model_name (str, optional): An open_clip model name (``'ViT-B-16'``,
+            ``'convnext_large_d_320'``, see ``open_clip.list_models()``).
+        pretrained (str, optional): An open_clip pretrained tag of that
+            model, a local checkpoint path, or None for random weights.
+        model_cfg (dict, optional): An open_clip model-config dict used
+            instead of ``model_name`` (tiny models in tests).
+        quick_gelu (bool, optional): Use QuickGELU activations. None takes
+            the tag's setting (``openai`` weights use QuickGELU), True for
+            OpenAI-format files, else the model config's.
+        cache_dir (str, optional): open_clip's download cache directory.
+
+    Returns:
+        tuple[nn.Module, str]: The model and its weights identity
+        (``'tag:<name>/<tag>'``, ``'sha256:<hex>'`` or ``'random'``).
+    """
+    import open_clip
+    if (model_name is None) == (model_cfg is None):
+        raise ValueError('Give exactly one of `model_name` (an open_clip '
+                         'model name) and `model_cfg` (a model-config dict).')
+    if model_cfg is not None:
+        cfg = copy.deepcopy(dict(model_cfg))
+        label = 'model_cfg'
+    else:
+        cfg = open_clip.get_model_config(model_name)
+        if cfg is None:
+            raise ValueError(
+                f"Unknown open_clip model name '{model_name}'; see "
+                f'open_clip.list_models() (e.g. ViT-B-16, ViT-L-14, '
+                f'convnext_large_d_320).')
+        cfg = copy.deepcopy(cfg)
+        label = model_name
+
+    state_dict, is_openai, path = None, False, None
+    if pretrained is None:
+        identity = 'random'
+    elif os.path.isfile(os.fspath(pretrained)):
+        path = os.fspath(pretrained)
+        state_dict, is_openai = load_clip_state_dict(path)
+        identity = f'sha256:{file_sha256(path)}'
+    elif model_name is None:
+        raise ValueError(
+            f'pretrained={pretrained!r} is not an existing file; with '
+            f'`model_cfg` only local files can be loaded.')
+    else:
+        if quick_gelu is None:
+            tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+            quick_gelu = bool(tag_cfg.get('quick_gelu', False)) if tag_cfg \
+                else None
+        path = resolve_pretrained_tag(model_name, pretrained, cache_dir)
+        state_dict, _ = load_clip_state_dict(path)
+        identity = f'tag:{model_name}/{pretrained}'
+
+    if quick_gelu is None and is_openai:
+        quick_gelu = True
+    if quick_gelu is not None:
+        cfg['quick_gelu'] = bool(quick_gelu)
+    custom_text = cfg.pop('custom_text', False) or \
+        'hf_model_name' in cfg.get('text_cfg', {})
+    if 'timm_model_name' in cfg.get('vision_cfg', {}):
+        cfg['vision_cfg']['timm_model_pretrained'] = False
+    model_cls = open_clip.CustomTextCLIP if custom_text else open_clip.CLIP
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        model = model_cls(**cfg)
+    model = model.float().eval()
+    if state_dict is not None:
+        _load_into(model, state_dict, path)
+    model.weights_identity = identity
+    model.model_label = label
+    return model, identity

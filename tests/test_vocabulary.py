@@ -1,0 +1,71 @@
+"""Vocabulary parsing/validation and prompt template sets."""
+import pytest
+
+from mmovss.vocab import Vocabulary, get_templates
+
+
+def test_synonyms_and_index():
+    vocab = Vocabulary(['cat, kitty', ('dog', 'puppy, hound'), 'sky'])
+    assert vocab.class_names == ('cat', 'dog', 'sky')
+    assert vocab.names == ('cat', 'kitty', 'dog', 'puppy', 'hound', 'sky')
+    assert vocab.name_to_class == (0, 0, 1, 1, 1, 2)
+    assert (vocab.num_classes, vocab.num_names, len(vocab)) == (3, 6, 3)
+    assert vocab.to_list() == ['cat, kitty', 'dog, puppy, hound', 'sky']
+    assert Vocabulary(vocab.to_list()) == vocab
+
+
+def test_whitespace_is_normalised():
+    vocab = Vocabulary(['  traffic   light ,stop  sign'])
+    assert vocab.names == ('traffic light', 'stop sign')
+
+
+def test_from_metainfo_and_file(tmp_path):
+    meta = dict(classes=('wall, brick wall', 'floor'), palette=[[0, 0, 0]] * 2)
+    assert Vocabulary.from_metainfo(meta).names == ('wall', 'brick wall', 'floor')
+    path = tmp_path / 'names.txt'
+    path.write_text('# my classes\nwall, brick wall\n\nfloor\n', encoding='utf-8')
+    from_file = Vocabulary.build(str(path))
+    assert from_file.classes == (('wall', 'brick wall'), ('floor', ))
+    assert Vocabulary.build(meta) == from_file
+    assert Vocabulary.build(from_file) is from_file
+
+
+@pytest.mark.parametrize('classes, match', [
+    ([], 'empty'),
+    (['cat', 'dog, , puppy'], 'empty name'),
+    (['cat', ''], 'empty name'),
+    (['cat', 'dog', 'Cat, kitty'], "both named 'Cat'|both named 'cat'"),
+])
+def test_bad_vocabularies_are_rejected(classes, match):
+    with pytest.raises(ValueError, match=match):
+        Vocabulary(classes)
+
+
+def test_bad_sources_name_the_fix(tmp_path):
+    with pytest.raises(ValueError, match='not an existing file'):
+        Vocabulary.build('cat')
+    with pytest.raises(TypeError, match='must be a string'):
+        Vocabulary(['cat', 3])
+    with pytest.raises(ValueError, match='no "classes" list'):
+        Vocabulary.from_metainfo(dict(palette=[]))
+    empty = tmp_path / 'empty.txt'
+    empty.write_text('\n# nothing\n')
+    with pytest.raises(ValueError, match='empty'):
+        Vocabulary.from_file(empty)
+    with pytest.raises(FileNotFoundError, match='missing.txt'):
+        Vocabulary.from_file(tmp_path / 'missing.txt')
+
+
+def test_template_sets():
+    assert len(get_templates('imagenet')) == 80
+    assert len(get_templates('vild')) == 14
+    assert get_templates('single') == ('a photo of a {}.', )
+    assert get_templates(['a {} here.', 'the {}']) == ('a {} here.', 'the {}')
+    with pytest.raises(ValueError, match='placeholder'):
+        get_templates(['a photo.'])
+    with pytest.raises(ValueError, match='placeholder'):
+        get_templates(['a {} and {}.'])
+    with pytest.raises(ValueError, match='Unknown prompt template set'):
+        get_templates('imagenet80')
+    with pytest.raises(ValueError, match='duplicates'):
+        get_templates(['a {}.', 'a {}.'])

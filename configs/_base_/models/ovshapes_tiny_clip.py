@@ -1,0 +1,39 @@
+# The OVShapes tiny CLIP (shipped in mmovss/assets/, made by
+# tools/ovshapes/pretrain_clip.py; see its .json record) as image and text
+# towers of an open-vocabulary segmentor. Heads are set by each config.
+tiny_clip_cfg = dict(
+    embed_dim=64,
+    vision_cfg=dict(image_size=64, layers=3, width=128, patch_size=8, head_width=32),
+    text_cfg=dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=3),
+)
+tiny_clip_weights = '{{fileDirname}}/../../../mmovss/assets/ovshapes_tiny_clip.pt'
+templates = ['a {} object.', 'a picture of {}.', '{}.']
+
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[122.771, 116.746, 104.094],
+    std=[68.501, 66.632, 70.323],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size=(64, 64))
+model = dict(
+    type='OpenVocabEncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='OpenCLIPViT',
+        model_name=None,
+        model_cfg=tiny_clip_cfg,
+        pretrained=tiny_clip_weights,
+        out_indices=(-1, ),
+        last_block_mode='vanilla'),
+    text_encoder=dict(
+        type='OpenCLIPTextEncoder',
+        model_name=None,
+        model_cfg=tiny_clip_cfg,
+        pretrained=tiny_clip_weights,
+        templates=templates),
+    decode_head=dict(type='CLIPCosineHead', in_channels=64),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
+custom_hooks = [dict(type='DatasetVocabularyHook')]

@@ -1,0 +1,40 @@
+# (b) A light trainable decoder on the frozen tiny CLIP (DenseEmbeddingRefineHead),
+# trained on the 28 seen classes only, evaluated on all 40 (seen/unseen/hIoU).
+#   python tools/train.py configs/ovshapes/dense_refine_tiny-clip_1k_ovshapes-seen.py
+_base_ = [
+    '../_base_/models/ovshapes_tiny_clip.py',
+    '../_base_/datasets/ovshapes.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    backbone=dict(out_indices=(0, 1)),
+    decode_head=dict(
+        _delete_=True,
+        type='DenseEmbeddingRefineHead',
+        in_channels=[128, 128, 64],
+        in_index=[0, 1, 2],
+        channels=64,
+        num_convs=2,
+        upsample=2,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+                         avg_non_ignore=True)))
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
+    clip_grad=dict(max_norm=1.0))
+max_iters = 1000
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters, by_epoch=False),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+randomness = dict(seed=0)

@@ -1,0 +1,97 @@
+"""OVShapes: the world's classes and split, determinism, files on disk, dataset."""
+import json
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from PIL import Image
+
+from mmovss.ovshapes import world
+from mmovss.ovshapes.writer import write_world
+
+
+def test_classes_and_split_follow_the_rules():
+    names = world.class_names()
+    assert len(names) >= 30 and len(set(names)) == len(names)
+    objects = names[len(world.STUFF):]
+    unseen = world.unseen_class_names()
+    assert len(world.STUFF) >= 4
+    assert len(unseen) >= len(objects) / 4
+    seen_objects = [n for n in objects if n not in unseen]
+    seen_words = {w for n in seen_objects for w in n.split()}
+    for name in unseen:  # unseen = new combinations of known words
+        assert set(name.split()) <= seen_words, name
+    assert set(world.seen_class_names()) | set(unseen) == set(names)
+    assert not set(world.seen_class_names()) & set(unseen)
+
+
+def test_dataset_config_lists_match_the_world(repo_root):
+    cfg = Config.fromfile(repo_root / 'configs/_base_/datasets/ovshapes.py')
+    assert tuple(cfg.seen_classes) == world.seen_class_names()
+    assert tuple(cfg.unseen_classes) == world.unseen_class_names()
+    assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == world.seen_class_names()
+    assert tuple(cfg.test_evaluator.unseen_classes) == world.unseen_class_names()
+
+
+def test_scene_labels_match_captions():
+    rng = np.random.default_rng(3)
+    names = world.class_names()
+    for _ in range(20):
+        scene = world.render_scene(rng)
+        present = {names[i] for i in np.unique(scene.label)}
+        assert set(scene.objects) == present - set(world.STUFF)
+        assert set(scene.stuff) == present & set(world.STUFF)
+        text = world.caption(scene, rng)
+        for obj in scene.objects:
+            assert obj in text
+        negative = world.hard_negative(scene, rng)
+        if scene.objects:
+            assert sorted(negative.split()) != sorted(text.split()) or negative != text
+
+
+def test_write_world_is_deterministic_and_refuses_overwrite(tmp_path):
+    a = write_world(tmp_path / 'a', seed=5, num_train=6, num_val=3)
+    write_world(tmp_path / 'b', seed=5, num_train=6, num_val=3)
+    c = write_world(tmp_path / 'c', seed=6, num_train=6, num_val=3)
+    for sub in ('img_dir/train/000004.png', 'ann_dir/val/000002.png'):
+        np.testing.assert_array_equal(np.array(Image.open(tmp_path / 'a' / sub)),
+                                      np.array(Image.open(tmp_path / 'b' / sub)))
+    assert a['train_pixels_per_class'] != c['train_pixels_per_class']
+    captions = json.loads((tmp_path / 'a/captions.json').read_text())
+    assert len(captions) == 9 and all(len(v) == 3 for v in captions.values())
+    split = json.loads((tmp_path / 'a/split.json').read_text())
+    assert split['unseen'] == list(world.unseen_class_names())
+    with pytest.raises(FileExistsError, match='overwrite'):
+        write_world(tmp_path / 'a', seed=5, num_train=1, num_val=1)
+
+
+def test_training_set_hides_unseen_classes(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    init_default_scope('mmseg')
+    write_world(tmp_path, seed=0, num_train=40, num_val=1)
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                dict(type='PackSegInputs')]
+    common = dict(type='OVShapesDataset', data_root=str(tmp_path), pipeline=pipeline,
+                  data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'))
+    full = DATASETS.build(common)
+    seen_only = DATASETS.build(dict(common, metainfo=dict(classes=list(world.seen_class_names()))))
+    ignore_unseen = DATASETS.build(dict(common, ignore_unseen=True))
+    names = world.class_names()
+    unseen_ids = {names.index(n) for n in world.unseen_class_names()}
+    saw_unseen = False
+    for i in range(len(full)):
+        raw = full[i]['data_samples'].gt_sem_seg.data.numpy()
+        sub = seen_only[i]['data_samples'].gt_sem_seg.data.numpy()
+        ign = ignore_unseen[i]['data_samples'].gt_sem_seg.data.numpy()
+        is_unseen = np.isin(raw, list(unseen_ids))
+        saw_unseen |= bool(is_unseen.any())
+        assert (sub[is_unseen] == 255).all() and (ign[is_unseen] == 255).all()
+        assert (sub[~is_unseen] < len(world.seen_class_names())).all()
+        # seen labels are re-indexed into the seen vocabulary by name
+        seen = world.seen_class_names()
+        for v in np.unique(raw[~is_unseen]):
+            assert (sub[raw == v] == seen.index(names[v])).all()
+        np.testing.assert_array_equal(ign[~is_unseen], raw[~is_unseen])
+    assert saw_unseen
+    assert tuple(seen_only.metainfo['classes']) == world.seen_class_names()

@@ -5,3 +5,5 @@ from .clip_vit import (LAST_BLOCK_MODES, OpenCLIPViT,
 
 __all__ = ['OpenCLIPViT', 'OpenCLIPConvNeXt', 'LAST_BLOCK_MODES',
            'register_last_block_mode']
+from .training_free_vit import TrainingFreeCLIPViT  # noqa: F401,E402
+from .proxyclip_vit import ProxyCLIPViT  # noqa: F401,E402

@@ -4,3 +4,4 @@ from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['OpenVocabDecodeHead', 'CLIPCosineHead']
 from .dense_refine_head import DenseEmbeddingRefineHead  # noqa: F401,E402
+from .training_free_head import TrainingFreeHead  # noqa: F401,E402

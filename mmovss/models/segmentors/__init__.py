@@ -3,3 +3,4 @@ from .dataset_vocabulary_hook import DatasetVocabularyHook
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 
 __all__ = ['OpenVocabEncoderDecoder', 'DatasetVocabularyHook']
+from .training_free_segmentor import TrainingFreeSegmentor  # noqa: F401,E402

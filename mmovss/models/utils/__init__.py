@@ -6,3 +6,4 @@ from .open_clip_weights import (PretrainedWeightsUnavailable, build_open_clip,
 __all__ = ['PretrainedWeightsUnavailable', 'build_open_clip', 'file_sha256',
            'load_clip_state_dict', 'module_fingerprint',
            'resolve_pretrained_tag']
+from .pamr import PAMR  # noqa: F401,E402

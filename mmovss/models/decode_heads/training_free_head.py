@@ -1,0 +1,283 @@
+"""Scoring and post-processing shared by training-free CLIP segmentation.
+
+SCLIP, NACLIP, ClearCLIP, MaskCLIP (as re-run by those codes) and ProxyCLIP
+all score dense CLIP embeddings against name embeddings and post-process
+the same way (SCLIP, Wang et al., ECCV 2024, Sec. 4.1 and its code, which
+the others follow):
+
+1. ``s_n(p) = <f(p)/|f(p)|, t_n>`` per name ``n`` (all synonyms of all
+   classes), bilinearly resized to the crop (sliding windows are averaged by
+   the segmentor), then to the original image size;
+2. optional PAMR refinement of ``s`` (NACLIP, SCLIP);
+3. ``P_n = softmax_n(tau * s_n)`` over *all* names, ``tau`` = the method's
+   fixed logit scale (not CLIP's);
+4. class probability ``P_c = max_{n in c} P_n`` (synonym merge);
+5. optional area threshold (SCLIP): ``a_c`` = pixels whose argmax is ``c``;
+   every non-background class with ``a_c <= area_thd * sum a`` gets
+   ``P_c = 0``;
+6. label = ``argmax_c P_c``; pixels with ``max_c P_c < prob_thd`` get the
+   background class.
+
+Steps 2-6 are per pixel after a resize that does not commute with the
+softmax, so they run at the original size. :meth:`TrainingFreeHead.
+predict_labels` does them in chunks of whole classes with an online softmax
+(running maximum and rescaled sum), keeping only a few (H, W) maps besides
+one chunk, and keeps the chunks' full-size logits for the second pass when
+they fit in ``cache_elements``; otherwise they are recomputed (the results are
+the same).
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from ..text_encoders.class_embeddings import ClassEmbeddings
+from .open_vocab_head import OpenVocabDecodeHead
+
+__all__ = ['TrainingFreeHead']
+
+
+@MODELS.register_module()
+class TrainingFreeHead(OpenVocabDecodeHead):
+    """Cosine scoring of dense CLIP embeddings + the shared post-processing.
+
+    :meth:`forward` gives class logits (``tau * s`` reduced over synonyms)
+    as every :class:`OpenVocabDecodeHead`; :meth:`predict` gives the
+    unscaled per-*name* similarities ``s`` at the input (crop) size, which
+    :class:`~mmovss.models.segmentors.TrainingFreeSegmentor` averages over
+    windows and hands to :meth:`predict_labels`.
+
+    Args:
+        in_channels (int): CLIP's joint embedding dimension.
+        logit_scale (float): The temperature ``tau`` of step 3.
+        prob_thd (float): Probability threshold of step 6 (0: off).
+        area_thd (float, optional): Area fraction of step 5 (None: off).
+        background_index (int, optional): The background class of the
+            vocabulary (0 in the benchmark files with background); None for
+            vocabularies without one (then ``prob_thd`` must be 0).
+        pamr (dict, optional): A :class:`~mmovss.models.utils.PAMR` config
+            (``dict(type='PAMR', num_iter=10, dilations=(8, 16))``).
+        class_chunk (int): Classes post-processed at once.
+        cache_elements (int): Keep the full-size logits between passes when
+            ``num_names * H * W`` is at most this (default 2**27, 512 MB).
+        in_index (int): Backbone output used (-1: the dense embeddings).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 logit_scale: float = 40.0,
+                 prob_thd: float = 0.0,
+                 area_thd: Optional[float] = None,
+                 background_index: Optional[int] = 0,
+                 pamr: Optional[dict] = None,
+                 class_chunk: int = 32,
+                 cache_elements: int = 2**27,
+                 in_index: int = -1,
+                 **kwargs):
+        kwargs.setdefault('dropout_ratio', 0.0)
+        super().__init__(in_channels, in_channels, in_index=in_index,
+                         **kwargs)
+        if not logit_scale > 0:
+            raise ValueError(f'logit_scale must be > 0, got {logit_scale}.')
+        if not 0 <= prob_thd <= 1:
+            raise ValueError(f'prob_thd must be in [0, 1], got {prob_thd}.')
+        if prob_thd > 0 and background_index is None:
+            raise ValueError(
+                f'prob_thd={prob_thd} sends pixels to the background class, '
+                f'but background_index is None; set background_index (0 for '
+                f'the benchmark vocabularies with background) or prob_thd=0.')
+        if area_thd is not None and not 0 <= area_thd < 1:
+            raise ValueError(f'area_thd must be in [0, 1) or None, got '
+                             f'{area_thd}.')
+        if class_chunk < 1:
+            raise ValueError(f'class_chunk must be >= 1, got {class_chunk}.')
+        self.logit_scale = float(logit_scale)
+        self.prob_thd = float(prob_thd)
+        self.area_thd = area_thd
+        self.background_index = background_index
+        self.pamr = MODELS.build(pamr) if pamr else None
+        self.class_chunk = int(class_chunk)
+        self.cache_elements = int(cache_elements)
+
+    # ------------------------------------------------------------ scoring
+    def name_similarities(self, inputs: Tuple[Tensor],
+                          class_embeds: ClassEmbeddings) -> Tensor:
+        """Cosine similarities ``s_n`` (B, num_names, h, w)."""
+        feats = self._transform_inputs(inputs)
+        if feats.shape[1] != class_embeds.embeds.shape[1]:
+            raise ValueError(
+                f'TrainingFreeHead: features have {feats.shape[1]} channels '
+                f'but class embeddings have {class_embeds.embeds.shape[1]}; '
+                f'the backbone and text encoder must be the same CLIP.')
+        feats = F.normalize(feats, dim=1)
+        return torch.einsum('bchw,nc->bnhw', feats,
+                            class_embeds.embeds.to(feats))
+
+    def forward(self, inputs: Tuple[Tensor],
+                class_embeds: ClassEmbeddings) -> Tensor:
+        """Class logits ``max_{n in c} tau * s_n`` (B, num_classes, h, w)."""
+        logits = self.name_similarities(inputs, class_embeds)
+        return class_embeds.reduce(logits * self.logit_scale, dim=1)
+
+    def predict(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings,
+                batch_img_metas: List[dict], test_cfg) -> Tensor:
+        """Per-name similarities ``s_n``, resized to the input (crop) size."""
+        sims = self.name_similarities(inputs, class_embeds)
+        return self.predict_by_feat(sims, batch_img_metas)
+
+    def loss(self, *args, **kwargs):
+        raise NotImplementedError(
+            'TrainingFreeHead has nothing to train; evaluate it with '
+            'tools/test.py.')
+
+    # ---------------------------------------------------- post-processing
+    @staticmethod
+    def _class_chunks(name_to_class: Sequence[int], num_classes: int,
+                      chunk: int) -> List[Tuple[int, int, List[int]]]:
+        """``(first_class, end_class, name_bounds)`` per chunk of classes.
+
+        Names are ordered class by class (:attr:`Vocabulary.names`);
+        ``name_bounds[i]`` is the first name of class ``first_class + i``,
+        and the last entry the chunk's end.
+        """
+        starts = [0] * (num_classes + 1)
+        counts = torch.bincount(torch.as_tensor(name_to_class),
+                                minlength=num_classes).tolist()
+        for c in range(num_classes):
+            starts[c + 1] = starts[c] + counts[c]
+        return [(c0, min(c0 + chunk, num_classes),
+                 starts[c0:min(c0 + chunk, num_classes) + 1])
+                for c0 in range(0, num_classes, chunk)]
+
+    def _check_order(self, class_embeds: ClassEmbeddings):
+        index = class_embeds.name_to_class.cpu()
+        if index.numel() > 1 and bool((index[1:] < index[:-1]).any()):
+            raise ValueError('TrainingFreeHead: names must be ordered class by '
+                             'class (as Vocabulary.names is).')
+
+    def predict_labels(self,
+                       sims: Tensor,
+                       class_embeds: ClassEmbeddings,
+                       size: Sequence[int],
+                       image: Optional[Tensor] = None,
+                       return_probs: bool = False):
+        """Labels at the original size from name similarities (steps 2-6).
+
+        Args:
+            sims (Tensor): (num_names, h, w) similarities ``s_n`` (window
+                averages at the network input size).
+            class_embeds (ClassEmbeddings): The vocabulary's embeddings.
+            size (Sequence[int]): The original (H, W).
+            image (Tensor, optional): (3, h', w') normalised network input,
+                the PAMR guidance (resized to ``size`` bilinearly); needed
+                when ``pamr`` is set.
+            return_probs (bool): Also return the (num_classes, H, W) class
+                probabilities after the area filter.
+
+        Returns:
+            Tensor | tuple[Tensor, Tensor]: (1, H, W) int64 labels (and the
+            probabilities).
+        """
+        num_names, num_classes = class_embeds.num_names, class_embeds.num_classes
+        if sims.dim() != 3 or sims.shape[0] != num_names:
+            raise ValueError(
+                f'predict_labels: sims of shape {tuple(sims.shape)} do not '
+                f'have one map per name ({num_names}).')
+        if self.background_index is not None and \
+                not 0 <= self.background_index < num_classes:
+            raise ValueError(
+                f'background_index={self.background_index} is outside the '
+                f'{num_classes} classes of the vocabulary.')
+        self._check_order(class_embeds)
+        size = tuple(int(s) for s in size)
+        guide = None
+        if self.pamr is not None:
+            if image is None:
+                raise ValueError('TrainingFreeHead with PAMR needs the input '
+                                 'image to refine the logits.')
+            guide = resize(image[None].to(sims), size=size, mode='bilinear',
+                           align_corners=False, warning=False)
+        chunks = self._class_chunks(class_embeds.name_to_class.tolist(),
+                                    num_classes, self.class_chunk)
+        cache = {} if num_names * size[0] * size[1] <= self.cache_elements \
+            else None
+
+        def scaled_logits(k: int) -> Tensor:
+            if cache is not None and k in cache:
+                return cache[k]
+            bounds = chunks[k][2]
+            x = resize(sims[None, bounds[0]:bounds[-1]], size=size,
+                       mode='bilinear', align_corners=False, warning=False)
+            if self.pamr is not None:
+                x = self.pamr(guide, x)
+            x = x[0] * self.logit_scale
+            if cache is not None:
+                cache[k] = x
+            return x
+
+        # pass 1: online softmax normaliser over all names
+        peak = total = None
+        for k in range(len(chunks)):
+            z = scaled_logits(k)
+            chunk_peak = z.amax(dim=0)
+            if peak is None:
+                peak = chunk_peak
+                total = torch.exp(z - peak).sum(dim=0)
+            else:
+                new_peak = torch.maximum(peak, chunk_peak)
+                total = total * torch.exp(peak - new_peak) + \
+                    torch.exp(z - new_peak).sum(dim=0)
+                peak = new_peak
+
+        def class_probs(k: int) -> Tensor:
+            c0, c1, bounds = chunks[k]
+            probs = torch.exp(scaled_logits(k) - peak) / total
+            offset = bounds[0]
+            return torch.stack([
+                probs[b0 - offset:b1 - offset].amax(dim=0)
+                for b0, b1 in zip(bounds[:-1], bounds[1:])
+            ])
+
+        def best_class(removed: Optional[Tensor]):
+            best_val = best_idx = None
+            for k, (c0, c1, _) in enumerate(chunks):
+                probs = class_probs(k)
+                if removed is not None:
+                    probs = probs * (~removed[c0:c1]).to(probs)[:, None, None]
+                val, idx = probs.max(dim=0)
+                idx = idx + c0
+                if best_val is None:
+                    best_val, best_idx = val, idx
+                else:
+                    better = val > best_val
+                    best_val = torch.where(better, val, best_val)
+                    best_idx = torch.where(better, idx, best_idx)
+            return best_val, best_idx
+
+        best_val, best_idx = best_class(None)
+        removed = None
+        if self.area_thd is not None:
+            areas = torch.bincount(best_idx.flatten(), minlength=num_classes)
+            foreground = torch.ones(num_classes, dtype=torch.bool,
+                                    device=areas.device)
+            if self.background_index is not None:
+                foreground[self.background_index] = False
+            total_area = areas[foreground].sum()
+            removed = foreground & (areas.to(torch.float64) <=
+                                    self.area_thd * total_area.double())
+            if bool(removed.any()):
+                best_val, best_idx = best_class(removed)
+        if self.prob_thd > 0:
+            best_idx = torch.where(best_val < self.prob_thd,
+                                   best_idx.new_tensor(self.background_index),
+                                   best_idx)
+        labels = best_idx[None]
+        if not return_probs:
+            return labels
+        probs = torch.cat([class_probs(k) for k in range(len(chunks))])
+        if removed is not None:
+            probs = probs * (~removed).to(probs)[:, None, None]
+        return labels, probs

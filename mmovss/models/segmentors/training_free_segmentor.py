@@ -1,0 +1,119 @@
+"""The segmentor of training-free CLIP methods (SCLIP, NACLIP, ClearCLIP, ...).
+
+It is :class:`OpenVocabEncoderDecoder` (vocabulary, batched sliding windows)
+whose windows carry per-*name* similarities instead of class logits: the
+published methods average the windows' name similarities, resize them to the
+original image size and only then take the softmax over all names and the
+maximum over synonyms (see :class:`~mmovss.models.decode_heads.
+TrainingFreeHead`). :meth:`postprocess_result` therefore hands the averaged
+similarities, and the network input for PAMR, to the head.
+"""
+from typing import Optional
+
+from mmengine.structures import PixelData
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import OptSampleList, SampleList
+from ..decode_heads.training_free_head import TrainingFreeHead
+from ..text_encoders.class_embeddings import ClassEmbeddings
+from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
+
+__all__ = ['TrainingFreeSegmentor']
+
+
+@MODELS.register_module()
+class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
+    """Open-vocabulary encoder-decoder with training-free post-processing.
+
+    Args:
+        decode_head (dict): A :class:`TrainingFreeHead` config.
+        **kwargs: :class:`OpenVocabEncoderDecoder` arguments; ``test_cfg``
+            takes mmseg's ``mode``/``crop_size``/``stride`` and
+            ``crop_batch_size`` (windows per forward), ``return_logits``
+            (store the class probabilities as ``seg_logits``).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.decode_head, TrainingFreeHead):
+            raise TypeError(
+                f'TrainingFreeSegmentor needs a TrainingFreeHead, got '
+                f'{type(self.decode_head).__name__}.')
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        raise NotImplementedError(
+            'TrainingFreeSegmentor is not trained; run tools/test.py.')
+
+    def predict(self, inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        if data_samples is not None:
+            batch_img_metas = [s.metainfo for s in data_samples]
+        else:
+            batch_img_metas = [
+                dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                     pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
+            ] * inputs.shape[0]
+        class_embeds = self.class_embeddings()
+        sims = self.inference(inputs, batch_img_metas, class_embeds)
+        return self.postprocess_result(sims, data_samples, inputs,
+                                       class_embeds)
+
+    @staticmethod
+    def _undo_padding_and_flip(x: Tensor, meta: dict) -> Tensor:
+        _, height, width = x.shape
+        pad = meta.get('img_padding_size', meta.get('padding_size',
+                                                    [0] * 4))
+        left, right, top, bottom = pad
+        x = x[:, top:height - bottom, left:width - right]
+        if meta.get('flip', None):
+            direction = meta.get('flip_direction', None)
+            if direction not in ('horizontal', 'vertical'):
+                raise ValueError(f'Unknown flip_direction {direction!r}.')
+            x = x.flip(dims=(2, ) if direction == 'horizontal' else (1, ))
+        return x
+
+    def postprocess_result(self,
+                           seg_logits: Tensor,
+                           data_samples: OptSampleList = None,
+                           inputs: Optional[Tensor] = None,
+                           class_embeds: Optional[ClassEmbeddings] = None
+                           ) -> SampleList:
+        """Labels at the original size from window-averaged similarities.
+
+        Args:
+            seg_logits (Tensor): (B, num_names, H, W) name similarities at
+                the network input size.
+            data_samples (list, optional): Samples with ``ori_shape``; None
+                keeps the input size.
+            inputs (Tensor, optional): The network input (PAMR guidance).
+            class_embeds (ClassEmbeddings, optional): The vocabulary's
+                embeddings (computed if None).
+        """
+        if class_embeds is None:
+            class_embeds = self.class_embeddings()
+        head = self.decode_head
+        return_probs = bool(self.test_cfg.get('return_logits', False))
+        only_prediction = data_samples is None
+        if only_prediction:
+            data_samples = [SegDataSample() for _ in range(len(seg_logits))]
+        for i, sims in enumerate(seg_logits):
+            image = None if inputs is None else inputs[i]
+            if only_prediction:
+                size = sims.shape[1:]
+            else:
+                meta = data_samples[i].metainfo
+                sims = self._undo_padding_and_flip(sims, meta)
+                if image is not None:
+                    image = self._undo_padding_and_flip(image, meta)
+                size = meta['ori_shape'][:2]
+            out = head.predict_labels(sims, class_embeds, size, image=image,
+                                      return_probs=return_probs)
+            fields = {}
+            if return_probs:
+                out, probs = out
+                fields['seg_logits'] = PixelData(data=probs)
+            fields['pred_sem_seg'] = PixelData(data=out)
+            data_samples[i].set_data(fields)
+        return data_samples

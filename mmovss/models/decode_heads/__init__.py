@@ -5,3 +5,6 @@ from .open_vocab_head import OpenVocabDecodeHead
 __all__ = ['OpenVocabDecodeHead', 'CLIPCosineHead']
 from .dense_refine_head import DenseEmbeddingRefineHead  # noqa: F401,E402
 from .training_free_head import TrainingFreeHead  # noqa: F401,E402
+from .lseg_head import LSegHead  # noqa: F401,E402
+from .catseg_clip import CATSegCLIPViT, CATSegTextEncoder  # noqa: F401,E402
+from .catseg_head import CATSegHead  # noqa: F401,E402

@@ -1,0 +1,53 @@
+# LSeg on the OVShapes tiny CLIP, trained on the 28 seen classes only and
+# evaluated on all 40 (seen / unseen / hIoU). The LSeg recipe scaled down: the
+# image encoder is trained (0.1 x lr), the text encoder frozen; DPT decoder on
+# blocks 0, 1, 2, 2 of the 3-block tower, learnable temperature, bottleneck
+# spatial regularisation, softmax cross-entropy.
+#   python tools/train.py configs/ovshapes/lseg_tiny-clip_1k_ovshapes-seen.py
+_base_ = [
+    '../_base_/models/ovshapes_tiny_clip.py',
+    '../_base_/datasets/ovshapes.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    backbone=dict(
+        out_indices=(0, 1, 2, 2),
+        unfrozen=('conv1.*', 'class_embedding', 'positional_embedding', 'ln_pre.*',
+                  'transformer.*')),
+    decode_head=dict(
+        _delete_=True,
+        type='LSegHead',
+        in_channels=128,
+        in_index=(0, 1, 2, 3),
+        embed_dim=64,
+        channels=64,
+        post_process_channels=(32, 64, 128, 128),
+        patch_size=8,
+        logit_scale=1 / 0.07,
+        reg_block='bottleneck',
+        reg_depth=2,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        align_corners=True,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+                         avg_non_ignore=True)))
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
+    clip_grad=dict(max_norm=1.0),
+    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
+max_iters = 1000
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=50, end=max_iters, by_epoch=False),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+randomness = dict(seed=0)

@@ -1,0 +1,172 @@
+"""LSeg head: DPT decoder to per-pixel embeddings, matched to class text."""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, build_activation_layer
+from torch import Tensor
+
+from mmseg.models.decode_heads.dpt_head import (FeatureFusionBlock,
+                                                ReassembleBlocks)
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from ..text_encoders.class_embeddings import ClassEmbeddings
+from .open_vocab_head import OpenVocabDecodeHead
+
+__all__ = ['LSegHead', 'LSegSpatialRegularization']
+
+LSEG_REG_BLOCKS = ('bottleneck', 'depthwise')
+
+
+class LSegSpatialRegularization(nn.Module):
+    """LSeg's spatial regularisation blocks on the class-logit map.
+
+    Li et al., "Language-driven Semantic Segmentation", ICLR 2022, Sec. 3
+    ("Spatial regularization"). One 3x3 kernel ``K`` shared by every class
+    channel (so any number of classes works), applied ``depth`` times::
+
+        depthwise:  F <- act(K * F)
+        bottleneck: F <- act(K * F + max_n F_n)     (max over classes)
+
+    The last block has no activation.
+
+    Args:
+        kind (str): ``'bottleneck'`` or ``'depthwise'``.
+        depth (int): Number of blocks (>= 1). One kernel serves all blocks,
+            as in LSeg's reference code.
+        act_cfg (dict): Activation (LSeg: LeakyReLU).
+    """
+
+    def __init__(self, kind: str, depth: int,
+                 act_cfg: dict = dict(type='LeakyReLU')):
+        super().__init__()
+        if kind not in LSEG_REG_BLOCKS:
+            raise ValueError(f'LSeg spatial regularisation {kind!r}: use one '
+                             f'of {LSEG_REG_BLOCKS} (or None for none).')
+        if depth < 1:
+            raise ValueError(f'LSeg spatial regularisation depth={depth}; use '
+                             f'>= 1 (or reg_block=None for none).')
+        self.kind = kind
+        self.depth = depth
+        self.kernel = nn.Conv2d(1, 1, 3, padding=1)
+        self.act = build_activation_layer(act_cfg)
+
+    def forward(self, logits: Tensor) -> Tensor:
+        b, n, h, w = logits.shape
+        for i in range(self.depth):
+            out = self.kernel(logits.reshape(b * n, 1, h, w)).view(b, n, h, w)
+            if self.kind == 'bottleneck':
+                out = out + logits.amax(dim=1, keepdim=True)
+            logits = self.act(out) if i < self.depth - 1 else out
+        return logits
+
+
+@MODELS.register_module()
+class LSegHead(OpenVocabDecodeHead):
+    """LSeg (Li et al., ICLR 2022) as an open-vocabulary decode head.
+
+    A DPT decoder (Ranftl et al., ICCV 2021; mmseg's ``ReassembleBlocks``
+    and ``FeatureFusionBlock``) turns four ViT layers into a per-pixel
+    embedding ``I = g(x) in R^{H' x W' x D}`` (the fusion ends at 8x the
+    patch grid: ``H' = H/2`` for patch 16), scored against the N text embeddings
+    ``T`` (LSeg Eq. 1-2)::
+
+        F_{ij n} = tau * <I_ij / |I_ij|, T_n>        (learnable tau)
+
+    then spatial regularisation (:class:`LSegSpatialRegularization`) and a
+    2x bilinear upsampling. Trained with per-pixel softmax cross-entropy.
+
+    Args:
+        in_channels (int): ViT width of the four selected layers.
+        in_index (Sequence[int]): The four backbone outputs used (low to
+            high level).
+        embed_dim (int): Joint (text) embedding dimension D.
+        channels (int): DPT feature channels (LSeg: 256).
+        post_process_channels (Sequence[int]): Reassembled channels of the
+            four levels (LSeg ViT-L: 256, 512, 1024, 1024).
+        patch_size (int): ViT patch size.
+        readout_type (str): DPT readout; only ``'ignore'`` (the mmovss CLIP
+            backbones return patch maps without the class token).
+        logit_scale (float): Initial ``tau`` (LSeg: 1 / 0.07).
+        learn_logit_scale (bool): Train ``tau`` (in log space).
+        reg_block (str, optional): ``'bottleneck'``, ``'depthwise'`` or None.
+        reg_depth (int): Regularisation blocks.
+        reg_act_cfg (dict): Their activation.
+        **kwargs: :class:`OpenVocabDecodeHead` arguments (``norm_cfg`` is
+            the DPT fusion norm; LSeg uses BN).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 embed_dim: int,
+                 in_index: Sequence[int] = (0, 1, 2, 3),
+                 channels: int = 256,
+                 post_process_channels: Sequence[int] = (96, 192, 384, 768),
+                 patch_size: int = 16,
+                 readout_type: str = 'ignore',
+                 logit_scale: float = 1 / 0.07,
+                 learn_logit_scale: bool = True,
+                 reg_block: Optional[str] = 'bottleneck',
+                 reg_depth: int = 2,
+                 reg_act_cfg: dict = dict(type='LeakyReLU'),
+                 **kwargs):
+        if len(in_index) != 4 or len(post_process_channels) != 4:
+            raise ValueError(
+                f'LSegHead: the DPT decoder needs 4 ViT layers; got in_index '
+                f'{list(in_index)} and post_process_channels '
+                f'{list(post_process_channels)}.')
+        if readout_type != 'ignore':
+            raise ValueError(
+                f"LSegHead: readout_type={readout_type!r} needs the class "
+                f"token, which the CLIP backbones do not return; use 'ignore'.")
+        kwargs.setdefault('dropout_ratio', 0.0)
+        kwargs.setdefault('norm_cfg', dict(type='BN', requires_grad=True))
+        super().__init__([in_channels] * 4, channels, in_index=list(in_index),
+                         input_transform='multiple_select', **kwargs)
+        self.embed_dim = embed_dim
+        self.reassemble = ReassembleBlocks(in_channels,
+                                           list(post_process_channels),
+                                           readout_type, patch_size)
+        self.convs = nn.ModuleList([
+            ConvModule(c, channels, 3, padding=1, act_cfg=None, bias=False)
+            for c in post_process_channels
+        ])
+        self.fusion_blocks = nn.ModuleList([
+            FeatureFusionBlock(channels, dict(type='ReLU'), self.norm_cfg)
+            for _ in range(4)
+        ])
+        self.fusion_blocks[0].res_conv_unit1 = None
+        self.to_embed = nn.Conv2d(channels, embed_dim, 1)
+        self.log_logit_scale = nn.Parameter(
+            torch.tensor(math.log(logit_scale)),
+            requires_grad=learn_logit_scale)
+        self.regularization = LSegSpatialRegularization(
+            reg_block, reg_depth, reg_act_cfg) if reg_block else None
+
+    def pixel_embeddings(self, inputs: Tuple[Tensor]) -> Tensor:
+        """The per-pixel embeddings ``I`` (B, D, 8h, 8w) for an (h, w) patch grid."""
+        feats = self._transform_inputs(inputs)
+        x = self.reassemble([[f, None] for f in feats])
+        x = [conv(f) for conv, f in zip(self.convs, x)]
+        out = self.fusion_blocks[0](x[-1])
+        for i in range(1, len(self.fusion_blocks)):
+            out = self.fusion_blocks[i](out, x[-(i + 1)])
+        return self.to_embed(out)
+
+    def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings
+                ) -> Tensor:
+        embeds = F.normalize(self.pixel_embeddings(inputs), dim=1)
+        text = class_embeds.embeds.to(embeds)
+        if text.shape[1] != self.embed_dim:
+            raise ValueError(
+                f'LSegHead: embed_dim={self.embed_dim} but class embeddings '
+                f'have {text.shape[1]} channels; set embed_dim to the text '
+                f'encoder\'s joint dimension.')
+        logits = torch.einsum('bchw,nc->bnhw', embeds, text)
+        logits = class_embeds.reduce(logits * self.log_logit_scale.exp(), 1)
+        if self.regularization is not None:
+            logits = self.regularization(logits)
+        return resize(logits, scale_factor=2, mode='bilinear',
+                      align_corners=self.align_corners)

@@ -8,6 +8,8 @@ falls back from NCCL to Gloo when CUDA is not available so that
 import difflib
 import os
 import os.path as osp
+import re
+import zipfile
 
 import torch
 from mmengine.config import Config
@@ -69,3 +71,126 @@ def export_local_rank(local_rank: int) -> None:
     """``torch.distributed.launch`` passes ``--local-rank``; mmengine reads the env."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints: completeness, resuming, strict loading
+
+_STEP_FILE = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` file (not truncated).
+
+    ``torch.save`` writes a zip archive whose central directory comes last,
+    so a file cut short while being written is not a readable zip. Files in
+    PyTorch's legacy format are tried with ``torch.load``.
+    """
+    if not osp.isfile(path) or osp.getsize(path) == 0:
+        return False
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any(n.endswith('data.pkl') for n in archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return False
+    try:
+        torch.load(path, map_location='cpu', weights_only=True)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means unusable
+        return False
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Raises a clear error for a missing, empty, truncated or corrupt file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"Checkpoint '{path}' does not exist.")
+    if not is_complete_checkpoint(path):
+        raise ValueError(
+            f"Checkpoint '{path}' is truncated or corrupt (not a complete torch.save "
+            'file; was its writing interrupted?). Use an earlier checkpoint of the same '
+            'work dir, or `tools/train.py CONFIG --resume` to pick the newest complete one.')
+
+
+def find_resumable_checkpoint(work_dir: str):
+    """The newest complete checkpoint of a work dir.
+
+    Candidates are the file named in ``last_checkpoint`` (mmengine writes it
+    after a checkpoint is complete) and every ``iter_N.pth``/``epoch_N.pth``;
+    the one with the highest N that is complete wins.
+
+    Returns:
+        tuple[str | None, list[str]]: The checkpoint (None if there is none)
+        and the incomplete files that were passed over.
+    """
+    candidates = {}
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named:
+            candidates[named] = -1
+    if osp.isdir(work_dir):
+        for name in os.listdir(work_dir):
+            match = _STEP_FILE.match(name)
+            if match:
+                candidates[osp.join(work_dir, name)] = int(match.group(2))
+    # A file named by last_checkpoint without a step number ranks by its name.
+    for path, step in list(candidates.items()):
+        if step < 0:
+            match = _STEP_FILE.match(osp.basename(path))
+            candidates[path] = int(match.group(2)) if match else 0
+    skipped = []
+    for path in sorted(candidates, key=candidates.get, reverse=True):
+        if is_complete_checkpoint(path):
+            return path, skipped
+        if osp.exists(path):
+            skipped.append(path)
+    return None, skipped
+
+
+def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool = False) -> None:
+    """Loads weights for testing; refuses a checkpoint of another model.
+
+    mmengine loads test checkpoints with ``strict=False`` and only logs the
+    key mismatch, which silently evaluates a half-initialised model. Here a
+    mismatch raises, with a summary of the missing and unexpected keys,
+    unless ``strict=False`` is asked for.
+
+    Args:
+        runner: The built mmengine runner.
+        path: Checkpoint file.
+        strict: Refuse missing or unexpected keys.
+        inner: Load into ``runner.model.module`` (a test-time-augmentation
+            wrapper around the segmentor).
+    """
+    check_checkpoint_file(path)
+
+    def load(strict_):
+        if inner:
+            from mmengine.runner import load_checkpoint
+            load_checkpoint(runner.model.module, path, map_location='cpu', strict=strict_,
+                            revise_keys=[(r'^module\.', '')])
+            runner._has_loaded = True
+        else:
+            runner.load_checkpoint(path, strict=strict_)
+
+    if not strict:
+        load(False)
+        return
+    try:
+        load(True)
+    except RuntimeError as err:
+        text = str(err)
+        missing = re.findall(r'missing keys in source state_dict: (.*)', text)
+        unexpected = re.findall(r'unexpected key in source state_dict: (.*)', text)
+        summary = []
+        for label, found in (('missing', missing), ('unexpected', unexpected)):
+            keys = [k.strip() for k in found[0].split(',')] if found else []
+            if keys:
+                summary.append(f'{len(keys)} {label} keys (e.g. {", ".join(keys[:3])})')
+        detail = '; '.join(summary) or text.splitlines()[0]
+        raise RuntimeError(
+            f"Checkpoint '{path}' does not fit the model of this config: {detail}. "
+            'It was probably trained with another config or method. Pass --non-strict '
+            'to load the matching weights anyway.') from None

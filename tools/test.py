@@ -16,7 +16,9 @@ import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmovss.runtime import export_local_rank, load_config, set_launcher, set_work_dir  # noqa: E402
+from mmovss.runtime import (check_checkpoint_file, export_local_rank,  # noqa: E402
+                            load_checkpoint_strictly, load_config, set_launcher,
+                            set_work_dir)
 
 
 def parse_args(argv=None):
@@ -36,6 +38,9 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='load a checkpoint whose keys do not all match the model '
+                        '(by default such a checkpoint is refused)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     export_local_rank(args.local_rank)
@@ -62,9 +67,8 @@ def main(argv=None):
     set_launcher(cfg, args.launcher)
     set_work_dir(cfg, args.config, args.work_dir)
     if args.checkpoint is not None:
-        if not osp.isfile(args.checkpoint):
-            raise FileNotFoundError(f"Checkpoint '{args.checkpoint}' does not exist.")
-        cfg.load_from = args.checkpoint
+        check_checkpoint_file(args.checkpoint)
+    cfg.load_from = None  # loaded below, strictly
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:
@@ -77,6 +81,9 @@ def main(argv=None):
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     runner = Runner.from_cfg(cfg)
+    if args.checkpoint is not None:
+        load_checkpoint_strictly(runner, args.checkpoint, strict=not args.non_strict,
+                                 inner=args.tta)
     runner.test()
 
 

@@ -8,6 +8,7 @@ Examples::
     bash tools/dist_train.sh CONFIG 2                    # 2 processes (torchrun)
 """
 import argparse
+import logging
 import os.path as osp
 import sys
 
@@ -17,7 +18,9 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmovss.runtime import export_local_rank, load_config, set_launcher, set_work_dir  # noqa: E402
+from mmovss.runtime import (check_checkpoint_file, export_local_rank,  # noqa: E402
+                            find_resumable_checkpoint, load_config, set_launcher,
+                            set_work_dir)
 
 
 def parse_args(argv=None):
@@ -54,6 +57,25 @@ def apply_amp(cfg) -> None:
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+def resume_newest_complete(cfg) -> None:
+    """``--resume`` without a file: the newest complete checkpoint of the work dir.
+
+    A checkpoint cut short by a crash or SIGKILL while being written is
+    skipped (with a warning), never loaded.
+    """
+    path, skipped = find_resumable_checkpoint(cfg.work_dir)
+    for bad in skipped:
+        print_log(f'--resume: skipping incomplete checkpoint {bad}', logger='current',
+                  level=logging.WARNING)
+    if path is None:
+        print_log(f'--resume: no complete checkpoint in {cfg.work_dir}; training starts '
+                  'from the beginning.', logger='current', level=logging.WARNING)
+        return
+    print_log(f'--resume: resuming from {path}', logger='current')
+    cfg.resume = True
+    cfg.load_from = path
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
@@ -62,9 +84,9 @@ def main(argv=None):
     if args.amp:
         apply_amp(cfg)
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        resume_newest_complete(cfg)
     elif args.resume is not None:
+        check_checkpoint_file(args.resume)
         cfg.resume = True
         cfg.load_from = args.resume
     runner = Runner.from_cfg(cfg)

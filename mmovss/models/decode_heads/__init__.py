@@ -8,3 +8,5 @@ from .training_free_head import TrainingFreeHead  # noqa: F401,E402
 from .lseg_head import LSegHead  # noqa: F401,E402
 from .catseg_clip import CATSegCLIPViT, CATSegTextEncoder  # noqa: F401,E402
 from .catseg_head import CATSegHead  # noqa: F401,E402
+from .san_head import SANHead  # noqa: F401,E402
+from .fcclip_head import FCCLIPHead  # noqa: F401,E402

@@ -7,3 +7,7 @@ __all__ = ['PretrainedWeightsUnavailable', 'build_open_clip', 'file_sha256',
            'load_clip_state_dict', 'module_fingerprint',
            'resolve_pretrained_tag']
 from .pamr import PAMR  # noqa: F401,E402
+from .hungarian import HungarianMaskMatcher  # noqa: F401,E402
+from .mask_classification import (geometric_ensemble,  # noqa: F401,E402
+                                  open_vocab_class_logits, seen_class_mask,
+                                  semantic_inference)

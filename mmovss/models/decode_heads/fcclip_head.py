@@ -1,0 +1,236 @@
+"""FC-CLIP (Yu et al., NeurIPS 2023): one frozen convolutional CLIP for both
+mask generation and classification.
+
+* A pixel decoder (:class:`~mmovss.models.necks.MSDeformAttnPixelDecoder`)
+  and a Mask2Former masked-attention transformer decoder
+  (:class:`MaskedAttentionDecoder`) on the frozen ConvNeXt CLIP stage maps
+  predict masks and, per query, an embedding in CLIP's joint space
+  (mask-pooled pixel features + query features through an MLP); its
+  cosine to the class names gives the in-vocabulary logits (paper Sec. 3.2).
+* At inference the frozen CLIP's dense embeddings are mask-pooled
+  (:class:`~mmovss.models.necks.MaskPooling`) and classified against the
+  names (out-of-vocabulary logits); both are combined by the geometric
+  ensemble (:func:`~mmovss.models.utils.geometric_ensemble`, Eq. 6) with
+  ``alpha`` for classes seen in training and ``beta`` for the others.
+
+Pooling is applied to the backbone's dense joint-space embeddings (the CLIP
+head applied at every position, ``OpenCLIPConvNeXt``); the reference code
+pools the last-stage features and applies the head afterwards.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmseg.models.utils import MLP
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, SampleList
+from mmovss.vocab import Vocabulary
+from ..necks.msdeform_pixel_decoder import sine_position_embedding
+from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.mask_classification import (geometric_ensemble,
+                                         open_vocab_class_logits,
+                                         seen_class_mask, semantic_inference)
+from .open_vocab_head import OpenVocabDecodeHead
+
+__all__ = ['MaskedAttentionDecoder', 'FCCLIPHead']
+
+
+class DecoderLayer(nn.Module):
+    """Masked cross-attention, self-attention, FFN (post-norm)."""
+
+    def __init__(self, channels: int, num_heads: int, ffn_channels: int):
+        super().__init__()
+        self.cross = nn.MultiheadAttention(channels, num_heads,
+                                           batch_first=True)
+        self.self_attn = nn.MultiheadAttention(channels, num_heads,
+                                               batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(channels, ffn_channels),
+                                 nn.ReLU(inplace=True),
+                                 nn.Linear(ffn_channels, channels))
+        self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(3))
+
+    def forward(self, q, q_pos, memory, mem_pos, attn_mask):
+        q = self.norms[0](q + self.cross(q + q_pos, memory + mem_pos, memory,
+                                         attn_mask=attn_mask)[0])
+        q = self.norms[1](q + self.self_attn(q + q_pos, q + q_pos, q)[0])
+        return self.norms[2](q + self.ffn(q))
+
+
+class MaskedAttentionDecoder(nn.Module):
+    """Mask2Former's transformer decoder with FC-CLIP's class branch.
+
+    Each layer cross-attends to one level of the pixel decoder (round
+    robin), restricted to the pixels inside the previous mask prediction
+    (Cheng et al., CVPR 2022, Eq. 3). After every layer (and before the
+    first) masks ``m = mask_mlp(q) . F`` and class embeddings
+    ``e = class_mlp(q + proj(MaskPool(F, m)))`` are predicted.
+
+    Args:
+        channels (int): Width (256).
+        mask_channels (int): Channels of the mask features.
+        embed_dim (int): CLIP joint dimension (class embeddings).
+        num_queries (int): Queries (FC-CLIP: 250).
+        num_layers (int): Decoder layers (9).
+        num_heads (int): Heads (8).
+        ffn_channels (int): FFN width (2048).
+    """
+
+    def __init__(self, channels: int, mask_channels: int, embed_dim: int,
+                 num_queries: int = 250, num_layers: int = 9,
+                 num_heads: int = 8, ffn_channels: int = 2048):
+        super().__init__()
+        self.num_heads = num_heads
+        self.layers = nn.ModuleList(
+            DecoderLayer(channels, num_heads, ffn_channels)
+            for _ in range(num_layers))
+        self.norm = nn.LayerNorm(channels)
+        self.query_feat = nn.Embedding(num_queries, channels)
+        self.query_pos = nn.Embedding(num_queries, channels)
+        self.level_embed = nn.Embedding(3, channels)
+        self.mask_mlp = MLP(channels, channels, mask_channels, 3)
+        self.pool_proj = nn.Sequential(nn.LayerNorm(mask_channels),
+                                       nn.Linear(mask_channels, channels))
+        self.class_mlp = MLP(channels, channels, embed_dim, 3)
+        # learned temperature, initialised as CLIP's (1 / 0.07), <= 100
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        from ..necks.mask_pooling import MaskPooling
+        self.mask_pooling = MaskPooling()
+
+    def heads(self, q: Tensor, mask_feats: Tensor, target_hw):
+        q = self.norm(q)
+        masks = torch.einsum('bqc,bchw->bqhw', self.mask_mlp(q), mask_feats)
+        pooled = self.pool_proj(self.mask_pooling(mask_feats, masks))
+        embeds = self.class_mlp(q + pooled)
+        attn = F.interpolate(masks, size=target_hw, mode='bilinear',
+                             align_corners=False)
+        attn = (attn.sigmoid().flatten(2) < 0.5)
+        attn[attn.all(-1)] = False  # an empty mask attends everywhere
+        attn = attn.repeat_interleave(self.num_heads, dim=0).detach()
+        return masks, embeds, attn
+
+    def forward(self, mask_feats: Tensor, levels: Sequence[Tensor]
+                ) -> Tuple[List[Tensor], List[Tensor]]:
+        """Mask logits and class embeddings after every layer."""
+        mems, poss = [], []
+        for i, x in enumerate(levels):
+            poss.append(sine_position_embedding(
+                x, x.shape[1] // 2).flatten(2).transpose(1, 2))
+            mems.append(x.flatten(2).transpose(1, 2) +
+                        self.level_embed.weight[i])
+        b = mask_feats.shape[0]
+        q = self.query_feat.weight[None].expand(b, -1, -1)
+        q_pos = self.query_pos.weight[None].expand(b, -1, -1)
+        masks, embeds = [], []
+        m, e, attn = self.heads(q, mask_feats, levels[0].shape[-2:])
+        masks.append(m)
+        embeds.append(e)
+        for i, layer in enumerate(self.layers):
+            lvl = i % len(levels)
+            q = layer(q, q_pos, mems[lvl], poss[lvl], attn)
+            nxt = levels[(i + 1) % len(levels)].shape[-2:]
+            m, e, attn = self.heads(q, mask_feats, nxt)
+            masks.append(m)
+            embeds.append(e)
+        return masks, embeds
+
+
+@MODELS.register_module()
+class FCCLIPHead(OpenVocabDecodeHead):
+    """FC-CLIP head on ``OpenCLIPConvNeXt`` outputs (4 stages + dense).
+
+    Args:
+        in_channels (Sequence[int]): Channels of the four stage maps.
+        embed_dim (int): CLIP joint dimension.
+        pixel_decoder (dict): Pixel decoder config.
+        channels (int): Decoder width (256).
+        num_queries, num_layers, num_heads, ffn_channels: Decoder sizes.
+        seen_vocabulary: Training classes (a list, file or benchmark
+            vocabulary); classes of the test vocabulary sharing a name with
+            them use ``alpha``, the others ``beta``. None: all unseen.
+        alpha (float): Out-of-vocabulary weight of seen classes (0.4).
+        beta (float): Out-of-vocabulary weight of unseen classes (0.8).
+        ensemble (bool): Use the geometric ensemble at inference.
+        mask_pooling (dict): Mask-pooling neck config.
+        criterion (dict): :class:`MaskClassificationLoss` config.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 embed_dim: int,
+                 pixel_decoder: Optional[dict] = None,
+                 channels: int = 256,
+                 num_queries: int = 250,
+                 num_layers: int = 9,
+                 num_heads: int = 8,
+                 ffn_channels: int = 2048,
+                 seen_vocabulary=None,
+                 alpha: float = 0.4,
+                 beta: float = 0.8,
+                 ensemble: bool = True,
+                 mask_pooling: dict = dict(type='MaskPooling'),
+                 criterion: dict = dict(type='MaskClassificationLoss'),
+                 **kwargs):
+        kwargs.setdefault('dropout_ratio', 0.0)
+        super().__init__(list(in_channels), channels,
+                         input_transform='multiple_select',
+                         in_index=[0, 1, 2, 3], **kwargs)
+        pixel_decoder = dict(pixel_decoder or dict(
+            type='MSDeformAttnPixelDecoder'))
+        pixel_decoder.setdefault('in_channels', list(in_channels))
+        pixel_decoder.setdefault('channels', channels)
+        self.pixel_decoder = MODELS.build(pixel_decoder)
+        mask_channels = self.pixel_decoder.mask_proj.out_channels
+        self.decoder = MaskedAttentionDecoder(channels, mask_channels,
+                                              embed_dim, num_queries,
+                                              num_layers, num_heads,
+                                              ffn_channels)
+        self.void_embed = nn.Parameter(torch.randn(1, embed_dim) * 0.02)
+        self.mask_pooling = MODELS.build(mask_pooling)
+        self.seen_names = () if seen_vocabulary is None else \
+            Vocabulary.build(seen_vocabulary).names
+        self.alpha, self.beta, self.ensemble = alpha, beta, ensemble
+        self.criterion = MODELS.build(criterion)
+
+    def in_vocab_logits(self, embeds: Tensor,
+                        class_embeds: ClassEmbeddings) -> Tensor:
+        scale = self.decoder.logit_scale.exp().clamp(max=100)
+        return open_vocab_class_logits(embeds, class_embeds, self.void_embed,
+                                       scale)
+
+    def forward_sets(self, inputs, class_embeds):
+        stages = self._transform_inputs(inputs)
+        mask_feats, levels = self.pixel_decoder(stages)
+        masks, embeds = self.decoder(mask_feats, levels)
+        return masks, [self.in_vocab_logits(e, class_embeds) for e in embeds]
+
+    def ensemble_logits(self, inputs, masks: Tensor, in_logits: Tensor,
+                        class_embeds: ClassEmbeddings) -> Tensor:
+        """FC-CLIP's geometric ensemble with mask-pooled CLIP embeddings."""
+        dense = inputs[-1]
+        pooled = self.mask_pooling(dense, masks)
+        out_logits = open_vocab_class_logits(pooled, class_embeds)
+        valid = self.mask_pooling.binary_masks(
+            masks, dense.shape[-2:]).flatten(2).sum(-1) > 0
+        seen = seen_class_mask(class_embeds.vocabulary, self.seen_names)
+        return geometric_ensemble(in_logits, out_logits, seen, self.alpha,
+                                  self.beta, valid)
+
+    def forward(self, inputs: Sequence[Tensor],
+                class_embeds: ClassEmbeddings) -> Tensor:
+        """Per-class scores (B, C, H/4, W/4)."""
+        masks, logits = self.forward_sets(inputs, class_embeds)
+        cls = logits[-1]
+        if self.ensemble:
+            cls = self.ensemble_logits(inputs, masks[-1], cls, class_embeds)
+        return semantic_inference(masks[-1], cls)
+
+    def loss(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings,
+             batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
+        masks, logits = self.forward_sets(inputs, class_embeds)
+        targets = self.criterion.targets_from_seg(batch_data_samples,
+                                                  self.ignore_index)
+        return self.criterion.loss_sets(logits, masks, targets)

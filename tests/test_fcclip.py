@@ -1,0 +1,105 @@
+"""FC-CLIP: forward/loss/backward on a tiny ConvNeXt CLIP, vocabulary swap,
+the pure-PyTorch deformable attention against a direct computation."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+
+import mmovss  # noqa: F401
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmovss.models.necks import multi_scale_deformable_attention
+from mmovss.testing.clip import tiny_clip_cfg
+
+CLIP = tiny_clip_cfg('convnext')
+
+
+def cfg(**head):
+    head_cfg = dict(
+        type='FCCLIPHead', in_channels=[40, 80, 160, 320], embed_dim=32,
+        channels=32, num_queries=5, num_layers=3, num_heads=2,
+        ffn_channels=64,
+        pixel_decoder=dict(type='MSDeformAttnPixelDecoder', mask_channels=32,
+                           num_layers=1, num_heads=2, ffn_channels=64),
+        seen_vocabulary=['cat', 'dog'],
+        criterion=dict(type='MaskClassificationLoss', num_points=64))
+    head_cfg.update(head)
+    return dict(type='OpenVocabEncoderDecoder',
+                backbone=dict(type='OpenCLIPConvNeXt', model_cfg=CLIP),
+                text_encoder=dict(type='OpenCLIPTextEncoder', model_cfg=CLIP,
+                                  templates='single'),
+                decode_head=head_cfg, vocabulary=['cat', 'dog', 'sky'],
+                test_cfg=dict(mode='whole'))
+
+
+def test_forward_loss_backward_and_frozen_backbone():
+    model = MODELS.build(cfg()).train()
+    x = torch.randn(2, 3, 64, 64)
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(metainfo=dict(img_shape=(64, 64),
+                                        ori_shape=(64, 64)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, 64, 64)))
+        samples.append(s)
+    losses = model.loss(x, samples)
+    # final set + 3 decoder layers (deep supervision), 3 terms each
+    assert len(losses) == 4 * 3 and 'decode.loss_cls' in losses
+    total = sum(losses.values())
+    total.backward()
+    head = model.decode_head
+    assert head.pixel_decoder.layers[0].attn.sampling_offsets.weight.grad \
+        is not None
+    assert head.decoder.logit_scale.grad is not None
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_vocabulary_swap_and_ensemble_changes_scores():
+    model = MODELS.build(cfg()).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        three = model._forward(x)
+        model.set_vocabulary(['cat', 'dog', 'sky', 'road'])
+        four = model._forward(x)
+        model.decode_head.ensemble = False
+        plain = model._forward(x)
+        out = model.predict(x)
+    assert three.shape == (1, 3, 16, 16) and four.shape == (1, 4, 16, 16)
+    assert not torch.allclose(four, plain)
+    assert out[0].pred_sem_seg.shape == (64, 64)
+
+
+def test_deformable_attention_matches_direct_bilinear_sampling():
+    torch.manual_seed(0)
+    shapes = torch.tensor([[3, 4], [2, 2]])
+    b, heads, d, nq, points = 1, 2, 3, 2, 2
+    value = torch.randn(b, 12 + 4, heads, d)
+    loc = torch.rand(b, nq, heads, 2, points, 2)
+    w = torch.rand(b, nq, heads, 2, points)
+    out = multi_scale_deformable_attention(value, shapes, loc, w)
+    # direct: bilinear interpolation with pixel centres at (i + 0.5) / size
+    expect = torch.zeros(b, nq, heads, d)
+    starts = [0, 12]
+    for q in range(nq):
+        for h in range(heads):
+            for lvl, (hh, ww) in enumerate(shapes.tolist()):
+                v = value[0, starts[lvl]:starts[lvl] + hh * ww, h].reshape(
+                    hh, ww, d)
+                for p in range(points):
+                    x = loc[0, q, h, lvl, p, 0] * ww - 0.5
+                    y = loc[0, q, h, lvl, p, 1] * hh - 0.5
+                    x0, y0 = int(torch.floor(x)), int(torch.floor(y))
+                    acc = torch.zeros(d)
+                    for yy, xx in ((y0, x0), (y0, x0 + 1), (y0 + 1, x0),
+                                   (y0 + 1, x0 + 1)):
+                        if 0 <= yy < hh and 0 <= xx < ww:
+                            wt = (1 - abs(x - xx)) * (1 - abs(y - yy))
+                            acc += wt * v[yy, xx]
+                    expect[0, q, h] += w[0, q, h, lvl, p] * acc
+    torch.testing.assert_close(out, expect.reshape(b, nq, heads * d),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_pixel_decoder_rejects_wrong_inputs():
+    with pytest.raises(ValueError, match='four maps'):
+        MODELS.build(dict(type='MSDeformAttnPixelDecoder',
+                          in_channels=[8, 16, 32]))

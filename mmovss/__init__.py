@@ -9,6 +9,6 @@ toolbox into mmseg's registries (``mmseg.registry.MODELS``, ``DATASETS``,
 from . import compat  # noqa: F401  (must come before any mmseg import)
 from .version import __version__
 
-from . import datasets, evaluation, models, vocab  # noqa: F401,E402
+from . import datasets, evaluation, models, visualization, vocab  # noqa: F401,E402
 
 __all__ = ['__version__']

@@ -1,1 +1,18 @@
-"""See DESIGN.md."""
+"""Segment your own images: the inferencer and its model names.
+
+``OpenVocabInferencer(model)(images, vocabulary=[...])`` -> label maps,
+class areas and scores, overlays with a legend. ``model`` is a config path or
+a name from :func:`list_models`.
+"""
+from .inputs import IMAGE_EXTENSIONS, UnreadableImageError, collect_inputs
+from .model_zoo import ALIASES, get_model_info, list_models, resolve_model
+from .open_vocab_inferencer import (OpenVocabInferencer,
+                                    OutputWouldOverwriteInput)
+from .vocabulary_text import vocabulary_from_text
+
+__all__ = [
+    'ALIASES', 'IMAGE_EXTENSIONS', 'OpenVocabInferencer',
+    'OutputWouldOverwriteInput',
+    'UnreadableImageError', 'collect_inputs', 'get_model_info', 'list_models',
+    'resolve_model', 'vocabulary_from_text'
+]

@@ -1,0 +1,49 @@
+"""A vocabulary typed on one line: ``"cat, kitten; grass; sky"``.
+
+Command lines and text boxes take the whole vocabulary as one string:
+classes are separated by semicolons (or new lines) and the synonyms of one
+class by commas, so ``"cat, kitten; grass; sky"`` is three classes, the first
+named ``cat`` or ``kitten``. Files use one class per line (see
+:meth:`mmovss.vocab.Vocabulary.from_file`).
+"""
+import re
+
+from mmovss.vocab import Vocabulary
+
+__all__ = ['vocabulary_from_text']
+
+
+def vocabulary_from_text(text: str, source: str = 'text') -> Vocabulary:
+    """Parses ``"cat, kitten; grass; sky"`` into a :class:`Vocabulary`.
+
+    Args:
+        text (str): Classes separated by ``;`` or new lines, synonyms of a
+            class by ``,``. Empty segments (a trailing ``;``) are ignored.
+        source (str): How to name the text in error messages.
+
+    Returns:
+        Vocabulary: The classes, in order.
+
+    Raises:
+        ValueError: No class at all, an empty synonym, a duplicated class, or
+            a single class with synonyms but no ``;`` (almost always meant to
+            be several classes: ``"cat, dog"`` is one class named ``cat`` or
+            ``dog``; write ``"cat; dog"``).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f'{source}: expected a string such as '
+                        f'"cat, kitten; grass; sky", got {type(text).__name__}.')
+    classes = [part.strip() for part in re.split(r'[;\n]', text)]
+    classes = [part for part in classes if part]
+    if not classes:
+        raise ValueError(
+            f'{source} is empty: name at least two classes, separated by '
+            f'";" (synonyms of one class by ","), e.g. "cat, kitten; grass; '
+            f'sky".')
+    vocabulary = Vocabulary(classes, source=source)
+    if len(vocabulary) == 1 and len(vocabulary[0]) > 1:
+        raise ValueError(
+            f'{source} {text!r} is ONE class with the synonyms '
+            f'{", ".join(vocabulary[0])}: separate classes with ";" (e.g. '
+            f'"{"; ".join(vocabulary[0])}"); commas join synonyms of a class.')
+    return vocabulary

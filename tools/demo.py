@@ -1,0 +1,140 @@
+"""Segment your own images with your own class names.
+
+Examples::
+
+    python tools/demo.py photo.jpg --vocabulary "cat, kitten; grass; sky" \\
+        --model sclip --out results/
+    python tools/demo.py photos/ --vocabulary-file classes.txt \\
+        --config configs/sclip/sclip_vit-b16_coco_stuff171.py --out results/
+    python tools/demo.py --list-models
+
+Classes are separated by ``;`` and the synonyms of a class by ``,``
+(a ``--vocabulary-file`` has one class per line). For every image, ``--out``
+receives ``vis/NAME.png`` (colour overlay with a legend of the present
+classes), ``pred/NAME.png`` (raw labels: pixel value = class index in the
+vocabulary) and ``pred/NAME.json`` (present classes with pixel counts,
+areas and scores). Folders are read in sorted order (not recursively) with a
+progress bar; other files are skipped with a warning. Inputs are never
+overwritten.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
+from mmengine.config import DictAction  # noqa: E402
+
+from mmovss.apis import (OpenVocabInferencer,  # noqa: E402
+                         OutputWouldOverwriteInput, UnreadableImageError,
+                         list_models, resolve_model,
+                         vocabulary_from_text)
+from mmovss.vocab import Vocabulary  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Segment images with a vocabulary you type '
+        '(open-vocabulary semantic segmentation).')
+    parser.add_argument('inputs', nargs='?',
+                        help='an image file or a folder of images')
+    vocab = parser.add_mutually_exclusive_group()
+    vocab.add_argument(
+        '--vocabulary', '-v',
+        help='classes separated by ";", synonyms by ",": '
+        '"cat, kitten; grass; sky"')
+    vocab.add_argument('--vocabulary-file',
+                       help='text file, one class per line (synonyms by ",")')
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument('--model', '-m',
+                       help='model name or alias (see --list-models)')
+    model.add_argument('--config', '-c', help='config file')
+    parser.add_argument('--checkpoint', '--weights',
+                        help='checkpoint file (training-free models need '
+                        'none)')
+    parser.add_argument('--out', '-o', help='output folder')
+    parser.add_argument('--device', default=None,
+                        help='cpu, cuda, cuda:1, ... (default: available)')
+    parser.add_argument('--batch-size', type=int, default=1,
+                        help='images per forward pass')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='opacity of the colour mask (0..1)')
+    parser.add_argument('--no-legend', action='store_true',
+                        help='draw the overlay without the legend')
+    parser.add_argument('--show', action='store_true',
+                        help='also show each overlay in a window')
+    parser.add_argument('--list-models', action='store_true',
+                        help='print the model names and exit')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs (e.g. '
+        'model.backbone.pretrained=/path/to/ViT-B-16.pt)')
+    args = parser.parse_args(argv)
+    if args.list_models:
+        return args
+    missing = [
+        flag for flag, ok in (
+            ('IMAGE_OR_FOLDER', args.inputs),
+            ('--vocabulary or --vocabulary-file',
+             args.vocabulary is not None or args.vocabulary_file),
+            ('--model or --config', args.model or args.config),
+            ('--out', args.out)) if not ok
+    ]
+    if missing:
+        parser.error(f'missing {", ".join(missing)}')
+    if not 0 <= args.opacity <= 1:
+        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    return args
+
+
+def load_vocabulary(args) -> Vocabulary:
+    """The vocabulary of ``--vocabulary`` or ``--vocabulary-file``."""
+    if args.vocabulary_file:
+        return Vocabulary.from_file(args.vocabulary_file)
+    return vocabulary_from_text(args.vocabulary, source='--vocabulary')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.list_models:
+        print('\n'.join(list_models()))
+        return 0
+    try:  # user errors: a clear message, no traceback
+        vocabulary = load_vocabulary(args)
+        config, weights = resolve_model(args.model or args.config,
+                                        args.checkpoint)
+        if not osp.exists(args.inputs):
+            raise FileNotFoundError(
+                f'Input {args.inputs!r} does not exist (pass an image file '
+                f'or a folder of images).')
+    except (ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    inferencer = OpenVocabInferencer(
+        config,
+        weights=weights,
+        device=args.device,
+        cfg_options=args.cfg_options,
+        show_progress=osp.isdir(args.inputs))
+    results = inferencer.stream(
+        args.inputs, vocabulary, batch_size=args.batch_size,
+        out_dir=args.out, show=args.show, opacity=args.opacity,
+        with_legend=not args.no_legend)
+    count = 0
+    try:
+        for result in results:
+            count += 1
+            summary = inferencer.summary(result, vocabulary)
+            found = ', '.join(f'{c["name"]} {100 * c["area"]:.1f}%'
+                              for c in summary['classes'])
+            print(f'{result["name"]}: {found}')
+    except (UnreadableImageError, OutputWouldOverwriteInput) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(json.dumps(dict(images=count, out=osp.abspath(args.out))))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

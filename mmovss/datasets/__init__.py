@@ -16,3 +16,6 @@ __all__ = [
     'CityscapesOVDataset', 'WIDE_IGNORE_INDEX', 'BenchmarkDatasetMixin',
     'Layout', 'generate_palette', 'LoadSegAnnotations', 'OVShapesDataset'
 ]
+from .captions import CaptionDataset, SampleCaption  # noqa: F401,E402
+from .mixed_sampler import MixedSourceSampler  # noqa: F401,E402
+from .ovseg_regions import RegionCropDataset  # noqa: F401,E402

@@ -1,0 +1,235 @@
+"""ZegFormer: decoupled zero-shot semantic segmentation (Ding et al., CVPR
+2022).
+
+Two sub-tasks (paper Sec. 3):
+
+1. class-agnostic grouping: a MaskFormer decoder
+   (:class:`~.zegformer_mask_decoder.MaskFormerDecoder`) predicts ``N``
+   masks ``m_q = sigmoid(B_q . F(I))`` and segment embeddings ``G_q``
+   (a linear projection of the query states into CLIP's joint space);
+2. segment-level zero-shot classification, by two branches:
+
+   * text matching of ``G_q`` (Eq. 2):
+     ``p_q(c) = softmax_c(cos(G_q, T_c) / tau)`` over the class names and a
+     learned "no object" embedding, ``tau = 0.01``;
+   * the CLIP image encoder on the masked region of ``m_q``
+     (:class:`~.ovseg_region_clip.RegionCLIPClassifier`), ``p'_q(c)``,
+     with the same "no object" logit of the segment branch.
+
+``mode`` picks the paper's variants: ``'seg'`` (ZegFormer-seg: ``p_q``),
+``'img'`` (``p'_q``) or ``'fusion'`` (Eq. 4)::
+
+    p_q(c)^(1 - lambda) * p'_q(c)^lambda                   c unseen
+    p_q(c)^lambda * mean_{c' seen} p'_q(c')^(1 - lambda)   c seen
+
+(the CLIP scores of seen classes are replaced by their average, so CLIP
+does not change the ranking among seen classes; ``lambda = 2/3``), as in the
+released code. Without a seen vocabulary every class is treated as unseen.
+Per-pixel scores are ``S_c = sum_q p_q(c) m_q`` (MaskFormer's semantic
+inference) and, for generalised zero-shot evaluation, the scores of seen
+classes are lowered by the calibration factor ``gamma`` (Sec. 4.1).
+
+Training: Hungarian matching; focal + Dice mask losses, cross-entropy class
+loss (MaskFormer's criterion, weights 20 / 1 / 1, no-object weight 0.1), on
+every decoder layer.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from mmseg.models.utils import MLP
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, SampleList
+from mmovss.vocab import Vocabulary
+from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.mask_classification import (open_vocab_class_logits,
+                                         seen_class_mask, semantic_inference)
+from .open_vocab_head import OpenVocabDecodeHead
+from .zegformer_mask_decoder import MaskFormerDecoder
+
+__all__ = ['ZegFormerHead', 'zegformer_fusion', 'MASKFORMER_CRITERION']
+
+ZEGFORMER_MODES = ('seg', 'img', 'fusion')
+
+#: MaskFormer's criterion: focal (20) + Dice (1) mask losses, CE (1) classes.
+MASKFORMER_CRITERION = dict(
+    type='MaskClassificationLoss',
+    no_object_weight=0.1,
+    loss_cls=dict(type='CrossEntropyLoss', loss_weight=1.0,
+                  loss_name='loss_cls'),
+    loss_mask=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                   loss_weight=20.0, loss_name='loss_mask'),
+    loss_dice=dict(type='DiceLoss', naive_dice=True, eps=1.0,
+                   ignore_index=None, loss_weight=1.0, loss_name='loss_dice'))
+
+
+def zegformer_fusion(seg_probs: Tensor, img_probs: Tensor, seen: Tensor,
+                     lam: float = 2. / 3.) -> Tensor:
+    """ZegFormer's fusion of segment and image class probabilities (Eq. 4).
+
+    Args:
+        seg_probs (Tensor): (..., C) ``p_q`` (void removed).
+        img_probs (Tensor): (..., C) ``p'_q`` (void removed).
+        seen (Tensor): (C,) bool, the seen classes.
+        lam (float): ``lambda``.
+
+    Returns:
+        Tensor: (..., C) fused probabilities: unseen classes
+        ``p^(1-lambda) p'^lambda``; seen classes ``p^lambda * mean_seen(p')
+        ^(1-lambda)``.
+    """
+    seen = seen.to(device=seg_probs.device, dtype=torch.bool)
+    unseen_fused = seg_probs.pow(1 - lam) * img_probs.pow(lam)
+    if not seen.any():
+        return unseen_fused
+    seen_mean = img_probs[..., seen].mean(dim=-1, keepdim=True)
+    seen_fused = seg_probs.pow(lam) * seen_mean.pow(1 - lam)
+    return torch.where(seen, seen_fused, unseen_fused)
+
+
+@MODELS.register_module()
+class ZegFormerHead(OpenVocabDecodeHead):
+    """ZegFormer head; use with :class:`TwoStageEncoderDecoder` for the image
+    branch (``mode='img'`` or ``'fusion'``).
+
+    Args:
+        in_channels (Sequence[int]): Channels of the four backbone maps.
+        embed_dim (int): CLIP joint dimension (segment embeddings).
+        channels (int): Decoder width (256).
+        mask_channels (int): Per-pixel embedding channels (256).
+        num_queries (int): Segments ``N`` (100).
+        num_layers, num_heads, ffn_channels, dropout: Query decoder sizes
+            (6, 8, 2048, 0.1).
+        embed_layers (int): Layers of the MLP projecting query states to
+            segment embeddings (1: linear).
+        temperature (float): ``tau`` of the segment branch (0.01).
+        mode (str): ``'seg'``, ``'img'`` or ``'fusion'``.
+        fusion_lambda (float): ``lambda`` of the fusion (2/3).
+        seen_vocabulary: Training classes (list, file or vocabulary); the
+            classes of the test vocabulary sharing a name with them are
+            seen. None: all classes unseen.
+        calibration (float): ``gamma`` subtracted from the scores of seen
+            classes at inference (0 disables it).
+        region_classifier (dict, optional): A
+            :class:`RegionCLIPClassifier` config; required for ``'img'`` and
+            ``'fusion'``.
+        criterion (dict): :class:`MaskClassificationLoss` config.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 embed_dim: int,
+                 channels: int = 256,
+                 mask_channels: int = 256,
+                 num_queries: int = 100,
+                 num_layers: int = 6,
+                 num_heads: int = 8,
+                 ffn_channels: int = 2048,
+                 dropout: float = 0.1,
+                 embed_layers: int = 1,
+                 temperature: float = 0.01,
+                 mode: str = 'fusion',
+                 fusion_lambda: float = 2. / 3.,
+                 seen_vocabulary=None,
+                 calibration: float = 0.0,
+                 region_classifier: Optional[dict] = None,
+                 criterion: dict = MASKFORMER_CRITERION,
+                 **kwargs):
+        kwargs.setdefault('dropout_ratio', 0.0)
+        super().__init__(list(in_channels), channels,
+                         input_transform='multiple_select',
+                         in_index=[0, 1, 2, 3], **kwargs)
+        if mode not in ZEGFORMER_MODES:
+            raise ValueError(f'ZegFormerHead: mode={mode!r}, use one of '
+                             f'{ZEGFORMER_MODES}.')
+        if mode != 'seg' and region_classifier is None:
+            raise ValueError(f"ZegFormerHead: mode='{mode}' classifies masked "
+                             f'regions with CLIP; give a region_classifier '
+                             f"(RegionCLIPClassifier) or use mode='seg'.")
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}.')
+        self.mask_decoder = MaskFormerDecoder(in_channels, channels,
+                                              mask_channels, num_queries,
+                                              num_layers, num_heads,
+                                              ffn_channels, dropout)
+        self.segment_proj = MLP(channels, channels, embed_dim, embed_layers)
+        self.void_embed = nn.Parameter(torch.randn(1, embed_dim) * 0.02)
+        self.temperature = temperature
+        self.mode = mode
+        self.fusion_lambda = fusion_lambda
+        self.seen_names = () if seen_vocabulary is None else \
+            Vocabulary.build(seen_vocabulary).names
+        self.calibration = calibration
+        self.region_classifier = None if region_classifier is None else \
+            MODELS.build(region_classifier)
+        self.criterion = MODELS.build(criterion)
+
+    def seg_logits(self, states: Tensor,
+                   class_embeds: ClassEmbeddings) -> Tensor:
+        """(B, Q, C + 1) logits ``cos(G_q, T_c) / tau``, void last."""
+        return open_vocab_class_logits(self.segment_proj(states),
+                                       class_embeds, self.void_embed,
+                                       1.0 / self.temperature)
+
+    def forward_sets(self, inputs: Sequence[Tensor],
+                     class_embeds: ClassEmbeddings
+                     ) -> Tuple[List[Tensor], List[Tensor]]:
+        """Mask logits and class logits of every decoder layer."""
+        feats = self._transform_inputs(inputs)
+        _, masks, states = self.mask_decoder(feats)
+        return masks, [self.seg_logits(s, class_embeds) for s in states]
+
+    def predict_masks(self, inputs: Sequence[Tensor]) -> Tensor:
+        """(B, Q, H/4, W/4) class-agnostic mask logits (proposals)."""
+        _, masks, _ = self.mask_decoder(self._transform_inputs(inputs))
+        return masks[-1]
+
+    def seen_mask(self, class_embeds: ClassEmbeddings) -> Tensor:
+        return seen_class_mask(class_embeds.vocabulary, self.seen_names)
+
+    def class_probs(self, inputs: Sequence[Tensor], masks: Tensor,
+                    seg_logits: Tensor,
+                    class_embeds: ClassEmbeddings) -> Tensor:
+        """(B, Q, C) class probabilities of the chosen ``mode``."""
+        seg_probs = seg_logits.softmax(dim=-1)[..., :-1]
+        if self.mode == 'seg':
+            return seg_probs
+        pixels = inputs[-1]
+        if pixels.dim() != 4 or pixels.shape[1] != 3:
+            raise ValueError(
+                'ZegFormerHead: the last input must be the image (B, 3, H, '
+                'W); use TwoStageEncoderDecoder as the segmentor.')
+        clip_logits, valid = self.region_classifier(pixels, masks,
+                                                    class_embeds)
+        # the image branch shares the segment branch's "no object" logit
+        img_probs = torch.cat([clip_logits, seg_logits[..., -1:]],
+                              dim=-1).softmax(dim=-1)[..., :-1]
+        if self.mode == 'img':
+            probs = img_probs
+        else:
+            probs = zegformer_fusion(seg_probs, img_probs,
+                                     self.seen_mask(class_embeds),
+                                     self.fusion_lambda)
+        # empty masks cannot be cropped: keep the segment branch's scores
+        return torch.where(valid[..., None], probs, seg_probs)
+
+    def forward(self, inputs: Sequence[Tensor],
+                class_embeds: ClassEmbeddings) -> Tensor:
+        """Per-class scores (B, C, H/4, W/4)."""
+        masks, logits = self.forward_sets(inputs, class_embeds)
+        probs = self.class_probs(inputs, masks[-1], logits[-1], class_embeds)
+        scores = semantic_inference(masks[-1], probs, class_probs=True)
+        if self.calibration:
+            seen = self.seen_mask(class_embeds).to(scores.device)
+            scores = scores - self.calibration * seen.to(scores).view(
+                1, -1, 1, 1)
+        return scores
+
+    def loss(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings,
+             batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
+        masks, logits = self.forward_sets(inputs, class_embeds)
+        targets = self.criterion.targets_from_seg(batch_data_samples,
+                                                  self.ignore_index)
+        return self.criterion.loss_sets(logits, masks, targets)

@@ -1,0 +1,55 @@
+"""Open-vocabulary encoder-decoder whose head also sees the input image.
+
+Two-stage methods classify mask proposals by running CLIP on the masked
+image regions (ZegFormer, OVSeg, SAM + CLIP), so their heads need the image
+itself besides the backbone features. :class:`TwoStageEncoderDecoder`
+appends it, in pixel values, to the feature tuple; everything else (the
+vocabulary, slide inference, chunked resizing) is
+:class:`OpenVocabEncoderDecoder`'s.
+"""
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
+
+__all__ = ['TwoStageEncoderDecoder']
+
+
+@MODELS.register_module()
+class TwoStageEncoderDecoder(OpenVocabEncoderDecoder):
+    """:class:`OpenVocabEncoderDecoder` that hands the image to its head.
+
+    :meth:`extract_feat` returns the backbone (and neck) features followed by
+    the input image in pixel values: (B, 3, H, W) float, RGB when the data
+    preprocessor converts BGR to RGB, in [0, 255] - the data preprocessor's
+    normalisation undone with its own ``mean``/``std``, so the head may
+    normalise it however its CLIP expects. Padded pixels hold the mean
+    colour. Heads take ``inputs[-1]`` as the image and ``inputs[:-1]`` as the
+    features. Arguments are :class:`OpenVocabEncoderDecoder`'s; auxiliary
+    heads are not supported (they would receive the image too).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.with_auxiliary_head:
+            raise ValueError('TwoStageEncoderDecoder does not support '
+                             'auxiliary heads; remove `auxiliary_head`.')
+
+    def pixel_values(self, inputs: Tensor) -> Tensor:
+        """Undoes the data preprocessor's normalisation (pixel values)."""
+        pre = self.data_preprocessor
+        if getattr(pre, '_enable_normalize', False):
+            mean = pre.mean.to(inputs)
+            std = pre.std.to(inputs)
+            return inputs * std + mean
+        return inputs
+
+    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Backbone (+ neck) features, then the image in pixel values."""
+        feats = super().extract_feat(inputs)
+        with torch.no_grad():
+            pixels = self.pixel_values(inputs.detach())
+        return tuple(feats) + (pixels, )

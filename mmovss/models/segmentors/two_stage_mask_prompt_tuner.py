@@ -1,0 +1,164 @@
+"""OVSeg's mask prompt tuning (Liang et al., CVPR 2023, Sec. 3.3).
+
+Adapts CLIP to masked images without changing CLIP: only the mask prompts
+of a :class:`~mmovss.models.decode_heads.RegionCLIPClassifier` train; the
+CLIP image and text towers stay frozen. Training pairs are masked region
+crops with a noun pseudo-label (``tools/ovseg/build_region_data.py``,
+dataset :class:`~mmovss.datasets.RegionCropDataset`).
+
+The loss is CLIP's symmetric contrastive loss (Radford et al., ICML 2021,
+Fig. 3) between the crops of a batch and the text embeddings of the nouns
+of that batch. Several crops of a batch may share a noun; each crop's
+positive is its noun (image -> text), and each noun's positives are all its
+crops (text -> image, averaged), which is CLIP's loss when nouns are
+distinct.
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from mmseg.utils import OptSampleList, SampleList
+from mmovss.vocab import Vocabulary
+from ..utils.mask_classification import open_vocab_class_logits
+
+__all__ = ['MaskPromptTuner', 'multi_positive_clip_loss']
+
+
+def multi_positive_clip_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Symmetric CLIP loss of images against the classes present in a batch.
+
+    Args:
+        logits (Tensor): (B, C) scaled image-class similarities.
+        labels (Tensor): (B,) class index of every image.
+
+    Returns:
+        Tensor: ``(L_i2t + L_t2i) / 2`` where, with ``U`` the distinct labels
+        of the batch, ``L_i2t = mean_b -log softmax_U(logits_b)[y_b]`` and
+        ``L_t2i = mean_{u in U} mean_{b: y_b = u} -log softmax_b(logits_{:,
+        u})[b]``.
+    """
+    classes, target = torch.unique(labels, return_inverse=True)
+    batch_logits = logits[:, classes]
+    loss_i2t = F.cross_entropy(batch_logits, target)
+    log_p = batch_logits.log_softmax(dim=0)  # over images, per class
+    positive = F.one_hot(target, classes.numel()).to(log_p)
+    loss_t2i = (-(log_p * positive).sum(0) / positive.sum(0)).mean()
+    return (loss_i2t + loss_t2i) / 2
+
+
+@MODELS.register_module()
+class MaskPromptTuner(BaseModel):
+    """Trains the mask prompts of a region CLIP classifier.
+
+    Inputs are masked crops, normalised for CLIP by the data preprocessor,
+    with ``gt_sem_seg`` the crop's region mask (1 inside) and
+    ``region_label`` (metainfo) the index of its noun in the vocabulary.
+
+    Args:
+        region_classifier (dict): :class:`RegionCLIPClassifier` config with
+            ``mask_prompt_depth > 0``.
+        text_encoder (dict): Frozen ``OpenCLIPTextEncoder`` config (the
+            same CLIP).
+        vocabulary (optional): The nouns; None follows the dataset
+            (``DatasetVocabularyHook``).
+        data_preprocessor (dict, optional): ``SegDataPreProcessor`` with
+            CLIP's mean/std.
+    """
+
+    def __init__(self, region_classifier: dict, text_encoder: dict,
+                 vocabulary=None, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        self.region_classifier = MODELS.build(region_classifier)
+        if self.region_classifier.mask_prompts is None:
+            raise ValueError('MaskPromptTuner: the region classifier has no '
+                             'mask prompts; set mask_prompt_depth > 0.')
+        self.region_classifier.clip.requires_grad_(False)
+        self.text_encoder = MODELS.build(text_encoder)
+        self.text_encoder.requires_grad_(False)
+        self._explicit = None if vocabulary is None else \
+            Vocabulary.build(vocabulary)
+        self._dataset = None
+
+    # vocabulary, as OpenVocabEncoderDecoder
+    def set_vocabulary(self, vocabulary) -> Vocabulary:
+        self._explicit = Vocabulary.build(vocabulary)
+        return self._explicit
+
+    def set_dataset_vocabulary(self, metainfo_or_vocabulary) -> Vocabulary:
+        self._dataset = Vocabulary.build(metainfo_or_vocabulary)
+        return self.vocabulary
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        vocabulary = self._explicit or self._dataset
+        if vocabulary is None:
+            raise RuntimeError(
+                'MaskPromptTuner has no vocabulary: set `vocabulary` or add '
+                "custom_hooks=[dict(type='DatasetVocabularyHook')].")
+        return vocabulary
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.region_classifier.clip.train(False)  # frozen CLIP: eval mode
+        return self
+
+    def region_masks(self, inputs: Tensor,
+                     data_samples: SampleList) -> Tensor:
+        """(B, S, S) bool region masks from ``gt_sem_seg`` (1 = inside)."""
+        masks = torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
+        masks = masks.to(inputs.device) == 1
+        if masks.shape[-2:] != inputs.shape[-2:]:
+            masks = F.interpolate(masks[:, None].float(),
+                                  size=inputs.shape[-2:],
+                                  mode='nearest')[:, 0] > 0.5
+        return masks
+
+    def class_logits(self, inputs: Tensor, data_samples: SampleList
+                     ) -> Tensor:
+        """(B, C) CLIP logits of the crops against the vocabulary."""
+        embeds = self.region_classifier.encode(
+            inputs, self.region_masks(inputs, data_samples))
+        with torch.no_grad():
+            class_embeds = self.text_encoder(self.vocabulary)
+        return open_vocab_class_logits(embeds, class_embeds)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList
+             ) -> Dict[str, Tensor]:
+        labels = []
+        for s in data_samples:
+            if 'region_label' not in s.metainfo:
+                raise KeyError(
+                    'MaskPromptTuner: a sample has no `region_label`; add it '
+                    "to PackSegInputs' meta_keys.")
+            labels.append(int(s.metainfo['region_label']))
+        labels = torch.tensor(labels, device=inputs.device)
+        logits = self.class_logits(inputs, data_samples)
+        return dict(loss_contrastive=multi_positive_clip_loss(logits, labels))
+
+    def predict(self, inputs: Tensor, data_samples: SampleList
+                ) -> SampleList:
+        """Sets ``pred_region_label`` and ``region_scores`` (metainfo)."""
+        probs = self.class_logits(inputs, data_samples).softmax(dim=-1)
+        for sample, p in zip(data_samples, probs):
+            sample.set_metainfo(dict(pred_region_label=int(p.argmax()),
+                                     region_scores=p.cpu()))
+        return data_samples
+
+    def forward(self, inputs: Tensor, data_samples: OptSampleList = None,
+                mode: str = 'tensor'):
+        if data_samples is None:
+            raise ValueError('MaskPromptTuner needs data samples (region '
+                             'masks in gt_sem_seg).')
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.class_logits(inputs, data_samples)
+        raise ValueError(f'Unknown mode {mode!r}.')

@@ -1,0 +1,184 @@
+"""OVSeg: two-stage forward/loss on tiny models, the ensemble against
+hand-computed values, mask prompt tuning trains only the prompts, the region
+data (dataset, pseudo-labels)."""
+import json
+import math
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from PIL import Image
+
+import mmovss  # noqa: F401
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+from mmovss.models.decode_heads.ovseg_head import ovseg_ensemble
+from mmovss.models.segmentors.two_stage_mask_prompt_tuner import multi_positive_clip_loss
+from mmovss.testing.clip import tiny_clip_cfg
+
+def _load_tool():
+    import importlib.util
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                    'tools', 'ovseg', 'build_region_data.py')
+    spec = importlib.util.spec_from_file_location('build_region_data', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pseudo_label_regions = _load_tool().pseudo_label_regions
+
+CLIP = tiny_clip_cfg('vit')
+PROMPT_CLIP = dict(type='RegionCLIPClassifier', clip=dict(type='OpenCLIPViT', model_cfg=CLIP),
+                   crop_size=16, mask_prompt_depth=1)
+TEXT = dict(type='OpenCLIPTextEncoder', model_cfg=CLIP, templates='single')
+
+
+def ovseg_cfg():
+    return dict(
+        type='TwoStageEncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[120., 110., 100.],
+                               std=[60., 60., 60.], bgr_to_rgb=True),
+        backbone=dict(type='ResNetV1c', depth=18, stem_channels=16, base_channels=8,
+                      norm_cfg=dict(type='BN')),
+        text_encoder=TEXT,
+        decode_head=dict(type='OVSegHead', in_channels=[8, 16, 32, 64], embed_dim=32,
+                         channels=32, mask_channels=32, num_queries=4, num_layers=1,
+                         num_heads=2, ffn_channels=64, region_classifier=PROMPT_CLIP,
+                         criterion=dict(type='MaskClassificationLoss', num_points=64)),
+        vocabulary=['cat', 'dog', 'sky'])
+
+
+def test_ovseg_two_stage_forward_loss_and_vocabulary_swap():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(ovseg_cfg()).train()
+    s = SegDataSample(metainfo=dict(img_shape=(32, 32), ori_shape=(32, 32)))
+    s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, 32, 32)))
+    losses = model.loss(torch.randn(2, 3, 32, 32), [s, s.clone()])
+    assert set(losses) == {'decode.loss_cls', 'decode.loss_mask', 'decode.loss_dice'}
+    sum(losses.values()).backward()
+    assert model.decode_head.region_classifier.mask_prompts.grad is None  # inference only
+    model.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        ensembled = model._forward(x)
+        model.decode_head.ensemble_weight = 0.0
+        mask_only = model._forward(x)
+        model.set_vocabulary(['cat', 'dog', 'sky', 'road', 'tree'])
+        five = model._forward(x)
+    assert ensembled.shape == (1, 3, 8, 8) and five.shape == (1, 5, 8, 8)
+    assert not torch.allclose(ensembled, mask_only)
+
+
+def test_ensemble_matches_hand_computed_values():
+    p_mask = torch.tensor([[[0.6, 0.4], [0.2, 0.8]]])
+    p_clip = torch.tensor([[[0.1, 0.9], [0.5, 0.5]]])
+    valid = torch.tensor([[True, False]])
+    out = ovseg_ensemble(p_mask, p_clip, valid, weight=0.7)
+    expect = [[0.6 ** 0.3 * 0.1 ** 0.7, 0.4 ** 0.3 * 0.9 ** 0.7],
+              [0.2 ** 0.3, 0.8 ** 0.3]]  # empty mask: p_clip = 1
+    assert out[0].tolist()[0] == pytest.approx(expect[0], rel=1e-5)
+    assert out[0].tolist()[1] == pytest.approx(expect[1], rel=1e-5)
+
+
+def test_mask_prompts_replace_only_fully_masked_patches():
+    init_default_scope('mmseg')
+    classifier = MODELS.build(PROMPT_CLIP).eval()
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0] = True                 # nothing masked out: prompts unused
+    masks[1, :8, :3] = True         # only the top-left patch (8x8) is covered
+    assert classifier.masked_patches(masks).tolist() == [[False] * 4,
+                                                         [False, True, True, True]]
+    crops = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        with_prompts = classifier.encode(crops, masks)
+        classifier.mask_prompt_depth, prompts = 0, classifier.mask_prompts
+        classifier.mask_prompts = None
+        plain = classifier.encode(crops)
+        classifier.mask_prompt_depth, classifier.mask_prompts = 1, prompts
+    torch.testing.assert_close(with_prompts[0], plain[0])
+    assert not torch.allclose(with_prompts[1], plain[1])
+
+
+def test_mask_prompt_tuning_changes_only_the_prompts():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    tuner = MODELS.build(dict(
+        type='MaskPromptTuner', region_classifier=PROMPT_CLIP, text_encoder=TEXT,
+        vocabulary=['cat', 'dog', 'sky'],
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[122.8, 116.7, 104.1],
+                               std=[68.5, 66.6, 70.3], bgr_to_rgb=True,
+                               size=(16, 16))))
+    tuner.train()
+    trainable = [n for n, p in tuner.named_parameters() if p.requires_grad]
+    assert trainable == ['region_classifier.mask_prompts']
+    before = {k: v.clone() for k, v in tuner.state_dict().items()}
+    batch = []
+    for label in (0, 1, 1, 2):
+        mask = torch.zeros(1, 16, 16, dtype=torch.long)
+        mask[:, 4:12, :6] = 1
+        s = SegDataSample(metainfo=dict(region_label=label, img_shape=(16, 16)))
+        s.gt_sem_seg = PixelData(data=mask)
+        batch.append(s)
+    data = dict(inputs=[torch.randint(0, 255, (3, 16, 16), dtype=torch.uint8)
+                        for _ in batch], data_samples=batch)
+    optim = torch.optim.SGD([p for p in tuner.parameters() if p.requires_grad], lr=10.0)
+    data = tuner.data_preprocessor(data, True)
+    loss = tuner(**data, mode='loss')['loss_contrastive']
+    loss.backward()
+    optim.step()
+    changed = [k for k, v in tuner.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed == ['region_classifier.mask_prompts']
+
+
+def test_contrastive_loss_hand_computed():
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    # distinct labels: CLIP's loss over the batch's classes {0, 1}
+    loss = multi_positive_clip_loss(logits, torch.tensor([0, 1]))
+    i2t = (-math.log(math.e ** 2 / (math.e ** 2 + 1)) - math.log(math.e / (1 + math.e))) / 2
+    t2i = (-math.log(math.e ** 2 / (math.e ** 2 + 1)) - math.log(math.e / (1 + math.e))) / 2
+    assert loss.item() == pytest.approx((i2t + t2i) / 2, rel=1e-5)
+    # repeated label: both images are positives of class 2
+    loss = multi_positive_clip_loss(logits, torch.tensor([2, 2]))
+    i2t = 0.0  # one class in the batch
+    t2i = -(math.log(math.e / (math.e + 1)) + math.log(1 / (math.e + 1))) / 2
+    assert loss.item() == pytest.approx((i2t + t2i) / 2, rel=1e-5)
+
+
+def test_pseudo_labels_pick_the_most_similar_noun():
+    regions = torch.tensor([[1.0, 0.1], [0.0, 2.0], [-1.0, -1.0]])
+    nouns = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -0.9]])
+    labels, scores = pseudo_label_regions(regions, nouns)
+    assert labels.tolist() == [0, 1, 2]
+    assert scores[1].item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match='no nouns'):
+        pseudo_label_regions(regions, nouns[:0])
+
+
+def test_region_crop_dataset_loads_regions(tmp_path):
+    for sub in ('crops', 'masks'):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(tmp_path / 'crops/0.png')
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:9, 3:7] = 1
+    Image.fromarray(mask).save(tmp_path / 'masks/0.png')
+    (tmp_path / 'regions.json').write_text(json.dumps(dict(
+        nouns=['cat', 'dog'],
+        regions=[dict(crop='crops/0.png', mask='masks/0.png', noun='dog')])))
+    dataset = DATASETS.build(dict(
+        type='RegionCropDataset', data_root=str(tmp_path), ann_file='regions.json',
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                  dict(type='PackSegInputs',
+                       meta_keys=('img_path', 'img_shape', 'ori_shape', 'region_label'))]))
+    assert dataset.metainfo['classes'] == ('cat', 'dog')
+    item = dataset[0]
+    assert item['data_samples'].region_label == 1
+    assert item['data_samples'].gt_sem_seg.data.sum() == 7 * 4
+    (tmp_path / 'regions.json').write_text(json.dumps(dict(
+        nouns=['cat'], regions=[dict(crop='crops/0.png', mask='masks/0.png', noun='dog')])))
+    with pytest.raises(ValueError, match='not in "nouns"'):
+        DATASETS.build(dict(type='RegionCropDataset', data_root=str(tmp_path)))

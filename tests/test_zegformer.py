@@ -1,0 +1,141 @@
+"""ZegFormer: forward/loss/backward on tiny models, the fusion and the
+calibration against hand-computed values, vocabulary swap; the region CLIP
+classifier's crops."""
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+
+import mmovss  # noqa: F401
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmovss.models.decode_heads.ovseg_region_clip import mask_boxes
+from mmovss.models.decode_heads.zegformer_head import zegformer_fusion
+from mmovss.testing.clip import tiny_clip_cfg
+
+CLIP = tiny_clip_cfg('vit')
+BACKBONE = dict(type='ResNetV1c', depth=18, stem_channels=16, base_channels=8,
+                norm_cfg=dict(type='BN'))
+REGION_CLIP = dict(type='RegionCLIPClassifier',
+                   clip=dict(type='OpenCLIPViT', model_cfg=CLIP), crop_size=16)
+
+
+def zegformer_cfg(**head):
+    head_cfg = dict(type='ZegFormerHead', in_channels=[8, 16, 32, 64],
+                    embed_dim=32, channels=32, mask_channels=32, num_queries=4,
+                    num_layers=2, num_heads=2, ffn_channels=64, mode='fusion',
+                    seen_vocabulary=['cat', 'dog'], region_classifier=REGION_CLIP,
+                    criterion=dict(type='MaskClassificationLoss', num_points=64))
+    head_cfg.update(head)
+    return dict(type='TwoStageEncoderDecoder',
+                data_preprocessor=dict(type='SegDataPreProcessor', mean=[120., 110., 100.],
+                                       std=[60., 60., 60.], bgr_to_rgb=True),
+                backbone=BACKBONE,
+                text_encoder=dict(type='OpenCLIPTextEncoder', model_cfg=CLIP,
+                                  templates='single'),
+                decode_head=head_cfg, vocabulary=['cat', 'dog', 'sky'])
+
+
+def samples(n=2, size=32, num_classes=3):
+    out = []
+    for _ in range(n):
+        s = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, size, size)))
+        out.append(s)
+    return out
+
+
+@pytest.fixture(scope='module')
+def model():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    return MODELS.build(zegformer_cfg())
+
+
+def test_loss_backward_trains_mask_model_not_clip(model):
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 32, 32), samples())
+    # 2 decoder layers (deep supervision) x (CE, focal, Dice)
+    assert len(losses) == 6 and 'decode.loss_mask' in losses
+    sum(losses.values()).backward()
+    head = model.decode_head
+    assert head.void_embed.grad is not None
+    assert model.backbone.stem[0].weight.grad is not None
+    assert all(p.grad is None for p in head.region_classifier.parameters())
+    model.zero_grad()
+
+
+def test_inference_modes_and_vocabulary_swap(model):
+    model.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        fused = model._forward(x)
+        model.decode_head.mode = 'seg'
+        seg = model._forward(x)
+        model.decode_head.mode = 'fusion'
+        model.set_vocabulary(['cat', 'dog', 'sky', 'road'])
+        four = model._forward(x)
+        out = model.predict(x)
+        model.set_vocabulary(['cat', 'dog', 'sky'])
+    assert fused.shape == (1, 3, 8, 8) and four.shape == (1, 4, 8, 8)
+    assert not torch.allclose(fused, seg)  # the CLIP branch changes scores
+    assert out[0].pred_sem_seg.shape == (32, 32)
+    assert int(out[0].pred_sem_seg.data.max()) < 4
+
+
+def test_calibration_lowers_only_seen_classes(model):
+    model.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        plain = model._forward(x)
+        model.decode_head.calibration = 0.25
+        calibrated = model._forward(x)
+        model.decode_head.calibration = 0.0
+    diff = calibrated - plain  # cat, dog seen; sky unseen
+    torch.testing.assert_close(diff[:, :2], torch.full_like(diff[:, :2], -0.25))
+    torch.testing.assert_close(diff[:, 2], torch.zeros_like(diff[:, 2]))
+
+
+def test_fusion_matches_hand_computed_values():
+    p = torch.tensor([0.5, 0.3, 0.2])
+    q = torch.tensor([0.1, 0.3, 0.6])
+    seen = torch.tensor([True, True, False])
+    lam = 2 / 3
+    out = zegformer_fusion(p, q, seen, lam)
+    mean_seen = (0.1 + 0.3) / 2
+    expect = [0.5 ** lam * mean_seen ** (1 / 3), 0.3 ** lam * mean_seen ** (1 / 3),
+              0.2 ** (1 / 3) * 0.6 ** lam]
+    assert out.tolist() == pytest.approx(expect, rel=1e-5)
+    # no seen class: every class is fused as unseen
+    none = zegformer_fusion(p, q, torch.zeros(3, dtype=torch.bool), lam)
+    assert none[0].item() == pytest.approx(0.5 ** (1 / 3) * 0.1 ** lam, rel=1e-5)
+
+
+def test_image_branch_needs_region_classifier():
+    init_default_scope('mmseg')
+    with pytest.raises(ValueError, match='region_classifier'):
+        MODELS.build(zegformer_cfg(mode='img', region_classifier=None))
+
+
+def test_mask_boxes_and_masked_crops():
+    init_default_scope('mmseg')
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0, 2:5, 3:9] = True
+    boxes = mask_boxes(masks)
+    assert boxes[0].tolist() == [3, 2, 9, 5]
+    assert boxes[1].tolist() == [0, 0, 16, 16]  # empty: whole image
+    classifier = MODELS.build(dict(REGION_CLIP, crop_size=8))
+    image = torch.zeros(3, 16, 16)
+    image[0, :, :8] = 200.0   # left half reddish
+    image[2, :, 8:] = 150.0   # right half bluish
+    left = torch.zeros(1, 16, 16, dtype=torch.bool)
+    left[:, :, :8] = True
+    crops, crop_masks = classifier.crop_regions(image, left)
+    expect = classifier.normalize(image[:, :1, :1]).view(3, 1, 1).expand(3, 8, 8)
+    torch.testing.assert_close(crops[0], expect)  # only the masked region
+    assert crop_masks.all()
+    classifier.crop_style = 'mask'  # whole image, filled outside the mask
+    crops, crop_masks = classifier.crop_regions(image, left)
+    assert crop_masks[0, :, :4].all() and not crop_masks[0, :, 4:].any()
+    assert torch.count_nonzero(crops[0, :, :, 4:]) == 0  # CLIP mean colour = 0

@@ -69,7 +69,10 @@ def check_array_image(array: np.ndarray, where: str) -> np.ndarray:
     if array.dtype != np.uint8:
         raise ValueError(
             f'{where}: an image array must be uint8 (0..255), got '
-            f'{array.dtype}; convert it with array.astype(np.uint8).')
+            f'{array.dtype}; scale it to 0..255 first: 16-bit images with '
+            f'(array >> 8).astype(np.uint8) (what OpenCV does for 16-bit '
+            f'files), floats in 0..1 with (array * 255).round().astype('
+            f'np.uint8).')
     return array
 
 

@@ -194,6 +194,27 @@ class BenchmarkDatasetMixin:
                     if new != self.ignore_index]
         return BaseSegDataset._update_palette(self)
 
+    def prepare_data(self, idx: int):
+        """Runs the pipeline on sample ``idx``; a failure names its files.
+
+        Decoders do not always say which file they failed on (OpenCV raises
+        ``!buf.empty()`` for a zero-byte image), so any exception of the
+        pipeline gets a note (PEP 678, printed with the traceback, also from
+        dataloader workers) with the sample's index and paths. The exception
+        itself is re-raised unchanged.
+        """
+        try:
+            return BaseSegDataset.prepare_data(self, idx)
+        except Exception as e:
+            info = self.get_data_info(idx)
+            e.add_note(
+                f'{type(self).__name__} sample {idx}: img_path='
+                f'{info.get("img_path")!r}, seg_map_path='
+                f'{info.get("seg_map_path")!r}. If the file is empty, '
+                f'truncated or not an image, re-download or re-convert it '
+                f'(docs/dataset_prepare.md) or remove the sample.')
+            raise
+
     def _missing(self, what: str, path: str) -> FileNotFoundError:
         return FileNotFoundError(
             f'{type(self).__name__}: {what} {path} does not exist '

@@ -9,7 +9,11 @@ union accumulation and the same per-class formulas) with:
 * a seen/unseen split: ``mIoU_seen``, ``mIoU_unseen`` and their harmonic
   mean ``hIoU`` (Xian et al., "Semantic projection network for zero- and
   few-label semantic segmentation", CVPR 2019);
-* optionally the mean over the classes present in the ground truth.
+* optionally the mean over the classes present in the ground truth;
+* a predicted or ground-truth label that is neither a class nor the ignore
+  index raises a ``ValueError`` naming the image (mmseg's histograms drop
+  such pixels silently, e.g. when the model's vocabulary is larger than
+  the dataset's class list).
 
 Which classes enter a mean:
 
@@ -146,14 +150,46 @@ class OpenVocabIoUMetric(IoUMetric):
         self.ignore_index = self._current_ignore_index()
         for data_sample in data_samples:
             pred_label = data_sample['pred_sem_seg']['data'].squeeze()
+            self._check_range(pred_label, num_classes, data_sample,
+                              'prediction')
             if not self.format_only:
                 label = data_sample['gt_sem_seg']['data'].squeeze().to(
                     pred_label)
+                self._check_range(label, num_classes, data_sample,
+                                  'ground truth')
                 self.results.append(
                     self.intersect_and_union(pred_label, label, num_classes,
                                              self.ignore_index))
             if self.output_dir is not None:
                 self._write_prediction(data_sample, pred_label)
+
+    def _check_range(self, labels, num_classes: int, data_sample: dict,
+                     what: str) -> None:
+        """Refuses label values that are neither a class nor ignored.
+
+        mmseg's ``intersect_and_union`` drops such values from its
+        histograms without a word, which inflates IoU (a prediction for a
+        class the dataset does not have never counts as a false positive).
+
+        Raises:
+            ValueError: Naming the image, the value and the likely cause.
+        """
+        bad = (labels < 0) | ((labels >= num_classes) &
+                              (labels != self.ignore_index))
+        if not bool(bad.any()):
+            return
+        value = int(labels[bad][0])
+        cause = ('the model\'s vocabulary has more classes than the dataset '
+                 '(set model.vocabulary to the dataset\'s classes or remove '
+                 'it)' if what == 'prediction' else
+                 'the label file was not converted for this dataset (see '
+                 'docs/dataset_prepare.md) or ignore_index is wrong')
+        raise ValueError(
+            f'OpenVocabIoUMetric: the {what} of '
+            f'{data_sample.get("img_path", "an image")!r} has label {value}, '
+            f'outside the {num_classes} classes of the dataset (0..'
+            f'{num_classes - 1}, ignore_index {self.ignore_index}); mmseg '
+            f'would drop such pixels silently. Likely cause: {cause}.')
 
     def _write_prediction(self, data_sample: dict, pred_label) -> None:
         basename = osp.splitext(osp.basename(data_sample['img_path']))[0]

@@ -10,12 +10,19 @@ Sources, all normalised to the same form:
 
 * a dataset's ``METAINFO['classes']`` (names with comma-separated synonyms,
   as in the benchmark name lists, e.g. ``'wall, brick wall'``),
-* a text file, one class per line, comma-separated synonyms (blank lines and
-  lines starting with ``#`` are skipped),
+* a text file (UTF-8, with or without a byte-order mark), one class per
+  line, comma-separated synonyms (blank lines and lines starting with ``#``
+  are skipped),
 * a Python list whose items are strings (comma-separated synonyms) or
   sequences of names.
+
+Names are stripped, runs of white space become one space, and Unicode is
+normalised to NFC (so ``'café'`` typed with a composed ``é`` and with ``e``
+plus a combining accent, U+0301, are the same name). Any script may be used;
+open_clip's byte-level BPE tokenizer encodes it.
 """
 import os
+import unicodedata
 from typing import Iterator, List, Sequence, Tuple, Union
 
 __all__ = ['Vocabulary', 'VocabularyLike']
@@ -40,7 +47,8 @@ def _split_synonyms(item, where: str) -> Tuple[str, ...]:
             f'Vocabulary: {where} is a {type(item).__name__} ({item!r}); a '
             f'class must be a string (comma-separated synonyms) or a list of '
             f'names.')
-    names = tuple(' '.join(n.split()) for n in names)
+    names = tuple(
+        unicodedata.normalize('NFC', ' '.join(n.split())) for n in names)
     if not names or any(not n for n in names):
         raise ValueError(
             f'Vocabulary: {where} ({item!r}) has an empty name; every class '
@@ -108,8 +116,13 @@ class Vocabulary:
             raise FileNotFoundError(
                 f'Vocabulary file not found: {path!r} (one class per line, '
                 f'comma-separated synonyms).')
-        with open(path, encoding='utf-8') as f:
-            lines = [line.strip() for line in f]
+        try:
+            with open(path, encoding='utf-8-sig') as f:
+                lines = [line.strip() for line in f]
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f'Vocabulary file {path!r} is not UTF-8 text ({e}); save it '
+                f'as UTF-8 (one class per line).') from e
         classes = [line for line in lines if line and not line.startswith('#')]
         return cls(classes, source=f'file {path}')
 

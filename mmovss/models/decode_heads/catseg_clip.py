@@ -185,7 +185,9 @@ class CATSegTextEncoder(OpenCLIPTextEncoder):
     def _embed_names_uncached(self, names: Sequence[str]) -> Tensor:
         """Per-template unit embeddings, flattened to (N, P * D) rows."""
         prompts = [t.format(n) for n in names for t in self.templates]
-        return self.encode_prompts(prompts).reshape(len(names), -1)
+        tokens = self.tokenize(prompts)
+        self._warn_truncated(names, prompts, tokens)
+        return self.encode_prompts(prompts, tokens).reshape(len(names), -1)
 
     def forward(self, vocabulary) -> TemplateClassEmbeddings:
         base = super().forward(vocabulary)

@@ -99,6 +99,11 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 'follow the dataset, or call model.set_vocabulary(...).')
         return vocabulary
 
+    @property
+    def explicit_vocabulary(self) -> Optional[Vocabulary]:
+        """The explicitly set vocabulary, or None when following the data."""
+        return self._explicit_vocabulary
+
     def set_vocabulary(self, vocabulary) -> Vocabulary:
         """Sets an explicit vocabulary (overrides the dataset's)."""
         self._explicit_vocabulary = Vocabulary.build(vocabulary)

@@ -23,6 +23,7 @@ module (``load_state_dict``, e.g. by mmengine's ``load_from``) or training
 it switches the identity to a hash of the current parameters, so stale
 embeddings are never served.
 """
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -221,9 +222,61 @@ class OpenCLIPTextEncoder(BaseModule):
         tokens = self.tokenizer(list(prompts))
         return tokens.to(self.tower.token_embedding.weight.device)
 
-    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
-        """L2-normalised embeddings (P, D) of prompts, in their order."""
-        tokens = self.tokenize(prompts)
+    def truncated_prompts(self, prompts: Sequence[str],
+                          tokens: Optional[Tensor] = None) -> List[int]:
+        """Indices of the prompts longer than the text context.
+
+        open_clip's tokenizer cuts such prompts to ``context_length`` tokens
+        (ending them with EOT), so their end is not encoded. Only rows that
+        fill the whole context can be cut; those are re-counted with the
+        tokenizer's ``encode`` (SOT and EOT included). Tokenizers without
+        ``encode`` (Hugging Face ones) are not checked.
+
+        Args:
+            prompts (Sequence[str]): The prompts.
+            tokens (Tensor, optional): Their tokens, if already computed.
+
+        Returns:
+            list[int]: Indices into ``prompts``.
+        """
+        encode = getattr(self.tokenizer, 'encode', None)
+        if not callable(encode) or not prompts:
+            return []
+        if tokens is None:
+            tokens = self.tokenize(prompts)
+        context = tokens.shape[1]
+        full = torch.nonzero(tokens[:, -1] != 0).flatten().tolist()
+        return [i for i in full if len(encode(prompts[i])) + 2 > context]
+
+    def _warn_truncated(self, names: Sequence[str], prompts: Sequence[str],
+                        tokens: Tensor) -> None:
+        """Warns, naming them, about names whose prompts were truncated."""
+        cut = self.truncated_prompts(prompts, tokens)
+        if not cut:
+            return
+        per_name = len(prompts) // len(names)
+        cut_names = list(dict.fromkeys(names[i // per_name] for i in cut))
+        shown = ', '.join(repr(n) for n in cut_names[:10])
+        more = f' and {len(cut_names) - 10} more' if len(cut_names) > 10 \
+            else ''
+        warnings.warn(
+            f'{len(cut_names)} class name(s) are too long for the '
+            f'{tokens.shape[1]}-token text context of {self.model_label} and '
+            f'were truncated ({len(cut)} of {len(prompts)} prompts cut): '
+            f'{shown}{more}. Only their beginning is encoded; shorten them '
+            f'or split them into synonyms (comma-separated).')
+
+    def encode_prompts(self, prompts: Sequence[str],
+                       tokens: Optional[Tensor] = None) -> Tensor:
+        """L2-normalised embeddings (P, D) of prompts, in their order.
+
+        Args:
+            prompts (Sequence[str]): The prompts.
+            tokens (Tensor, optional): Their tokens (``self.tokenize``), if
+                already computed.
+        """
+        if tokens is None:
+            tokens = self.tokenize(prompts)
         positions = self.tower.pooled_positions(tokens)
         if not (self.truncate and self.tower.causal):
             chunks = torch.arange(len(prompts)).split(self.batch_size)
@@ -242,7 +295,9 @@ class OpenCLIPTextEncoder(BaseModule):
 
     def _embed_names_uncached(self, names: Sequence[str]) -> Tensor:
         prompts = [t.format(n) for n in names for t in self.templates]
-        embeds = self.encode_prompts(prompts)
+        tokens = self.tokenize(prompts)
+        self._warn_truncated(names, prompts, tokens)
+        embeds = self.encode_prompts(prompts, tokens)
         embeds = embeds.view(len(names), len(self.templates), -1).mean(dim=1)
         return F.normalize(embeds, dim=-1)
 

@@ -21,6 +21,7 @@ Every loaded model carries a *weights identity* string used to key caches of
 derived results (text embeddings): the tag, or the SHA-256 of the file.
 """
 import copy
+import difflib
 import hashlib
 import os
 import socket
@@ -287,8 +288,14 @@ def build_open_clip(model_name: Optional[str] = None,
     else:
         cfg = open_clip.get_model_config(model_name)
         if cfg is None:
+            known = open_clip.list_models()
+            by_lower = {name.lower(): name for name in known}
+            close = difflib.get_close_matches(
+                str(model_name).lower(), list(by_lower), n=3, cutoff=0.6)
+            names = ', '.join(repr(by_lower[c]) for c in close)
+            hint = f'did you mean {names}? ' if close else ''
             raise ValueError(
-                f"Unknown open_clip model name '{model_name}'; see "
+                f"Unknown open_clip model name '{model_name}'; {hint}see "
                 f'open_clip.list_models() (e.g. ViT-B-16, ViT-L-14, '
                 f'convnext_large_d_320).')
         cfg = copy.deepcopy(cfg)

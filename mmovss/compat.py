@@ -193,6 +193,26 @@ def _allow_mmengine_checkpoints() -> None:
         add(_checkpoint_safe_globals())
 
 
+def allow_cpu_process_groups() -> None:
+    """Lets mmengine's ``pytorch`` launcher start Gloo process groups on CPU.
+
+    mmengine 0.10.7 calls ``torch.cuda.set_device(local_rank)`` before
+    ``init_process_group`` whatever the backend, which fails on machines
+    without a GPU driver (CUDA builds of torch included). Without CUDA the
+    call is made a no-op; with CUDA nothing changes.
+    """
+    if torch.cuda.is_available() or getattr(torch.cuda.set_device, '__mmovss_cpu__', False):
+        return
+    original = torch.cuda.set_device
+
+    def set_device(device):
+        if torch.cuda.is_available():
+            original(device)
+
+    set_device.__mmovss_cpu__ = True
+    torch.cuda.set_device = set_device
+
+
 _installed = False
 
 

@@ -61,10 +61,17 @@ def set_launcher(cfg: Config, launcher: str) -> None:
         return
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
-    if dist_cfg.get('backend', 'nccl') == 'nccl' and not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        return
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
         print_log('CUDA is not available: using the gloo backend instead of nccl '
                   '(set env_cfg.dist_cfg.backend to choose).', logger='current')
         dist_cfg['backend'] = 'gloo'
+    from .compat import allow_cpu_process_groups
+    allow_cpu_process_groups()
+    # DDP wraps CPU modules only without device ids.
+    cfg.setdefault('model_wrapper_cfg', dict(type='MMDistributedDataParallel',
+                                             device_ids=None, broadcast_buffers=False))
 
 
 def export_local_rank(local_rank: int) -> None:

@@ -1,0 +1,146 @@
+"""Interrupted, resumed and multi-process runs lose nothing.
+
+* SIGKILL in the middle of training: ``--resume`` continues from the newest
+  complete checkpoint with the same iteration counter, learning rate and
+  data order, so the losses after the resume equal an uninterrupted run's.
+* A checkpoint cut short while being written is never loaded.
+* A checkpoint of another model is refused by tools/test.py.
+* Distributed testing (2 processes, gloo) gives exactly the single-process
+  mIoU, and evaluation is deterministic.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+CONFIG = 'tests/data/configs/tiny_fcn.py'
+ITERS = 12
+
+
+def _opts(root, *extra):
+    return ['--cfg-options', *[f'{k}.dataset.data_root={root}' for k in
+                               ('train_dataloader', 'val_dataloader', 'test_dataloader')],
+            f'train_cfg.max_iters={ITERS}', f'param_scheduler.0.end={ITERS}',
+            # no random flip or dropout: mmengine does not restore the RNG
+            # states on resume; without them the resumed run must match the
+            # uninterrupted one exactly
+            'train_dataloader.dataset.pipeline.2.prob=0.0', 'model.decode_head.dropout_ratio=0.0',
+            *extra]
+
+
+def _run(repo_root, args, timeout=400):
+    proc = subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _train_log(log):
+    """{iteration: (lr, loss)} from mmengine's training log lines."""
+    found = re.findall(r'Iter\(train\) \[\s*(\d+)/\d+\]\s+lr: ([\d.e+-]+).*?\bloss: ([\d.]+)', log)
+    return {int(i): (float(lr), float(loss)) for i, lr, loss in found}
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    from mmovss.testing.data import make_tiny_seg_dataset
+    return make_tiny_seg_dataset(tmp_path_factory.mktemp('rel') / 'data')['data_root']
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory, repo_root, data):
+    work = tmp_path_factory.mktemp('ref')
+    code, log = _run(repo_root, ['tools/train.py', CONFIG, '--work-dir', str(work), *_opts(data)])
+    assert code == 0, log[-3000:]
+    return dict(work=work, log=_train_log(log))
+
+
+def test_sigkill_mid_training_then_resume(tmp_path, repo_root, data, reference):
+    work = tmp_path / 'killed'
+    log_file = tmp_path / 'killed.log'
+    with open(log_file, 'w') as out:
+        proc = subprocess.Popen(
+            [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work), *_opts(data)],
+            cwd=repo_root, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        pointer = work / 'last_checkpoint'  # written once iter_3.pth is complete
+        while (time.time() < deadline and proc.poll() is None
+               and not (pointer.exists() and pointer.read_text().endswith('iter_3.pth'))):
+            time.sleep(0.02)
+    assert (work / 'iter_3.pth').exists(), log_file.read_text()[-3000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (work / f'iter_{ITERS}.pth').exists(), 'the run finished before the kill'
+    code, log = _run(repo_root, ['tools/train.py', CONFIG, '--work-dir', str(work),
+                                 '--resume', *_opts(data)])
+    assert code == 0, log[-3000:]
+    resumed = int(re.search(r'resumed epoch: \d+, iter: (\d+)', log).group(1))
+    assert resumed >= 3 and resumed % 3 == 0
+    after = _train_log(log)
+    assert min(after) == resumed + 1 and max(after) == ITERS
+    for it, (lr, loss) in after.items():  # same schedule and data order as uninterrupted
+        ref_lr, ref_loss = reference['log'][it]
+        assert lr == pytest.approx(ref_lr, rel=1e-6)
+        assert loss == pytest.approx(ref_loss, abs=2e-4), it
+
+
+def test_truncated_checkpoint_is_never_resumed(tmp_path, repo_root, data, reference):
+    work = tmp_path / 'trunc'
+    shutil.copytree(reference['work'], work)
+    good = work / 'iter_9.pth'
+    bad = work / 'iter_12.pth'
+    payload = good.read_bytes()
+    bad.write_bytes(payload[: len(payload) // 2])  # killed while writing
+    (work / 'last_checkpoint').write_text(str(bad))
+    code, log = _run(repo_root, ['tools/train.py', CONFIG, '--work-dir', str(work), '--resume',
+                                 *_opts(data)])
+    assert code == 0, log[-3000:]
+    assert 'skipping incomplete checkpoint' in log and 'iter_12.pth' in log
+    assert 'resumed epoch: 0, iter: 9' in log
+    code, log = _run(repo_root, ['tools/test.py', CONFIG, str(work / 'broken.pth'), *_opts(data)])
+    assert code != 0 and "does not exist" in log
+    (work / 'broken.pth').write_bytes(payload[:1000])
+    code, log = _run(repo_root, ['tools/test.py', CONFIG, str(work / 'broken.pth'), *_opts(data)])
+    assert code != 0 and 'truncated or corrupt' in log
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path, repo_root, data, reference):
+    ckpt = str(reference['work'] / f'iter_{ITERS}.pth')
+    other = ['model.decode_head.num_convs=2']
+    code, log = _run(repo_root, ['tools/test.py', CONFIG, ckpt, '--work-dir', str(tmp_path),
+                                 *_opts(data, *other)])
+    assert code != 0
+    assert 'does not fit the model of this config' in log and 'missing keys' in log
+    code, log = _run(repo_root, ['tools/test.py', CONFIG, ckpt, '--non-strict', '--work-dir',
+                                 str(tmp_path), *_opts(data, *other)])
+    assert code == 0, log[-3000:]
+
+
+def _miou(log):
+    found = re.findall(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)', log)
+    assert found, log[-3000:]
+    return found[-1]
+
+
+def test_distributed_test_equals_single_process_and_is_deterministic(tmp_path, repo_root, data,
+                                                                      reference):
+    ckpt = str(reference['work'] / f'iter_{ITERS}.pth')
+    single = []
+    for i in range(2):
+        code, log = _run(repo_root, ['tools/test.py', CONFIG, ckpt, '--work-dir',
+                                     str(tmp_path / f's{i}'), *_opts(data)])
+        assert code == 0, log[-3000:]
+        single.append(_miou(log))
+    assert single[0] == single[1]
+    env = dict(os.environ, PORT='29517', OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', 'tools/dist_test.sh', CONFIG, ckpt, '2', '--work-dir',
+                           str(tmp_path / 'dist'), *_opts(data)], cwd=repo_root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert 'gloo' in log
+    assert _miou(log) == single[0]

@@ -1,5 +1,8 @@
 # (b) A light trainable decoder on the frozen tiny CLIP (DenseEmbeddingRefineHead),
 # trained on the 28 seen classes only, evaluated on all 40 (seen/unseen/hIoU).
+# The CLIP's last block runs in ClearCLIP mode (q-q attention, no residual/FFN),
+# whose patch tokens are far better localised than the vanilla block's
+# (zero-shot mIoU 7.4 vs 0.3 on OVShapes), so the head refines a useful start.
 #   python tools/train.py configs/ovshapes/dense_refine_tiny-clip_1k_ovshapes-seen.py
 _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',
@@ -7,7 +10,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(
-    backbone=dict(out_indices=(0, 1)),
+    backbone=dict(out_indices=(0, 1), last_block_mode='clearclip'),
     decode_head=dict(
         _delete_=True,
         type='DenseEmbeddingRefineHead',
@@ -20,7 +23,7 @@ model = dict(
                          avg_non_ignore=True)))
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
+    optimizer=dict(type='AdamW', lr=3e-3, betas=(0.9, 0.999), weight_decay=1e-4),
     clip_grad=dict(max_norm=1.0))
 max_iters = 1000
 param_scheduler = [

@@ -144,3 +144,17 @@ def test_distributed_test_equals_single_process_and_is_deterministic(tmp_path, r
     assert proc.returncode == 0, log[-3000:]
     assert 'gloo' in log
     assert _miou(log) == single[0]
+
+
+def test_distributed_training_two_processes(tmp_path, repo_root, data):
+    env = dict(os.environ, PORT='29523', OMP_NUM_THREADS='1')
+    work = tmp_path / 'dist_train'
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(work),
+                           *_opts(data, 'train_cfg.max_iters=4', 'param_scheduler.0.end=4',
+                                  'default_hooks.checkpoint.interval=4')],
+                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert 'Distributed training: True' in log, log[-3000:]
+    assert 'Iter(train) [4/4]' in log
+    assert (work / 'iter_4.pth').is_file()

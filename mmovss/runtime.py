@@ -130,25 +130,22 @@ def find_resumable_checkpoint(work_dir: str):
         tuple[str | None, list[str]]: The checkpoint (None if there is none)
         and the incomplete files that were passed over.
     """
-    candidates = {}
+    def step_of(path):
+        match = _STEP_FILE.match(osp.basename(path))
+        return int(match.group(2)) if match else 0
+
+    candidates = set()
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = f.read().strip()
         if named:
-            candidates[named] = -1
+            candidates.add(named)
     if osp.isdir(work_dir):
-        for name in os.listdir(work_dir):
-            match = _STEP_FILE.match(name)
-            if match:
-                candidates[osp.join(work_dir, name)] = int(match.group(2))
-    # A file named by last_checkpoint without a step number ranks by its name.
-    for path, step in list(candidates.items()):
-        if step < 0:
-            match = _STEP_FILE.match(osp.basename(path))
-            candidates[path] = int(match.group(2)) if match else 0
+        candidates.update(osp.join(work_dir, n) for n in os.listdir(work_dir)
+                          if _STEP_FILE.match(n))
     skipped = []
-    for path in sorted(candidates, key=candidates.get, reverse=True):
+    for path in sorted(candidates, key=step_of, reverse=True):
         if is_complete_checkpoint(path):
             return path, skipped
         if osp.exists(path):

@@ -87,3 +87,12 @@ def test_missing_config_names_close_matches(repo_root):
     assert code != 0
     assert "Config file 'tests/data/configs/tiny_fcm.py' does not exist" in log
     assert 'tiny_fcn.py' in log
+
+
+def test_test_tool_loads_load_from_of_the_config(trained, repo_root):
+    ckpt = str(trained['work_dir'] / 'iter_6.pth')
+    opts = _data_options(trained['data']['data_root'])
+    code, log = _run(repo_root, 'tools/test.py', TINY_CONFIG, '--work-dir',
+                     str(trained['work_dir'] / 'test_load_from'), *opts, f'load_from={ckpt}')
+    assert code == 0, log[-3000:]
+    assert f'Load checkpoint from {ckpt}' in log

@@ -66,9 +66,11 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     set_launcher(cfg, args.launcher)
     set_work_dir(cfg, args.config, args.work_dir)
-    if args.checkpoint is not None:
-        check_checkpoint_file(args.checkpoint)
-    cfg.load_from = None  # loaded below, strictly
+    # The CLI checkpoint, else the config's `load_from`; loaded below, strictly.
+    checkpoint = args.checkpoint or cfg.get('load_from')
+    if checkpoint is not None:
+        check_checkpoint_file(checkpoint)
+    cfg.load_from = None
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:
@@ -81,8 +83,8 @@ def main(argv=None):
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     runner = Runner.from_cfg(cfg)
-    if args.checkpoint is not None:
-        load_checkpoint_strictly(runner, args.checkpoint, strict=not args.non_strict,
+    if checkpoint is not None:
+        load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)
     runner.test()
 

@@ -29,7 +29,7 @@ class OVShapesDataset(BaseSegDataset):
 
         mmseg's ``LoadAnnotations`` applies ``label_map`` to every label file.
         """
-        label_map = BaseSegDataset.get_label_map.__func__(type(self), new_classes) or {}
+        label_map = super().get_label_map(new_classes) or {}
         if self.ignore_unseen:
             names = list(world.class_names())
             for name in world.unseen_class_names():

@@ -8,6 +8,7 @@ _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',
     '../_base_/datasets/ovshapes.py',
     '../_base_/default_runtime.py',
+    '../_base_/schedules/ovshapes_1k.py',
 ]
 model = dict(
     backbone=dict(out_indices=(0, 1), last_block_mode='clearclip'),
@@ -30,14 +31,3 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters, by_epoch=False),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
-randomness = dict(seed=0)

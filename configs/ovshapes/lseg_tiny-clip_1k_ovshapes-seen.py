@@ -8,6 +8,7 @@ _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',
     '../_base_/datasets/ovshapes.py',
     '../_base_/default_runtime.py',
+    '../_base_/schedules/ovshapes_1k.py',
 ]
 model = dict(
     backbone=dict(
@@ -35,19 +36,3 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-4),
     clip_grad=dict(max_norm=1.0),
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
-max_iters = 1000
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=50, end=max_iters, by_epoch=False),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
-randomness = dict(seed=0)

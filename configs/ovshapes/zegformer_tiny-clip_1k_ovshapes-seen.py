@@ -7,6 +7,7 @@ _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',
     '../_base_/datasets/ovshapes.py',
     '../_base_/default_runtime.py',
+    '../_base_/schedules/ovshapes_1k.py',
 ]
 model = dict(
     type='TwoStageEncoderDecoder',
@@ -31,14 +32,3 @@ optim_wrapper = dict(type='OptimWrapper',
 max_iters = 1000
 param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters,
                         by_epoch=False)]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
-randomness = dict(seed=0)

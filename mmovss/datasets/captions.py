@@ -5,6 +5,13 @@ The annotation file is COCO's ``captions_*.json``::
     {"images": [{"id": 1, "file_name": "000001.jpg", ...}, ...],
      "annotations": [{"image_id": 1, "caption": "A cat on a mat."}, ...]}
 
+The OVShapes world (:mod:`mmovss.ovshapes.writer`) writes a plain mapping
+from image path (relative to its image folder) to captions instead::
+
+    {"train/000000.png": ["a striped red shape on sand.", ...], ...}
+
+which is read as well; ``file_prefix='train/'`` keeps one split.
+
 Every image with at least one caption is one sample; its ``captions`` are
 kept and :class:`SampleCaption` picks one per iteration and stores its words
 (``caption``, ``caption_words``) for the grounding loss. Pack them with
@@ -93,14 +100,19 @@ class CaptionDataset(BaseDataset):
             :func:`caption_words` (a list or a text file, one per line;
             synonyms after a comma are separate phrases). None: all non-stop
             words.
+        file_prefix (str, optional): Keep only images whose file name
+            starts with it (e.g. ``'train/'`` for the OVShapes mapping
+            format, whose one file holds every split).
         **kwargs: :class:`mmengine.dataset.BaseDataset` arguments.
     """
 
     METAINFO = dict(classes=None)
 
     def __init__(self, ann_file: str, data_prefix: dict = dict(img_path=''),
-                 word_vocabulary=None, **kwargs):
+                 word_vocabulary=None, file_prefix: Optional[str] = None,
+                 **kwargs):
         self.word_vocabulary = self._load_phrases(word_vocabulary)
+        self.file_prefix = file_prefix
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
 
     @staticmethod
@@ -127,6 +139,8 @@ class CaptionDataset(BaseDataset):
                 f'CaptionDataset: caption file {self.ann_file} not found.')
         with open(self.ann_file, encoding='utf-8') as f:
             data = json.load(f)
+        if self._is_path_mapping(data):
+            data = self._mapping_to_coco(data)
         if not isinstance(data, dict) or 'images' not in data or \
                 'annotations' not in data:
             raise ValueError(
@@ -144,6 +158,9 @@ class CaptionDataset(BaseDataset):
             caps = captions.get(image['id'])
             if not caps:
                 continue
+            if self.file_prefix is not None and \
+                    not image['file_name'].startswith(self.file_prefix):
+                continue
             out.append(dict(
                 img_path=osp.join(prefix, image['file_name']),
                 img_id=image['id'], captions=caps,
@@ -151,6 +168,23 @@ class CaptionDataset(BaseDataset):
                                for c in caps],
                 seg_fields=[], reduce_zero_label=False))
         return out
+
+    @staticmethod
+    def _is_path_mapping(data) -> bool:
+        """``{"path": ["caption", ...], ...}`` (OVShapes' captions.json)."""
+        return isinstance(data, dict) and bool(data) and \
+            'annotations' not in data and all(
+                isinstance(v, list) and all(isinstance(c, str) for c in v)
+                for v in data.values())
+
+    @staticmethod
+    def _mapping_to_coco(data: dict) -> dict:
+        """The path -> captions mapping in the COCO-Captions layout."""
+        images, annotations = [], []
+        for i, (path, caps) in enumerate(sorted(data.items())):
+            images.append(dict(id=i, file_name=path))
+            annotations.extend(dict(image_id=i, caption=c) for c in caps)
+        return dict(images=images, annotations=annotations)
 
 
 @TRANSFORMS.register_module()

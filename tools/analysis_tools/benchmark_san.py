@@ -15,18 +15,23 @@ import argparse
 import copy
 import importlib.util
 import math
-import time
+import sys
 from pathlib import Path
 
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-import mmovss  # noqa: F401
-from mmseg.registry import MODELS
-from mmovss.vocab import load_benchmark_classes
-
 ROOT = Path(__file__).resolve().parents[2]
+# benchmark.py (same folder) holds the helpers shared by the benchmark tools
+# (and puts the repository on sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import (summarize_times, timed_runs,  # noqa: E402
+                       use_random_weights)
+
+import mmovss  # noqa: E402,F401
+from mmseg.registry import MODELS  # noqa: E402
+from mmovss.vocab import load_benchmark_classes  # noqa: E402
 
 
 def load_converter():
@@ -41,9 +46,7 @@ def build_models(names, queries: int):
     ours_cfg = Config.fromfile(ROOT / 'configs/_base_/models/san_vit-b16.py')
     model_cfg = copy.deepcopy(ours_cfg.model)
     model_cfg.pop('data_preprocessor')
-    for part in (model_cfg.backbone, model_cfg.text_encoder,
-                 model_cfg.decode_head.clip):
-        part.pretrained = None  # random weights, no download
+    use_random_weights(model_cfg)  # no download
     model_cfg.text_encoder.cache_dir = None
     model_cfg.vocabulary = list(names)
     model_cfg.test_cfg = dict(mode='whole')
@@ -74,14 +77,9 @@ def build_models(names, queries: int):
 
 
 def time_it(fn, runs: int, warmup: int):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sum(times) / len(times), min(times)
+    """Mean and min seconds of ``runs`` calls after ``warmup`` ones."""
+    stats = summarize_times(timed_runs(fn, runs, warmup))
+    return stats['mean'], stats['min']
 
 
 def main():

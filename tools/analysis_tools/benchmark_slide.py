@@ -11,13 +11,19 @@ logits (checked). Example::
         --crop-batch-size 8 --repeats 3 --threads 2
 """
 import argparse
-import time
+import os.path as osp
+import sys
 
 import torch
 
-import mmovss  # noqa: F401
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
+# benchmark.py (same folder) holds the helpers shared by the benchmark tools
+# (and puts the repository on sys.path).
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark import timed_runs  # noqa: E402
+
+import mmovss  # noqa: E402,F401
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
 
 
 def parse_args():
@@ -55,10 +61,10 @@ def build(crop, stride, crop_batch_size, num_names):
 def time_per_image(model, image, metas, class_embeds, repeats):
     with torch.no_grad():
         out = model.slide_inference(image, metas, class_embeds)  # warm-up
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model.slide_inference(image, metas, class_embeds)
-    return (time.perf_counter() - start) / repeats, out
+        times = timed_runs(
+            lambda: model.slide_inference(image, metas, class_embeds),
+            repeats)
+    return sum(times) / repeats, out
 
 
 def main():

@@ -23,6 +23,11 @@ import time
 
 import torch
 
+# benchmark.py (same folder) holds the helpers shared by the benchmark tools
+# (and puts the repository on sys.path).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchmark  # noqa: E402
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -44,22 +49,11 @@ def parse_args():
 
 
 def load_vocabulary(spec: str):
-    from mmovss.vocab import Vocabulary
-    if os.path.isfile(spec):
-        return Vocabulary.from_file(spec)
+    """See :func:`benchmark.load_vocabulary` (shared with ``benchmark.py``)."""
     try:
-        from mmovss.vocab.benchmarks import BENCHMARK_NAMES, \
-            load_benchmark_classes
-        if spec in BENCHMARK_NAMES:
-            return Vocabulary(load_benchmark_classes(spec), source=spec)
-    except ImportError:
-        pass
-    from mmseg.registry import DATASETS
-    dataset_cls = DATASETS.get(spec)
-    if dataset_cls is not None:
-        return Vocabulary.from_metainfo(dataset_cls.METAINFO)
-    raise SystemExit(f'Unknown vocabulary {spec!r}: give a benchmark key, a '
-                     f'registered dataset type or a text file.')
+        return benchmark.load_vocabulary(spec)
+    except benchmark.BenchmarkError as err:
+        raise SystemExit(str(err)) from None
 
 
 def build_ours(model: str, seed: int, templates: str, cache_dir: str):

@@ -15,6 +15,14 @@ The last block is run through :meth:`OpenCLIPViT.forward_last_block`, which
 dispatches on ``last_block_mode`` to a function registered with
 :func:`register_last_block_mode`; training-free methods (MaskCLIP, SCLIP,
 ClearCLIP, ...) add their attention variants there.
+
+Fast path: the other blocks (and the ``vanilla`` mode) run through
+:func:`clip_block`, which computes open_clip's ``ResidualAttentionBlock``
+with :func:`torch.nn.functional.scaled_dot_product_attention`. open_clip
+calls ``nn.MultiheadAttention(need_weights=False)``, which in inference
+takes PyTorch's fused ``_native_multi_head_attention``; on CPU that kernel
+materialises the attention weights and an explicit softmax, SDPA does not
+(the result is the same to float rounding; ``tests/test_fast_paths.py``).
 """
 import fnmatch
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -26,9 +34,13 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ..utils.mixed_precision import float32_region
 from ..utils.open_clip_weights import build_open_clip
 
-__all__ = ['OpenCLIPViT', 'LAST_BLOCK_MODES', 'register_last_block_mode']
+__all__ = [
+    'OpenCLIPViT', 'LAST_BLOCK_MODES', 'register_last_block_mode',
+    'clip_block'
+]
 
 #: Last-block computations by name: ``fn(block, x, grid_hw) -> x`` where
 #: ``block`` is open_clip's ``ResidualAttentionBlock``, ``x`` the (B, 1 + h*w,
@@ -48,10 +60,59 @@ def register_last_block_mode(name: str):
     return wrap
 
 
+def _sdpa_ready(block: nn.Module) -> bool:
+    """Whether :func:`clip_block` computes ``block`` exactly."""
+    attn = getattr(block, 'attn', None)
+    return (type(attn) is nn.MultiheadAttention
+            and attn._qkv_same_embed_dim and attn.batch_first
+            and attn.in_proj_weight is not None and attn.bias_k is None
+            and not attn.add_zero_attn
+            and (attn.dropout == 0 or not attn.training)
+            and not hasattr(block, 'ln_1_kv')
+            and all(hasattr(block, n)
+                    for n in ('ln_1', 'ln_2', 'mlp', 'ls_1', 'ls_2')))
+
+
+def clip_block(block: nn.Module, x: Tensor,
+               attn_mask: Optional[Tensor] = None) -> Tensor:
+    """open_clip's ``ResidualAttentionBlock`` through SDPA.
+
+    ``x + ls_1(O(softmax(q k^T / sqrt(d) + mask) v))`` with ``q, k, v`` the
+    per-head projections of ``ln_1(x)``, then ``x + ls_2(mlp(ln_2(x)))``
+    (Vaswani et al., NeurIPS 2017, Eq. 1; pre-LN as in CLIP), the softmax
+    attention computed by ``F.scaled_dot_product_attention``. Blocks of any
+    other form (cross-attention, ``bias_k``, dropout in training, a
+    replaced ``attn``) run their own ``forward``.
+
+    Args:
+        block (nn.Module): A batch-first open_clip ``ResidualAttentionBlock``.
+        x (Tensor): (B, N, C) tokens.
+        attn_mask (Tensor, optional): (N, N) additive mask (e.g. the text
+            tower's causal mask); cast to the tokens' dtype first, as
+            open_clip's block does (a boolean mask thus adds 0/1).
+    """
+    if not _sdpa_ready(block):
+        return block(x) if attn_mask is None else block(x, attn_mask=attn_mask)
+    attn = block.attn
+    b, n, c = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    if attn_mask is not None:
+        attn_mask = attn_mask.to(q.dtype)  # as open_clip's block
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    out = attn.out_proj(out.transpose(1, 2).reshape(b, n, c))
+    x = x + block.ls_1(out)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
 @register_last_block_mode('vanilla')
 def vanilla_block(block: nn.Module, x: Tensor, grid_hw: Tuple[int, int]):
-    """CLIP's own block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``."""
-    return block(x)
+    """CLIP's own block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``.
+
+    Computed by :func:`clip_block` (SDPA).
+    """
+    return clip_block(block, x)
 
 
 def freeze_except(module: nn.Module, patterns: Sequence[str], owner: str):
@@ -207,6 +268,8 @@ class OpenCLIPViT(BaseModule):
             x = F.pad(x, (0, pad_w, 0, pad_h))
         visual = self.visual
         x = visual.conv1(x.to(visual.conv1.weight.dtype))
+        # the residual stream keeps the parameters' dtype under autocast
+        x = x.to(visual.class_embedding.dtype)
         grid_hw = (x.shape[2], x.shape[3])
         x = x.flatten(2).transpose(1, 2)
         cls = visual.class_embedding.to(x.dtype).view(1, 1, -1)
@@ -221,8 +284,13 @@ class OpenCLIPViT(BaseModule):
         return LAST_BLOCK_MODES[self.last_block_mode](block, x, grid_hw)
 
     def project_dense(self, x: Tensor, grid_hw: Tuple[int, int]) -> Tensor:
-        """``ln_post`` + ``proj`` on every patch token -> (B, D, h, w)."""
-        x = self.visual.ln_post(x[:, 1:]) @ self.visual.proj
+        """``ln_post`` + ``proj`` on every patch token -> (B, D, h, w).
+
+        Computed in the parameters' dtype (float32) even under autocast.
+        """
+        proj = self.visual.proj
+        with float32_region(x.device.type):
+            x = self.visual.ln_post(x[:, 1:].to(proj.dtype)) @ proj
         return self._to_map(x, grid_hw, with_cls=False)
 
     @staticmethod
@@ -243,7 +311,7 @@ class OpenCLIPViT(BaseModule):
         last = len(blocks) - 1
         for i, block in enumerate(blocks):
             if i < last:
-                x = block(x)
+                x = clip_block(block, x)
             else:
                 x = self.forward_last_block(block, x, grid_hw)
             if i in self.out_indices:

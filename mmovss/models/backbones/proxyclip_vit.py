@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ..utils.mixed_precision import float32_region
+from .clip_vit import clip_block
 from .training_free_modes import attend, project_qkv
 from .training_free_vit import TrainingFreeCLIPViT, resize_pos_embed_by_scale
 
@@ -141,11 +143,14 @@ def proxy_attention(block: nn.Module, x: Tensor, grid_hw: Tuple[int, int],
     v = F.interpolate(v.permute(0, 3, 1, 2), size=out_hw, mode='bilinear',
                       align_corners=False)
     v = v.permute(0, 2, 3, 1).reshape(b, heads, -1, d)
-    feats = F.normalize(proxy.flatten(2).to(v), dim=1)
-    sim = torch.einsum('bcm,bcn->bmn', feats, feats)
-    sim = (sim - sim.mean(dim=(1, 2), keepdim=True) * beta) * gamma
-    sim = sim.masked_fill(sim < 0, float('-inf'))
-    return attend(block, F.softmax(sim, dim=-1)[:, None], v)
+    with float32_region(v.device.type):  # thresholds in float32
+        feats = F.normalize(proxy.flatten(2).float(), dim=1)
+        sim = torch.einsum('bcm,bcn->bmn', feats, feats)
+        sim = (sim - sim.mean(dim=(1, 2), keepdim=True) * beta) * gamma
+        sim = sim.masked_fill(sim < 0, float('-inf'))
+        weights = F.softmax(sim, dim=-1)
+    # the thresholded weights are needed explicitly: no SDPA here
+    return attend(block, weights.to(v.dtype)[:, None], v)
 
 
 @MODELS.register_module()
@@ -232,8 +237,10 @@ class ProxyCLIPViT(TrainingFreeCLIPViT):
         x, grid_hw = self.embed(inputs)
         blocks = self.visual.transformer.resblocks
         for block in blocks[:-1]:
-            x = block(x)
+            x = clip_block(block, x)
         tokens = proxy_attention(blocks[-1], x, grid_hw, proxy, self.beta,
                                  self.gamma)
-        dense = self.visual.ln_post(tokens) @ self.visual.proj
+        proj = self.visual.proj
+        with float32_region(tokens.device.type):
+            dense = self.visual.ln_post(tokens.to(proj.dtype)) @ proj
         return (self._to_map(dense, tuple(proxy.shape[2:]), with_cls=False), )

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from .clip_vit import OpenCLIPViT
+from .clip_vit import OpenCLIPViT, clip_block
 
 __all__ = ['SANCLIPViT']
 
@@ -84,7 +84,7 @@ class SANCLIPViT(OpenCLIPViT):
         if self.out_origin:
             outs.append(self._to_map(x, grid_hw))
         for i, block in enumerate(self.visual.transformer.resblocks):
-            x = block(x)
+            x = clip_block(block, x)
             if i in self.out_indices:
                 outs.append(self._to_map(x, grid_hw))
         outs.append(x[:, 0])

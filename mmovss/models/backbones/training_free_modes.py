@@ -25,10 +25,26 @@ mode                        last block output
 ``naclip``                  ``O(softmax(k k^T s + Omega) v)`` (NACLIP,
                             Hajimiri et al., WACV 2025, Eq. 6-8)
 ==========================  ===================================================
+
+Fast path: every ``softmax(a b^T s + M) v`` above is computed by
+:func:`torch.nn.functional.scaled_dot_product_attention` (``SDPA(a, b, v,
+attn_mask=M, scale=s)``), which never materialises the attention weights
+(flash/fused kernels on CPU and GPU): ClearCLIP is ``SDPA(q, q, v)``, NACLIP
+``SDPA(k, k, v, attn_mask=Omega)`` with ``Omega`` as an additive float
+mask, SCLIP ``SDPA(q, q, v) + SDPA(k, k, v)`` (the product distributes over
+the sum of the two softmaxes), ``vanilla_noresidual`` ``SDPA(q, k, v)``;
+the MaskCLIP modes need no attention and project only the values. The
+written-out formulas (weights materialised) run inside
+:func:`explicit_attention`; both agree to float rounding (about 1e-6 in
+float32, ``tests/test_fast_paths.py``). CLIP's ordinary blocks (and the
+``vanilla`` mode) are open_clip's, whose ``nn.MultiheadAttention`` is called
+with ``need_weights=False`` and therefore already runs SDPA (PyTorch's fused
+multi-head-attention path in inference).
 """
 import math
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -38,7 +54,8 @@ from torch import Tensor
 from .clip_vit import register_last_block_mode
 
 __all__ = [
-    'split_heads', 'project_qkv', 'attend', 'neighbourhood_bias',
+    'split_heads', 'project_qkv', 'project_v', 'attend', 'merge_heads',
+    'softmax_attention', 'explicit_attention', 'neighbourhood_bias',
     'maskclip_block', 'maskclip_noresidual_block', 'vanilla_noresidual_block',
     'sclip_block', 'clearclip_block', 'naclip_block'
 ]
@@ -71,8 +88,81 @@ def project_qkv(block: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return tuple(split_heads(t, attn.num_heads) for t in (q, k, v))
 
 
+def project_v(block: nn.Module, x: Tensor) -> Tensor:
+    """Per-head values of ``ln_1(x)`` only, (B, h, N, d).
+
+    The value rows of the packed projection, so the queries and keys that
+    MaskCLIP does not use are not computed.
+    """
+    attn = _attention_of(block)
+    c = attn.embed_dim
+    bias = attn.in_proj_bias
+    v = F.linear(block.ln_1(x), attn.in_proj_weight[2 * c:],
+                 None if bias is None else bias[2 * c:])
+    return split_heads(v, attn.num_heads)
+
+
+_EXPLICIT = [False]
+
+
+@contextmanager
+def explicit_attention(enabled: bool = True) -> Iterator[None]:
+    """Runs :func:`softmax_attention` with written-out weights.
+
+    Inside the context the attention of the training-free modes is computed
+    as ``softmax(a b^T s + M) @ v`` with the (B, h, N, M) weights
+    materialised (the formulas of the papers, e.g. to inspect them), instead
+    of :func:`torch.nn.functional.scaled_dot_product_attention`.
+    """
+    previous = _EXPLICIT[0]
+    _EXPLICIT[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _EXPLICIT[0] = previous
+
+
+def softmax_attention(a: Tensor, b: Tensor, v: Tensor, scale: float,
+                      bias: Optional[Tensor] = None) -> Tensor:
+    """``softmax(a b^T * scale + bias) v`` per head: (B, h, N, d).
+
+    Computed by ``F.scaled_dot_product_attention(a, b, v, attn_mask=bias,
+    scale=scale)`` (an additive float mask; no weights are materialised),
+    or written out inside :func:`explicit_attention`.
+
+    Args:
+        a (Tensor): (B, h, N, d) queries (``q`` or ``k`` for the
+            self-self attentions of SCLIP, ClearCLIP and NACLIP).
+        b (Tensor): (B, h, M, d) keys.
+        v (Tensor): (B, h, M, d) values.
+        scale (float): ``s`` (``d ** -0.5`` in all modes).
+        bias (Tensor, optional): (N, M) additive bias (NACLIP's Omega).
+    """
+    if bias is not None:
+        bias = bias.to(dtype=a.dtype, device=a.device)
+    if _EXPLICIT[0]:
+        logits = torch.matmul(a, b.transpose(-2, -1)) * scale
+        if bias is not None:
+            logits = logits + bias
+        weights = F.softmax(logits, dim=-1, dtype=torch.float32)
+        return torch.matmul(weights.to(v.dtype), v)
+    return F.scaled_dot_product_attention(a, b, v, attn_mask=bias,
+                                          scale=scale)
+
+
+def merge_heads(block: nn.Module, out: Tensor) -> Tensor:
+    """``ls_1(O(out))`` with heads merged back: (B, h, N, d) -> (B, N, C)."""
+    b, h, n, d = out.shape
+    out = out.transpose(1, 2).reshape(b, n, h * d)
+    out = block.attn.out_proj(out)
+    return block.ls_1(out) if hasattr(block, 'ls_1') else out
+
+
 def attend(block: nn.Module, weights: Optional[Tensor], v: Tensor) -> Tensor:
     """``ls_1(O(weights @ v))`` with heads merged back: (B, N, C).
+
+    For attentions whose weights are needed explicitly (ProxyCLIP's
+    thresholded proxy attention); the modes use :func:`softmax_attention`.
 
     Args:
         weights (Tensor, optional): (B, h, N, M) attention weights (or
@@ -80,10 +170,7 @@ def attend(block: nn.Module, weights: Optional[Tensor], v: Tensor) -> Tensor:
         v (Tensor): (B, h, M, d) values.
     """
     out = v if weights is None else torch.matmul(weights, v)
-    b, h, n, d = out.shape
-    out = out.transpose(1, 2).reshape(b, n, h * d)
-    out = block.attn.out_proj(out)
-    return block.ls_1(out) if hasattr(block, 'ls_1') else out
+    return merge_heads(block, out)
 
 
 def _with_residual_and_mlp(block: nn.Module, x: Tensor,
@@ -91,10 +178,6 @@ def _with_residual_and_mlp(block: nn.Module, x: Tensor,
     x = x + attn_out
     mlp = block.mlp(block.ln_2(x))
     return x + (block.ls_2(mlp) if hasattr(block, 'ls_2') else mlp)
-
-
-def _scaled_softmax(a: Tensor, b: Tensor, scale: float) -> Tensor:
-    return F.softmax(torch.matmul(a, b.transpose(-2, -1)) * scale, dim=-1)
 
 
 @register_last_block_mode('maskclip')
@@ -106,16 +189,15 @@ def maskclip_block(block: nn.Module, x: Tensor,
     ``O(v)`` (MaskCLIP, Zhou et al., ECCV 2022, Sec. 3.2; as run by the
     ClearCLIP code with ``ignore_residual=False``).
     """
-    _, _, v = project_qkv(block, x)
-    return _with_residual_and_mlp(block, x, attend(block, None, v))
+    v = project_v(block, x)
+    return _with_residual_and_mlp(block, x, merge_heads(block, v))
 
 
 @register_last_block_mode('maskclip_noresidual')
 def maskclip_noresidual_block(block: nn.Module, x: Tensor,
                               grid_hw: Tuple[int, int]) -> Tensor:
     """MaskCLIP's value path ``O(v)`` alone (no residual, no FFN)."""
-    _, _, v = project_qkv(block, x)
-    return attend(block, None, v)
+    return merge_heads(block, project_v(block, x))
 
 
 @register_last_block_mode('vanilla_noresidual')
@@ -124,7 +206,7 @@ def vanilla_noresidual_block(block: nn.Module, x: Tensor,
     """CLIP's attention ``O(softmax(q k^T s) v)`` alone (no residual, FFN)."""
     q, k, v = project_qkv(block, x)
     scale = q.shape[-1]**-0.5
-    return attend(block, _scaled_softmax(q, k, scale), v)
+    return merge_heads(block, softmax_attention(q, k, v, scale))
 
 
 @register_last_block_mode('sclip')
@@ -137,8 +219,9 @@ def sclip_block(block: nn.Module, x: Tensor,
     """
     q, k, v = project_qkv(block, x)
     scale = q.shape[-1]**-0.5
-    weights = _scaled_softmax(q, q, scale) + _scaled_softmax(k, k, scale)
-    return _with_residual_and_mlp(block, x, attend(block, weights, v))
+    # (softmax(q q^T s) + softmax(k k^T s)) v, one SDPA per softmax
+    out = softmax_attention(q, q, v, scale) + softmax_attention(k, k, v, scale)
+    return _with_residual_and_mlp(block, x, merge_heads(block, out))
 
 
 @register_last_block_mode('clearclip')
@@ -150,7 +233,7 @@ def clearclip_block(block: nn.Module, x: Tensor,
     """
     q, _, v = project_qkv(block, x)
     scale = q.shape[-1]**-0.5
-    return attend(block, _scaled_softmax(q, q, scale), v)
+    return merge_heads(block, softmax_attention(q, q, v, scale))
 
 
 @lru_cache(maxsize=16)
@@ -199,5 +282,4 @@ def naclip_block(block: nn.Module, x: Tensor, grid_hw: Tuple[int, int],
             f'naclip: {k.shape[2]} tokens do not match a {grid_hw} patch grid '
             f'plus the class token.')
     omega = neighbourhood_bias(grid_hw, gaussian_std, k.device, k.dtype)
-    logits = torch.matmul(k, k.transpose(-2, -1)) * scale + omega
-    return attend(block, F.softmax(logits, dim=-1), v)
+    return merge_heads(block, softmax_attention(k, k, v, scale, omega))

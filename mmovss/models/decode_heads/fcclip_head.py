@@ -54,9 +54,12 @@ class DecoderLayer(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(3))
 
     def forward(self, q, q_pos, memory, mem_pos, attn_mask):
+        # need_weights=False: PyTorch computes the attention with SDPA
         q = self.norms[0](q + self.cross(q + q_pos, memory + mem_pos, memory,
-                                         attn_mask=attn_mask)[0])
-        q = self.norms[1](q + self.self_attn(q + q_pos, q + q_pos, q)[0])
+                                         attn_mask=attn_mask,
+                                         need_weights=False)[0])
+        q = self.norms[1](q + self.self_attn(q + q_pos, q + q_pos, q,
+                                             need_weights=False)[0])
         return self.norms[2](q + self.ffn(q))
 
 

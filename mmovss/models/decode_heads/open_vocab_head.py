@@ -59,3 +59,28 @@ class OpenVocabDecodeHead(BaseDecodeHead):
         """Class logits resized to the input (crop) size."""
         seg_logits = self.forward(inputs, class_embeds)
         return self.predict_by_feat(seg_logits, batch_img_metas)
+
+    def predict_low_res(self, inputs: Tuple[Tensor],
+                        class_embeds: ClassEmbeddings,
+                        batch_img_metas: List[dict],
+                        test_cfg: ConfigType) -> Tensor:
+        """:meth:`predict` before its final resize (per-class maps).
+
+        ``predict(...) == predict_by_feat(predict_low_res(...))``: the
+        segmentor resizes these maps a chunk of classes at a time, so large
+        vocabularies never need full-size logits of all classes.
+        """
+        return self.forward(inputs, class_embeds)
+
+    @property
+    def has_low_res_predict(self) -> bool:
+        """Whether :meth:`predict_low_res` describes :meth:`predict`.
+
+        True unless a subclass changes ``predict`` (or ``predict_by_feat``)
+        without also defining ``predict_low_res``.
+        """
+        cls = type(self)
+        own = cls.predict_low_res is not OpenVocabDecodeHead.predict_low_res
+        plain = cls.predict is OpenVocabDecodeHead.predict and \
+            cls.predict_by_feat is BaseDecodeHead.predict_by_feat
+        return own or plain

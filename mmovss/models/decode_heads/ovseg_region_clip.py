@@ -29,6 +29,7 @@ from torch import Tensor
 from torchvision.ops import masks_to_boxes, roi_align
 
 from mmseg.registry import MODELS
+from ..backbones.clip_vit import clip_block
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits
 
@@ -235,7 +236,7 @@ class RegionCLIPClassifier(nn.Module):
                 patches = torch.where(masked, self.mask_prompts[i].to(x),
                                       x[:, 1:])
                 x = torch.cat([x[:, :1], patches], dim=1)
-            x = block(x)
+            x = clip_block(block, x)
         embeds = clip.visual.ln_post(x[:, 0]) @ clip.visual.proj
         return F.normalize(embeds, dim=-1)
 

@@ -298,10 +298,19 @@ class SANRecognizer(nn.Module):
         q_s, k_s, v_s = qkv_of(sls)
         k_p, v_p = k[:, :, 1:], v[:, :, 1:]  # patches; the class token unseen
         scale = d**-0.5
-        weights = torch.cat([(q_s * k_s).sum(-1, keepdim=True) * scale,
-                             (q_s @ k_p.transpose(-2, -1)) * scale + bias],
-                            dim=-1).softmax(dim=-1)
-        sls = sls + merge(weights[..., :1] * v_s + weights[..., 1:] @ v_p)
+        # [SLS] token i attends to itself and to the patches:
+        # softmax_j([q_i.k_i s, q_i.k_p s + bias_ip]) [v_i, v_p], computed
+        # by SDPA over the keys [k_sls, k_p] with the other [SLS] keys
+        # masked (-inf off the diagonal)
+        num_sls = sls.shape[1]
+        own = torch.full((num_sls, num_sls), float('-inf'), dtype=q_s.dtype,
+                         device=q_s.device).fill_diagonal_(0)
+        mask = torch.cat([own.expand(b, heads, -1, -1), bias.to(q_s.dtype)],
+                         dim=-1)
+        out = F.scaled_dot_product_attention(
+            q_s, torch.cat([k_s, k_p], dim=2), torch.cat([v_s, v_p], dim=2),
+            attn_mask=mask, scale=scale)
+        sls = sls + merge(out)
         sls = sls + block.ls_2(block.mlp(block.ln_2(sls)))
         if need_x:
             x = x + merge(F.scaled_dot_product_attention(q, k, v))

@@ -24,7 +24,10 @@ predict_labels` does them in chunks of whole classes with an online softmax
 (running maximum and rescaled sum), keeping only a few (H, W) maps besides
 one chunk, and keeps the chunks' full-size logits for the second pass when
 they fit in ``cache_elements``; otherwise they are recomputed (the results are
-the same).
+the same). The similarities themselves may come chunk by chunk
+(:class:`~mmovss.models.utils.class_maps.ClassMaps`, computed from the
+windows' low-resolution similarities), so with 847 names no full-size map of
+all names exists at any resolution.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -35,6 +38,7 @@ from torch import Tensor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.class_maps import ClassMaps
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['TrainingFreeHead']
@@ -128,6 +132,12 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         sims = self.name_similarities(inputs, class_embeds)
         return self.predict_by_feat(sims, batch_img_metas)
 
+    def predict_low_res(self, inputs: Tuple[Tensor],
+                        class_embeds: ClassEmbeddings,
+                        batch_img_metas: List[dict], test_cfg) -> Tensor:
+        """``s_n`` at the feature resolution (:meth:`predict` unresized)."""
+        return self.name_similarities(inputs, class_embeds)
+
     def loss(self, *args, **kwargs):
         raise NotImplementedError(
             'TrainingFreeHead has nothing to train; evaluate it with '
@@ -159,7 +169,7 @@ class TrainingFreeHead(OpenVocabDecodeHead):
                              'class (as Vocabulary.names is).')
 
     def predict_labels(self,
-                       sims: Tensor,
+                       sims,
                        class_embeds: ClassEmbeddings,
                        size: Sequence[int],
                        image: Optional[Tensor] = None,
@@ -167,8 +177,9 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         """Labels at the original size from name similarities (steps 2-6).
 
         Args:
-            sims (Tensor): (num_names, h, w) similarities ``s_n`` (window
-                averages at the network input size).
+            sims (Tensor | ClassMaps): (num_names, h, w) similarities
+                ``s_n`` (window averages at the network input size), dense
+                or computed a chunk of names at a time.
             class_embeds (ClassEmbeddings): The vocabulary's embeddings.
             size (Sequence[int]): The original (H, W).
             image (Tensor, optional): (3, h', w') normalised network input,
@@ -193,13 +204,16 @@ class TrainingFreeHead(OpenVocabDecodeHead):
                 f'{num_classes} classes of the vocabulary.')
         self._check_order(class_embeds)
         size = tuple(int(s) for s in size)
+        if torch.is_tensor(sims):
+            sims = ClassMaps.from_tensor(sims)
         guide = None
         if self.pamr is not None:
             if image is None:
                 raise ValueError('TrainingFreeHead with PAMR needs the input '
                                  'image to refine the logits.')
-            guide = resize(image[None].to(sims), size=size, mode='bilinear',
-                           align_corners=False, warning=False)
+            guide = resize(image[None].to(sims.device, sims.dtype),
+                           size=size, mode='bilinear', align_corners=False,
+                           warning=False)
         chunks = self._class_chunks(class_embeds.name_to_class.tolist(),
                                     num_classes, self.class_chunk)
         cache = {} if num_names * size[0] * size[1] <= self.cache_elements \
@@ -209,7 +223,7 @@ class TrainingFreeHead(OpenVocabDecodeHead):
             if cache is not None and k in cache:
                 return cache[k]
             bounds = chunks[k][2]
-            x = resize(sims[None, bounds[0]:bounds[-1]], size=size,
+            x = resize(sims.chunk(bounds[0], bounds[-1])[None], size=size,
                        mode='bilinear', align_corners=False, warning=False)
             if self.pamr is not None:
                 x = self.pamr(guide, x)

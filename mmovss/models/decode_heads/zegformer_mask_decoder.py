@@ -92,9 +92,12 @@ class QueryDecoderLayer(nn.Module):
 
     def forward(self, q, q_pos, memory, mem_pos):
         k = q + q_pos
-        q = self.norms[0](q + self.drop(self.self_attn(k, k, q)[0]))
+        # need_weights=False: PyTorch computes the attention with SDPA
+        q = self.norms[0](q + self.drop(
+            self.self_attn(k, k, q, need_weights=False)[0]))
         q = self.norms[1](q + self.drop(
-            self.cross(q + q_pos, memory + mem_pos, memory)[0]))
+            self.cross(q + q_pos, memory + mem_pos, memory,
+                       need_weights=False)[0]))
         return self.norms[2](q + self.drop(self.ffn(q)))
 
 

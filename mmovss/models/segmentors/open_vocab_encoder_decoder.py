@@ -14,14 +14,26 @@ Vocabulary, by priority:
    evaluated, set by :class:`DatasetVocabularyHook` (in ``custom_hooks``),
    so one config evaluates any benchmark by swapping the dataset ``_base_``.
 
-Inference differs from mmseg's in two memory/speed points (results equal):
-sliding-window crops are encoded ``test_cfg.crop_batch_size`` at a time, and
-the final resize to the original image size followed by argmax runs over
-``test_cfg.resize_class_chunk`` classes at a time, keeping a running max, so
-no full-resolution float tensor of all classes is ever allocated
-(``test_cfg.return_logits=True`` stores those logits as mmseg does).
+Inference differs from mmseg's in memory/speed points (results equal):
+sliding-window crops are encoded ``test_cfg.crop_batch_size`` at a time;
+:meth:`predict` keeps each window's *low-resolution* head logits
+(:meth:`OpenVocabDecodeHead.predict_low_res`) and computes the window
+average, the resize to the original image size and the argmax over
+``test_cfg.resize_class_chunk`` classes at a time, keeping a running max
+(:class:`~mmovss.models.utils.class_maps.SlideLogits`), so no
+full-resolution float tensor of all classes is ever allocated, neither at
+the input size nor at the original size (``test_cfg.return_logits=True``
+stores the original-size logits as mmseg does). Heads whose ``predict`` is
+not a plain resize (SAN) take mmseg's path with a dense window average.
+
+Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
+``'bf16'``, or ``'fp16'`` on CUDA) runs the image tower (backbone + neck)
+and the text encoder under :func:`torch.autocast` in inference; the decode
+head gets float32 features and returns float32 logits (see
+:mod:`mmovss.models.utils.mixed_precision`). Training is left to mmengine's
+``AmpOptimWrapper``.
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import ConfigDict
@@ -37,6 +49,9 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
 from mmovss.vocab import Vocabulary
 from ..decode_heads.open_vocab_head import OpenVocabDecodeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.mixed_precision import (check_inference_dtype,
+                                     inference_autocast, to_float32)
+from ..utils.class_maps import ClassMaps, SlideLogits
 
 __all__ = ['OpenVocabEncoderDecoder']
 
@@ -56,8 +71,10 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         test_cfg (dict): mmseg's ``mode`` (``'whole'``/``'slide'``),
             ``crop_size``, ``stride``, plus ``crop_batch_size`` (crops per
             forward in slide mode, default 8), ``resize_class_chunk``
-            (classes resized at once, default 16) and ``return_logits``
-            (store full-size logits in the results, default False).
+            (classes resized at once, default 16), ``return_logits``
+            (store full-size logits in the results, default False) and
+            ``inference_dtype`` (``'fp32'``, ``'bf16'`` or ``'fp16'``:
+            autocast of the image and text towers in inference).
     """
 
     def __init__(self,
@@ -80,6 +97,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 f'OpenVocabEncoderDecoder needs an OpenVocabDecodeHead, got '
                 f'{type(self.decode_head).__name__}.')
         self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
+        check_inference_dtype(self.test_cfg.get('inference_dtype'))
         self.text_encoder = MODELS.build(text_encoder)
         self._explicit_vocabulary = None
         self._dataset_vocabulary = None
@@ -126,8 +144,36 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         self.decode_head.out_channels = num_classes
 
     def class_embeddings(self) -> ClassEmbeddings:
-        """Embeddings of the current vocabulary (cached by the encoder)."""
-        return self.text_encoder(self.vocabulary)
+        """Embeddings of the current vocabulary (cached by the encoder).
+
+        In inference under ``test_cfg.inference_dtype`` autocast; the
+        embeddings are float32.
+        """
+        if self.training:
+            return self.text_encoder(self.vocabulary)
+        device = next(self.text_encoder.parameters(), torch.empty(0)).device
+        with self._autocast(device.type):
+            embeds = self.text_encoder(self.vocabulary)
+        if embeds.embeds.is_floating_point() and \
+                embeds.embeds.dtype != torch.float32:
+            embeds = embeds.to(torch.float32)
+        return embeds
+
+    def _autocast(self, device_type: str):
+        return inference_autocast(self.test_cfg.get('inference_dtype'),
+                                  device_type)
+
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        """Backbone (+ neck) features; autocast in inference.
+
+        Under ``test_cfg.inference_dtype`` the towers run in mixed precision
+        and the features are returned in float32.
+        """
+        if self.training:
+            return super().extract_feat(inputs)
+        with self._autocast(inputs.device.type):
+            feats = super().extract_feat(inputs)
+        return to_float32(feats)
 
     # ---------------------------------------------------------- training
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
@@ -229,6 +275,76 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 count[b, :, y1:y2, x1:x2] += 1
         return preds / count
 
+    def chunked_inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                          class_embeds: Optional[ClassEmbeddings] = None
+                          ) -> Optional[SlideLogits]:
+        """:meth:`inference` as low-resolution window logits.
+
+        Runs the same windows (``'slide'``: ``crop_batch_size`` at a time;
+        ``'whole'``: one window) but keeps the head's logits before their
+        resize to the window; ``SlideLogits.dense()`` equals
+        :meth:`inference` and ``SlideLogits.image_maps(i).chunk(a, b)`` gives
+        classes ``a:b`` of it. None when the head's ``predict`` is not a
+        plain resize of per-class maps (then use :meth:`inference`).
+        """
+        head = self.decode_head
+        if not getattr(head, 'has_low_res_predict', False):
+            return None
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode not in ('slide', 'whole'):
+            raise ValueError(f"test_cfg.mode must be 'slide' or 'whole', got "
+                             f'{mode!r}.')
+        if class_embeds is None:
+            class_embeds = self.class_embeddings()
+        batch_size, _, h_img, w_img = inputs.shape
+        if mode == 'whole':
+            low = head.predict_low_res(self.extract_feat(inputs),
+                                       class_embeds, batch_img_metas,
+                                       self.test_cfg)
+            size = self._predict_size(batch_img_metas)
+            out = SlideLogits(batch_size, low.shape[1], size,
+                              head.align_corners)
+            for b in range(batch_size):
+                out.add(b, (0, size[0], 0, size[1]), low[b])
+            return out
+        crop_batch = int(self.test_cfg.get('crop_batch_size', 8))
+        if crop_batch < 1:
+            raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got '
+                             f'{crop_batch}.')
+        boxes = self.crop_boxes((h_img, w_img), self.test_cfg['crop_size'],
+                                self.test_cfg['stride'])
+        jobs = [(b, box) for box in boxes for b in range(batch_size)]
+        out = None
+        for start in range(0, len(jobs), crop_batch):
+            chunk = jobs[start:start + crop_batch]
+            crops = torch.stack([
+                inputs[b, :, y1:y2, x1:x2] for b, (y1, y2, x1, x2) in chunk
+            ])
+            metas = [
+                dict(batch_img_metas[b], img_shape=crops.shape[2:])
+                for b, _ in chunk
+            ]
+            low = head.predict_low_res(self.extract_feat(crops),
+                                       class_embeds, metas, self.test_cfg)
+            if out is None:
+                out = SlideLogits(batch_size, low.shape[1], (h_img, w_img),
+                                  head.align_corners)
+            for (b, box), crop_low in zip(chunk, low):
+                out.add(b, box, crop_low)
+        return out
+
+    @staticmethod
+    def _predict_size(batch_img_metas: List[dict]) -> Tuple[int, int]:
+        """The size mmseg's ``predict_by_feat`` resizes to."""
+        meta = batch_img_metas[0]
+        if isinstance(meta['img_shape'], torch.Size):
+            size = meta['img_shape']
+        elif 'pad_shape' in meta:
+            size = meta['pad_shape'][:2]
+        else:
+            size = meta['img_shape']
+        return int(size[0]), int(size[1])
+
     def predict(self, inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
         if data_samples is not None:
@@ -238,10 +354,25 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
                      pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
             ] * inputs.shape[0]
-        seg_logits = self.inference(inputs, batch_img_metas)
+        class_embeds = self.class_embeddings()
+        seg_logits = None
+        if data_samples is not None:  # else dense logits are returned
+            seg_logits = self.chunked_inference(inputs, batch_img_metas,
+                                                class_embeds)
+        if seg_logits is None:
+            seg_logits = self.inference(inputs, batch_img_metas, class_embeds)
         return self.postprocess_result(seg_logits, data_samples)
 
-    def resize_argmax(self, logits: Tensor, size: Sequence[int]) -> Tensor:
+    @staticmethod
+    def image_maps(seg_logits: Union[Tensor, SlideLogits]) -> List[ClassMaps]:
+        """Per-image :class:`ClassMaps` of dense or window logits."""
+        if isinstance(seg_logits, SlideLogits):
+            return [seg_logits.image_maps(i)
+                    for i in range(seg_logits.batch_size)]
+        return [ClassMaps.from_tensor(x) for x in seg_logits]
+
+    def resize_argmax(self, logits: Union[Tensor, ClassMaps],
+                      size: Sequence[int]) -> Tensor:
         """``resize(logits, size).argmax(0)`` in class chunks.
 
         Bilinear resizing acts on each class map independently, so resizing
@@ -250,7 +381,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         labels as resizing all classes at once.
 
         Args:
-            logits (Tensor): (C, h, w) class logits.
+            logits (Tensor | ClassMaps): (C, h, w) class logits.
             size (Sequence[int]): Output (H, W).
 
         Returns:
@@ -260,9 +391,11 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         if chunk < 1:
             raise ValueError(f'test_cfg.resize_class_chunk must be >= 1, got '
                              f'{chunk}.')
+        if torch.is_tensor(logits):
+            logits = ClassMaps.from_tensor(logits)
         best_val = best_idx = None
-        for start in range(0, logits.shape[0], chunk):
-            part = resize(logits[None, start:start + chunk], size=tuple(size),
+        for start, maps in logits.chunks(chunk):
+            part = resize(maps[None], size=tuple(size),
                           mode='bilinear', align_corners=self.align_corners,
                           warning=False)[0]
             idx = part.argmax(dim=0, keepdim=True)
@@ -276,40 +409,50 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 best_idx = torch.where(better, idx, best_idx)
         return best_idx
 
-    def postprocess_result(self, seg_logits: Tensor,
+    @staticmethod
+    def undo_padding_and_flip(maps: ClassMaps, meta: dict) -> ClassMaps:
+        """Removes the batch padding and undoes a flip (mmseg's order)."""
+        pad = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+        left, right, top, bottom = pad
+        maps = maps.crop(top, bottom, left, right)
+        if meta.get('flip', None):
+            direction = meta.get('flip_direction', None)
+            if direction not in ('horizontal', 'vertical'):
+                raise ValueError(f'Unknown flip_direction {direction!r}.')
+            maps = maps.flip(2 if direction == 'horizontal' else 1)
+        return maps
+
+    def postprocess_result(self, seg_logits: Union[Tensor, SlideLogits],
                            data_samples: OptSampleList = None) -> SampleList:
         """Labels at the original size (chunked resize + argmax).
 
         Padding removal and flipping follow mmseg's ``postprocess_result``.
         Unlike mmseg, a one-class vocabulary is also decided by argmax (all
         pixels get that class) rather than by a sigmoid threshold.
+
+        Args:
+            seg_logits (Tensor | SlideLogits): (B, C, H, W) logits at the
+                network input size, dense or as window logits
+                (:meth:`chunked_inference`).
+            data_samples (list, optional): Samples with ``ori_shape``.
         """
-        batch_size, _, height, width = seg_logits.shape
+        maps = self.image_maps(seg_logits)
+        batch_size = len(maps)
         return_logits = bool(self.test_cfg.get('return_logits', False))
         only_prediction = data_samples is None
         if only_prediction:
             data_samples = [SegDataSample() for _ in range(batch_size)]
         for i in range(batch_size):
-            logits = seg_logits[i]
             if only_prediction:
+                logits = maps[i].dense()
                 pred = logits.argmax(dim=0, keepdim=True)
             else:
                 meta = data_samples[i].metainfo
-                pad = meta.get('img_padding_size',
-                               meta.get('padding_size', [0] * 4))
-                left, right, top, bottom = pad
-                logits = logits[:, top:height - bottom, left:width - right]
-                if meta.get('flip', None):
-                    direction = meta.get('flip_direction', None)
-                    if direction not in ('horizontal', 'vertical'):
-                        raise ValueError(
-                            f'Unknown flip_direction {direction!r}.')
-                    logits = logits.flip(
-                        dims=(2, ) if direction == 'horizontal' else (1, ))
+                image_maps = self.undo_padding_and_flip(maps[i], meta)
                 size = meta['ori_shape'][:2]
-                pred = self.resize_argmax(logits, size)
+                pred = self.resize_argmax(image_maps, size)
                 if return_logits:
-                    logits = resize(logits[None], size=tuple(size),
+                    logits = resize(image_maps.dense()[None], size=tuple(size),
                                     mode='bilinear',
                                     align_corners=self.align_corners,
                                     warning=False)[0]

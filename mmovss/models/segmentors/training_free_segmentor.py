@@ -6,9 +6,13 @@ published methods average the windows' name similarities, resize them to the
 original image size and only then take the softmax over all names and the
 maximum over synonyms (see :class:`~mmovss.models.decode_heads.
 TrainingFreeHead`). :meth:`postprocess_result` therefore hands the averaged
-similarities, and the network input for PAMR, to the head.
+similarities, and the network input for PAMR, to the head. Those are kept as
+the windows' low-resolution similarities
+(:class:`~mmovss.models.utils.class_maps.SlideLogits`) and expanded a
+chunk of names at a time, so large vocabularies never hold full-size maps of
+all names.
 """
-from typing import Optional
+from typing import Optional, Union
 
 from mmengine.structures import PixelData
 from torch import Tensor
@@ -18,6 +22,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from ..decode_heads.training_free_head import TrainingFreeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.class_maps import ClassMaps, SlideLogits
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 
 __all__ = ['TrainingFreeSegmentor']
@@ -56,26 +61,14 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
                      pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
             ] * inputs.shape[0]
         class_embeds = self.class_embeddings()
-        sims = self.inference(inputs, batch_img_metas, class_embeds)
+        sims = self.chunked_inference(inputs, batch_img_metas, class_embeds)
+        if sims is None:
+            sims = self.inference(inputs, batch_img_metas, class_embeds)
         return self.postprocess_result(sims, data_samples, inputs,
                                        class_embeds)
 
-    @staticmethod
-    def _undo_padding_and_flip(x: Tensor, meta: dict) -> Tensor:
-        _, height, width = x.shape
-        pad = meta.get('img_padding_size', meta.get('padding_size',
-                                                    [0] * 4))
-        left, right, top, bottom = pad
-        x = x[:, top:height - bottom, left:width - right]
-        if meta.get('flip', None):
-            direction = meta.get('flip_direction', None)
-            if direction not in ('horizontal', 'vertical'):
-                raise ValueError(f'Unknown flip_direction {direction!r}.')
-            x = x.flip(dims=(2, ) if direction == 'horizontal' else (1, ))
-        return x
-
     def postprocess_result(self,
-                           seg_logits: Tensor,
+                           seg_logits: Union[Tensor, SlideLogits],
                            data_samples: OptSampleList = None,
                            inputs: Optional[Tensor] = None,
                            class_embeds: Optional[ClassEmbeddings] = None
@@ -83,8 +76,9 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
         """Labels at the original size from window-averaged similarities.
 
         Args:
-            seg_logits (Tensor): (B, num_names, H, W) name similarities at
-                the network input size.
+            seg_logits (Tensor | SlideLogits): (B, num_names, H, W) name
+                similarities at the network input size, dense or as window
+                similarities (:meth:`chunked_inference`).
             data_samples (list, optional): Samples with ``ori_shape``; None
                 keeps the input size.
             inputs (Tensor, optional): The network input (PAMR guidance).
@@ -96,17 +90,19 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
         head = self.decode_head
         return_probs = bool(self.test_cfg.get('return_logits', False))
         only_prediction = data_samples is None
+        maps = self.image_maps(seg_logits)
         if only_prediction:
-            data_samples = [SegDataSample() for _ in range(len(seg_logits))]
-        for i, sims in enumerate(seg_logits):
+            data_samples = [SegDataSample() for _ in range(len(maps))]
+        for i, sims in enumerate(maps):
             image = None if inputs is None else inputs[i]
             if only_prediction:
-                size = sims.shape[1:]
+                size = sims.hw
             else:
                 meta = data_samples[i].metainfo
-                sims = self._undo_padding_and_flip(sims, meta)
+                sims = self.undo_padding_and_flip(sims, meta)
                 if image is not None:
-                    image = self._undo_padding_and_flip(image, meta)
+                    image = self.undo_padding_and_flip(
+                        ClassMaps.from_tensor(image), meta).dense()
                 size = meta['ori_shape'][:2]
             out = head.predict_labels(sims, class_embeds, size, image=image,
                                       return_probs=return_probs)

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from mmovss.vocab import Vocabulary, get_templates
+from ..backbones.clip_vit import clip_block
 from ..utils.open_clip_weights import build_open_clip, module_fingerprint
 from .class_embeddings import SYNONYM_REDUCTIONS, ClassEmbeddings
 from .embedding_cache import TextEmbeddingDiskCache
@@ -95,7 +96,13 @@ class CLIPTextTower(nn.Module):
         x = x + self.positional_embedding[:length].to(cast_dtype)
         mask = self.attn_mask[:length, :length] \
             if self.attn_mask is not None else None
-        x = self.transformer(x, attn_mask=mask)
+        transformer = self.transformer
+        if getattr(transformer, 'batch_first', False) and \
+                not getattr(transformer, 'grad_checkpointing', False):
+            for block in transformer.resblocks:  # SDPA (see clip_block)
+                x = clip_block(block, x, attn_mask=mask)
+        else:
+            x = transformer(x, attn_mask=mask)
         x = self.ln_final(x)
         x = x[torch.arange(x.shape[0], device=x.device), positions]
         if isinstance(self.text_projection, nn.Linear):
@@ -206,9 +213,22 @@ class OpenCLIPTextEncoder(BaseModule):
             self._identity_dirty = False
         return self._identity
 
+    def compute_dtype(self) -> str:
+        """The weights' dtype, plus the autocast dtype when one is active.
+
+        Part of the cache key: embeddings computed under mixed precision
+        (``test_cfg.inference_dtype``) are cached apart from float32 ones.
+        """
+        weight = self.tower.positional_embedding
+        dtype = str(weight.dtype)
+        device_type = weight.device.type
+        if torch.is_autocast_enabled(device_type):
+            dtype += f'+autocast:{torch.get_autocast_dtype(device_type)}'
+        return dtype
+
     def cache_key(self, names: Sequence[str] = ()) -> dict:
         """The key of cached embeddings (model, weights, templates, names)."""
-        dtype = str(self.tower.positional_embedding.dtype)
+        dtype = self.compute_dtype()
         return dict(model=self.model_label, weights=self.weights_identity,
                     dtype=dtype, templates=list(self.templates),
                     names=list(names))
@@ -298,6 +318,7 @@ class OpenCLIPTextEncoder(BaseModule):
         tokens = self.tokenize(prompts)
         self._warn_truncated(names, prompts, tokens)
         embeds = self.encode_prompts(prompts, tokens)
+        embeds = embeds.float()  # float32 even when computed under autocast
         embeds = embeds.view(len(names), len(self.templates), -1).mean(dim=1)
         return F.normalize(embeds, dim=-1)
 

@@ -1,0 +1,238 @@
+"""The OVShapes configs of the mask-based methods, built with the shipped
+tiny CLIP (``mmovss/assets/ovshapes_tiny_clip.pt``) on a small generated world.
+
+For every trainable config: the protocol (training vocabulary = the 28 seen
+classes, evaluation on all 40 with the unseen list), one training step on a
+real batch of the world (finite losses; gradients reach the trained modules
+and never the frozen CLIP towers) and one prediction with all 40 names; for
+OpenSeg also that its captions are the train split's and contribute only seen
+class names to the grounding loss. For the training-free SAM + CLIP config:
+one prediction, with the random tiny SAM actually proposing masks (not only
+the dense fallback).
+"""
+import copy
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+
+import mmovss  # noqa: F401
+from mmseg.registry import DATASETS, MODELS
+from mmovss.ovshapes import world
+
+TRAINABLE = {
+    # config: (trained modules that must receive gradients,
+    #          frozen CLIP parameter prefixes, CLIP parameters that do train)
+    'san_tiny-clip_1k_ovshapes-seen.py': (
+        ('decode_head.side_adapter.query_embed', 'decode_head.side_adapter.layers.0',
+         'decode_head.side_adapter.clip_fusions.0', 'decode_head.void_embed'),
+        ('backbone.visual', 'decode_head.recognizer', 'text_encoder'),
+        ('backbone.visual.positional_embedding', )),
+    'fcclip_tiny-clip_1k_ovshapes-seen.py': (
+        ('decode_head.pixel_decoder.layers.0.attn', 'decode_head.decoder.query_feat',
+         'decode_head.decoder.class_mlp', 'decode_head.decoder.logit_scale'),
+        ('backbone', 'text_encoder'), ()),
+    'ovseg_tiny-clip_1k_ovshapes-seen.py': (
+        ('backbone.stem', 'decode_head.mask_decoder', 'decode_head.segment_proj',
+         'decode_head.void_embed'),
+        ('decode_head.region_classifier', 'text_encoder'), ()),
+    'zegformer_tiny-clip_1k_ovshapes-seen.py': (
+        ('backbone.stem', 'decode_head.mask_decoder', 'decode_head.segment_proj',
+         'decode_head.void_embed'),
+        ('decode_head.region_classifier', 'text_encoder'), ()),
+    'openseg_tiny-clip_1k_ovshapes-seen-captions.py': (
+        ('backbone.stem', 'decode_head.mask_decoder', 'decode_head.region_proj'),
+        ('text_encoder', ), ()),
+}
+EVAL_ONLY = ('sam-clip_random-tiny-sam-tiny-clip_ovshapes.py', )
+
+
+@pytest.fixture(scope='module')
+def ovshapes_root(tmp_path_factory):
+    from mmovss.ovshapes.writer import write_world
+    root = tmp_path_factory.mktemp('ovshapes_cfg') / 'world'
+    write_world(root, seed=1, num_train=6, num_val=2)
+    return root
+
+
+def _set_data_root(cfg, root):
+    """Points every ``data_root`` of a dataloader config to ``root``."""
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == 'data_root':
+                cfg[key] = str(root)
+            else:
+                _set_data_root(value, root)
+    elif isinstance(cfg, (list, tuple)):
+        for item in cfg:
+            _set_data_root(item, root)
+
+
+def _load(repo_root, name, root):
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(repo_root / 'configs/ovshapes' / name)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key) is not None:
+            _set_data_root(cfg[key], root)
+    return cfg
+
+
+def _check_protocol(cfg):
+    assert tuple(cfg.test_evaluator.unseen_classes) == world.unseen_class_names()
+    assert cfg.test_evaluator.type == 'OpenVocabIoUMetric'
+    val = cfg.test_dataloader.dataset
+    assert val.type == 'OVShapesDataset' and 'metainfo' not in val  # all 40
+    assert dict(type='DatasetVocabularyHook') in cfg.custom_hooks
+
+
+def _pretrained_paths(cfg):
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == 'pretrained' and value is not None:
+                yield str(value)
+            else:
+                yield from _pretrained_paths(value)
+    elif isinstance(cfg, (list, tuple)):
+        for item in cfg:
+            yield from _pretrained_paths(item)
+
+
+def _check_tiny_clip(cfg):
+    """Every CLIP tower of the model is the shipped tiny CLIP."""
+    paths = list(_pretrained_paths(cfg.model))
+    assert paths and all(p.endswith('mmovss/assets/ovshapes_tiny_clip.pt') for p in paths), paths
+    assert cfg.model.text_encoder.pretrained in paths
+
+
+def _predict(model, num_images=1):
+    test = DATASETS.build(copy.deepcopy(model._test_dataset_cfg))
+    assert len(test.metainfo['classes']) == 40
+    model.set_dataset_vocabulary(test.metainfo)
+    model.eval()
+    model.test_cfg['return_logits'] = True
+    data = model.data_preprocessor(pseudo_collate([test[i] for i in range(num_images)]),
+                                   False)
+    with torch.no_grad():
+        out = model.predict(data['inputs'], data['data_samples'])
+    for sample in out:
+        assert sample.pred_sem_seg.shape == (64, 64)
+        logits = sample.seg_logits.data
+        assert logits.shape == (40, 64, 64) and torch.isfinite(logits).all()
+    return out
+
+
+def _build(cfg):
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model._test_dataset_cfg = cfg.test_dataloader.dataset
+    return model
+
+
+def _train_batch(cfg):
+    """Two samples of the training set (two of each source when mixed)."""
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    parts = getattr(dataset, 'datasets', None)
+    if parts:  # mixed sources: take samples of each
+        starts = [0] + list(dataset.cumulative_sizes[:-1])
+        indices = [s + i for s in starts for i in range(2)]
+        metainfo = parts[0].metainfo
+    else:
+        indices = [0, 1]
+        metainfo = dataset.metainfo
+    return dataset, pseudo_collate([dataset[i] for i in indices]), metainfo
+
+
+def _check_openseg_captions(dataset, batch, losses):
+    """Captions of the train split only; words are seen class names; the
+    grounding loss is active."""
+    seg, captions = dataset.datasets
+    assert len(seg) == 6 and len(captions) == 6  # the world's val captions are left out
+    words = {w for s in batch['data_samples'] for w in s.metainfo.get('caption_words', [])}
+    assert words and words <= set(world.seen_class_names()), words
+    grounding = [v for k, v in losses.items() if 'grounding' in k]
+    assert grounding and grounding[0].item() > 0, losses
+
+
+@pytest.mark.parametrize('name', sorted(TRAINABLE))
+def test_trainable_config_trains_on_seen_classes_and_predicts_all(
+        name, repo_root, ovshapes_root):
+    must_train, frozen, unfrozen = TRAINABLE[name]
+    cfg = _load(repo_root, name, ovshapes_root)
+    _check_protocol(cfg)
+    assert cfg.train_cfg.max_iters == cfg.train_cfg.val_interval
+    _check_tiny_clip(cfg)
+    model = _build(cfg)
+    dataset, batch, metainfo = _train_batch(cfg)
+    size = len(batch['inputs'])
+    assert tuple(metainfo['classes']) == world.seen_class_names()
+    model.set_dataset_vocabulary(metainfo)
+    assert model.vocabulary.num_classes == 28
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    assert data['inputs'].shape == (size, 3, 64, 64)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert losses, name
+    for key, value in losses.items():
+        assert torch.isfinite(value).all(), (key, value)
+    if name.startswith('openseg'):
+        _check_openseg_captions(dataset, batch, losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert total.item() > 0
+    total.backward()
+
+    params = dict(model.named_parameters())
+    for prefix in must_train:
+        got = [n for n, p in params.items() if n.startswith(prefix) and p.requires_grad]
+        assert got, f'{name}: no trainable parameter under {prefix}'
+        assert any(params[n].grad is not None and params[n].grad.abs().sum() > 0
+                   for n in got), f'{name}: no gradient reaches {prefix}'
+    clip = [n for n in params if n.startswith(frozen)]
+    assert clip, f'{name}: no CLIP parameters under {frozen}'
+    for n in clip:
+        if n in unfrozen:
+            assert params[n].requires_grad and params[n].grad is not None, n
+        else:
+            assert not params[n].requires_grad and params[n].grad is None, n
+    with_grad = [n for n, p in params.items() if p.requires_grad and p.grad is not None]
+    trainable = [n for n, p in params.items() if p.requires_grad]
+    assert len(with_grad) >= 0.9 * len(trainable), \
+        sorted(set(trainable) - set(with_grad))
+
+    _predict(model)
+
+
+@pytest.mark.parametrize('name', EVAL_ONLY)
+def test_eval_only_config_predicts_all_classes_from_generated_masks(
+        name, repo_root, ovshapes_root):
+    cfg = _load(repo_root, name, ovshapes_root)
+    _check_protocol(cfg)
+    assert cfg.train_dataloader is None
+    model = _build(cfg)
+    assert not any(p.requires_grad for n, p in model.named_parameters()
+                   if n.startswith(('backbone', 'text_encoder',
+                                    'decode_head.region_classifier',
+                                    'decode_head.mask_generator')))
+    out = _predict(model)
+    data = model.data_preprocessor(
+        pseudo_collate([DATASETS.build(cfg.test_dataloader.dataset)[0]]), False)
+    with torch.no_grad():
+        feats = model.extract_feat(data['inputs'])
+        masks, scores = model.decode_head.mask_generator(feats[-1][0])
+        assert masks.shape[0] >= 1 and masks.shape[1:] == (64, 64)
+        assert torch.isfinite(scores).all()
+        # the label map comes from the masks, not only from the dense fallback
+        with_masks = model._forward(data['inputs'])
+        model.decode_head.mask_generator = _NoMasks()
+        fallback = model._forward(data['inputs'])
+    assert with_masks.shape == fallback.shape == (1, 40, 64, 64)
+    assert not torch.allclose(with_masks, fallback)
+    torch.testing.assert_close(with_masks, out[0].seg_logits.data[None])
+
+
+class _NoMasks(torch.nn.Module):
+
+    def forward(self, pixels):
+        h, w = pixels.shape[-2:]
+        return torch.zeros(0, h, w, dtype=torch.bool), pixels.new_zeros(0)

@@ -314,7 +314,8 @@ def direct_labels(sims, vocab, size, scale, prob_thd, area_thd, bg):
     return pred, cls
 
 
-@pytest.mark.parametrize('chunk,cache', [(1, 0), (2, 2**30), (64, 2**30)])
+@pytest.mark.parametrize('chunk,cache', [(1, 0), (2, 2 * 23 * 31 * 2),
+                                         (2, 2**30), (64, 2**30)])
 @pytest.mark.parametrize('area_thd,prob_thd', [(None, 0.0), (None, 0.3),
                                                (0.15, 0.1)])
 def test_post_processing_matches_direct_computation(chunk, cache, area_thd,

@@ -22,8 +22,8 @@ Steps 2-6 are per pixel after a resize that does not commute with the
 softmax, so they run at the original size. :meth:`TrainingFreeHead.
 predict_labels` does them in chunks of whole classes with an online softmax
 (running maximum and rescaled sum), keeping only a few (H, W) maps besides
-one chunk, and keeps the chunks' full-size logits for the second pass when
-they fit in ``cache_elements``; otherwise they are recomputed (the results are
+one chunk, and keeps the chunks' full-size logits for the second pass as far
+as they fit in ``cache_elements``; the others are recomputed (the results are
 the same). The similarities themselves may come chunk by chunk
 (:class:`~mmovss.models.utils.class_maps.ClassMaps`, computed from the
 windows' low-resolution similarities), so with 847 names no full-size map of
@@ -65,8 +65,9 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         pamr (dict, optional): A :class:`~mmovss.models.utils.PAMR` config
             (``dict(type='PAMR', num_iter=10, dilations=(8, 16))``).
         class_chunk (int): Classes post-processed at once.
-        cache_elements (int): Keep the full-size logits between passes when
-            ``num_names * H * W`` is at most this (default 2**27, 512 MB).
+        cache_elements (int): Keep full-size logits between passes, chunk
+            by chunk, up to this many elements in all (default 2**27, 512 MB
+            in float32); the other chunks are recomputed.
         in_index (int): Backbone output used (-1: the dense embeddings).
     """
 
@@ -216,11 +217,10 @@ class TrainingFreeHead(OpenVocabDecodeHead):
                            warning=False)
         chunks = self._class_chunks(class_embeds.name_to_class.tolist(),
                                     num_classes, self.class_chunk)
-        cache = {} if num_names * size[0] * size[1] <= self.cache_elements \
-            else None
+        cache, cached = {}, [0]  # chunks' full-size logits, up to budget
 
         def scaled_logits(k: int) -> Tensor:
-            if cache is not None and k in cache:
+            if k in cache:
                 return cache[k]
             bounds = chunks[k][2]
             x = resize(sims.chunk(bounds[0], bounds[-1])[None], size=size,
@@ -228,8 +228,9 @@ class TrainingFreeHead(OpenVocabDecodeHead):
             if self.pamr is not None:
                 x = self.pamr(guide, x)
             x = x[0] * self.logit_scale
-            if cache is not None:
+            if cached[0] + x.numel() <= self.cache_elements:
                 cache[k] = x
+                cached[0] += x.numel()
             return x
 
         # pass 1: online softmax normaliser over all names
@@ -249,6 +250,8 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         def class_probs(k: int) -> Tensor:
             c0, c1, bounds = chunks[k]
             probs = torch.exp(scaled_logits(k) - peak) / total
+            if bounds[-1] - bounds[0] == c1 - c0:  # one name per class
+                return probs
             offset = bounds[0]
             return torch.stack([
                 probs[b0 - offset:b1 - offset].amax(dim=0)

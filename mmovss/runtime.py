@@ -74,6 +74,20 @@ def set_launcher(cfg: Config, launcher: str) -> None:
                                              device_ids=None, broadcast_buffers=False))
 
 
+def close_process_group() -> None:
+    """Waits for every rank, then destroys the default process group.
+
+    Called at the end of ``tools/train.py`` and ``tools/test.py``: a Gloo
+    group left to the interpreter's exit can abort a rank ("terminate called
+    without an active exception", SIGABRT) after its work is done, which
+    fails the whole launch. Does nothing outside distributed runs.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def export_local_rank(local_rank: int) -> None:
     """``torch.distributed.launch`` passes ``--local-rank``; mmengine reads the env."""
     if 'LOCAL_RANK' not in os.environ:

@@ -16,9 +16,9 @@ import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmovss.runtime import (check_checkpoint_file, export_local_rank,  # noqa: E402
-                            load_checkpoint_strictly, load_config, set_launcher,
-                            set_work_dir)
+from mmovss.runtime import (check_checkpoint_file, close_process_group,  # noqa: E402
+                            export_local_rank, load_checkpoint_strictly, load_config,
+                            set_launcher, set_work_dir)
 
 
 def parse_args(argv=None):
@@ -87,6 +87,7 @@ def main(argv=None):
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)
     runner.test()
+    close_process_group()
 
 
 if __name__ == '__main__':

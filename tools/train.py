@@ -18,9 +18,9 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmovss.runtime import (check_checkpoint_file, export_local_rank,  # noqa: E402
-                            find_resumable_checkpoint, load_config, set_launcher,
-                            set_work_dir)
+from mmovss.runtime import (check_checkpoint_file, close_process_group,  # noqa: E402
+                            export_local_rank, find_resumable_checkpoint, load_config,
+                            set_launcher, set_work_dir)
 
 
 def parse_args(argv=None):
@@ -91,6 +91,7 @@ def main(argv=None):
         cfg.load_from = args.resume
     runner = Runner.from_cfg(cfg)
     runner.train()
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -396,20 +396,25 @@ def build_model(cfg, weights: str, checkpoint: Optional[str], device: str,
     model = MODELS.build(model_cfg)
     if weights == 'random':
         # Modules left to their constructors may hold torch.empty memory.
-        from mmengine.logging import MMLogger
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel('WARNING')  # init_weights logs every parameter
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
+        quiet_init_weights(model)
         if sam_type is not None:
             randomize_sam(model, sam_type, seed)
     if checkpoint is not None:
         load_checkpoint_strictly(model, checkpoint)
         notes.append(f'weights: {checkpoint}')
     return model.eval().to(device)
+
+
+def quiet_init_weights(model: torch.nn.Module) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter log lines."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
 
 
 def load_checkpoint_strictly(model: torch.nn.Module, path: str) -> None:

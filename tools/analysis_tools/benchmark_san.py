@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # benchmark.py (same folder) holds the helpers shared by the benchmark tools
 # (and puts the repository on sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import (summarize_times, timed_runs,  # noqa: E402
-                       use_random_weights)
+from benchmark import (quiet_init_weights, summarize_times,  # noqa: E402
+                       timed_runs, use_random_weights)
 
 import mmovss  # noqa: E402,F401
 from mmseg.registry import MODELS  # noqa: E402
@@ -52,7 +52,7 @@ def build_models(names, queries: int):
     model_cfg.test_cfg = dict(mode='whole')
     model_cfg.decode_head.side_adapter.num_queries = queries
     ours = MODELS.build(model_cfg).eval()
-    ours.init_weights()
+    quiet_init_weights(ours)
 
     import mmseg
     ref_cfg = Config.fromfile(

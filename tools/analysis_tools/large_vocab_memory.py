@@ -111,6 +111,7 @@ def main():
             options[f'model.{part}.pretrained'] = None
     cfg.merge_from_dict(options)
     init_default_scope('mmseg')
+    torch.manual_seed(0)  # the same random weights in every run
     model = MODELS.build(cfg.model).eval()
     if args.dense:
         model.chunked_inference = lambda *a, **k: None

@@ -37,9 +37,10 @@ the MaskCLIP modes need no attention and project only the values. The
 written-out formulas (weights materialised) run inside
 :func:`explicit_attention`; both agree to float rounding (about 1e-6 in
 float32, ``tests/test_fast_paths.py``). CLIP's ordinary blocks (and the
-``vanilla`` mode) are open_clip's, whose ``nn.MultiheadAttention`` is called
-with ``need_weights=False`` and therefore already runs SDPA (PyTorch's fused
-multi-head-attention path in inference).
+``vanilla`` mode) run through :func:`~mmovss.models.backbones.clip_vit.
+clip_block`, SDPA as well: open_clip's own ``nn.MultiheadAttention(
+need_weights=False)`` takes PyTorch's fused ``_native_multi_head_attention``
+in inference, which on CPU materialises the weights and a softmax.
 """
 import math
 from contextlib import contextmanager

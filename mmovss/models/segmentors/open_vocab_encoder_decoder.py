@@ -328,7 +328,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                                        class_embeds, metas, self.test_cfg)
             if out is None:
                 out = SlideLogits(batch_size, low.shape[1], (h_img, w_img),
-                                  head.align_corners)
+                                  head.align_corners, num_windows=len(boxes))
             for (b, box), crop_low in zip(chunk, low):
                 out.add(b, box, crop_low)
         return out

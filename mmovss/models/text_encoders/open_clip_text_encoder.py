@@ -301,7 +301,7 @@ class OpenCLIPTextEncoder(BaseModule):
         if not (self.truncate and self.tower.causal):
             chunks = torch.arange(len(prompts)).split(self.batch_size)
             feats = [self.tower(tokens[c], positions[c]) for c in chunks]
-            return F.normalize(torch.cat(feats), dim=-1)
+            return F.normalize(torch.cat(feats).float(), dim=-1)
         order = torch.argsort(positions.cpu(), stable=True)
         out = None
         for chunk in order.split(self.batch_size):
@@ -311,7 +311,8 @@ class OpenCLIPTextEncoder(BaseModule):
             if out is None:
                 out = feats.new_empty(len(prompts), feats.shape[-1])
             out[chunk] = feats
-        return F.normalize(out, dim=-1)
+        # float32 also when encoded under autocast (mixed precision)
+        return F.normalize(out.float(), dim=-1)
 
     def _embed_names_uncached(self, names: Sequence[str]) -> Tensor:
         prompts = [t.format(n) for n in names for t in self.templates]

@@ -120,43 +120,87 @@ class SlideLogits:
 
         L_c = (sum_w pad_w(resize(l_{w,c}, window size))) / count
 
+    When the heads' logits are not low-resolution (together larger than the
+    image, e.g. a head that upsamples to the window itself), keeping them
+    would cost more than mmseg's dense canvas; then the windows are added to
+    a dense (C, H, W) canvas as they come (mmseg's computation) and only the
+    post-processing runs in chunks.
+
     Args:
         batch_size (int): Images.
         num_channels (int): Classes (or names) ``C``.
         image_hw (tuple[int, int]): The network input size.
         align_corners (bool): Of the head's resize.
+        num_windows (int, optional): Windows per image (to choose between
+            keeping them and a dense canvas); None: keep them.
+        max_kept_ratio (float): Keep the windows while their pixels number
+            at most this fraction of the image's.
     """
 
     def __init__(self, batch_size: int, num_channels: int,
-                 image_hw: Tuple[int, int], align_corners: bool):
+                 image_hw: Tuple[int, int], align_corners: bool,
+                 num_windows: Optional[int] = None,
+                 max_kept_ratio: float = 1.0):
         self.batch_size = batch_size
         self.num_channels = num_channels
         self.image_hw = tuple(int(s) for s in image_hw)
         self.align_corners = align_corners
+        self.num_windows = num_windows
+        self.max_kept_ratio = float(max_kept_ratio)
         # per image: list of ((y1, y2, x1, x2), logits (C, h, w))
         self.windows: List[List[tuple]] = [[] for _ in range(batch_size)]
+        # per image, in dense mode: [canvas (C, H, W), count (1, H, W)]
+        self.canvases: List[Optional[list]] = [None] * batch_size
         self.dtype = None
         self.device = None
+
+    def _keeps(self, logits: Tensor) -> bool:
+        if self.num_windows is None:
+            return True
+        kept = self.num_windows * logits.shape[1] * logits.shape[2]
+        return kept <= self.max_kept_ratio * self.image_hw[0] * \
+            self.image_hw[1]
 
     def add(self, image: int, box: Sequence[int], logits: Tensor):
         """Adds one window's (C, h, w) low-resolution logits."""
         if logits.shape[0] != self.num_channels:
             raise ValueError(f'Window logits have {logits.shape[0]} channels, '
                              f'expected {self.num_channels}.')
-        self.windows[image].append((tuple(int(v) for v in box), logits))
         self.dtype, self.device = logits.dtype, logits.device
+        box = tuple(int(v) for v in box)
+        if not self.windows[image] and self.canvases[image] is None and \
+                not self._keeps(logits):
+            h, w = self.image_hw
+            self.canvases[image] = [
+                logits.new_zeros((self.num_channels, h, w)),
+                logits.new_zeros((1, h, w))]
+        if self.canvases[image] is None:
+            self.windows[image].append((box, logits))
+            return
+        canvas, count = self.canvases[image]
+        y1, y2, x1, x2 = box
+        canvas[:, y1:y2, x1:x2] += self._resize(logits, box)
+        count[:, y1:y2, x1:x2] += 1
+
+    def _resize(self, logits: Tensor, box: tuple) -> Tensor:
+        y1, y2, x1, x2 = box
+        return resize(logits[None], size=(y2 - y1, x2 - x1), mode='bilinear',
+                      align_corners=self.align_corners, warning=False)[0]
 
     def average(self, image: int, start: int, end: int) -> Tensor:
         """The window average of classes ``start:end``, (n, H, W)."""
+        if self.canvases[image] is not None:
+            canvas, count = self.canvases[image]
+            if not bool((count > 0).all()):
+                raise RuntimeError('Sliding windows do not cover the image.')
+            return canvas[start:end] / count
         h, w = self.image_hw
         canvas = torch.zeros((end - start, h, w), dtype=self.dtype,
                              device=self.device)
         count = torch.zeros((1, h, w), dtype=self.dtype, device=self.device)
-        for (y1, y2, x1, x2), logits in self.windows[image]:
-            part = resize(logits[None, start:end], size=(y2 - y1, x2 - x1),
-                          mode='bilinear', align_corners=self.align_corners,
-                          warning=False)[0]
-            canvas[:, y1:y2, x1:x2] += part
+        for box, logits in self.windows[image]:
+            y1, y2, x1, x2 = box
+            canvas[:, y1:y2, x1:x2] += self._resize(logits[start:end], box)
             count[:, y1:y2, x1:x2] += 1
         if not bool((count > 0).all()):
             raise RuntimeError('Sliding windows do not cover the image.')

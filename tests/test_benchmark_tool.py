@@ -6,6 +6,7 @@ measured in docs/benchmarks.md, never asserted).
 """
 import importlib.util
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -169,3 +170,30 @@ def test_summarize_times(tool):
     assert stats['per_s'] == pytest.approx(3 / 7)
     with pytest.raises(tool.BenchmarkError):
         tool.summarize_times([])
+
+
+def test_contention_discounts_the_benchmarks_own_threads(tool, monkeypatch):
+    monkeypatch.setattr(os, 'cpu_count', lambda: 2)
+    assert not tool.is_contended(2.4, own_threads=2)  # its own 2 threads
+    assert tool.is_contended(3.2, own_threads=2)  # another busy process
+    assert tool.is_contended(1.6, own_threads=1)
+    assert not tool.is_contended(2.4, own_threads=8)  # at most one per core
+
+
+def test_random_weights_keep_the_activation_of_the_dropped_tag(tool, tmp_path):
+    """OpenAI towers use QuickGELU: the random stand-in must too."""
+    local = tmp_path / 'clip.pt'
+    local.write_bytes(b'')
+    cfg = dict(backbone=dict(type='OpenCLIPViT', model_name='ViT-B-16',
+                             pretrained='openai'),
+               text_encoder=dict(type='OpenCLIPTextEncoder', model_name='ViT-B-16',
+                                 pretrained='laion2b_s34b_b88k'),
+               decode_head=dict(clip=dict(model_name='ViT-B-16', pretrained=str(local))),
+               other=dict(model_name='ViT-B-16', pretrained='openai', quick_gelu=False))
+    tool.use_random_weights(cfg)
+    assert cfg['backbone'] == dict(type='OpenCLIPViT', model_name='ViT-B-16',
+                                   pretrained=None, quick_gelu=True)
+    assert cfg['text_encoder']['quick_gelu'] is False
+    assert cfg['text_encoder']['pretrained'] is None
+    assert 'quick_gelu' not in cfg['decode_head']['clip']  # a file: unknown
+    assert cfg['other']['quick_gelu'] is False  # set explicitly: kept

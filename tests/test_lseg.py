@@ -143,3 +143,33 @@ def test_ovshapes_config_builds_and_segments_all_classes(repo_root):
     with torch.no_grad():
         out = model.predict(torch.randn(1, 3, 64, 64))
     assert out[0].seg_logits.data.shape == (40, 64, 64)
+
+
+def test_slide_windows_keep_half_resolution_logits_and_equal_mmseg():
+    """Large vocabularies: windows hold LSeg's logits before its 2x upsampling
+    (4x fewer values), and the result equals mmseg's dense slide average."""
+    cfg = copy.deepcopy(MODEL)  # patch 16 as ViT-B/16: logits at half size
+    cfg['backbone']['model_cfg'] = cfg['text_encoder']['model_cfg'] = \
+        tiny_clip_cfg('vit', vision_cfg=dict(patch_size=16))
+    cfg['decode_head']['patch_size'] = 16
+    torch.manual_seed(0)
+    model = MODELS.build(cfg).eval()
+    model.set_vocabulary([f'thing {i}' for i in range(30)])
+    x = torch.randn(1, 3, 40, 56)
+    metas = [dict(ori_shape=(40, 56), img_shape=(40, 56), pad_shape=(40, 56))]
+    model.test_cfg = dict(mode='slide', crop_size=(32, 32), stride=(16, 16))
+    with torch.no_grad():
+        lazy = model.chunked_inference(x, metas)
+        dense = model.slide_inference(x, metas)
+        # a crop whose size is no multiple of the patch: forward's logits
+        feats = model.extract_feat(x[..., :30, :30])
+        odd = model.decode_head.predict_low_res(
+            feats, model.class_embeddings(),
+            [dict(img_shape=(30, 30), pad_shape=(30, 30))], model.test_cfg)
+        full = model.decode_head.forward(feats, model.class_embeddings())
+    windows = lazy.windows[0]
+    assert len(windows) == 6  # 2 x 3 windows
+    assert all(logits.shape == (30, 16, 16) for _, logits in windows)
+    assert odd.shape[-2:] == (32, 32) and torch.equal(odd, full)
+    torch.testing.assert_close(lazy.dense(), dense, rtol=0, atol=1e-5)
+    assert torch.equal(lazy.dense().argmax(1), dense.argmax(1))

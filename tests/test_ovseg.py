@@ -182,3 +182,37 @@ def test_region_crop_dataset_loads_regions(tmp_path):
         nouns=['cat'], regions=[dict(crop='crops/0.png', mask='masks/0.png', noun='dog')])))
     with pytest.raises(ValueError, match='not in "nouns"'):
         DATASETS.build(dict(type='RegionCropDataset', data_root=str(tmp_path)))
+
+
+def test_build_region_data_keeps_one_split_of_a_mapping_caption_file(tmp_path):
+    """tools/ovseg/build_region_data.py end to end on OVShapes-style captions
+    (one file, every split): ``--file-prefix train/`` leaves val out."""
+    rng = np.random.default_rng(0)
+    captions = {}
+    for split in ('train', 'val'):
+        (tmp_path / 'img' / split).mkdir(parents=True)
+        for i in range(2):
+            name = f'{split}/{i}.png'
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(
+                tmp_path / 'img' / name)
+            captions[name] = [f'a red circle and a blue {split} square.']
+    (tmp_path / 'captions.json').write_text(json.dumps(captions))
+    torch.manual_seed(0)
+    init_default_scope('mmseg')
+    model = MODELS.build(ovseg_cfg())
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'model.pth')
+    (tmp_path / 'cfg.py').write_text(f'model = {ovseg_cfg()!r}\n')
+    tool = _load_tool()
+    common = [str(tmp_path / 'cfg.py'), str(tmp_path / 'model.pth'),
+              '--captions', str(tmp_path / 'captions.json'), '--images',
+              str(tmp_path / 'img'), '--min-area', '0', '--device', 'cpu']
+    regions = tool.main(common + ['--out', str(tmp_path / 'train'),
+                                  '--file-prefix', 'train/'])
+    every = tool.main(common + ['--out', str(tmp_path / 'all')])
+    assert regions and {r['image'] for r in regions} <= {'0.png', '1.png'}
+    nouns = {r['noun'] for r in regions}
+    assert 'val' not in nouns and nouns <= {'red', 'circle', 'blue', 'train', 'square'}
+    assert len(every) > len(regions)  # val images count without the prefix
+    saved = json.loads((tmp_path / 'train' / 'regions.json').read_text())
+    assert len(saved['regions']) == len(regions)
+    assert (tmp_path / 'train' / regions[0]['crop']).is_file()

@@ -11,11 +11,10 @@
 # Mask prompt tuning: not used here (mask_prompt_depth=0, i.e. the plain tiny
 # CLIP on the crops). OVSeg trains the prompts in a separate run
 # (MaskPromptTuner on region crops pseudo-labelled with caption nouns by
-# tools/ovseg/build_region_data.py from this config's trained mask model);
-# that tool reads every caption of its caption file and has no split filter,
-# so on OVShapes it would also use the val images' captions. Randomly
-# initialised prompts would only hurt, so the prompt depth stays 0 until a
-# prompt-tuned checkpoint exists.
+# tools/ovseg/build_region_data.py from this config's trained mask model,
+# with `--file-prefix train/` on OVShapes so that only training captions are
+# used). That second run has not been made for this row; randomly
+# initialised prompts would only hurt, so the prompt depth stays 0 here.
 #   python tools/train.py configs/ovshapes/ovseg_tiny-clip_1k_ovshapes-seen.py
 _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',

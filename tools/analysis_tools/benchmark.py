@@ -243,6 +243,24 @@ def synthetic_vocabulary(num_classes: int):
 # Random weights (shared with benchmark_san.py)
 
 
+def keep_activation(node: dict, pretrained) -> None:
+    """Keeps the activation an open_clip tag implies once it is dropped.
+
+    open_clip builds OpenAI-trained towers (``pretrained='openai'``) with
+    QuickGELU (:func:`mmovss.models.utils.open_clip_weights.build_open_clip`
+    reads it from the tag); without the tag a random model would get GELU, a
+    different network (mmseg's SAN and CLIPTextEncoder use QuickGELU too).
+    """
+    name = node.get('model_name')
+    if not isinstance(pretrained, str) or not isinstance(name, str) or \
+            node.get('quick_gelu') is not None or os.path.isfile(pretrained):
+        return
+    import open_clip
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
+    if tag_cfg:
+        node['quick_gelu'] = bool(tag_cfg.get('quick_gelu', False))
+
+
 def use_random_weights(model_cfg, notes: Optional[List[str]] = None):
     """Replaces every weight source of a model config by random init.
 
@@ -276,6 +294,7 @@ def use_random_weights(model_cfg, notes: Optional[List[str]] = None):
             for key in list(node):
                 value = node[key]
                 if key == 'pretrained' and value not in (None, False):
+                    keep_activation(node, value)
                     node[key] = None
                     found.add('pretrained weights replaced by random ones')
                 elif key == 'init_cfg' and value is not None:
@@ -403,6 +422,16 @@ def build_model(cfg, weights: str, checkpoint: Optional[str], device: str,
         load_checkpoint_strictly(model, checkpoint)
         notes.append(f'weights: {checkpoint}')
     return model.eval().to(device)
+
+
+def is_contended(load_average: float, own_threads: int) -> bool:
+    """Whether other processes compete for the cores.
+
+    The 1-minute load average counts the benchmark's own busy threads (up to
+    one per core); more than half a core beyond them is other work.
+    """
+    cores = os.cpu_count() or 1
+    return load_average - min(own_threads, cores) > 0.5
 
 
 def quiet_init_weights(model: torch.nn.Module) -> None:
@@ -859,7 +888,8 @@ def run_benchmark(args, argv: Sequence[str]) -> dict:
         images_per_s=len(times) / sum(times),
         cpu_s_per_image=statistics.median(cpu_times),
         load_average=[load_before, load_after],
-        contended=max(load_before, load_after) > (os.cpu_count() or 1),
+        contended=is_contended(max(load_before, load_after),
+                               torch.get_num_threads()),
         memory=memory,
         text=text,
         notes=notes)

@@ -18,6 +18,9 @@ Writes ``OUT/crops/*.png``, ``OUT/masks/*.png`` (1 inside the region) and
     python tools/ovseg/build_region_data.py CONFIG CHECKPOINT \
         --captions data/coco/annotations/captions_train2017.json \
         --images data/coco/train2017 --out data/ovseg_regions
+
+OVShapes keeps all splits in one caption file: add ``--file-prefix train/``
+so that validation images never become training regions.
 """
 import argparse
 import json
@@ -69,6 +72,10 @@ def parse_args(argv=None):
                         help='COCO-Captions-style JSON')
     parser.add_argument('--images', required=True, help='image folder')
     parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--file-prefix', default=None,
+                        help="keep only images whose file name starts with it "
+                        "(e.g. 'train/' for OVShapes' captions.json, whose one "
+                        'file holds every split)')
     parser.add_argument('--word-vocabulary', default=None,
                         help='phrase file restricting the nouns (optional)')
     parser.add_argument('--max-regions', type=int, default=20,
@@ -104,6 +111,7 @@ def main(argv=None) -> List[dict]:
     captions = CaptionDataset(ann_file=args.captions,
                               data_prefix=dict(img_path=args.images),
                               word_vocabulary=args.word_vocabulary,
+                              file_prefix=args.file_prefix,
                               serialize_data=False)
     os.makedirs(osp.join(args.out, 'crops'), exist_ok=True)
     os.makedirs(osp.join(args.out, 'masks'), exist_ok=True)

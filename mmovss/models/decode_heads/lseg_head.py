@@ -1,6 +1,6 @@
 """LSeg head: DPT decoder to per-pixel embeddings, matched to class text."""
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -12,6 +12,7 @@ from mmseg.models.decode_heads.dpt_head import (FeatureFusionBlock,
                                                 ReassembleBlocks)
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
+from mmseg.utils import ConfigType
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .open_vocab_head import OpenVocabDecodeHead
 
@@ -157,6 +158,48 @@ class LSegHead(OpenVocabDecodeHead):
 
     def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings
                 ) -> Tensor:
+        """Class logits after the final 2x upsampling, (B, N, 16h, 16w)."""
+        return resize(self.decoder_logits(inputs, class_embeds),
+                      scale_factor=2, mode='bilinear',
+                      align_corners=self.align_corners)
+
+    def predict_low_res(self, inputs: Tuple[Tensor],
+                        class_embeds: ClassEmbeddings,
+                        batch_img_metas: List[dict],
+                        test_cfg: ConfigType) -> Tensor:
+        """The logits before LSeg's final 2x upsampling, when exact.
+
+        When twice their size is the size ``predict_by_feat`` resizes to
+        (patch 16 and crop sides that are multiples of it), that upsampling
+        is the same bilinear resize the segmentor applies a chunk of classes
+        at a time, and the resize after it is the identity: these logits
+        describe :meth:`predict` exactly with 4x fewer values (ADE-847 at a
+        480 x 480 crop: 195 MB instead of 780 MB per window). Otherwise
+        :meth:`forward`'s logits.
+
+        The crops of the batch go through the decoder one at a time, so the
+        temporaries of a large vocabulary (per-name logits, regularisation)
+        exist for one crop only.
+        """
+        parts = []
+        for i in range(inputs[0].shape[0]):
+            logits = self.decoder_logits(tuple(f[i:i + 1] for f in inputs),
+                                         class_embeds)
+            h, w = logits.shape[-2:]
+            if self.predict_size(batch_img_metas) != (2 * h, 2 * w):
+                logits = resize(logits, scale_factor=2, mode='bilinear',
+                                align_corners=self.align_corners)
+            parts.append(logits)
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def decoder_logits(self, inputs: Tuple[Tensor],
+                        class_embeds: ClassEmbeddings) -> Tensor:
+        """Scaled cosine logits after spatial regularisation, (B, N, 8h, 8w)
+        for an (h, w) patch grid (half the input size at patch 16).
+
+        LSeg (Li et al., ICLR 2022), Sec. 3.1: ``F_ij,k = I_ij . T_k`` of the
+        normalised pixel and text embeddings, times the logit scale.
+        """
         embeds = F.normalize(self.pixel_embeddings(inputs), dim=1)
         text = class_embeds.embeds.to(embeds)
         if text.shape[1] != self.embed_dim:
@@ -165,8 +208,11 @@ class LSegHead(OpenVocabDecodeHead):
                 f'have {text.shape[1]} channels; set embed_dim to the text '
                 f'encoder\'s joint dimension.')
         logits = torch.einsum('bchw,nc->bnhw', embeds, text)
-        logits = class_embeds.reduce(logits * self.log_logit_scale.exp(), 1)
+        scale = self.log_logit_scale.exp()
+        # in place in inference (one (names, H, W) tensor less)
+        logits = logits * scale if torch.is_grad_enabled() else \
+            logits.mul_(scale)
+        logits = class_embeds.reduce(logits, 1)
         if self.regularization is not None:
             logits = self.regularization(logits)
-        return resize(logits, scale_factor=2, mode='bilinear',
-                      align_corners=self.align_corners)
+        return logits

@@ -10,6 +10,7 @@ selection (``in_index``, ``input_transform``), losses (``loss_decode``,
 from abc import abstractmethod
 from typing import List, Tuple
 
+import torch
 from torch import Tensor
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -71,6 +72,18 @@ class OpenVocabDecodeHead(BaseDecodeHead):
         vocabularies never need full-size logits of all classes.
         """
         return self.forward(inputs, class_embeds)
+
+    @staticmethod
+    def predict_size(batch_img_metas: List[dict]) -> Tuple[int, int]:
+        """The size mmseg's ``predict_by_feat`` resizes the logits to."""
+        meta = batch_img_metas[0]
+        if isinstance(meta['img_shape'], torch.Size):
+            size = meta['img_shape']
+        elif 'pad_shape' in meta:
+            size = meta['pad_shape'][:2]
+        else:
+            size = meta['img_shape']
+        return int(size[0]), int(size[1])
 
     @property
     def has_low_res_predict(self) -> bool:

@@ -33,7 +33,7 @@ head gets float32 features and returns float32 logits (see
 :mod:`mmovss.models.utils.mixed_precision`). Training is left to mmengine's
 ``AmpOptimWrapper``.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.config import ConfigDict
@@ -301,7 +301,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             low = head.predict_low_res(self.extract_feat(inputs),
                                        class_embeds, batch_img_metas,
                                        self.test_cfg)
-            size = self._predict_size(batch_img_metas)
+            size = head.predict_size(batch_img_metas)
             out = SlideLogits(batch_size, low.shape[1], size,
                               head.align_corners)
             for b in range(batch_size):
@@ -332,18 +332,6 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             for (b, box), crop_low in zip(chunk, low):
                 out.add(b, box, crop_low)
         return out
-
-    @staticmethod
-    def _predict_size(batch_img_metas: List[dict]) -> Tuple[int, int]:
-        """The size mmseg's ``predict_by_feat`` resizes to."""
-        meta = batch_img_metas[0]
-        if isinstance(meta['img_shape'], torch.Size):
-            size = meta['img_shape']
-        elif 'pad_shape' in meta:
-            size = meta['pad_shape'][:2]
-        else:
-            size = meta['img_shape']
-        return int(size[0]), int(size[1])
 
     def predict(self, inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:

@@ -107,11 +107,12 @@ class PAMR(nn.Module):
         offsets = list(neighbour_offsets(self.dilations))
         for _ in range(self.num_iter):
             padded = F.pad(masks, [pad] * 4, mode='replicate')
-            out = None
-            for p, (dy, dx) in enumerate(offsets):
-                term = affinity[:, p:p + 1] * _shifted(padded, pad, dy, dx, h,
-                                                       w)
-                out = term if out is None else out + term
+            dy, dx = offsets[0]
+            out = affinity[:, :1] * _shifted(padded, pad, dy, dx, h, w)
+            for p, (dy, dx) in enumerate(offsets[1:], start=1):
+                # in place: no (C, H, W) temporaries per neighbour
+                out.addcmul_(affinity[:, p:p + 1],
+                             _shifted(padded, pad, dy, dx, h, w))
             masks = out
         return masks
 

@@ -181,7 +181,8 @@ def test_contention_discounts_the_benchmarks_own_threads(tool, monkeypatch):
 
 
 def test_random_weights_keep_the_activation_of_the_dropped_tag(tool, tmp_path):
-    """OpenAI towers use QuickGELU: the random stand-in must too."""
+    """OpenAI towers use QuickGELU: the random stand-in must too (and only
+    towers that accept the option get it: ConvNeXt towers have none)."""
     local = tmp_path / 'clip.pt'
     local.write_bytes(b'')
     cfg = dict(backbone=dict(type='OpenCLIPViT', model_name='ViT-B-16',
@@ -193,7 +194,12 @@ def test_random_weights_keep_the_activation_of_the_dropped_tag(tool, tmp_path):
     tool.use_random_weights(cfg)
     assert cfg['backbone'] == dict(type='OpenCLIPViT', model_name='ViT-B-16',
                                    pretrained=None, quick_gelu=True)
-    assert cfg['text_encoder']['quick_gelu'] is False
+    assert 'quick_gelu' not in cfg['text_encoder']  # GELU tag: left alone
     assert cfg['text_encoder']['pretrained'] is None
     assert 'quick_gelu' not in cfg['decode_head']['clip']  # a file: unknown
     assert cfg['other']['quick_gelu'] is False  # set explicitly: kept
+    convnext = dict(type='OpenCLIPConvNeXt', model_name='convnext_base',
+                    pretrained='laion400m_s13b_b51k')
+    tool.use_random_weights(convnext)
+    assert convnext == dict(type='OpenCLIPConvNeXt', model_name='convnext_base',
+                            pretrained=None)

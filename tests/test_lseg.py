@@ -97,6 +97,22 @@ def test_bottleneck_regularisation_adds_the_class_maximum():
         LSegSpatialRegularization('bottleneck', depth=0)
 
 
+def test_regularisation_in_map_chunks_equals_one_call_with_gradients():
+    """Many classes: the kernel runs on chunks of maps (bounded im2col)."""
+    torch.manual_seed(0)
+    reg = LSegSpatialRegularization('bottleneck', depth=2)
+    logits = torch.randn(2, 50, 6, 7, requires_grad=True)
+    whole = reg(logits)
+    (g_whole, ) = torch.autograd.grad(whole.square().sum(), logits)
+    reg.map_chunk = 16  # 100 maps in 7 chunks
+    chunked = reg(logits)
+    (g_chunked, ) = torch.autograd.grad(chunked.square().sum(), logits)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+    torch.testing.assert_close(g_chunked, g_whole, rtol=0, atol=1e-5)
+    kernel_grad = torch.autograd.grad(reg(logits).sum(), reg.kernel.weight)[0]
+    assert kernel_grad.abs().sum() > 0
+
+
 def test_bad_settings_are_named():
     head = copy.deepcopy(MODEL['decode_head'])
     with pytest.raises(ValueError, match='readout'):

@@ -257,8 +257,8 @@ def keep_activation(node: dict, pretrained) -> None:
         return
     import open_clip
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
-    if tag_cfg:
-        node['quick_gelu'] = bool(tag_cfg.get('quick_gelu', False))
+    if tag_cfg and tag_cfg.get('quick_gelu', False):
+        node['quick_gelu'] = True  # other tags: the default GELU
 
 
 def use_random_weights(model_cfg, notes: Optional[List[str]] = None):

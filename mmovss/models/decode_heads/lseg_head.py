@@ -52,16 +52,36 @@ class LSegSpatialRegularization(nn.Module):
         self.kind = kind
         self.depth = depth
         self.kernel = nn.Conv2d(1, 1, 3, padding=1)
+        self.map_chunk = 64
         self.act = build_activation_layer(act_cfg)
 
     def forward(self, logits: Tensor) -> Tensor:
         b, n, h, w = logits.shape
         for i in range(self.depth):
-            out = self.kernel(logits.reshape(b * n, 1, h, w)).view(b, n, h, w)
+            out = self._convolve(logits.reshape(b * n, 1, h, w)).view(
+                b, n, h, w)
             if self.kind == 'bottleneck':
-                out = out + logits.amax(dim=1, keepdim=True)
-            logits = self.act(out) if i < self.depth - 1 else out
+                # in place on the fresh convolution output
+                out += logits.amax(dim=1, keepdim=True)
+            if i < self.depth - 1:
+                out = self.act(out)
+            logits = out
         return logits
+
+    def _convolve(self, maps: Tensor) -> Tensor:
+        """The shared 3x3 kernel on (M, 1, h, w) maps, ``map_chunk`` at once.
+
+        One call on all maps would let the convolution's im2col buffer grow
+        with the vocabulary (9 x the logits: 1.75 GB for ADE-847 at 240 x
+        240); chunks give the same values with a bounded buffer.
+        """
+        if maps.shape[0] <= self.map_chunk:
+            return self.kernel(maps)
+        out = maps.new_empty(maps.shape)
+        for i in range(0, maps.shape[0], self.map_chunk):
+            out[i:i + self.map_chunk] = self.kernel(
+                maps[i:i + self.map_chunk])
+        return out
 
 
 @MODELS.register_module()
@@ -181,7 +201,7 @@ class LSegHead(OpenVocabDecodeHead):
         temporaries of a large vocabulary (per-name logits, regularisation)
         exist for one crop only.
         """
-        parts = []
+        out = None
         for i in range(inputs[0].shape[0]):
             logits = self.decoder_logits(tuple(f[i:i + 1] for f in inputs),
                                          class_embeds)
@@ -189,8 +209,11 @@ class LSegHead(OpenVocabDecodeHead):
             if self.predict_size(batch_img_metas) != (2 * h, 2 * w):
                 logits = resize(logits, scale_factor=2, mode='bilinear',
                                 align_corners=self.align_corners)
-            parts.append(logits)
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            if out is None:  # filled in place (no second copy of the batch)
+                out = logits.new_empty((inputs[0].shape[0], ) +
+                                       logits.shape[1:])
+            out[i] = logits[0]
+        return out
 
     def decoder_logits(self, inputs: Tuple[Tensor],
                         class_embeds: ClassEmbeddings) -> Tensor:
@@ -207,7 +230,10 @@ class LSegHead(OpenVocabDecodeHead):
                 f'LSegHead: embed_dim={self.embed_dim} but class embeddings '
                 f'have {text.shape[1]} channels; set embed_dim to the text '
                 f'encoder\'s joint dimension.')
-        logits = torch.einsum('bchw,nc->bnhw', embeds, text)
+        b, _, h, w = embeds.shape
+        # (N, C) @ (B, C, hw): the logits in their final layout, no permuted
+        # copies of the (B, N, h, w) tensor
+        logits = torch.matmul(text, embeds.flatten(2)).view(b, -1, h, w)
         scale = self.log_logit_scale.exp()
         # in place in inference (one (names, H, W) tensor less)
         logits = logits * scale if torch.is_grad_enabled() else \

@@ -95,8 +95,8 @@ class ClassEmbeddings:
             out = logits.new_full(shape, float('-inf'))
             with warnings.catch_warnings():  # "index_reduce() is in beta"
                 warnings.simplefilter('ignore', UserWarning)
-                return out.index_reduce(dim, index, logits, 'amax',
-                                        include_self=True)
+                return out.index_reduce_(dim, index, logits, 'amax',
+                                         include_self=True)
         counts = torch.bincount(index, minlength=self.num_classes)
         view = [1] * logits.dim()
         view[dim] = self.num_classes

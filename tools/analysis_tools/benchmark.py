@@ -247,17 +247,17 @@ def keep_activation(node: dict, pretrained) -> None:
     """Keeps the activation an open_clip tag implies once it is dropped.
 
     open_clip builds OpenAI-trained towers (``pretrained='openai'``) with
-    QuickGELU (:func:`mmovss.models.utils.open_clip_weights.build_open_clip`
-    reads it from the tag); without the tag a random model would get GELU, a
-    different network (mmseg's SAN and CLIPTextEncoder use QuickGELU too).
+    QuickGELU (``build_open_clip`` reads it from the tag through
+    :func:`mmovss.models.utils.open_clip_weights.tag_quick_gelu`); without
+    the tag a random model would get GELU, a different network (mmseg's SAN
+    and CLIPTextEncoder use QuickGELU too).
     """
     name = node.get('model_name')
     if not isinstance(pretrained, str) or not isinstance(name, str) or \
             node.get('quick_gelu') is not None or os.path.isfile(pretrained):
         return
-    import open_clip
-    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
-    if tag_cfg and tag_cfg.get('quick_gelu', False):
+    from mmovss.models.utils.open_clip_weights import tag_quick_gelu
+    if tag_quick_gelu(name, pretrained):
         node['quick_gelu'] = True  # other tags: the default GELU
 
 

@@ -28,8 +28,11 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+# benchmark.py (same folder) holds the helpers shared by the benchmark tools
+# (and puts the repository on sys.path).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmark import (current_rss_mb, make_image, peak_rss_mb,  # noqa: E402
+                       reset_peak_rss, use_random_weights)
 
 
 def parse_args():
@@ -52,35 +55,15 @@ def parse_args():
     return parser.parse_args()
 
 
-def status_kb(key: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise KeyError(key)
-
-
-def reset_peak() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 def load_image(path: str, size) -> np.ndarray:
-    """BGR uint8 (H, W, 3) of the requested (W, H) size."""
-    import cv2
+    """BGR uint8 (H, W, 3) of the requested (W, H) size: ``path`` (a folder:
+    its first .jpg/.png) resized, or noise when there is no such file."""
     if os.path.isdir(path):
         files = sorted(f for f in os.listdir(path)
                        if f.lower().endswith(('.jpg', '.png')))
         path = os.path.join(path, files[0]) if files else ''
-    if path and os.path.isfile(path):
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        return cv2.resize(img, tuple(size), interpolation=cv2.INTER_LINEAR)
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return make_image(path if path and os.path.isfile(path) else None,
+                      (size[1], size[0]))
 
 
 def main():
@@ -106,10 +89,8 @@ def main():
     options = {'model.vocabulary': vocab,
                'model.text_encoder.templates': 'single',
                'model.text_encoder.cache_dir': None}
-    for part in ('backbone', 'text_encoder'):
-        if 'pretrained' in cfg.model.get(part, {}):
-            options[f'model.{part}.pretrained'] = None
     cfg.merge_from_dict(options)
+    use_random_weights(cfg.model)
     init_default_scope('mmseg')
     torch.manual_seed(0)  # the same random weights in every run
     model = MODELS.build(cfg.model).eval()
@@ -129,14 +110,12 @@ def main():
         batch = model.data_preprocessor(
             dict(inputs=[sample['inputs']],
                  data_samples=[sample['data_samples']]), False)
-        before = status_kb('VmRSS')
-        exact = reset_peak()
+        before = current_rss_mb() / 1024  # GiB
+        exact = reset_peak_rss()
         start = time.perf_counter()
         out = model.predict(batch['inputs'], batch['data_samples'])
         seconds = time.perf_counter() - start
-        peak = status_kb('VmHWM') if exact else \
-            __import__('resource').getrusage(
-                __import__('resource').RUSAGE_SELF).ru_maxrss
+        peak = peak_rss_mb() / 1024
     pred = out[0].pred_sem_seg.data
     h, w = batch['inputs'].shape[2:]
     full = embeds.num_names * h * w * 4 / 2**30
@@ -146,10 +125,10 @@ def main():
           f'{"dense (mmseg)" if args.dense else "chunked"} path, '
           f'{torch.get_num_threads()} threads')
     print(f'  RSS before predict (model + text embeddings): '
-          f'{before / 2**20:.2f} GB')
-    print(f'  peak RSS during predict: {peak / 2**20:.2f} GB '
+          f'{before:.2f} GB')
+    print(f'  peak RSS during predict: {peak:.2f} GB '
           f'({"VmHWM after clear_refs" if exact else "ru_maxrss, lifetime"})')
-    print(f'  peak above the model: {(peak - before) / 2**20:.3f} GB '
+    print(f'  peak above the model: {peak - before:.3f} GB '
           f'(all names at the input size in float32 would be {full:.2f} GB)')
     print(f'  predict: {seconds:.1f} s, labels {tuple(pred.shape)}, '
           f'{len(pred.unique())} classes present')

@@ -179,8 +179,11 @@ class LSegHead(OpenVocabDecodeHead):
     def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings
                 ) -> Tensor:
         """Class logits after the final 2x upsampling, (B, N, 16h, 16w)."""
-        return resize(self.decoder_logits(inputs, class_embeds),
-                      scale_factor=2, mode='bilinear',
+        return self.upsample(self.decoder_logits(inputs, class_embeds))
+
+    def upsample(self, logits: Tensor) -> Tensor:
+        """LSeg's final bilinear 2x upsampling of the decoder logits."""
+        return resize(logits, scale_factor=2, mode='bilinear',
                       align_corners=self.align_corners)
 
     def predict_low_res(self, inputs: Tuple[Tensor],
@@ -207,8 +210,7 @@ class LSegHead(OpenVocabDecodeHead):
                                          class_embeds)
             h, w = logits.shape[-2:]
             if self.predict_size(batch_img_metas) != (2 * h, 2 * w):
-                logits = resize(logits, scale_factor=2, mode='bilinear',
-                                align_corners=self.align_corners)
+                logits = self.upsample(logits)
             if out is None:  # filled in place (no second copy of the batch)
                 out = logits.new_empty((inputs[0].shape[0], ) +
                                        logits.shape[1:])

@@ -237,6 +237,35 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
         return boxes
 
+    def _crop_batches(self, inputs: Tensor, batch_img_metas: List[dict]):
+        """The sliding windows of every image, ``crop_batch_size`` at a time.
+
+        Returns:
+            tuple: The number of windows per image and an iterator of
+            ``(jobs, crops, metas)``: the ``(image, (y1, y2, x1, x2))`` of
+            each crop, the stacked crops and their metas (``img_shape`` set
+            to the crop size).
+        """
+        crop_batch = int(self.test_cfg.get('crop_batch_size', 8))
+        if crop_batch < 1:
+            raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got '
+                             f'{crop_batch}.')
+        batch_size, _, h_img, w_img = inputs.shape
+        boxes = self.crop_boxes((h_img, w_img), self.test_cfg['crop_size'],
+                                self.test_cfg['stride'])
+        jobs = [(b, box) for box in boxes for b in range(batch_size)]
+
+        def batches():
+            for start in range(0, len(jobs), crop_batch):
+                chunk = jobs[start:start + crop_batch]
+                crops = torch.stack([inputs[b, :, y1:y2, x1:x2]
+                                     for b, (y1, y2, x1, x2) in chunk])
+                metas = [dict(batch_img_metas[b], img_shape=crops.shape[2:])
+                         for b, _ in chunk]
+                yield chunk, crops, metas
+
+        return len(boxes), batches()
+
     def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict],
                         class_embeds: Optional[ClassEmbeddings] = None
                         ) -> Tensor:
@@ -247,25 +276,11 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         """
         if class_embeds is None:
             class_embeds = self.class_embeddings()
-        crop_batch = int(self.test_cfg.get('crop_batch_size', 8))
-        if crop_batch < 1:
-            raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got '
-                             f'{crop_batch}.')
         batch_size, _, h_img, w_img = inputs.shape
-        boxes = self.crop_boxes((h_img, w_img), self.test_cfg['crop_size'],
-                                self.test_cfg['stride'])
-        jobs = [(b, box) for box in boxes for b in range(batch_size)]
         preds = None
         count = inputs.new_zeros((batch_size, 1, h_img, w_img))
-        for start in range(0, len(jobs), crop_batch):
-            chunk = jobs[start:start + crop_batch]
-            crops = torch.stack([
-                inputs[b, :, y1:y2, x1:x2] for b, (y1, y2, x1, x2) in chunk
-            ])
-            metas = [
-                dict(batch_img_metas[b], img_shape=crops.shape[2:])
-                for b, _ in chunk
-            ]
+        _, batches = self._crop_batches(inputs, batch_img_metas)
+        for chunk, crops, metas in batches:
             logits = self.encode_decode(crops, metas, class_embeds)
             if preds is None:
                 preds = inputs.new_zeros(
@@ -307,28 +322,14 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             for b in range(batch_size):
                 out.add(b, (0, size[0], 0, size[1]), low[b])
             return out
-        crop_batch = int(self.test_cfg.get('crop_batch_size', 8))
-        if crop_batch < 1:
-            raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got '
-                             f'{crop_batch}.')
-        boxes = self.crop_boxes((h_img, w_img), self.test_cfg['crop_size'],
-                                self.test_cfg['stride'])
-        jobs = [(b, box) for box in boxes for b in range(batch_size)]
         out = None
-        for start in range(0, len(jobs), crop_batch):
-            chunk = jobs[start:start + crop_batch]
-            crops = torch.stack([
-                inputs[b, :, y1:y2, x1:x2] for b, (y1, y2, x1, x2) in chunk
-            ])
-            metas = [
-                dict(batch_img_metas[b], img_shape=crops.shape[2:])
-                for b, _ in chunk
-            ]
+        num_windows, batches = self._crop_batches(inputs, batch_img_metas)
+        for chunk, crops, metas in batches:
             low = head.predict_low_res(self.extract_feat(crops),
                                        class_embeds, metas, self.test_cfg)
             if out is None:
                 out = SlideLogits(batch_size, low.shape[1], (h_img, w_img),
-                                  head.align_corners, num_windows=len(boxes))
+                                  head.align_corners, num_windows=num_windows)
             for (b, box), crop_low in zip(chunk, low):
                 out.add(b, box, crop_low)
         return out

@@ -176,32 +176,31 @@ class SlideLogits:
                 logits.new_zeros((1, h, w))]
         if self.canvases[image] is None:
             self.windows[image].append((box, logits))
-            return
-        canvas, count = self.canvases[image]
-        y1, y2, x1, x2 = box
-        canvas[:, y1:y2, x1:x2] += self._resize(logits, box)
-        count[:, y1:y2, x1:x2] += 1
+        else:
+            self._accumulate(*self.canvases[image], box, logits)
 
-    def _resize(self, logits: Tensor, box: tuple) -> Tensor:
+    def _accumulate(self, canvas: Tensor, count: Tensor, box: tuple,
+                    logits: Tensor) -> None:
+        """Adds one window, resized to its box, to a canvas and its count."""
         y1, y2, x1, x2 = box
-        return resize(logits[None], size=(y2 - y1, x2 - x1), mode='bilinear',
-                      align_corners=self.align_corners, warning=False)[0]
+        canvas[:, y1:y2, x1:x2] += resize(
+            logits[None], size=(y2 - y1, x2 - x1), mode='bilinear',
+            align_corners=self.align_corners, warning=False)[0]
+        count[:, y1:y2, x1:x2] += 1
 
     def average(self, image: int, start: int, end: int) -> Tensor:
         """The window average of classes ``start:end``, (n, H, W)."""
         if self.canvases[image] is not None:
             canvas, count = self.canvases[image]
-            if not bool((count > 0).all()):
-                raise RuntimeError('Sliding windows do not cover the image.')
-            return canvas[start:end] / count
-        h, w = self.image_hw
-        canvas = torch.zeros((end - start, h, w), dtype=self.dtype,
-                             device=self.device)
-        count = torch.zeros((1, h, w), dtype=self.dtype, device=self.device)
-        for box, logits in self.windows[image]:
-            y1, y2, x1, x2 = box
-            canvas[:, y1:y2, x1:x2] += self._resize(logits[start:end], box)
-            count[:, y1:y2, x1:x2] += 1
+            canvas = canvas[start:end]
+        else:
+            h, w = self.image_hw
+            canvas = torch.zeros((end - start, h, w), dtype=self.dtype,
+                                 device=self.device)
+            count = torch.zeros((1, h, w), dtype=self.dtype,
+                                device=self.device)
+            for box, logits in self.windows[image]:
+                self._accumulate(canvas, count, box, logits[start:end])
         if not bool((count > 0).all()):
             raise RuntimeError('Sliding windows do not cover the image.')
         return canvas / count

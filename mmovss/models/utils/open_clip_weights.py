@@ -35,7 +35,8 @@ import torch.nn as nn
 
 __all__ = [
     'PretrainedWeightsUnavailable', 'build_open_clip', 'load_clip_state_dict',
-    'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag'
+    'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag',
+    'tag_quick_gelu'
 ]
 
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
@@ -255,6 +256,17 @@ def _load_into(model: nn.Module, state_dict: dict, path: str) -> None:
             f'unexpected keys {result.unexpected_keys[:5]}. {hint}')
 
 
+def tag_quick_gelu(model_name: str, pretrained: str) -> Optional[bool]:
+    """Whether an open_clip pretrained tag's weights use QuickGELU.
+
+    ``openai`` tags do (their towers were trained with it); None for a tag
+    open_clip does not know for that model.
+    """
+    import open_clip
+    tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+    return bool(tag_cfg.get('quick_gelu', False)) if tag_cfg else None
+
+
 def build_open_clip(model_name: Optional[str] = None,
                     pretrained: Optional[str] = None,
                     model_cfg: Optional[dict] = None,
@@ -314,9 +326,7 @@ def build_open_clip(model_name: Optional[str] = None,
             f'`model_cfg` only local files can be loaded.')
     else:
         if quick_gelu is None:
-            tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-            quick_gelu = bool(tag_cfg.get('quick_gelu', False)) if tag_cfg \
-                else None
+            quick_gelu = tag_quick_gelu(model_name, pretrained)
         path = resolve_pretrained_tag(model_name, pretrained, cache_dir)
         state_dict, _ = load_clip_state_dict(path)
         identity = f'tag:{model_name}/{pretrained}'

@@ -203,12 +203,17 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         return self.decode_head.predict(x, class_embeds, batch_img_metas,
                                         self.test_cfg)
 
-    def inference(self, inputs: Tensor, batch_img_metas: List[dict],
-                  class_embeds: Optional[ClassEmbeddings] = None) -> Tensor:
+    def _test_mode(self) -> str:
+        """``test_cfg.mode``, checked: ``'slide'`` or ``'whole'``."""
         mode = self.test_cfg.get('mode', 'whole')
         if mode not in ('slide', 'whole'):
             raise ValueError(f"test_cfg.mode must be 'slide' or 'whole', got "
                              f'{mode!r}.')
+        return mode
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                  class_embeds: Optional[ClassEmbeddings] = None) -> Tensor:
+        mode = self._test_mode()
         if class_embeds is None:
             class_embeds = self.class_embeddings()
         if mode == 'slide':
@@ -305,10 +310,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         head = self.decode_head
         if not getattr(head, 'has_low_res_predict', False):
             return None
-        mode = self.test_cfg.get('mode', 'whole')
-        if mode not in ('slide', 'whole'):
-            raise ValueError(f"test_cfg.mode must be 'slide' or 'whole', got "
-                             f'{mode!r}.')
+        mode = self._test_mode()
         if class_embeds is None:
             class_embeds = self.class_embeddings()
         batch_size, _, h_img, w_img = inputs.shape

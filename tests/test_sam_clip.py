@@ -106,7 +106,6 @@ def test_sam_clip_head_needs_region_classifier_for_crops():
 
 
 def test_sam_mask_generator_tiny_random_sam():
-    pytest.importorskip('segment_anything', reason='pip install segment-anything')
     init_default_scope('mmseg')
     with pytest.raises(ValueError, match='checkpoint'):
         MODELS.build(dict(type='SAMMaskGenerator', model_type='vit_b'))

@@ -21,14 +21,11 @@ import pytest
 import torch
 from PIL import Image
 
-gr = pytest.importorskip(
-    'gradio', reason='the browser demo needs gradio (pip install gradio)')
-webdriver = pytest.importorskip(
-    'selenium.webdriver',
-    reason='the browser test needs selenium (pip install selenium)')
-
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+# gradio and selenium are test requirements (requirements/tests.txt): no skip.
+import gradio  # noqa: F401  (tools/webui.py imports it)
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')

@@ -164,6 +164,7 @@ def _install_mmcv_ops_standin() -> None:
 def _checkpoint_safe_globals() -> list:
     """Types that mmengine's ``CheckpointHook`` writes besides tensors."""
     import numpy as np
+
     from mmengine.logging import HistoryBuffer
     try:
         from numpy._core.multiarray import _reconstruct, scalar

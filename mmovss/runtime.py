@@ -8,10 +8,13 @@ falls back from NCCL to Gloo when CUDA is not available so that
 import difflib
 import os
 import os.path as osp
+import pickle
 import re
 import zipfile
+import zlib
 
 import torch
+
 from mmengine.config import Config
 from mmengine.logging import print_log
 
@@ -98,39 +101,108 @@ def export_local_rank(local_rank: int) -> None:
 # Checkpoints: completeness, resuming, strict loading
 
 _STEP_FILE = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+# (st_dev, st_ino, size, mtime_ns) of checkpoints whose CRCs were verified.
+_SOUND_CHECKPOINTS = set()
 
 
-def is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` file (not truncated).
+def checkpoint_problem(path: str):
+    """Why ``path`` is not a usable ``torch.save`` file, or None if it is.
 
     ``torch.save`` writes a zip archive whose central directory comes last,
-    so a file cut short while being written is not a readable zip. Files in
-    PyTorch's legacy format are tried with ``torch.load``.
+    so a file cut short while being written is not a readable zip. Every
+    member of the archive carries a CRC-32, which is verified too (the file
+    is read once): bytes flipped inside a tensor leave the zip structure
+    intact and would otherwise load silently. Files in PyTorch's legacy
+    format are tried with ``torch.load``.
+
+    A file found sound is remembered by (inode, size, modification time),
+    so checking it again (``tools/test.py`` checks before building the
+    runner and again when loading) does not read it twice.
+
+    Returns:
+        str | None: A short reason (``'empty'``, ``'unreadable zip (…)'``,
+        ``"CRC mismatch in member '…'"``) or None.
     """
-    if not osp.isfile(path) or osp.getsize(path) == 0:
-        return False
+    if not osp.isfile(path):
+        return 'missing'
+    st = os.stat(path)
+    if st.st_size == 0:
+        return 'empty'
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if identity in _SOUND_CHECKPOINTS:
+        return None
+    problem = _checkpoint_problem(path)
+    if problem is None:
+        _SOUND_CHECKPOINTS.add(identity)
+    return problem
+
+
+
+def _checkpoint_problem(path: str):
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
-                return any(n.endswith('data.pkl') for n in archive.namelist())
-        except (zipfile.BadZipFile, OSError):
-            return False
+                if not any(n.endswith('data.pkl') for n in archive.namelist()):
+                    return 'a zip file without data.pkl (not written by torch.save)'
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+            return f'unreadable zip ({err})'
+        if bad is not None:
+            return (f"CRC mismatch in member '{bad}': its bytes changed after it was "
+                    'written (disk or transfer corruption)')
+        return None
     try:
         torch.load(path, map_location='cpu', weights_only=True)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means unusable
-        return False
+        return None
+    except Exception as err:  # noqa: BLE001 - any failure means unusable
+        return f'not a complete torch.save file ({type(err).__name__})'
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole, uncorrupted ``torch.save`` file.
+
+    See :func:`checkpoint_problem`.
+    """
+    return checkpoint_problem(path) is None
 
 
 def check_checkpoint_file(path: str) -> None:
     """Raises a clear error for a missing, empty, truncated or corrupt file."""
     if not osp.isfile(path):
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.")
-    if not is_complete_checkpoint(path):
+    problem = checkpoint_problem(path)
+    if problem is not None:
         raise ValueError(
-            f"Checkpoint '{path}' is truncated or corrupt (not a complete torch.save "
-            'file; was its writing interrupted?). Use an earlier checkpoint of the same '
-            'work dir, or `tools/train.py CONFIG --resume` to pick the newest complete one.')
+            f"Checkpoint '{path}' is truncated or corrupt ({problem}; was its writing "
+            'interrupted, or the file damaged on disk or in transfer?). Use an earlier '
+            'checkpoint of the same work dir, or `tools/train.py CONFIG --resume` to pick the '
+            'newest complete one.')
+
+
+def load_checkpoint_safely(path: str) -> dict:
+    """Loads a checkpoint for converters and tools, never running its code.
+
+    The file is checked first (:func:`check_checkpoint_file`, CRC included)
+    and read with ``torch.load(weights_only=True)``: tensors, containers,
+    NumPy arrays and the mmengine classes allow-listed in
+    :mod:`mmovss.compat`. A pickle that names any other global is refused.
+
+    Raises:
+        ValueError: The file is corrupt or holds objects outside the
+            allow-list (the message names the file and the global).
+    """
+    check_checkpoint_file(path)
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()
+        detail = next((line for line in first if 'GLOBAL' in line or 'global' in line),
+                      first[0] if first else '')
+        raise ValueError(
+            f"Checkpoint '{path}' holds objects that weights-only loading does not allow "
+            f'({detail.strip()}); loading it fully could run code stored in the file, so it '
+            'is refused. Use a checkpoint from a trusted source, or re-save only its '
+            'state_dict (tensors) in an environment you trust.') from None
 
 
 def find_resumable_checkpoint(work_dir: str):
@@ -212,3 +284,117 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
             f"Checkpoint '{path}' does not fit the model of this config: {detail}. "
             'It was probably trained with another config or method. Pass --non-strict '
             'to load the matching weights anyway.') from None
+
+
+def load_model_checkpoint_strictly(model, path: str) -> None:
+    """:func:`load_checkpoint_strictly` for a bare model (no runner).
+
+    The same file check and strict key check as ``tools/test.py``; used by
+    the benchmark tools (:mod:`mmovss.benchmarking`).
+    """
+    from types import SimpleNamespace
+    holder = SimpleNamespace(model=SimpleNamespace(module=model))
+    load_checkpoint_strictly(holder, path, strict=True, inner=True)
+
+
+def _key_summary(missing, unexpected) -> str:
+    summary = []
+    for label, keys in (('missing', missing), ('unexpected', unexpected)):
+        if keys:
+            summary.append(f'{len(keys)} {label} keys (e.g. {", ".join(keys[:3])})')
+    return '; '.join(summary)
+
+
+def check_resume_checkpoint_fits(model, path: str) -> None:
+    """Refuses to resume from a checkpoint of another model, naming the keys.
+
+    mmengine resumes with ``strict=False`` (the key mismatch is only logged)
+    and then fails on the optimizer state with ``loaded state dict has a
+    different number of parameter groups``, which says nothing about the
+    cause. Here the checkpoint's ``state_dict`` keys are compared with the
+    model's before anything is loaded (the file is memory-mapped, not read
+    into memory).
+
+    Raises:
+        RuntimeError: ``Checkpoint '…' does not fit the model of this config:
+            N missing keys (e.g. …); M unexpected keys (e.g. …) …``.
+    """
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+
+    def plain(keys):
+        return {k[len('module.'):] if k.startswith('module.') else k for k in keys}
+
+    theirs = plain(state.keys())
+    ours = plain(getattr(model, 'module', model).state_dict().keys())
+    missing, unexpected = sorted(ours - theirs), sorted(theirs - ours)
+    if missing or unexpected:
+        raise RuntimeError(
+            f"Checkpoint '{path}' does not fit the model of this config: "
+            f'{_key_summary(missing, unexpected)}. It was probably trained with another config '
+            'or method; --resume needs a checkpoint written by this config (use load_from '
+            'with --cfg-options to start from other weights).')
+
+
+# ----------------------------------------------------------------------------
+# Output paths: every folder a tool writes is checked by mmovss.io
+
+def dataset_folders(dataset_cfg) -> list:
+    """Folders and files of a dataset config that outputs must never touch.
+
+    ``data_root``, every ``data_prefix`` folder (joined with ``data_root``
+    when relative, as mmengine does) and ``ann_file``; wrappers
+    (``dataset=``/``datasets=``) are followed.
+    """
+    found = []
+    if not isinstance(dataset_cfg, dict):
+        return found
+    for key in ('dataset', 'datasets'):
+        inner = dataset_cfg.get(key)
+        for item in (inner if isinstance(inner, (list, tuple)) else [inner]):
+            found += dataset_folders(item)
+    root = dataset_cfg.get('data_root') or ''
+    if isinstance(root, str) and root:
+        found.append(root)
+    prefix = dataset_cfg.get('data_prefix') or {}
+    entries = list(prefix.values()) if isinstance(prefix, dict) else []
+    entries.append(dataset_cfg.get('ann_file') or '')
+    for entry in entries:
+        if isinstance(entry, str) and entry:
+            found.append(entry if osp.isabs(entry) or not root else osp.join(root, entry))
+    return found
+
+
+def config_dataset_folders(cfg: Config) -> list:
+    """:func:`dataset_folders` of every train/val/test dataloader of ``cfg``."""
+    found = []
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader') or {}
+        if isinstance(loader, dict):
+            found += dataset_folders(loader.get('dataset'))
+    return list(dict.fromkeys(found))
+
+
+def check_output_paths(cfg: Config, out=None, overwrite: bool = False, show_dir=None) -> None:
+    """The output-path guard of ``tools/train.py`` and ``tools/test.py``.
+
+    No output may lie inside a dataset folder of the config (see
+    :func:`config_dataset_folders`); ``--out`` must also be empty or new
+    unless ``overwrite`` (see :func:`mmovss.io.check_output_dir`). The work
+    dir may hold earlier runs (``--resume`` reuses it).
+
+    Raises:
+        mmovss.io.UnsafeOutputError: Naming the option, the path and the fix.
+    """
+    from .io import check_output_dir
+    protected = config_dataset_folders(cfg)
+    check_output_dir(cfg.work_dir, protected_dirs=protected, require_empty=False,
+                     flag='--work-dir')
+    if show_dir:
+        check_output_dir(show_dir, protected_dirs=protected, require_empty=False,
+                         flag='--show-dir')
+    if out is not None:
+        check_output_dir(out, overwrite=overwrite, protected_dirs=protected, flag='--out')

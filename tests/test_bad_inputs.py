@@ -16,18 +16,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine import Config
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmovss  # noqa: F401  (registers the modules)
 from mmovss.apis import OpenVocabInferencer, UnreadableImageError
+from mmovss.engine import DatasetVocabularyHook
 from mmovss.evaluation import OpenVocabIoUMetric
-from mmovss.models.segmentors import DatasetVocabularyHook
 from mmovss.models.text_encoders import OpenCLIPTextEncoder
 from mmovss.testing.benchmark_data import make_benchmark_tree
 from mmovss.testing.clip import tiny_clip_cfg
 from mmovss.vocab import Vocabulary
+
+from mmengine import Config
+from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
@@ -197,8 +198,9 @@ def test_image_modes_through_the_standard_test_pipeline(image_files, name):
 def inferencer(tmp_path_factory):
     """The OVShapes zero-shot config with a random tiny CLIP, sliding
     windows of 64 px with stride 40."""
-    from mmovss.ovshapes.pretrain import OVSHAPES_CLIP_CFG
     import open_clip
+
+    from mmovss.ovshapes.pretrain import OVSHAPES_CLIP_CFG
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp('clip') / 'tiny.pt'
     torch.save(open_clip.CLIP(**OVSHAPES_CLIP_CFG).state_dict(), path)

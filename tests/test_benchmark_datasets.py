@@ -3,13 +3,14 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine import Config
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmovss  # noqa: F401  (registers the datasets)
 from mmovss.testing.benchmark_data import TREES, make_benchmark_tree
 from mmovss.vocab import BENCHMARK_NAMES, load_benchmark_classes
+
+from mmengine import Config
+from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, TRANSFORMS
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(__file__)), 'configs', '_base_',

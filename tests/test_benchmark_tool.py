@@ -1,4 +1,5 @@
-"""Tests of ``tools/analysis_tools/benchmark.py`` (speed/memory benchmark).
+"""Tests of ``tools/analysis_tools/benchmark.py`` (speed/memory benchmark)
+and of :mod:`mmovss.benchmarking`, the library behind it.
 
 The tool runs in-process on the OVShapes tiny-CLIP config with random
 weights at 64 x 64; the numbers are only checked for consistency (speed is
@@ -11,6 +12,8 @@ import os.path as osp
 
 import pytest
 import torch
+
+from mmovss import benchmarking as bench
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
@@ -77,18 +80,18 @@ def test_json_has_sane_latency_memory_and_text_cost(result):
 def test_markdown_row_and_report(tool, result, capsys):
     """--markdown prints a table row with the exact command."""
     _, data = result
-    row = tool.markdown_row(data)
+    row = bench.markdown_row(data)
     assert row.startswith('| ovshapes | `dense_clip_tiny-clip_ovshapes.py` |')
     assert f"`{data['command']}`" in row
-    assert row.count('|') == tool.MARKDOWN_HEADER.splitlines()[0].count('|')
-    report = tool.format_report(data)
+    assert row.count('|') == bench.MARKDOWN_HEADER.splitlines()[0].count('|')
+    report = bench.format_report(data)
     assert 'median' in report and 'cold' in report and 'peak RSS' in report
 
 
 def test_vocabulary_by_name_and_dataset_default(tool):
     """--vocabulary takes benchmark names; the default is the dataset's."""
-    assert tool.load_vocabulary('pascal_context_459').num_classes == 459
-    assert tool.load_vocabulary('ADE20K150Dataset').num_classes == 150
+    assert bench.load_vocabulary('pascal_context_459').num_classes == 459
+    assert bench.load_vocabulary('ADE20K150Dataset').num_classes == 150
     data = tool.main([TINY, *FAST[:3], '--repeat', '1', '--warmup', '0',
                       '--vocabulary', 'voc21'])
     assert data['vocabulary']['num_classes'] == 21
@@ -104,7 +107,7 @@ def test_bf16_on_cpu_sets_the_inference_dtype(tool):
     assert data['latency_s']['median'] > 0
 
 
-def test_random_weights_replace_every_weight_source(tool):
+def test_random_weights_replace_every_weight_source():
     """Tags, files, timm flags, Pretrained init_cfgs and SAM are replaced."""
     cfg = dict(
         type='X', pretrained='openai',
@@ -116,32 +119,32 @@ def test_random_weights_replace_every_weight_source(tool):
                   gen=dict(type='SAMMaskGenerator', model_type='vit_b',
                            checkpoint=None)))
     notes = []
-    tool.use_random_weights(cfg, notes)
+    bench.use_random_weights(cfg, notes)
     assert cfg['pretrained'] is None
     assert cfg['backbone']['pretrained'] is None
     assert cfg['backbone']['vfm']['pretrained'] is None
     assert cfg['backbone']['init_cfg'] is None
     assert cfg['head']['init_cfg'] == [dict(type='Normal')]
-    assert tool._sam_marker(cfg) == 'vit_b'
+    assert bench.sam_marker(cfg) == 'vit_b'
     assert len(notes) == 3
 
 
-def test_checkpoint_is_loaded_and_a_foreign_one_refused(tool, tmp_path):
+def test_checkpoint_is_loaded_and_a_foreign_one_refused(tmp_path):
     """--checkpoint loads strictly, like tools/test.py."""
-    cfg = tool.load_benchmark_config(TINY)
-    model = tool.build_model(cfg, 'random', None, 'cpu', [], seed=3)
+    cfg = bench.load_benchmark_config(TINY)
+    model = bench.build_model(cfg, 'random', None, 'cpu', [], seed=3)
     state = {k: v for k, v in model.state_dict().items()}
     good = tmp_path / 'good.pth'
     torch.save(dict(state_dict=state), good)
-    loaded = tool.build_model(cfg, 'random', str(good), 'cpu', [], seed=4)
+    loaded = bench.build_model(cfg, 'random', str(good), 'cpu', [], seed=4)
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, state[key]), key
     bad = tmp_path / 'bad.pth'
     torch.save(dict(state_dict={'backbone.nothing': torch.zeros(1)}), bad)
-    with pytest.raises(tool.BenchmarkError, match='does not fit'):
-        tool.build_model(cfg, 'random', str(bad), 'cpu', [])
-    with pytest.raises(tool.BenchmarkError, match='does not exist'):
-        tool.build_model(cfg, 'random', str(tmp_path / 'no.pth'), 'cpu', [])
+    with pytest.raises(bench.BenchmarkError, match='does not fit'):
+        bench.build_model(cfg, 'random', str(bad), 'cpu', [])
+    with pytest.raises(bench.BenchmarkError, match='does not exist'):
+        bench.build_model(cfg, 'random', str(tmp_path / 'no.pth'), 'cpu', [])
 
 
 @pytest.mark.parametrize('argv, message', [
@@ -152,35 +155,35 @@ def test_checkpoint_is_loaded_and_a_foreign_one_refused(tool, tmp_path):
 ])
 def test_clear_errors(tool, argv, message):
     """Impossible requests fail early with a message saying why."""
-    with pytest.raises(tool.BenchmarkError, match=message):
+    with pytest.raises(bench.BenchmarkError, match=message):
         tool.main(argv + FAST)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available')
 def test_cuda_absent_is_a_clear_error(tool):
-    with pytest.raises(tool.BenchmarkError, match='CUDA is not available'):
+    with pytest.raises(bench.BenchmarkError, match='CUDA is not available'):
         tool.main([TINY, '--device', 'cuda', *FAST])
 
 
-def test_summarize_times(tool):
+def test_summarize_times():
     """Median, p90 and throughput of known times."""
-    stats = tool.summarize_times([1.0, 2.0, 4.0])
+    stats = bench.summarize_times([1.0, 2.0, 4.0])
     assert stats['median'] == 2.0
     assert stats['p90'] == pytest.approx(3.6)
     assert stats['per_s'] == pytest.approx(3 / 7)
-    with pytest.raises(tool.BenchmarkError):
-        tool.summarize_times([])
+    with pytest.raises(bench.BenchmarkError):
+        bench.summarize_times([])
 
 
-def test_contention_discounts_the_benchmarks_own_threads(tool, monkeypatch):
+def test_contention_discounts_the_benchmarks_own_threads(monkeypatch):
     monkeypatch.setattr(os, 'cpu_count', lambda: 2)
-    assert not tool.is_contended(2.4, own_threads=2)  # its own 2 threads
-    assert tool.is_contended(3.2, own_threads=2)  # another busy process
-    assert tool.is_contended(1.6, own_threads=1)
-    assert not tool.is_contended(2.4, own_threads=8)  # at most one per core
+    assert not bench.is_contended(2.4, own_threads=2)  # its own 2 threads
+    assert bench.is_contended(3.2, own_threads=2)  # another busy process
+    assert bench.is_contended(1.6, own_threads=1)
+    assert not bench.is_contended(2.4, own_threads=8)  # at most one per core
 
 
-def test_random_weights_keep_the_activation_of_the_dropped_tag(tool, tmp_path):
+def test_random_weights_keep_the_activation_of_the_dropped_tag(tmp_path):
     """OpenAI towers use QuickGELU: the random stand-in must too (and only
     towers that accept the option get it: ConvNeXt towers have none)."""
     local = tmp_path / 'clip.pt'
@@ -191,7 +194,7 @@ def test_random_weights_keep_the_activation_of_the_dropped_tag(tool, tmp_path):
                                  pretrained='laion2b_s34b_b88k'),
                decode_head=dict(clip=dict(model_name='ViT-B-16', pretrained=str(local))),
                other=dict(model_name='ViT-B-16', pretrained='openai', quick_gelu=False))
-    tool.use_random_weights(cfg)
+    bench.use_random_weights(cfg)
     assert cfg['backbone'] == dict(type='OpenCLIPViT', model_name='ViT-B-16',
                                    pretrained=None, quick_gelu=True)
     assert 'quick_gelu' not in cfg['text_encoder']  # GELU tag: left alone
@@ -200,6 +203,124 @@ def test_random_weights_keep_the_activation_of_the_dropped_tag(tool, tmp_path):
     assert cfg['other']['quick_gelu'] is False  # set explicitly: kept
     convnext = dict(type='OpenCLIPConvNeXt', model_name='convnext_base',
                     pretrained='laion400m_s13b_b51k')
-    tool.use_random_weights(convnext)
+    bench.use_random_weights(convnext)
     assert convnext == dict(type='OpenCLIPConvNeXt', model_name='convnext_base',
                             pretrained=None)
+
+
+def test_timed_call_returns_the_result_and_its_times():
+    """One timed call through timed_runs, with what the work returned."""
+    calls = []
+    wall, cpu, out = bench.timed_call(lambda: calls.append(1) or 'done')
+    assert out == 'done' and calls == [1]
+    assert wall >= 0 and cpu >= 0
+
+
+def test_unique_benchmark_classes_renames_repeated_names():
+    """ADE-847 names 'pot' twice: the second gets its class index."""
+    from mmovss.vocab import Vocabulary, load_benchmark_classes
+    raw = list(load_benchmark_classes('ade20k_847'))
+    classes = bench.unique_benchmark_classes('ade20k_847')
+    assert len(classes) == len(raw) == 847
+    names = [n.strip() for c in classes for n in c.split(',')]
+    assert len(names) == len(set(names))
+    renamed = [i for i, (a, b) in enumerate(zip(raw, classes)) if a != b]
+    assert renamed and all(f'({i})' in classes[i] for i in renamed)
+    assert Vocabulary(classes).num_classes == 847
+
+
+@pytest.mark.parametrize('text, value', [
+    ('3', 3), ('-2.5e-3', -2.5e-3), ('[1, 2]', [1, 2]), ('(224, 224)', (224, 224)),
+    ('True', True), ('False', False), ('None', None), ("'single'", 'single'),
+    ('single', 'single'), ("{'a': 1}", {'a': 1}),
+])
+def test_cfg_option_values_are_parsed_as_literals(text, value):
+    assert bench.parse_literal(text) == value
+    assert type(bench.parse_literal(text)) is type(value)
+
+
+def test_cfg_option_code_is_kept_as_text_and_never_run(tmp_path):
+    """A value that is code (``__import__`` ...) stays a string: nothing runs."""
+    marker = tmp_path / 'executed'
+    code = f"__import__('os').system('touch {marker}')"
+    assert bench.parse_literal(code) == code
+    options = bench.parse_key_values([f'model.x={code}', 'model.y=(1, 2)'])
+    assert options == {'model.x': code, 'model.y': (1, 2)}
+    assert not marker.exists()
+    with pytest.raises(ValueError, match='--cfg-options.*key=value'):
+        bench.parse_key_values(['model.x'])
+
+
+def test_compare_reference_tool_reads_cfg_options_as_literals(tmp_path):
+    """compare_reference_training_free.py --cfg-options: literals, never eval."""
+    from mmovss.benchmarking.published_reference import our_config
+    marker = tmp_path / 'executed'
+    code = f"__import__('os').system('touch {marker}')"
+    tool_path = osp.join(ROOT, 'tools', 'analysis_tools',
+                         'compare_reference_training_free.py')
+    spec = importlib.util.spec_from_file_location('mmovss_compare_tool', tool_path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    args = compare.parse_args([
+        'naclip', str(tmp_path), '--weights', str(tmp_path / 'w.pt'),
+        '--cfg-options', f'model.decode_head.logit_scale={code}',
+        'model.test_cfg.crop_batch_size=4', 'model.test_cfg.stride=(96, 96)',
+        'model.backbone.extra=[1, 2]', 'model.test_cfg.flag=True'])
+    cfg = our_config(args.method, args.reference, args.weights,
+                     args.templates, args.pamr, args.cfg_options)
+    assert not marker.exists()
+    assert cfg.model.decode_head.logit_scale == code
+    assert cfg.model.test_cfg.crop_batch_size == 4
+    assert tuple(cfg.model.test_cfg.stride) == (96, 96)
+    assert list(cfg.model.backbone.extra) == [1, 2]
+    assert cfg.model.test_cfg.flag is True
+    assert cfg.model.backbone.pretrained == str(tmp_path / 'w.pt')
+    assert cfg.model.vocabulary == osp.join(str(tmp_path), 'configs',
+                                            'cls_context60.txt')
+
+
+def test_mmseg_text_encoder_gets_our_weights():
+    """benchmark_text_encoder.py's mmseg encoder (weights mapped by the SAN
+    checkpoint converter) embeds names as ours does."""
+    from mmovss.benchmarking.mmseg_reference import build_mmseg_text_encoder
+    from mmovss.models.text_encoders import OpenCLIPTextEncoder
+    from mmovss.testing.clip import tiny_clip_cfg
+    from mmovss.vocab import get_templates
+    torch.manual_seed(0)
+    ours = OpenCLIPTextEncoder(model_name=None, model_cfg=tiny_clip_cfg('vit'),
+                               quick_gelu=True, templates='vild', cache_dir=None)
+    theirs = build_mmseg_text_encoder(ours, get_templates('vild'))
+    names = ['cat', 'traffic light']
+    with torch.no_grad():
+        reference = theirs.template_encode(names)
+        embeds = ours.embed_names(names)
+    torch.testing.assert_close(embeds, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_loader_is_the_one_of_tools_test(tmp_path, monkeypatch):
+    """The benchmark loads checkpoints through mmovss.runtime's strict loader."""
+    import mmovss.runtime as runtime
+    seen = []
+    monkeypatch.setattr(runtime, 'load_model_checkpoint_strictly',
+                        lambda model, path: seen.append(path))
+    bench.load_checkpoint_strictly(torch.nn.Linear(1, 1), 'some.pth')
+    assert seen == ['some.pth']
+
+
+def test_benchmark_flag_switches_the_config_with_its_protocol(tool):
+    """--benchmark KEY measures on that benchmark (mmovss.protocols), and
+    --cfg-options apply over it, as in tools/test.py."""
+    fast = [TINY, *FAST[:3], '--repeat', '1', '--warmup', '0']
+    data = tool.main(fast + ['--benchmark', 'voc21'])
+    assert data['benchmark'] == 'voc21'
+    assert data['vocabulary']['num_classes'] == 21  # VOC's classes, the dataset's
+    assert '--benchmark voc21' in data['command']
+    assert bench.markdown_row(data).startswith(
+        '| ovshapes | `dense_clip_tiny-clip_ovshapes.py --benchmark voc21` |')
+    data = tool.main(fast + ['--benchmark', 'voc21', '--cfg-options',
+                             'model.vocabulary=[cat,dog,sky]'])
+    assert data['vocabulary']['num_classes'] == 3
+    with pytest.raises(SystemExit):  # argparse: not a benchmark key
+        tool.parse_args([TINY, '--benchmark', 'no_such_benchmark'])
+    with pytest.raises(bench.BenchmarkError, match='no_such_benchmark'):
+        bench.benchmark_segmentor(TINY, benchmark='no_such_benchmark', shape=(64, 64))

@@ -5,13 +5,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from mmengine.dataset import ConcatDataset
 from PIL import Image
 
 import mmovss  # noqa: F401
+from mmovss.datasets.captions import caption_words
+
+from mmengine.dataset import ConcatDataset
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
-from mmovss.datasets.captions import caption_words
 
 
 @pytest.fixture

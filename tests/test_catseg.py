@@ -6,15 +6,17 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+
+from mmovss.models.text_encoders import ClassEmbeddings
+from mmovss.protocols import apply_benchmark
+from mmovss.testing.clip import tiny_clip_cfg
+from mmovss.vocab import Vocabulary
+
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmovss.models.text_encoders import ClassEmbeddings
-from mmovss.testing.clip import tiny_clip_cfg
-from mmovss.vocab import Vocabulary
 
 CFG = tiny_clip_cfg('vit')  # width 64, joint dim 32, patch 8, 2 blocks
 FINETUNE = ('transformer.resblocks.*.attn.in_proj_weight', )
@@ -101,7 +103,7 @@ def head_inputs(num_names, seed=1, batch_size=2, templates=2):
 
 
 def embeddings(template, names=None):
-    from mmovss.models.decode_heads.catseg_clip import TemplateClassEmbeddings
+    from mmovss.models.text_encoders.catseg_text_encoder import TemplateClassEmbeddings
     names = names or [f'class{i}' for i in range(template.shape[0])]
     vocab = Vocabulary.build(names)
     return TemplateClassEmbeddings(
@@ -208,8 +210,10 @@ def test_configs_swap_the_backbone_by_inheritance(repo_root):
                                        'voc21', 'coco_stuff171', 'coco_object', 'cityscapes'])
 def test_evaluation_configs_inherit_model_and_benchmark(repo_root, eval_data):
     for backbone in ('vit-b16', 'vit-l14'):
-        cfg = Config.fromfile(repo_root / f'configs/catseg/catseg_{backbone}_80k_coco-stuff171-'
-                              f'384x384_{eval_data}.py')
+        # the switch that replaced the per-benchmark files (tools/test.py --benchmark)
+        cfg = apply_benchmark(Config.fromfile(
+            repo_root / f'configs/catseg/catseg_{backbone}_80k_coco-stuff171-384x384.py'),
+            eval_data)
         dataset = Config.fromfile(repo_root / f'configs/_base_/datasets/{eval_data}.py')
         model = Config.fromfile(repo_root / f'configs/_base_/models/catseg_{backbone}.py')
         assert cfg.train_dataloader is None

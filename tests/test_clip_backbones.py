@@ -3,8 +3,12 @@ open_clip, position-embedding cache, freezing and last-block modes."""
 import pytest
 import torch
 
-from mmovss.models.backbones import (LAST_BLOCK_MODES, OpenCLIPConvNeXt,
-                                     OpenCLIPViT, register_last_block_mode)
+from mmovss.models.backbones import (
+    LAST_BLOCK_MODES,
+    OpenCLIPConvNeXt,
+    OpenCLIPViT,
+    register_last_block_mode,
+)
 from mmovss.testing.clip import build_tiny_clip, tiny_clip_cfg
 
 

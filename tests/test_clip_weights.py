@@ -3,9 +3,8 @@ offline error for pretrained tags that would need a download."""
 import pytest
 import torch
 
+from mmovss.models.utils import PretrainedWeightsUnavailable, build_open_clip, file_sha256
 from mmovss.models.utils import open_clip_weights as ocw
-from mmovss.models.utils import (PretrainedWeightsUnavailable, build_open_clip,
-                                 file_sha256)
 from mmovss.testing.clip import build_tiny_clip, tiny_clip_cfg
 
 

@@ -108,8 +108,9 @@ def test_sigmoid_focal_loss_gradient_and_mmseg_loss():
         lambda x: compat.sigmoid_focal_loss(x, target, 2.0, 0.25, None, 'mean'), (logits,))
     # mmseg's FocalLoss (which calls mmcv.ops.sigmoid_focal_loss on CUDA only)
     # agrees with its own pure-PyTorch path on the CPU.
-    from mmseg.models.losses.focal_loss import py_sigmoid_focal_loss
     import torch.nn.functional as F
+
+    from mmseg.models.losses.focal_loss import py_sigmoid_focal_loss
     one_hot = F.one_hot(target, 4)[:, :3].to(torch.float64)
     ref = py_sigmoid_focal_loss(logits, one_hot, gamma=2.0, alpha=0.25, reduction='sum')
     ours = compat.sigmoid_focal_loss(logits, target, 2.0, 0.25, None, 'sum')
@@ -136,8 +137,9 @@ def test_weights_only_still_refuses_arbitrary_objects(tmp_path):
 
 
 def test_mmengine_message_hub_round_trips_weights_only(tmp_path):
-    from mmengine.logging import HistoryBuffer, MessageHub
     import numpy as np
+
+    from mmengine.logging import HistoryBuffer, MessageHub
     hub = MessageHub.get_instance('compat_test')
     hub.update_scalar('train/loss', 0.5)
     hub.update_scalar('train/loss', np.float64(0.25))

@@ -35,6 +35,7 @@ def weight_options(repo_root, tmp_path_factory):
     path = repo_root / ASSET
     if not path.is_file():
         import open_clip
+
         from mmovss.ovshapes.pretrain import OVSHAPES_CLIP_CFG
         torch.manual_seed(0)
         model = open_clip.CLIP(**OVSHAPES_CLIP_CFG)
@@ -152,9 +153,11 @@ def test_visualizer_draws_a_legend_per_panel(tmp_path):
     """``add_datasample`` (tools/test.py --show-dir): ground truth and
     prediction side by side, each with the legend of its own classes."""
     import torch
+
+    from mmovss.visualization import OpenVocabVisualizer
+
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    from mmovss.visualization import OpenVocabVisualizer
     visualizer = OpenVocabVisualizer(name='test_demo_legend_per_panel')
     visualizer.set_vocabulary(['cat, kitten', 'grass', 'sky'])
     assert visualizer.dataset_meta['classes'] == ['cat', 'grass', 'sky']

@@ -3,10 +3,11 @@ import copy
 
 import torch
 
+from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmengine.structures import PixelData
-from mmovss.testing.clip import tiny_clip_cfg
 
 CFG = tiny_clip_cfg('vit')
 

@@ -20,13 +20,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmovss.models.backbones import LAST_BLOCK_MODES
-from mmovss.models.backbones.clip_vit import clip_block
 from mmovss.models.backbones.training_free_modes import explicit_attention
 from mmovss.models.utils import inference_autocast
+from mmovss.models.utils.clip_attention import clip_block
 from mmovss.testing.clip import tiny_clip_cfg
+
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = tiny_clip_cfg('vit')  # patch 8, width 64, 2 heads, 2 blocks, joint 32
@@ -187,9 +188,7 @@ def test_text_tower_runs_sdpa_and_equals_open_clip(counted):
 
 def test_decoder_attention_layers_skip_the_weights(monkeypatch):
     """ZegFormer/FC-CLIP decoders ask MHA for no weights (its SDPA path)."""
-    from mmovss.models.decode_heads.fcclip_head import DecoderLayer
-    from mmovss.models.decode_heads.zegformer_mask_decoder import \
-        QueryDecoderLayer
+    from mmovss.models.utils.query_decoder_layer import QueryDecoderLayer
     seen = []
     forward = nn.MultiheadAttention.forward
 
@@ -202,7 +201,7 @@ def test_decoder_attention_layers_skip_the_weights(monkeypatch):
     mem, mem_pos = torch.randn(2, 6, 16), torch.randn(2, 6, 16)
     layers = [
         (QueryDecoderLayer(16, 2, 32, 0.0).eval(), (q, pos, mem, mem_pos)),
-        (DecoderLayer(16, 2, 32).eval(),
+        (QueryDecoderLayer(16, 2, 32, cross_first=True).eval(),
          (q, pos, mem, mem_pos, torch.rand(4, 4, 6) < 0.3)),
     ]
     for layer, args in layers:
@@ -285,6 +284,7 @@ def ovshapes_segmentor(head, **test_cfg):
 def ovshapes_scenes(num):
     """``num`` OVShapes scenes, 64 x 64, CLIP-normalised (B, 3, 64, 64)."""
     import numpy as np
+
     from mmovss.ovshapes import world
     images = [world.render_scene(np.random.default_rng(100 + i)).image
               for i in range(num)]
@@ -488,8 +488,8 @@ def test_chunked_postprocessing_handles_padding_flip_and_pamr():
 
 def test_slide_logits_dense_canvas_when_windows_are_not_low_res():
     """Windows whose logits outnumber the image's pixels go to a canvas."""
-    from mmovss.models.utils import SlideLogits
     from mmovss.models.segmentors import OpenVocabEncoderDecoder
+    from mmovss.models.utils import SlideLogits
     torch.manual_seed(0)
     boxes = OpenVocabEncoderDecoder.crop_boxes((40, 52), (24, 24), (12, 12))
     windows = [torch.randn(7, 24, 24) for _ in boxes]  # window-size logits

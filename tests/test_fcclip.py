@@ -2,14 +2,14 @@
 the pure-PyTorch deformable attention against a direct computation."""
 import pytest
 import torch
-import torch.nn.functional as F
-from mmengine.structures import PixelData
 
 import mmovss  # noqa: F401
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmovss.models.necks import multi_scale_deformable_attention
 from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 CLIP = tiny_clip_cfg('convnext')
 

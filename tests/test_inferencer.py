@@ -17,9 +17,15 @@ import pytest
 import torch
 from PIL import Image
 
-from mmovss.apis import (OpenVocabInferencer, OutputWouldOverwriteInput,
-                         UnreadableImageError, get_model_info, list_models,
-                         resolve_model, vocabulary_from_text)
+from mmovss.apis import (
+    OpenVocabInferencer,
+    OutputWouldOverwriteInput,
+    UnreadableImageError,
+    get_model_info,
+    list_models,
+    resolve_model,
+    vocabulary_from_text,
+)
 from mmovss.ovshapes import world
 
 ZERO_SHOT = 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py'
@@ -33,6 +39,7 @@ def clip_options(repo_root, tmp_path_factory):
     path = repo_root / ASSET
     if not path.is_file():
         import open_clip
+
         from mmovss.ovshapes.pretrain import OVSHAPES_CLIP_CFG
         torch.manual_seed(0)
         model = open_clip.CLIP(**OVSHAPES_CLIP_CFG)
@@ -78,8 +85,9 @@ def _tools_test_labels(repo_root, config, root, out, clip_options,
 def _refine_checkpoint(repo_root, clip_options, path):
     """A checkpoint of the trained config whose head is not the zero-shot
     start (seeded noise), so that loading it visibly matters."""
-    from mmseg.registry import MODELS
     from mmovss.runtime import load_config
+
+    from mmseg.registry import MODELS
     cfg = load_config(str(repo_root / REFINE), clip_options)
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -5,14 +5,16 @@ import copy
 
 import pytest
 import torch
+
+from mmovss.models.decode_heads.lseg_head import LSegSpatialRegularization
+from mmovss.protocols import apply_benchmark
+from mmovss.testing.clip import tiny_clip_cfg
+
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmovss.models.decode_heads.lseg_head import LSegSpatialRegularization
-from mmovss.testing.clip import tiny_clip_cfg
 
 CFG = tiny_clip_cfg('vit')  # width 64, joint dim 32, patch 8, 2 blocks
 MODEL = dict(
@@ -140,8 +142,10 @@ def test_configs_swap_the_backbone_by_inheritance(repo_root):
                       'pascal_context_60', 'voc20', 'voc21', 'coco_stuff171', 'coco_object',
                       'cityscapes'):
         for backbone, model_cfg in (('vit-b16', None), ('vit-l14', model_l)):
-            cfg = Config.fromfile(repo_root / f'configs/lseg/lseg_{backbone}_80k_coco-stuff171-'
-                                  f'480x480_{eval_data}.py')
+            # the switch that replaced the per-benchmark files (--benchmark)
+            cfg = apply_benchmark(Config.fromfile(
+                repo_root / f'configs/lseg/lseg_{backbone}_80k_coco-stuff171-480x480.py'),
+                eval_data)
             dataset = Config.fromfile(repo_root / f'configs/_base_/datasets/{eval_data}.py')
             assert cfg.train_dataloader is None
             assert cfg.model == (model_cfg.model if model_cfg else

@@ -4,14 +4,18 @@ semantic inference and the set loss."""
 import math
 
 import torch
-from mmengine.structures import InstanceData
 
 import mmovss  # noqa: F401
-from mmseg.registry import MODELS
-from mmovss.models.utils import (HungarianMaskMatcher, geometric_ensemble,
-                                 semantic_inference)
+from mmovss.models.utils import (
+    HungarianMaskMatcher,
+    geometric_ensemble,
+    seen_class_mask,
+    semantic_inference,
+)
 from mmovss.vocab import Vocabulary
-from mmovss.models.utils import seen_class_mask
+
+from mmengine.structures import InstanceData
+from mmseg.registry import MODELS
 
 
 def test_hungarian_matches_the_obvious_assignment():

@@ -5,13 +5,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.structures import PixelData
 
+from mmovss.engine import DatasetVocabularyHook
+from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.structures import PixelData
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmovss.models.segmentors import DatasetVocabularyHook
-from mmovss.testing.clip import tiny_clip_cfg
 
 CFG = tiny_clip_cfg('vit')
 MODEL = dict(

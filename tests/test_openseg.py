@@ -5,14 +5,15 @@ import math
 
 import pytest
 import torch
-from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 
 import mmovss  # noqa: F401
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmovss.models.losses.grounding_loss import grounding_scores
 from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 CLIP = tiny_clip_cfg('vit')
 

@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from mmovss.evaluation import OpenVocabIoUMetric, harmonic_mean
+
 from mmseg.evaluation import IoUMetric  # noqa: I001 (after mmovss.compat)
 
 

@@ -8,16 +8,19 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from PIL import Image
 
 import mmovss  # noqa: F401
-from mmseg.registry import DATASETS, MODELS
-from mmseg.structures import SegDataSample
+from mmovss.datasets.ovseg_region_builder import pseudo_label_regions
 from mmovss.models.decode_heads.ovseg_head import ovseg_ensemble
 from mmovss.models.segmentors.two_stage_mask_prompt_tuner import multi_positive_clip_loss
 from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+
 
 def _load_tool():
     import importlib.util
@@ -28,8 +31,6 @@ def _load_tool():
     spec.loader.exec_module(module)
     return module
 
-
-pseudo_label_regions = _load_tool().pseudo_label_regions
 
 CLIP = tiny_clip_cfg('vit')
 PROMPT_CLIP = dict(type='RegionCLIPClassifier', clip=dict(type='OpenCLIPViT', model_cfg=CLIP),
@@ -216,3 +217,23 @@ def test_build_region_data_keeps_one_split_of_a_mapping_caption_file(tmp_path):
     saved = json.loads((tmp_path / 'train' / 'regions.json').read_text())
     assert len(saved['regions']) == len(regions)
     assert (tmp_path / 'train' / regions[0]['crop']).is_file()
+
+
+def test_build_region_data_refuses_an_out_inside_the_images(tmp_path):
+    """The output guard (mmovss.io) runs before the model is built: an --out
+    inside --images, or a non-empty --out without --overwrite, is refused and
+    nothing is written."""
+    (tmp_path / 'img').mkdir()
+    (tmp_path / 'img' / 'a.png').write_bytes(b'not read')
+    (tmp_path / 'captions.json').write_text('{}')
+    tool = _load_tool()
+    common = ['cfg.py', 'model.pth', '--captions', str(tmp_path / 'captions.json'),
+              '--images', str(tmp_path / 'img'), '--device', 'cpu']
+    with pytest.raises(ValueError, match='lies inside the protected folder'):
+        tool.main(common + ['--out', str(tmp_path / 'img' / 'regions')])
+    assert not (tmp_path / 'img' / 'regions').exists()
+    (tmp_path / 'old').mkdir()
+    (tmp_path / 'old' / 'regions.json').write_text('{}')
+    with pytest.raises(ValueError, match='not empty'):
+        tool.main(common + ['--out', str(tmp_path / 'old')])
+    assert (tmp_path / 'old' / 'regions.json').read_text() == '{}'

@@ -14,13 +14,14 @@ import copy
 
 import pytest
 import torch
+
+import mmovss  # noqa: F401
+from mmovss.ovshapes import world
+
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
-
-import mmovss  # noqa: F401
 from mmseg.registry import DATASETS, MODELS
-from mmovss.ovshapes import world
 
 TRAINABLE = {
     # config: (trained modules that must receive gradients,

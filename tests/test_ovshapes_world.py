@@ -3,11 +3,12 @@ import json
 
 import numpy as np
 import pytest
-from mmengine.config import Config
 from PIL import Image
 
 from mmovss.ovshapes import world
 from mmovss.ovshapes.writer import write_world
+
+from mmengine.config import Config
 
 
 def test_classes_and_split_follow_the_rules():

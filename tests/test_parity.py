@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+import mmovss  # noqa: F401
+
 from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
-
-import mmovss  # noqa: F401
 from mmseg.registry import MODELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

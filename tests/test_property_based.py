@@ -23,6 +23,7 @@ from hypothesis.extra.numpy import arrays
 
 from mmovss.evaluation import OpenVocabIoUMetric
 from mmovss.vocab import Vocabulary
+
 from mmseg.evaluation import IoUMetric  # noqa: I001 (after mmovss)
 
 SETTINGS = settings(max_examples=60, deadline=None,

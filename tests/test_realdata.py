@@ -5,11 +5,12 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine import Config
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmovss  # noqa: F401
+
+from mmengine import Config
+from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

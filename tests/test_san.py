@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import ConfigDict
-from mmengine.structures import PixelData
 
 import mmovss  # noqa: F401
+from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmovss.testing.clip import tiny_clip_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 # 4-block ViT (width 64, 2 heads, patch 8): 3 shallow blocks + 1 deep.

@@ -16,13 +16,13 @@ import time
 import urllib.request
 
 import cv2
+
+# gradio and selenium are test requirements (requirements/tests.txt): no skip.
+import gradio  # noqa: F401  (tools/webui.py imports it)
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-# gradio and selenium are test requirements (requirements/tests.txt): no skip.
-import gradio  # noqa: F401  (tools/webui.py imports it)
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -59,6 +59,7 @@ def server(webui, repo_root, tmp_path_factory):
     path = repo_root / ASSET
     if not path.is_file():
         import open_clip
+
         from mmovss.ovshapes.pretrain import OVSHAPES_CLIP_CFG
         torch.manual_seed(0)
         model = open_clip.CLIP(**OVSHAPES_CLIP_CFG)

@@ -4,15 +4,16 @@ classifier's crops."""
 
 import pytest
 import torch
-from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 
 import mmovss  # noqa: F401
+from mmovss.models.decode_heads.zegformer_head import zegformer_fusion
+from mmovss.models.utils.region_clip_classifier import mask_boxes
+from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmovss.models.decode_heads.ovseg_region_clip import mask_boxes
-from mmovss.models.decode_heads.zegformer_head import zegformer_fusion
-from mmovss.testing.clip import tiny_clip_cfg
 
 CLIP = tiny_clip_cfg('vit')
 BACKBONE = dict(type='ResNetV1c', depth=18, stem_channels=16, base_channels=8,

@@ -6,6 +6,7 @@ Examples::
         --model sclip --out results/
     python tools/demo.py photos/ --vocabulary-file classes.txt \\
         --config configs/sclip/sclip_vit-b16_coco_stuff171.py --out results/
+    python tools/demo.py photo.jpg -v "sky; grass; sand" -m ovshapes-tiny  # print only
     python tools/demo.py --list-models
 
 Classes are separated by ``;`` and the synonyms of a class by ``,``
@@ -15,7 +16,8 @@ classes), ``pred/NAME.png`` (raw labels: pixel value = class index in the
 vocabulary) and ``pred/NAME.json`` (present classes with pixel counts,
 areas and scores). Folders are read in sorted order (not recursively) with a
 progress bar; other files are skipped with a warning. Inputs are never
-overwritten.
+overwritten (compared by inode, so a hard link of an input counts as the
+input), and a non-empty ``--out`` is refused unless ``--overwrite``.
 """
 import argparse
 import json
@@ -30,6 +32,11 @@ from mmovss.apis import (OpenVocabInferencer,  # noqa: E402
                          OutputWouldOverwriteInput, UnreadableImageError,
                          list_models, resolve_model,
                          vocabulary_from_text)
+from mmovss.apis.inputs import collect_inputs  # noqa: E402
+from mmovss.apis.open_vocab_inferencer import output_paths  # noqa: E402
+from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
+from mmovss.trained_weights import (MissingTrainedWeights,  # noqa: E402
+                                    require_trained_weights)
 from mmovss.vocab import Vocabulary  # noqa: E402
 
 
@@ -53,7 +60,14 @@ def parse_args(argv=None):
     parser.add_argument('--checkpoint', '--weights',
                         help='checkpoint file (training-free models need '
                         'none)')
-    parser.add_argument('--out', '-o', help='output folder')
+    parser.add_argument('--out', '-o', help='output folder (without it, the classes '
+                        'found are printed and nothing is written)')
+    parser.add_argument('--allow-random-weights', action='store_true',
+                        help='run a trained model without --weights (random learned '
+                        'weights; for debugging only)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into a non-empty --out (inputs are never '
+                        'overwritten)')
     parser.add_argument('--device', default=None,
                         help='cpu, cuda, cuda:1, ... (default: available)')
     parser.add_argument('--batch-size', type=int, default=1,
@@ -78,8 +92,7 @@ def parse_args(argv=None):
             ('IMAGE_OR_FOLDER', args.inputs),
             ('--vocabulary or --vocabulary-file',
              args.vocabulary is not None or args.vocabulary_file),
-            ('--model or --config', args.model or args.config),
-            ('--out', args.out)) if not ok
+            ('--model or --config', args.model or args.config)) if not ok
     ]
     if missing:
         parser.error(f'missing {", ".join(missing)}')
@@ -95,6 +108,16 @@ def load_vocabulary(args) -> Vocabulary:
     return vocabulary_from_text(args.vocabulary, source='--vocabulary')
 
 
+def check_out_dir(args) -> None:
+    """The shared output guard (mmovss.io): no input overwritten (by inode),
+    a non-empty ``--out`` only with ``--overwrite``."""
+    items = collect_inputs(args.inputs)
+    inputs = [i.path for i in items if i.path is not None]
+    planned = [p for i in items for p in output_paths(args.out, i.name).values()]
+    check_output_dir(args.out, overwrite=args.overwrite, protected_files=inputs,
+                     planned=planned)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.list_models:
@@ -108,6 +131,8 @@ def main(argv=None) -> int:
             raise FileNotFoundError(
                 f'Input {args.inputs!r} does not exist (pass an image file '
                 f'or a folder of images).')
+        if args.out:
+            check_out_dir(args)
     except (ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -117,9 +142,15 @@ def main(argv=None) -> int:
         device=args.device,
         cfg_options=args.cfg_options,
         show_progress=osp.isdir(args.inputs))
+    try:  # a trained model needs its weights (mmovss.trained_weights)
+        require_trained_weights(inferencer.model, weights, args.allow_random_weights,
+                                args.model or args.config)
+    except MissingTrainedWeights as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     results = inferencer.stream(
         args.inputs, vocabulary, batch_size=args.batch_size,
-        out_dir=args.out, show=args.show, opacity=args.opacity,
+        out_dir=args.out or '', show=args.show, opacity=args.opacity,
         with_legend=not args.no_legend)
     count = 0
     try:
@@ -129,10 +160,11 @@ def main(argv=None) -> int:
             found = ', '.join(f'{c["name"]} {100 * c["area"]:.1f}%'
                               for c in summary['classes'])
             print(f'{result["name"]}: {found}')
-    except (UnreadableImageError, OutputWouldOverwriteInput) as e:
+    except (UnreadableImageError, OutputWouldOverwriteInput,
+            UnsafeOutputError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(json.dumps(dict(images=count, out=osp.abspath(args.out))))
+    print(json.dumps(dict(images=count, out=osp.abspath(args.out) if args.out else None)))
     return 0
 
 

@@ -5,6 +5,8 @@ Examples::
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG            # training-free methods need no checkpoint
     python tools/test.py CONFIG CHECKPOINT --out preds/ --show-dir vis/
+    # --out must be new or empty (--overwrite: non-empty); never inside a dataset folder
+    python tools/test.py CONFIG CHECKPOINT --benchmark ade20k_847   # any benchmark
     bash tools/dist_test.sh CONFIG CHECKPOINT 2
 """
 import argparse
@@ -16,9 +18,12 @@ import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmovss.runtime import (check_checkpoint_file, close_process_group,  # noqa: E402
-                            export_local_rank, load_checkpoint_strictly, load_config,
-                            set_launcher, set_work_dir)
+from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
+from mmovss.runtime import (check_checkpoint_file, check_output_paths,  # noqa: E402
+                            close_process_group, export_local_rank,
+                            load_checkpoint_strictly, load_config, set_launcher,
+                            set_work_dir)
+from mmovss.trained_weights import require_trained_weights  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,8 +32,14 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='checkpoint file (not needed by training-free methods)')
     parser.add_argument('--work-dir', help='the dir to save the metrics as json')
+    parser.add_argument('--benchmark', choices=BENCHMARK_KEYS,
+                        help="evaluate on this benchmark with the method's protocol for it "
+                        '(dataset, vocabulary, metric; docs/configs.md)')
     parser.add_argument('--out', type=str,
                         help='the dir to save the predicted label maps for offline evaluation')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write --out into a non-empty folder (a dataset folder or a hard '
+                        'link of a dataset file is refused all the same)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='dir where painted images will be saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
@@ -38,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--allow-random-weights', action='store_true',
+                        help='evaluate a trained model without a checkpoint (random learned '
+                        'weights; for speed tests and debugging only)')
     parser.add_argument('--non-strict', action='store_true',
                         help='load a checkpoint whose keys do not all match the model '
                         '(by default such a checkpoint is refused)')
@@ -63,9 +77,17 @@ def enable_visualization(cfg, args) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config)
+    name = args.config
+    if args.benchmark:  # the benchmark's protocol first, --cfg-options over it
+        cfg = apply_benchmark(cfg, args.benchmark)
+        name = f'{osp.splitext(args.config)[0]}_{args.benchmark}.py'
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     set_launcher(cfg, args.launcher)
-    set_work_dir(cfg, args.config, args.work_dir)
+    set_work_dir(cfg, name, args.work_dir)
+    # Never write predictions over ground truth or into a non-empty folder.
+    check_output_paths(cfg, args.out, args.overwrite, args.show_dir)
     # The CLI checkpoint, else the config's `load_from`; loaded below, strictly.
     checkpoint = args.checkpoint or cfg.get('load_from')
     if checkpoint is not None:
@@ -83,6 +105,7 @@ def main(argv=None):
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     runner = Runner.from_cfg(cfg)
+    require_trained_weights(runner.model, checkpoint, args.allow_random_weights, args.config)
     if checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)

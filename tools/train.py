@@ -14,13 +14,21 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
+from mmovss.runtime import (  # noqa: E402
+    check_checkpoint_file,
+    check_output_paths,
+    check_resume_checkpoint_fits,
+    close_process_group,
+    export_local_rank,
+    find_resumable_checkpoint,
+    load_config,
+    set_launcher,
+    set_work_dir,
+)
+
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-
-from mmovss.runtime import (check_checkpoint_file, close_process_group,  # noqa: E402
-                            export_local_rank, find_resumable_checkpoint, load_config,
-                            set_launcher, set_work_dir)
 
 
 def parse_args(argv=None):
@@ -81,6 +89,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     set_launcher(cfg, args.launcher)
     set_work_dir(cfg, args.config, args.work_dir)
+    check_output_paths(cfg)  # the work dir may not lie inside a dataset folder
     if args.amp:
         apply_amp(cfg)
     if args.resume == 'auto':
@@ -90,6 +99,9 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
     runner = Runner.from_cfg(cfg)
+    if cfg.get('resume') and cfg.get('load_from'):
+        # A checkpoint of another model: name the keys, not the optimizer's symptom.
+        check_resume_checkpoint_fits(runner.model, cfg.load_from)
     runner.train()
     close_process_group()
 

@@ -24,9 +24,9 @@ from typing import Dict, Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
-from mmengine.config import DictAction  # noqa: E402
-
 from mmovss.apis import OpenVocabInferencer, vocabulary_from_text  # noqa: E402
+
+from mmengine.config import DictAction  # noqa: E402
 
 try:
     import gradio as gr

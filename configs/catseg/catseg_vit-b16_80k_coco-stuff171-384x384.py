@@ -5,8 +5,7 @@
 # CLIP parameters at 0.01 x lr; cosine decay over 80k iterations, no warm-up;
 # the gradient norm of the whole model clipped to 0.01.
 #   python tools/train.py configs/catseg/catseg_vit-b16_80k_coco-stuff171-384x384.py
-# Evaluate on another benchmark with the configs named
-# catseg_vit-b16_80k_coco-stuff171-384x384_<benchmark>.py (same model).
+# Evaluate on any benchmark: python tools/test.py CONFIG CHECKPOINT --benchmark ade20k_847
 _base_ = [
     '../_base_/models/catseg_vit-b16.py',
     '../_base_/datasets/coco_stuff171.py',

@@ -6,8 +6,7 @@
 # scales 0.5-2.0), flip; batch 4. LSeg gives no COCO-Stuff schedule: 80k
 # iterations, as CAT-Seg.
 #   python tools/train.py configs/lseg/lseg_vit-b16_80k_coco-stuff171-480x480.py
-# Evaluate on another benchmark with the configs named
-# lseg_vit-b16_80k_coco-stuff171-480x480_<benchmark>.py (same model).
+# Evaluate on any benchmark: python tools/test.py CONFIG CHECKPOINT --benchmark ade20k_847
 _base_ = [
     '../_base_/models/lseg_vit-b16.py',
     '../_base_/datasets/coco_stuff171.py',

@@ -1,19 +1,4 @@
-# NACLIP + PAMR on voc21, following cfg_voc21.py of github.com/sinahmr/NACLIP.
-# Published ViT-B/16 mIoU: README.md of this folder.
-_base_ = [
-    '../_base_/models/naclip-pamr_vit-b16.py', '../_base_/datasets/voc21.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/inference_only.py'
-]
-model = dict(
-    vocabulary='{{fileDirname}}/../_base_/vocabularies/sclip/voc21.txt',
-    decode_head=dict(prob_thd=0.1, background_index=0),
-    test_cfg=dict(_delete_=True, mode='whole'))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs')
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-train_dataloader = None
+# NACLIP + PAMR on voc21; published ViT-B/16 mIoU: README.md of this folder.
+_base_ = ['../_base_/models/naclip-pamr_vit-b16.py',
+          '../_base_/protocols/naclip/voc21.py']
+model = {{_base_.protocol_model}}

@@ -40,7 +40,9 @@ train_dataloader = dict(
     _delete_=True, batch_size=4, num_workers=4, persistent_workers=True,
     sampler=dict(type='MixedSourceSampler', ratios=[1, 1]),
     dataset=dict(type='ConcatDataset', datasets=[coco_stuff_train, coco_captions],
-                 ignore_keys=['classes', 'palette', 'label_map', 'reduce_zero_label']))
+                 # caption data have no labels: their metainfo lacks these keys
+                 ignore_keys=['classes', 'palette', 'label_map', 'reduce_zero_label',
+                              'ignore_index']))
 model = dict(data_preprocessor=dict(size=crop_size, size_divisor=None))
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),

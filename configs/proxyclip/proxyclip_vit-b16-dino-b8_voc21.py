@@ -1,18 +1,4 @@
-# PROXYCLIP on voc21, following cfg_voc21.py of github.com/mc-lan/ProxyCLIP.
-# Published ViT-B/16 mIoU: README.md of this folder.
-_base_ = [
-    '../_base_/models/proxyclip_vit-b16-dino-b8.py', '../_base_/datasets/voc21.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/inference_only.py'
-]
-model = dict(
-    vocabulary='{{fileDirname}}/../_base_/vocabularies/proxyclip/voc21.txt',
-    decode_head=dict(prob_thd=0.2, background_index=0))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs')
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-train_dataloader = None
+# ProxyCLIP on voc21; published ViT-B/16 mIoU: README.md of this folder.
+_base_ = ['../_base_/models/proxyclip_vit-b16-dino-b8.py',
+          '../_base_/protocols/proxyclip/voc21.py']
+model = {{_base_.protocol_model}}

@@ -1,18 +1,4 @@
-# SCLIP on pascal_context_60, following cfg_context60.py of github.com/wangf3014/SCLIP.
-# Published ViT-B/16 mIoU: README.md of this folder.
-_base_ = [
-    '../_base_/models/sclip_vit-b16.py', '../_base_/datasets/pascal_context_60.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/inference_only.py'
-]
-model = dict(
-    vocabulary='{{fileDirname}}/../_base_/vocabularies/sclip/pascal_context_60.txt',
-    decode_head=dict(logit_scale=50.0, prob_thd=0.1, background_index=0))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs')
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-train_dataloader = None
+# SCLIP on pascal_context_60; published ViT-B/16 mIoU: README.md of this folder.
+_base_ = ['../_base_/models/sclip_vit-b16.py',
+          '../_base_/protocols/sclip/pascal_context_60.py']
+model = {{_base_.protocol_model}}

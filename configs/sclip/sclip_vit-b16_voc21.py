@@ -1,18 +1,4 @@
-# SCLIP on voc21, following cfg_voc21.py of github.com/wangf3014/SCLIP.
-# Published ViT-B/16 mIoU: README.md of this folder.
-_base_ = [
-    '../_base_/models/sclip_vit-b16.py', '../_base_/datasets/voc21.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/inference_only.py'
-]
-model = dict(
-    vocabulary='{{fileDirname}}/../_base_/vocabularies/sclip/voc21.txt',
-    decode_head=dict(logit_scale=65.0, prob_thd=0.1, area_thd=0.1, background_index=0))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs')
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-train_dataloader = None
+# SCLIP on voc21; published ViT-B/16 mIoU: README.md of this folder.
+_base_ = ['../_base_/models/sclip_vit-b16.py',
+          '../_base_/protocols/sclip/voc21.py']
+model = {{_base_.protocol_model}}

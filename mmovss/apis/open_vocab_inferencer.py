@@ -45,8 +45,10 @@ from mmseg.apis import MMSegInferencer
 from mmseg.registry import DATASETS, TRANSFORMS
 from mmseg.structures import SegDataSample
 from mmovss.datasets.label_file_conversion import save_label
+from mmovss.io import UnsafeOutputError, check_planned_outputs
 from mmovss.models.segmentors.training_free_segmentor import \
     TrainingFreeSegmentor
+from mmovss.protocols import apply_benchmark
 from mmovss.runtime import load_config
 from mmovss.visualization import OpenVocabVisualizer
 from mmovss.vocab import Vocabulary
@@ -61,6 +63,13 @@ _LOAD_FILE = 'LoadImageFromFile'
 
 class OutputWouldOverwriteInput(ValueError):
     """An output file of ``out_dir`` is one of the input images."""
+
+
+def output_paths(out_dir: str, name: str) -> dict:
+    """The files written for image ``name`` under ``out_dir``."""
+    return dict(vis=osp.join(out_dir, 'vis', f'{name}.png'),
+                labels=osp.join(out_dir, 'pred', f'{name}.png'),
+                json=osp.join(out_dir, 'pred', f'{name}.json'))
 
 
 class OpenVocabInferencer(MMSegInferencer):
@@ -84,6 +93,10 @@ class OpenVocabInferencer(MMSegInferencer):
             ``--cfg-options``), e.g. ``{'model.backbone.pretrained': path}``.
         scope (str): Default registry scope. Defaults to ``'mmseg'``.
         show_progress (bool): Progress bar over batches. Defaults to False.
+        benchmark (str, optional): A benchmark key (``'voc21'``...,
+            :data:`mmovss.protocols.BENCHMARK_KEYS`): the method's protocol
+            for it (class names, test resize, thresholds) is applied before
+            ``cfg_options`` (:func:`mmovss.protocols.apply_benchmark`).
     """
 
     def __init__(self,
@@ -94,18 +107,21 @@ class OpenVocabInferencer(MMSegInferencer):
                  device: Optional[str] = None,
                  cfg_options: Optional[dict] = None,
                  scope: str = 'mmseg',
-                 show_progress: bool = False) -> None:
+                 show_progress: bool = False,
+                 benchmark: Optional[str] = None) -> None:
         if isinstance(model, (str, os.PathLike)):
             config, weights = resolve_model(os.fspath(model), weights)
-            cfg = load_config(config, cfg_options)
+            cfg = load_config(config)
         elif isinstance(model, (Config, ConfigDict, dict)):
             cfg = Config(copy.deepcopy(dict(model))) \
                 if not isinstance(model, Config) else copy.deepcopy(model)
-            if cfg_options:
-                cfg.merge_from_dict(cfg_options)
         else:
             raise TypeError(f'model must be a config path, a model name or a '
                             f'config, got {type(model).__name__}.')
+        if benchmark is not None:
+            cfg = apply_benchmark(cfg, benchmark)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
         if weights is not None and not str(weights).startswith(
                 ('http://', 'https://')) and not osp.isfile(weights):
             raise FileNotFoundError(f'Checkpoint {weights!r} does not exist.')
@@ -294,19 +310,19 @@ class OpenVocabInferencer(MMSegInferencer):
         return samples
 
     def _output_paths(self, out_dir: str, name: str) -> dict:
-        return dict(vis=osp.join(out_dir, 'vis', f'{name}.png'),
-                    labels=osp.join(out_dir, 'pred', f'{name}.png'),
-                    json=osp.join(out_dir, 'pred', f'{name}.json'))
+        return output_paths(out_dir, name)
 
     def _check_no_overwrite(self, items: List[ImageInput],
                             out_dir: str) -> None:
-        inputs = {osp.realpath(i.path) for i in items if i.path is not None}
-        for item in items:
-            for path in self._output_paths(out_dir, item.name).values():
-                if osp.realpath(path) in inputs:
-                    raise OutputWouldOverwriteInput(
-                        f'Output {path!r} would overwrite an input image; '
-                        f'choose another out_dir.')
+        # By inode (mmovss.io): a hard link of an input is the input.
+        planned = [path for item in items
+                   for path in self._output_paths(out_dir, item.name).values()]
+        try:
+            check_planned_outputs(
+                planned, [i.path for i in items if i.path is not None],
+                flag='out_dir')
+        except UnsafeOutputError as e:
+            raise OutputWouldOverwriteInput(str(e)) from None
 
     def stream(self,
                inputs,

@@ -25,10 +25,12 @@ def vocabulary_from_text(text: str, source: str = 'text') -> Vocabulary:
         Vocabulary: The classes, in order.
 
     Raises:
-        ValueError: No class at all, an empty synonym, a duplicated class, or
-            a single class with synonyms but no ``;`` (almost always meant to
+        ValueError: No class at all, an empty synonym, a duplicated class, a
+            single class with synonyms but no ``;`` (almost always meant to
             be several classes: ``"cat, dog"`` is one class named ``cat`` or
-            ``dog``; write ``"cat; dog"``).
+            ``dog``; write ``"cat; dog"``), or a single class (every pixel is
+            labelled with the class that scores highest, so one class labels
+            the whole image with it).
     """
     if not isinstance(text, str):
         raise TypeError(f'{source}: expected a string such as '
@@ -46,4 +48,10 @@ def vocabulary_from_text(text: str, source: str = 'text') -> Vocabulary:
             f'{source} {text!r} is ONE class with the synonyms '
             f'{", ".join(vocabulary[0])}: separate classes with ";" (e.g. '
             f'"{"; ".join(vocabulary[0])}"); commas join synonyms of a class.')
+    if len(vocabulary) == 1:
+        raise ValueError(
+            f'{source} {text!r} names one class: every pixel gets the class that '
+            f'scores highest, so the whole image would be {vocabulary[0][0]!r}. Name at '
+            f'least two classes, separated by ";": add the other things in the image '
+            f'(e.g. "{vocabulary[0][0]}; background").')
     return vocabulary

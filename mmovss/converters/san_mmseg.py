@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+
 # ---------------------------------------------------------------- key rules
 # Inner rules: (mmseg regex, mmovss replacement, mmovss regex, mmseg
 # replacement), tried in order on the key after its prefix; the first that

@@ -1,12 +1,19 @@
 """Registered datasets and transforms (mmseg.registry)."""
-from .benchmarks import (ADE20K150Dataset, ADE20K847Dataset,  # noqa: F401
-                         CityscapesOVDataset, COCOObjectDataset,
-                         COCOStuff171Dataset, PascalContext59Dataset,
-                         PascalContext60Dataset, PascalContext459Dataset,
-                         PascalVOC20Dataset, PascalVOC21Dataset,
-                         WIDE_IGNORE_INDEX)
-from .ovshapes import OVShapesDataset  # noqa: F401
+from .benchmarks import (  # noqa: F401
+                         WIDE_IGNORE_INDEX,
+                         ADE20K150Dataset,
+                         ADE20K847Dataset,
+                         CityscapesOVDataset,
+                         COCOObjectDataset,
+                         COCOStuff171Dataset,
+                         PascalContext59Dataset,
+                         PascalContext60Dataset,
+                         PascalContext459Dataset,
+                         PascalVOC20Dataset,
+                         PascalVOC21Dataset,
+)
 from .layout import BenchmarkDatasetMixin, Layout, generate_palette  # noqa: F401
+from .ovshapes import OVShapesDataset  # noqa: F401
 from .transforms import LoadSegAnnotations  # noqa: F401
 
 __all__ = [
@@ -19,3 +26,11 @@ __all__ = [
 from .captions import CaptionDataset, SampleCaption  # noqa: F401,E402
 from .mixed_sampler import MixedSourceSampler  # noqa: F401,E402
 from .ovseg_regions import RegionCropDataset  # noqa: F401,E402
+
+__all__ += [
+    'CaptionDataset', 'SampleCaption', 'MixedSourceSampler',
+    'RegionCropDataset'
+]
+from .custom import OpenVocabCustomDataset  # noqa: F401,E402
+
+__all__ += ['OpenVocabCustomDataset']

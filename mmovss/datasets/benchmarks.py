@@ -23,9 +23,15 @@ COCOObjectDataset      81        255         ``*_instanceTrainIds.png``
 CityscapesOVDataset    19        255         ``*_gtFine_labelTrainIds.png``
 =====================  ========  ==========  ====================================
 """
-from mmseg.datasets import (ADE20KDataset, BaseSegDataset, CityscapesDataset,
-                            COCOStuffDataset, PascalContextDataset,
-                            PascalContextDataset59, PascalVOCDataset)
+from mmseg.datasets import (
+    ADE20KDataset,
+    BaseSegDataset,
+    CityscapesDataset,
+    COCOStuffDataset,
+    PascalContextDataset,
+    PascalContextDataset59,
+    PascalVOCDataset,
+)
 from mmseg.registry import DATASETS
 
 from ..vocab.benchmarks import load_benchmark_classes

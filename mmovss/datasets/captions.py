@@ -31,7 +31,6 @@ from typing import List, Optional, Sequence
 
 from mmcv.transforms import BaseTransform
 from mmengine.dataset import BaseDataset
-
 from mmseg.registry import DATASETS, TRANSFORMS
 
 __all__ = ['CaptionDataset', 'SampleCaption', 'caption_words',

@@ -4,7 +4,9 @@ Shared by the scripts in ``tools/dataset_converters/``. A conversion is a
 list of ``(source, destination)`` pairs and a function that reads a source
 and returns the label array to write. Outputs are written to a temporary
 file and renamed, so an interrupted run never leaves a half-written label
-behind and ``--resume`` can skip every file that exists.
+behind and ``--resume`` can skip every file that exists. Temporaries have
+hidden names ending in ``.partial`` (never a source or output suffix), and
+``--resume``/``--overwrite`` delete those left by a killed run.
 """
 import argparse
 import os
@@ -15,7 +17,10 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-__all__ = ['add_conversion_args', 'convert_label_files', 'save_label']
+from mmovss.io import check_planned_outputs
+
+__all__ = ['add_conversion_args', 'convert_label_files', 'save_label', 'temporary_path',
+           'is_temporary', 'remove_temporaries']
 
 
 def add_conversion_args(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +52,53 @@ def save_label(label: np.ndarray, path: str) -> None:
             f'{path}: a label map must be a 2-D uint8 or uint16 array, got '
             f'{label.dtype} with shape {label.shape}.')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    root, ext = osp.splitext(path)
-    tmp = f'{root}.partial{ext}'
-    fmt = 'TIFF' if ext.lower() in ('.tif', '.tiff') else 'PNG'
-    Image.fromarray(label).save(tmp, format=fmt)
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    fmt = 'TIFF' if osp.splitext(path)[1].lower() in ('.tif', '.tiff') else 'PNG'
+    try:
+        Image.fromarray(label).save(tmp, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def temporary_path(path: str) -> str:
+    """The temporary file written before ``path`` is renamed into place.
+
+    A hidden name ending in ``.partial`` (not in the image suffix): listings
+    by suffix (``*.png``, ``*_labelIds.png``) and ``glob`` never count a
+    temporary left by a killed run as a source or an output.
+    """
+    folder, name = osp.split(path)
+    return osp.join(folder, f'.{name}.{os.getpid()}.partial')
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is a converter temporary (this or an older version).
+
+    Older versions wrote ``NAME.partial.EXT`` next to the output.
+    """
+    name = osp.basename(name)
+    return (name.startswith('.') and name.endswith('.partial')) or \
+        '.partial.' in name
+
+
+def remove_temporaries(folders: Sequence[str],
+                       log: Callable[[str], None] = print) -> int:
+    """Deletes temporaries left by killed runs in ``folders``; returns how many."""
+    removed = 0
+    for folder in folders:
+        if not osp.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            path = osp.join(folder, name)
+            if is_temporary(name) and osp.isfile(path):
+                os.remove(path)
+                removed += 1
+    if removed:
+        log(f'removed {removed} temporary file(s) left by an interrupted run')
+    return removed
 
 
 def convert_label_files(pairs: Sequence[Tuple[str, str]],
@@ -88,11 +135,17 @@ def convert_label_files(pairs: Sequence[Tuple[str, str]],
             f'{len(existing)} output file(s) exist already, e.g. '
             f'{existing[0]}. Pass --resume to keep them and convert the '
             'rest, or --overwrite to rewrite them.')
+    # A destination that is a source (same inode: also through links) would
+    # be destroyed by its own conversion.
+    check_planned_outputs([dst for _, dst in pairs], [src for src, _ in pairs],
+                          flag='--out-dir')
     missing = [src for src, _ in pairs if not osp.exists(src)]
     if missing:
         raise FileNotFoundError(
             f'{len(missing)} input file(s) are missing, e.g. {missing[0]}. '
             'Check the dataset folder given to the converter.')
+    if resume or overwrite:
+        remove_temporaries(sorted({osp.dirname(dst) for _, dst in pairs}), log)
     total = len(pairs)
     converted = skipped = 0
     start = time.time()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
+
 from mmengine import fileio
 from mmseg.datasets import BaseSegDataset
 

@@ -11,9 +11,9 @@ import itertools
 from typing import Iterator, Optional, Sequence
 
 import torch
-from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
+from mmengine.dist import get_dist_info, sync_random_seed
 from mmseg.registry import DATA_SAMPLERS
 
 __all__ = ['MixedSourceSampler']

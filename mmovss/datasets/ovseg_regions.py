@@ -13,7 +13,6 @@ import os.path as osp
 from typing import List
 
 from mmengine.dataset import BaseDataset
-
 from mmseg.registry import DATASETS
 
 __all__ = ['RegionCropDataset']

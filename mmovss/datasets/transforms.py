@@ -12,8 +12,9 @@ geometric transforms (``Resize``/``RandomResize`` with nearest interpolation,
 """
 from typing import Optional
 
-import mmcv
 import numpy as np
+
+import mmcv
 from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
@@ -39,11 +40,16 @@ class LoadSegAnnotations(LoadAnnotations):
     ``num_classes`` and ``ignore_index`` of the sample (the benchmark datasets
     of :mod:`mmovss.datasets` put them there). When ``num_classes`` is known,
     a value that is neither a class index nor the ignore index raises an error
-    that names the file and the value.
+    that names the file and the value. Every dataset of mmovss, OVShapes
+    included, uses this loader.
 
     Args:
-        check_values (bool): Raise on out-of-range label values.
+        check_values (bool): Raise on out-of-range label values (the
+            message names the file and the values as stored in it).
             Defaults to True.
+        check_shape (bool): Raise when the label map's size differs from
+            its image's (``ori_shape``, set by ``LoadImageFromFile`` earlier
+            in the pipeline). Defaults to True.
         reduce_zero_label (bool, optional): See mmseg's ``LoadAnnotations``;
             None takes the dataset's setting. Defaults to None.
         backend_args (dict, optional): File backend arguments.
@@ -54,6 +60,7 @@ class LoadSegAnnotations(LoadAnnotations):
 
     def __init__(self,
                  check_values: bool = True,
+                 check_shape: bool = True,
                  reduce_zero_label: Optional[bool] = None,
                  backend_args: Optional[dict] = None,
                  imdecode_backend: str = 'pillow') -> None:
@@ -62,6 +69,7 @@ class LoadSegAnnotations(LoadAnnotations):
             backend_args=backend_args,
             imdecode_backend=imdecode_backend)
         self.check_values = check_values
+        self.check_shape = check_shape
 
     def _load_seg_map(self, results: dict) -> None:
         """Loads ``results['seg_map_path']`` into ``results['gt_seg_map']``."""
@@ -129,16 +137,38 @@ class LoadSegAnnotations(LoadAnnotations):
             values = np.unique(seg)
             bad = values[(values >= num_classes) & (values != ignore_index)]
             if bad.size:
+                # Name the values as stored in the file (before the zero
+                # label shift and the label map), as a user sees them.
+                stored = np.unique(raw[np.isin(seg, bad)])
                 raise ValueError(
                     f'Label file {path} holds value(s) '
-                    f'{bad[:5].tolist()} but the dataset has {num_classes} '
+                    f'{stored[:5].tolist()} but the dataset has {num_classes} '
                     f'classes (valid: 0..{num_classes - 1}, ignore '
                     f'{ignore_index}). Check the dataset layout and '
                     '`reduce_zero_label`, or convert the labels with '
                     'tools/dataset_converters/ (see docs/dataset_prepare.md).')
 
+        if self.check_shape:
+            self._check_shape(seg, results)
         results['gt_seg_map'] = seg
         results['seg_fields'].append('gt_seg_map')
+
+    @staticmethod
+    def _check_shape(seg: np.ndarray, results: dict) -> None:
+        """The label map must have the size of its image (when loaded first).
+
+        mmseg would otherwise train on misaligned pairs at batch size 1 and
+        fail without a file name when a batch is stacked or scored.
+        """
+        shape = results.get('ori_shape')
+        if shape is None or tuple(shape[:2]) == seg.shape[:2]:
+            return
+        raise ValueError(
+            f"Label file {results['seg_map_path']} is {seg.shape[1]}x{seg.shape[0]} "
+            f'(width x height) but its image {results.get("img_path")} is '
+            f'{shape[1]}x{shape[0]}: every label map must have the size of its image. '
+            'Re-create the label (or resize it with nearest-neighbour interpolation), or '
+            'remove the pair from the dataset.')
 
     @staticmethod
     def _apply_label_map(seg: np.ndarray,
@@ -154,6 +184,7 @@ class LoadSegAnnotations(LoadAnnotations):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}('
                 f'check_values={self.check_values}, '
+                f'check_shape={self.check_shape}, '
                 f'reduce_zero_label={self.reduce_zero_label}, '
                 f"imdecode_backend='{self.imdecode_backend}', "
                 f'backend_args={self.backend_args})')

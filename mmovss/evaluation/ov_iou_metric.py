@@ -33,11 +33,12 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
+from PIL import Image
+from prettytable import PrettyTable
+
 from mmengine.logging import MMLogger, print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
-from PIL import Image
-from prettytable import PrettyTable
 
 __all__ = ['OpenVocabIoUMetric', 'harmonic_mean']
 

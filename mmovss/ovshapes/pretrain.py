@@ -14,7 +14,10 @@ unseen compositions included (as every concept appears somewhere in CLIP's web
 data); only *segmentation* training hides the unseen classes.
 """
 import copy
+import json
 import math
+import os
+import os.path as osp
 import time
 from typing import Callable, Dict, Optional, Sequence
 
@@ -161,3 +164,42 @@ def pretrain(steps: int = 4000, batch_size: int = 128, lr: float = 1e-3,
             logger(f'step {step + 1}: zero-shot {zero_shot_accuracy(model, tokenizer, per_class=5)}')
             model.train()
     return model.eval(), history
+
+
+def ovshapes_tokenizer(model_cfg: Optional[dict] = None):
+    """open_clip's CLIP tokenizer at the tiny CLIP's context length."""
+    import open_clip
+    cfg = model_cfg or OVSHAPES_CLIP_CFG
+    return open_clip.get_tokenizer(
+        'ViT-B-16', context_length=cfg['text_cfg']['context_length'])
+
+
+def save_pretrained(model, path: str, record: Optional[dict] = None) -> dict:
+    """Saves a pretrained tiny CLIP as shipped, with a JSON record next to it.
+
+    The state dict is stored with float16 tensors, as OpenAI ships CLIP
+    (loaders cast to float32); the zero-shot accuracy in the record is
+    that of the float16-rounded weights (``model`` gets them too).
+
+    Args:
+        model: The trained open_clip model (:func:`pretrain`).
+        path: The ``.pt`` file; ``<path without extension>.json`` receives
+            the record.
+        record: Extra fields (command, training time, ...).
+
+    Returns:
+        dict: The record written: ``model_cfg``, ``torch``,
+        ``zero_shot_accuracy`` and the extra fields.
+    """
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    state = {k: v.half() if v.is_floating_point() else v
+             for k, v in model.state_dict().items()}
+    torch.save(state, path)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    out = dict(model_cfg=OVSHAPES_CLIP_CFG)
+    out.update(record or {})
+    out.update(torch=torch.__version__,
+               zero_shot_accuracy=zero_shot_accuracy(model, ovshapes_tokenizer()))
+    with open(osp.splitext(path)[0] + '.json', 'w') as f:
+        json.dump(out, f, indent=2)
+    return out

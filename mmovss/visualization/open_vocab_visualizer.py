@@ -8,17 +8,19 @@ drawn label map.
 """
 from typing import List, Optional, Sequence
 
-import mmcv
 import numpy as np
 import torch
+
+from mmovss.datasets.layout import generate_palette
+from mmovss.vocab import Vocabulary
+
+import mmcv
 from mmengine.dist import master_only
 from mmengine.structures import PixelData
-
 from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
-from mmovss.datasets.layout import generate_palette
-from mmovss.vocab import Vocabulary
+
 from .legend import LegendEntry, draw_legend, legend_entries
 
 __all__ = ['OpenVocabVisualizer', 'vocabulary_palette']

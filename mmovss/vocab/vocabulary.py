@@ -23,9 +23,13 @@ open_clip's byte-level BPE tokenizer encodes it.
 """
 import os
 import unicodedata
+import warnings
 from typing import Iterator, List, Sequence, Tuple, Union
 
-__all__ = ['Vocabulary', 'VocabularyLike']
+__all__ = ['Vocabulary', 'VocabularyLike', 'ALLOW_SHARED_SYNONYMS']
+
+#: Comment line of a vocabulary file whose shared synonyms are deliberate.
+ALLOW_SHARED_SYNONYMS = '# allow-shared-synonyms'
 
 VocabularyLike = Union['Vocabulary', str, os.PathLike, dict, Sequence]
 
@@ -57,6 +61,35 @@ def _split_synonyms(item, where: str) -> Tuple[str, ...]:
     return names
 
 
+def _check_shared_synonyms(parsed, source: str, mode: str) -> None:
+    """Finds a name given to two classes; raises or warns by ``mode``."""
+    if mode not in ('error', 'warn', 'ignore'):
+        raise ValueError(
+            f"duplicate_synonyms must be 'error', 'warn' or 'ignore', got {mode!r}")
+    if mode == 'ignore':
+        return
+    owner = {}
+    shared = []
+    for i, names in enumerate(parsed):
+        for name in names:
+            key = name.lower()
+            if key in owner and owner[key] != i:
+                shared.append((name, owner[key], i))
+            owner.setdefault(key, i)
+    if not shared:
+        return
+    listed = '; '.join(f"'{n}' in classes {a} ({parsed[a][0]!r}) and {b} ({parsed[b][0]!r})"
+                       for n, a, b in shared[:3])
+    more = f' and {len(shared) - 3} more' if len(shared) > 3 else ''
+    message = (f'Vocabulary({source}): the same name is a synonym of two classes: {listed}'
+               f'{more}. Such a name scores both classes alike; keep it in one class only'
+               f' (in a file whose sharing is deliberate, add the line '
+               f"'{ALLOW_SHARED_SYNONYMS}').")
+    if mode == 'error':
+        raise ValueError(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
 class Vocabulary:
     """An ordered list of classes, each with one or more names.
 
@@ -66,12 +99,26 @@ class Vocabulary:
             names (``('sky', 'clouds')``).
         source (str): Where the vocabulary came from, used in messages.
 
+        duplicate_synonyms (str): What a name shared by two classes
+            (compared ignoring case) does: ``'error'`` raises, ``'warn'``
+            (the default) issues a ``UserWarning``, ``'ignore'`` accepts it.
+            Such a name scores both classes alike, so the classifier cannot
+            tell them apart by it.
+            Dataset METAINFO uses ``'ignore'`` (the published benchmark name
+            lists of COCO-Object and PASCAL Context-459 share a few synonyms
+            and are kept as published); see also :meth:`from_file`.
+
     Raises:
-        ValueError: If the vocabulary is empty, a name is empty, or two
-            classes share their first (display) name.
+        ValueError: If the vocabulary is empty, a name is empty, two
+            classes share their first (display) name, or (with
+            ``duplicate_synonyms='error'``) two classes share a synonym.
+
+    Warns:
+        UserWarning: Two classes share a synonym (``'warn'``).
     """
 
-    def __init__(self, classes: Sequence, source: str = 'list'):
+    def __init__(self, classes: Sequence, source: str = 'list',
+                 duplicate_synonyms: str = 'warn'):
         if isinstance(classes, (str, bytes)) or not isinstance(
                 classes, Sequence):
             raise TypeError(
@@ -93,6 +140,7 @@ class Vocabulary:
                     f"both named '{names[0]}'; remove the duplicate or merge "
                     f'them into one class with synonyms.')
             seen[key] = i
+        _check_shared_synonyms(parsed, source, duplicate_synonyms)
         self._classes = parsed
         self.source = source
 
@@ -106,11 +154,19 @@ class Vocabulary:
                 'Vocabulary.from_metainfo: the metainfo has no "classes" list; '
                 'set METAINFO = dict(classes=(...)) on the dataset or pass '
                 'the vocabulary explicitly.')
-        return cls(tuple(metainfo['classes']), source='dataset METAINFO')
+        return cls(tuple(metainfo['classes']), source='dataset METAINFO',
+                   duplicate_synonyms='ignore')
 
     @classmethod
-    def from_file(cls, path: Union[str, os.PathLike]) -> 'Vocabulary':
-        """From a text file: one class per line, comma-separated synonyms."""
+    def from_file(cls, path: Union[str, os.PathLike],
+                  duplicate_synonyms: str = 'warn') -> 'Vocabulary':
+        """From a text file: one class per line, comma-separated synonyms.
+
+        A synonym shared by two classes gives a ``UserWarning`` naming both
+        (``duplicate_synonyms='error'`` raises instead). A file whose sharing
+        is deliberate (a published name list kept as published) says so with
+        a comment line starting with ``# allow-shared-synonyms``.
+        """
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(
@@ -124,7 +180,10 @@ class Vocabulary:
                 f'Vocabulary file {path!r} is not UTF-8 text ({e}); save it '
                 f'as UTF-8 (one class per line).') from e
         classes = [line for line in lines if line and not line.startswith('#')]
-        return cls(classes, source=f'file {path}')
+        if any(line.lower().startswith(ALLOW_SHARED_SYNONYMS) for line in lines):
+            duplicate_synonyms = 'ignore'
+        return cls(classes, source=f'file {path}',
+                   duplicate_synonyms=duplicate_synonyms)
 
     @classmethod
     def build(cls, vocabulary: VocabularyLike) -> 'Vocabulary':

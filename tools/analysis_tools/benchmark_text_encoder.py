@@ -16,17 +16,19 @@ Example::
 """
 import argparse
 import os
-import re
+import os.path as osp
 import sys
 import tempfile
-import time
+from functools import partial
 
 import torch
 
-# benchmark.py (same folder) holds the helpers shared by the benchmark tools
-# (and puts the repository on sys.path).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchmark  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)  # runs from a clone without installation
+
+from mmovss.benchmarking import BenchmarkError, load_vocabulary, timed_call  # noqa: E402
+from mmovss.benchmarking.mmseg_reference import build_mmseg_text_encoder  # noqa: E402
 
 
 def parse_args():
@@ -48,14 +50,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def load_vocabulary(spec: str):
-    """See :func:`benchmark.load_vocabulary` (shared with ``benchmark.py``)."""
-    try:
-        return benchmark.load_vocabulary(spec)
-    except benchmark.BenchmarkError as err:
-        raise SystemExit(str(err)) from None
-
-
 def build_ours(model: str, seed: int, templates: str, cache_dir: str):
     from mmovss.models.text_encoders import OpenCLIPTextEncoder
     with torch.random.fork_rng(devices=[]):
@@ -65,48 +59,15 @@ def build_ours(model: str, seed: int, templates: str, cache_dir: str):
                                    templates=templates, cache_dir=cache_dir)
 
 
-def build_mmseg(ours, templates):
-    """mmseg's CLIPTextEncoder (SAN) carrying the weights of ``ours``."""
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    init_default_scope('mmseg')
-    tower = ours.tower
-    width = tower.positional_embedding.shape[1]
-    blocks = tower.transformer.resblocks
-    theirs = MODELS.build(
-        dict(type='CLIPTextEncoder', vocabulary=['unused'],
-             templates=list(templates),
-             context_length=tower.positional_embedding.shape[0],
-             embed_dims=width, num_layers=len(blocks),
-             num_heads=blocks[0].attn.num_heads,
-             output_dims=tower.text_projection.shape[1],
-             cache_feature=False, cat_bg=False))
-    rename = [
-        (r'^transformer\.resblocks\.(\d+)\.attn\.', r'transformer.\1.attentions.0.attn.'),
-        (r'^transformer\.resblocks\.(\d+)\.ln_1\.', r'transformer.\1.norms.0.'),
-        (r'^transformer\.resblocks\.(\d+)\.ln_2\.', r'transformer.\1.norms.1.'),
-        (r'^transformer\.resblocks\.(\d+)\.mlp\.c_fc\.', r'transformer.\1.ffns.0.layers.0.0.'),
-        (r'^transformer\.resblocks\.(\d+)\.mlp\.c_proj\.', r'transformer.\1.ffns.0.layers.1.'),
-    ]
-    state = {}
-    for key, value in tower.state_dict().items():
-        for pattern, repl in rename:
-            key = re.sub(pattern, repl, key)
-        state[key] = value
-    state['logit_scale'] = ours.logit_scale.log()
-    missing, unexpected = theirs.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f'weight mapping failed: missing={missing} '
-                           f'unexpected={unexpected}')
-    return theirs.eval()
-
-
 def main():
     args = parse_args()
     import mmovss  # noqa: F401  (registers modules, applies compat)
     from mmovss.vocab import get_templates
 
-    vocabulary = load_vocabulary(args.vocabulary)
+    try:
+        vocabulary = load_vocabulary(args.vocabulary)
+    except BenchmarkError as err:
+        raise SystemExit(str(err)) from None
     names = list(vocabulary.class_names if args.synonyms == 'first'
                  else vocabulary.names)
     templates = get_templates(args.templates)
@@ -125,25 +86,20 @@ def main():
     key_file = ours.disk_cache.path_for(ours.cache_key(names))
     if os.path.exists(key_file):
         os.remove(key_file)  # a true cold start
-    theirs = build_mmseg(ours, templates)
+    theirs = build_mmseg_text_encoder(ours, templates)
 
-    start = time.perf_counter()
     with torch.no_grad():
-        reference = theirs.template_encode(names)
-    t_mmseg = time.perf_counter() - start
+        t_mmseg, _, reference = timed_call(
+            lambda: theirs.template_encode(names))
     print(f'mmseg CLIPTextEncoder: {t_mmseg:.3f} s', flush=True)
 
-    start = time.perf_counter()
-    cold = ours.embed_names(names)
-    t_cold = time.perf_counter() - start
+    t_cold, _, cold = timed_call(partial(ours.embed_names, names))
     print(f'mmovss cold (EOT-truncated, batched, writes cache): '
           f'{t_cold:.3f} s', flush=True)
     del ours
 
     ours_again = build_ours(args.model, args.seed, args.templates, cache_dir)
-    start = time.perf_counter()
-    warm = ours_again.embed_names(names)
-    t_warm = time.perf_counter() - start
+    t_warm, _, warm = timed_call(partial(ours_again.embed_names, names))
     print(f'mmovss warm (new encoder, disk cache): {t_warm * 1e3:.2f} ms',
           flush=True)
     if not torch.equal(warm, cold):

@@ -21,18 +21,23 @@ The issue #11 budget: under 1.5 GB above the model for one 683 x 512 image,
 import argparse
 import os
 import sys
-import time
 
-import numpy as np
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-# benchmark.py (same folder) holds the helpers shared by the benchmark tools
-# (and puts the repository on sys.path).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import (current_rss_mb, make_image, peak_rss_mb,  # noqa: E402
-                       reset_peak_rss, use_random_weights)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)  # runs from a clone without installation
+
+from mmovss.benchmarking import (  # noqa: E402
+    current_rss_mb,
+    first_image_or_noise,
+    peak_rss_mb,
+    reset_peak_rss,
+    timed_call,
+    unique_benchmark_classes,
+    use_random_weights,
+)
 
 
 def parse_args():
@@ -49,43 +54,34 @@ def parse_args():
                         metavar=('W', 'H'), help='original image size')
     parser.add_argument('--short-side', type=int, default=None,
                         help="override the test pipeline's Resize short side")
+    parser.add_argument('--benchmark', default=None, metavar='KEY',
+                        help="evaluate the config with the method's protocol "
+                        'of this benchmark first (test pipeline, window; '
+                        'as tools/test.py --benchmark)')
     parser.add_argument('--dense', action='store_true',
                         help="mmseg's dense path (for comparison)")
     parser.add_argument('--threads', type=int, default=0)
     return parser.parse_args()
 
 
-def load_image(path: str, size) -> np.ndarray:
-    """BGR uint8 (H, W, 3) of the requested (W, H) size: ``path`` (a folder:
-    its first .jpg/.png) resized, or noise when there is no such file."""
-    if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path)
-                       if f.lower().endswith(('.jpg', '.png')))
-        path = os.path.join(path, files[0]) if files else ''
-    return make_image(path if path and os.path.isfile(path) else None,
-                      (size[1], size[0]))
-
-
 def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    import mmovss  # noqa: F401
     from mmengine.config import Config
     from mmengine.dataset import Compose
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    from mmovss.vocab import BENCHMARK_NAMES, load_benchmark_classes
+
+    import mmovss  # noqa: F401
+    from mmovss.vocab import BENCHMARK_NAMES
     cfg = Config.fromfile(args.config)
+    if args.benchmark:
+        from mmovss.protocols import apply_benchmark
+        cfg = apply_benchmark(cfg, args.benchmark)
     vocab = args.vocabulary
     if vocab in BENCHMARK_NAMES:
-        vocab = list(load_benchmark_classes(vocab))
-        seen = set()  # ADE-847 names 'pot' twice; make names unique
-        for i, line in enumerate(vocab):
-            names = [n.strip() for n in line.split(',')]
-            names = [n if n not in seen else f'{n} ({i})' for n in names]
-            seen.update(names)
-            vocab[i] = ', '.join(names)
+        vocab = unique_benchmark_classes(vocab)  # ADE-847 names 'pot' twice
     options = {'model.vocabulary': vocab,
                'model.text_encoder.templates': 'single',
                'model.text_encoder.cache_dir': None}
@@ -103,7 +99,8 @@ def main():
             t['type'] = 'LoadImageFromNDArray'
         if t['type'] == 'Resize' and args.short_side:
             t['scale'] = (4 * args.short_side, args.short_side)
-    image = load_image(args.image, args.image_size)
+    width, height = args.image_size
+    image = first_image_or_noise(args.image, (height, width))
     sample = Compose(pipeline)(dict(img=image))
     with torch.no_grad():
         embeds = model.class_embeddings()
@@ -112,9 +109,8 @@ def main():
                  data_samples=[sample['data_samples']]), False)
         before = current_rss_mb() / 1024  # GiB
         exact = reset_peak_rss()
-        start = time.perf_counter()
-        out = model.predict(batch['inputs'], batch['data_samples'])
-        seconds = time.perf_counter() - start
+        seconds, _, out = timed_call(
+            lambda: model.predict(batch['inputs'], batch['data_samples']))
         peak = peak_rss_mb() / 1024
     pred = out[0].pred_sem_seg.data
     h, w = batch['inputs'].shape[2:]

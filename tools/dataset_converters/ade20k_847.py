@@ -1,8 +1,10 @@
 """ADE20K-full (``ADE20K_2021_17_01``) -> A-847 16-bit labels.
 
-Reads ``index_ade20k.pkl`` for the image list, the RGB ``*_seg.png`` of each
-image of the chosen splits, and writes the detectron2 layout used by the
-OVSS repos and by ``configs/_base_/datasets/ade20k_847.py``:
+Reads ``index_ade20k.pkl`` for the image list (with a restricted unpickler
+that resolves only NumPy array globals, so a tampered file cannot run code),
+the RGB ``*_seg.png`` of each image of the chosen splits, and writes the
+detectron2 layout used by the OVSS repos and by
+``configs/_base_/datasets/ade20k_847.py``:
 
 * ``images_detectron2/<split>/<name>.jpg``: the image, resized so that its
   short side is at most ``--max-short-side`` (512, as ODISE / FC-CLIP / SAN
@@ -17,14 +19,13 @@ Example::
 import argparse
 import os
 import os.path as osp
-import pickle
 
 import numpy as np
 from PIL import Image
 
 from mmovss.datasets.label_conversion import ade20k_full_to_847
-from mmovss.datasets.label_file_conversion import (add_conversion_args,
-                                                   convert_label_files)
+from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
+from mmovss.io import load_restricted_pickle
 
 SPLITS = {'validation': 'val', 'training': 'train'}
 
@@ -47,8 +48,8 @@ def list_images(root, splits):
         raise FileNotFoundError(
             f'{index_file} does not exist; unzip ADE20K_2021_17_01.zip so '
             'that its index_ade20k.pkl is in the root given here.')
-    with open(index_file, 'rb') as f:
-        index = pickle.load(f)
+    # A plain pickle.load would run any code a tampered download names.
+    index = load_restricted_pickle(index_file)
     parent = osp.dirname(osp.abspath(root))
     for folder, name in zip(index['folder'], index['filename']):
         split = next((s for s, tag in SPLITS.items()

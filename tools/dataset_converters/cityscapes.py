@@ -16,8 +16,7 @@ import numpy as np
 from PIL import Image
 
 from mmovss.datasets.label_conversion import cityscapes_to_train_ids
-from mmovss.datasets.label_file_conversion import (add_conversion_args,
-                                                   convert_label_files)
+from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
 
 SRC_SUFFIX = '_gtFine_labelIds.png'
 DST_SUFFIX = '_gtFine_labelTrainIds.png'

@@ -18,8 +18,7 @@ import numpy as np
 from PIL import Image
 
 from mmovss.datasets.label_conversion import coco_stuff_to_object
-from mmovss.datasets.label_file_conversion import (add_conversion_args,
-                                                   convert_label_files)
+from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from coco_stuff import list_pairs  # noqa: E402

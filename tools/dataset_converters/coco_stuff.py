@@ -17,8 +17,11 @@ import numpy as np
 from PIL import Image
 
 from mmovss.datasets.label_conversion import coco_stuff_to_171
-from mmovss.datasets.label_file_conversion import (add_conversion_args,
-                                                   convert_label_files)
+from mmovss.datasets.label_file_conversion import (
+    add_conversion_args,
+    convert_label_files,
+    is_temporary,
+)
 
 SUFFIX = '_labelTrainIds.png'
 
@@ -34,7 +37,9 @@ def list_pairs(root, out_dir, splits, suffix):
                 f'.zip into {osp.join(root, "annotations")}.')
         for src in sorted(glob.glob(osp.join(src_dir, '*.png'))):
             name = osp.basename(src)
-            if name.endswith('TrainIds.png'):
+            # Outputs written next to the sources, and temporaries of a
+            # killed run (older versions named them NAME.partial.png).
+            if name.endswith('TrainIds.png') or is_temporary(name):
                 continue
             pairs.append((src, osp.join(out_dir, 'annotations', split,
                                         name[:-4] + suffix)))

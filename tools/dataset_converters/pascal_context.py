@@ -24,10 +24,8 @@ import os.path as osp
 
 from scipy.io import loadmat
 
-from mmovss.datasets.label_conversion import (pascal_context_to_59,
-                                              pascal_context_to_459)
-from mmovss.datasets.label_file_conversion import (add_conversion_args,
-                                                   convert_label_files)
+from mmovss.datasets.label_conversion import pascal_context_to_59, pascal_context_to_459
+from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
 
 TARGETS = {
     '459': ('SegmentationClassContext459', '.tif', pascal_context_to_459),

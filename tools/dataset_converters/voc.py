@@ -20,8 +20,7 @@ import numpy as np
 from PIL import Image
 
 from mmovss.datasets.label_conversion import voc_to_detectron2
-from mmovss.datasets.label_file_conversion import (add_conversion_args,
-                                                   convert_label_files)
+from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
 
 
 def parse_args(argv=None):

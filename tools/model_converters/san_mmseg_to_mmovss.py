@@ -14,17 +14,21 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmovss.converters.san_mmseg import mmovss_to_mmseg, mmseg_to_mmovss  # noqa: E402
+from mmovss.io import check_planned_outputs  # noqa: E402
+from mmovss.runtime import load_checkpoint_safely  # noqa: E402
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='input checkpoint')
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--to', choices=['mmovss', 'mmseg'], default='mmovss')
     parser.add_argument('--logit-scale', type=float, default=None,
                         help='log temperature for --to mmseg')
-    args = parser.parse_args()
-    ckpt = torch.load(args.src, map_location='cpu', weights_only=False)
+    args = parser.parse_args(argv)
+    check_planned_outputs([args.dst], [args.src], flag='dst')
+    # weights_only loading (CRC-checked): a crafted pickle cannot run code.
+    ckpt = load_checkpoint_safely(args.src)
     state = ckpt.get('state_dict', ckpt)
     meta = dict(ckpt.get('meta', {})) if 'state_dict' in ckpt else {}
     if args.to == 'mmovss':
@@ -41,7 +45,6 @@ def main():
         state = mmovss_to_mmseg(state, scale)
     torch.save(dict(state_dict=state, meta=meta), args.dst)
     print(f'saved {len(state)} tensors to {args.dst}')
-
 
 
 if __name__ == '__main__':

@@ -10,7 +10,6 @@ held-out single-object images (seen / unseen classes).
 """
 import argparse
 import json
-import os
 import os.path as osp
 import shlex
 import sys
@@ -19,7 +18,12 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 
-from mmovss.ovshapes.pretrain import OVSHAPES_CLIP_CFG, pretrain, zero_shot_accuracy  # noqa: E402
+from mmovss.ovshapes.pretrain import (  # noqa: E402
+    ovshapes_tokenizer,
+    pretrain,
+    save_pretrained,
+    zero_shot_accuracy,
+)
 
 
 def main(argv=None):
@@ -41,25 +45,12 @@ def main(argv=None):
     model, history = pretrain(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, eval_every=args.eval_every)
     train_seconds = time.time() - start
-    import open_clip
-    tokenizer = open_clip.get_tokenizer(
-        'ViT-B-16', context_length=OVSHAPES_CLIP_CFG['text_cfg']['context_length'])
-    accuracy = zero_shot_accuracy(model, tokenizer)
-    print(f'zero-shot accuracy: {accuracy}')
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save(state, args.out)
-    # Accuracy of the float16-rounded weights actually shipped.
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    shipped_accuracy = zero_shot_accuracy(model, tokenizer)
-    record = dict(
-        model_cfg=OVSHAPES_CLIP_CFG,
+    print(f'zero-shot accuracy: {zero_shot_accuracy(model, ovshapes_tokenizer())}')
+    # the accuracy recorded is that of the float16-rounded weights actually shipped
+    record = save_pretrained(model, args.out, dict(
         command='python ' + ' '.join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]]),
         train_seconds=round(train_seconds, 1), threads=args.threads,
-        torch=torch.__version__, zero_shot_accuracy=shipped_accuracy,
-        final_loss=history[-1]['loss'] if history else None)
-    with open(osp.splitext(args.out)[0] + '.json', 'w') as f:
-        json.dump(record, f, indent=2)
+        final_loss=history[-1]['loss'] if history else None))
     print(json.dumps(record, indent=2))
 
 

@@ -5,6 +5,8 @@
 # last_block_mode='maskclip_noresidual' is the ClearCLIP code's default
 # reading (ignore_residual=True).
 _base_ = ['./training-free_vit-b16.py']
+# per-benchmark settings: ../protocols/clearclip/<benchmark>.py (tools/test.py --benchmark)
+protocol = 'clearclip'
 model = dict(
     backbone=dict(last_block_mode='maskclip'),
     decode_head=dict(logit_scale=50.0),

@@ -6,6 +6,8 @@
 # Offline, give the DINO weights as a file:
 #   --cfg-options model.backbone.vfm.pretrained=/path/to/dino_vitbase8.pth
 _base_ = ['./training-free_vit-b16.py']
+# per-benchmark settings: ../protocols/proxyclip/<benchmark>.py (tools/test.py --benchmark)
+protocol = 'proxyclip'
 model = dict(
     backbone=dict(
         _delete_=True,

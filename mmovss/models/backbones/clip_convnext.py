@@ -13,11 +13,11 @@ from typing import Optional, Sequence, Tuple
 
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..utils.open_clip_weights import build_open_clip
-from .clip_vit import freeze_except
+from ..utils.trainable_params import freeze_except
 
 __all__ = ['OpenCLIPConvNeXt']
 

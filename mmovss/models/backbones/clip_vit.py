@@ -17,29 +17,27 @@ dispatches on ``last_block_mode`` to a function registered with
 ClearCLIP, ...) add their attention variants there.
 
 Fast path: the other blocks (and the ``vanilla`` mode) run through
-:func:`clip_block`, which computes open_clip's ``ResidualAttentionBlock``
-with :func:`torch.nn.functional.scaled_dot_product_attention`. open_clip
-calls ``nn.MultiheadAttention(need_weights=False)``, which in inference
-takes PyTorch's fused ``_native_multi_head_attention``; on CPU that kernel
-materialises the attention weights and an explicit softmax, SDPA does not
-(the result is the same to float rounding; ``tests/test_fast_paths.py``).
+:func:`~mmovss.models.utils.clip_attention.clip_block`, which computes
+open_clip's ``ResidualAttentionBlock`` with
+:func:`torch.nn.functional.scaled_dot_product_attention`.
 """
-import fnmatch
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
+from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region
 from ..utils.open_clip_weights import build_open_clip
+from ..utils.trainable_params import freeze_except
 
 __all__ = [
     'OpenCLIPViT', 'LAST_BLOCK_MODES', 'register_last_block_mode',
-    'clip_block'
+    'vanilla_block'
 ]
 
 #: Last-block computations by name: ``fn(block, x, grid_hw) -> x`` where
@@ -60,52 +58,6 @@ def register_last_block_mode(name: str):
     return wrap
 
 
-def _sdpa_ready(block: nn.Module) -> bool:
-    """Whether :func:`clip_block` computes ``block`` exactly."""
-    attn = getattr(block, 'attn', None)
-    return (type(attn) is nn.MultiheadAttention
-            and attn._qkv_same_embed_dim and attn.batch_first
-            and attn.in_proj_weight is not None and attn.bias_k is None
-            and not attn.add_zero_attn
-            and (attn.dropout == 0 or not attn.training)
-            and not hasattr(block, 'ln_1_kv')
-            and all(hasattr(block, n)
-                    for n in ('ln_1', 'ln_2', 'mlp', 'ls_1', 'ls_2')))
-
-
-def clip_block(block: nn.Module, x: Tensor,
-               attn_mask: Optional[Tensor] = None) -> Tensor:
-    """open_clip's ``ResidualAttentionBlock`` through SDPA.
-
-    ``x + ls_1(O(softmax(q k^T / sqrt(d) + mask) v))`` with ``q, k, v`` the
-    per-head projections of ``ln_1(x)``, then ``x + ls_2(mlp(ln_2(x)))``
-    (Vaswani et al., NeurIPS 2017, Eq. 1; pre-LN as in CLIP), the softmax
-    attention computed by ``F.scaled_dot_product_attention``. Blocks of any
-    other form (cross-attention, ``bias_k``, dropout in training, a
-    replaced ``attn``) run their own ``forward``.
-
-    Args:
-        block (nn.Module): A batch-first open_clip ``ResidualAttentionBlock``.
-        x (Tensor): (B, N, C) tokens.
-        attn_mask (Tensor, optional): (N, N) additive mask (e.g. the text
-            tower's causal mask); cast to the tokens' dtype first, as
-            open_clip's block does (a boolean mask thus adds 0/1).
-    """
-    if not _sdpa_ready(block):
-        return block(x) if attn_mask is None else block(x, attn_mask=attn_mask)
-    attn = block.attn
-    b, n, c = x.shape
-    heads = attn.num_heads
-    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
-    q, k, v = qkv.view(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-    if attn_mask is not None:
-        attn_mask = attn_mask.to(q.dtype)  # as open_clip's block
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-    out = attn.out_proj(out.transpose(1, 2).reshape(b, n, c))
-    x = x + block.ls_1(out)
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
-
-
 @register_last_block_mode('vanilla')
 def vanilla_block(block: nn.Module, x: Tensor, grid_hw: Tuple[int, int]):
     """CLIP's own block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``.
@@ -113,25 +65,6 @@ def vanilla_block(block: nn.Module, x: Tensor, grid_hw: Tuple[int, int]):
     Computed by :func:`clip_block` (SDPA).
     """
     return clip_block(block, x)
-
-
-def freeze_except(module: nn.Module, patterns: Sequence[str], owner: str):
-    """Freezes ``module`` except parameters whose names match a pattern.
-
-    Args:
-        patterns: ``fnmatch`` patterns on parameter names relative to the
-            tower, e.g. ``'transformer.resblocks.*.attn.*'``.
-    """
-    module.requires_grad_(False)
-    names = [n for n, _ in module.named_parameters()]
-    for pattern in patterns:
-        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if not matched:
-            raise ValueError(
-                f'{owner}: unfrozen pattern {pattern!r} matches no parameter; '
-                f'names look like {names[:3]} ... {names[-2:]}.')
-        for name in matched:
-            module.get_parameter(name).requires_grad_(True)
 
 
 @MODELS.register_module()

@@ -28,11 +28,11 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
+from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region
-from .clip_vit import clip_block
 from .training_free_modes import attend, project_qkv
 from .training_free_vit import TrainingFreeCLIPViT, resize_pos_embed_by_scale
 

@@ -14,14 +14,15 @@ up to the last of ``out_indices`` and returns
   the last one also starts the recognition);
 * the (B, width) class token after the last kept block.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
-from .clip_vit import OpenCLIPViT, clip_block
+from ..utils.clip_attention import clip_block
+from .clip_vit import OpenCLIPViT
 
 __all__ = ['SANCLIPViT']
 

@@ -26,6 +26,10 @@ mode                        last block output
                             Hajimiri et al., WACV 2025, Eq. 6-8)
 ==========================  ===================================================
 
+Modes that also use earlier blocks (ResCLIP's ``resclip``, SC-CLIP's
+``scclip``) are in :mod:`.resclip_mode` and :mod:`.scclip_mode`; they
+receive the tower's state through :mod:`.tower_context`.
+
 Fast path: every ``softmax(a b^T s + M) v`` above is computed by
 :func:`torch.nn.functional.scaled_dot_product_attention` (``SDPA(a, b, v,
 attn_mask=M, scale=s)``), which never materialises the attention weights
@@ -37,7 +41,7 @@ the MaskCLIP modes need no attention and project only the values. The
 written-out formulas (weights materialised) run inside
 :func:`explicit_attention`; both agree to float rounding (about 1e-6 in
 float32, ``tests/test_fast_paths.py``). CLIP's ordinary blocks (and the
-``vanilla`` mode) run through :func:`~mmovss.models.backbones.clip_vit.
+``vanilla`` mode) run through :func:`~mmovss.models.utils.clip_attention.
 clip_block`, SDPA as well: open_clip's own ``nn.MultiheadAttention(
 need_weights=False)`` takes PyTorch's fused ``_native_multi_head_attention``
 in inference, which on CPU materialises the weights and a softmax.

@@ -27,6 +27,8 @@ from torch import Tensor
 from mmseg.registry import MODELS
 from .clip_vit import LAST_BLOCK_MODES, OpenCLIPViT
 from . import training_free_modes  # noqa: F401  (registers the modes)
+from . import resclip_mode, scclip_mode  # noqa: F401  (register the modes)
+from .tower_context import context_request, forward_with_context
 
 __all__ = ['TrainingFreeCLIPViT', 'resize_pos_embed_by_scale']
 
@@ -97,6 +99,13 @@ class TrainingFreeCLIPViT(OpenCLIPViT):
         self.last_block_options = dict(last_block_options or {})
         self._check_options(last_block_mode, self.last_block_options)
         self._scaled_pos_cache: Dict[tuple, Tensor] = {}
+        # modes that see earlier blocks (ResCLIP, SC-CLIP; tower_context.py)
+        self.context_request = context_request(
+            last_block_mode, len(self.visual.transformer.resblocks),
+            self.last_block_options)
+        #: ``() -> TextFeedback`` for modes scoring against the vocabulary
+        #: (ResCLIP's SFR); connected by TrainingFreeSegmentor.
+        self.text_feedback = None
 
     @staticmethod
     def _check_options(mode: str, options: dict):
@@ -138,3 +147,10 @@ class TrainingFreeCLIPViT(OpenCLIPViT):
         self._check_mode(self.last_block_mode)
         return LAST_BLOCK_MODES[self.last_block_mode](
             block, x, grid_hw, **self.last_block_options)
+
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """As :meth:`OpenCLIPViT.forward`; modes with a context request
+        run through :func:`~.tower_context.forward_with_context`."""
+        if self.context_request is None:
+            return super().forward(inputs)
+        return forward_with_context(self, inputs, self.context_request)

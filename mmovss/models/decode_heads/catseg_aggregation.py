@@ -31,9 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
-from torch import Tensor
-
 from mmseg.models.backbones.swin import ShiftWindowMSA
+from torch import Tensor
 
 __all__ = ['GuidedWindowMSA', 'GuidedSwinBlock', 'CATSegSpatialAggregation',
            'CATSegClassAggregation', 'class_chunks']

@@ -5,13 +5,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
+from ..text_encoders.catseg_text_encoder import per_template_embeds
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from .catseg_aggregation import (CATSegClassAggregation,
-                                 CATSegSpatialAggregation, class_chunks)
-from .catseg_clip import per_template_embeds
+from .catseg_aggregation import CATSegClassAggregation, CATSegSpatialAggregation, class_chunks
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['CATSegHead', 'CATSegUpBlock']

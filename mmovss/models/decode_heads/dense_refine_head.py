@@ -1,14 +1,13 @@
 """A light trainable decoder on CLIP's dense embeddings (open-vocabulary)."""
-from typing import Optional, Sequence, Tuple
-
 import math
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .open_vocab_head import OpenVocabDecodeHead
 

@@ -23,44 +23,24 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.models.utils import MLP
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, SampleList
+from torch import Tensor
+
 from mmovss.vocab import Vocabulary
-from ..necks.msdeform_pixel_decoder import sine_position_embedding
+
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.mask_classification import (geometric_ensemble,
-                                         open_vocab_class_logits,
-                                         seen_class_mask, semantic_inference)
-from .open_vocab_head import OpenVocabDecodeHead
+from ..utils.mask_classification import (
+    geometric_ensemble,
+    open_vocab_class_logits,
+    seen_class_mask,
+    semantic_inference,
+)
+from ..utils.position_embedding import sine_position_embedding
+from ..utils.query_decoder_layer import QueryDecoderLayer
+from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['MaskedAttentionDecoder', 'FCCLIPHead']
-
-
-class DecoderLayer(nn.Module):
-    """Masked cross-attention, self-attention, FFN (post-norm)."""
-
-    def __init__(self, channels: int, num_heads: int, ffn_channels: int):
-        super().__init__()
-        self.cross = nn.MultiheadAttention(channels, num_heads,
-                                           batch_first=True)
-        self.self_attn = nn.MultiheadAttention(channels, num_heads,
-                                               batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(channels, ffn_channels),
-                                 nn.ReLU(inplace=True),
-                                 nn.Linear(ffn_channels, channels))
-        self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(3))
-
-    def forward(self, q, q_pos, memory, mem_pos, attn_mask):
-        # need_weights=False: PyTorch computes the attention with SDPA
-        q = self.norms[0](q + self.cross(q + q_pos, memory + mem_pos, memory,
-                                         attn_mask=attn_mask,
-                                         need_weights=False)[0])
-        q = self.norms[1](q + self.self_attn(q + q_pos, q + q_pos, q,
-                                             need_weights=False)[0])
-        return self.norms[2](q + self.ffn(q))
 
 
 class MaskedAttentionDecoder(nn.Module):
@@ -88,8 +68,8 @@ class MaskedAttentionDecoder(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.layers = nn.ModuleList(
-            DecoderLayer(channels, num_heads, ffn_channels)
-            for _ in range(num_layers))
+            QueryDecoderLayer(channels, num_heads, ffn_channels,
+                              cross_first=True) for _ in range(num_layers))
         self.norm = nn.LayerNorm(channels)
         self.query_feat = nn.Embedding(num_queries, channels)
         self.query_pos = nn.Embedding(num_queries, channels)
@@ -142,7 +122,7 @@ class MaskedAttentionDecoder(nn.Module):
 
 
 @MODELS.register_module()
-class FCCLIPHead(OpenVocabDecodeHead):
+class FCCLIPHead(MaskClassificationHead):
     """FC-CLIP head on ``OpenCLIPConvNeXt`` outputs (4 stages + dense).
 
     Args:
@@ -178,7 +158,7 @@ class FCCLIPHead(OpenVocabDecodeHead):
                  criterion: dict = dict(type='MaskClassificationLoss'),
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
-        super().__init__(list(in_channels), channels,
+        super().__init__(list(in_channels), channels, criterion=criterion,
                          input_transform='multiple_select',
                          in_index=[0, 1, 2, 3], **kwargs)
         pixel_decoder = dict(pixel_decoder or dict(
@@ -196,7 +176,6 @@ class FCCLIPHead(OpenVocabDecodeHead):
         self.seen_names = () if seen_vocabulary is None else \
             Vocabulary.build(seen_vocabulary).names
         self.alpha, self.beta, self.ensemble = alpha, beta, ensemble
-        self.criterion = MODELS.build(criterion)
 
     def in_vocab_logits(self, embeds: Tensor,
                         class_embeds: ClassEmbeddings) -> Tensor:
@@ -230,10 +209,3 @@ class FCCLIPHead(OpenVocabDecodeHead):
         if self.ensemble:
             cls = self.ensemble_logits(inputs, masks[-1], cls, class_embeds)
         return semantic_inference(masks[-1], cls)
-
-    def loss(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings,
-             batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
-        masks, logits = self.forward_sets(inputs, class_embeds)
-        targets = self.criterion.targets_from_seg(batch_data_samples,
-                                                  self.ignore_index)
-        return self.criterion.loss_sets(logits, masks, targets)

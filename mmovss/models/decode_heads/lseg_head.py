@@ -6,13 +6,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_activation_layer
-from torch import Tensor
-
-from mmseg.models.decode_heads.dpt_head import (FeatureFusionBlock,
-                                                ReassembleBlocks)
+from mmseg.models.decode_heads.dpt_head import FeatureFusionBlock, ReassembleBlocks
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType
+from torch import Tensor
+
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .open_vocab_head import OpenVocabDecodeHead
 

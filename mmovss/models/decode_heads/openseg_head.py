@@ -2,11 +2,11 @@
 labels (Ghiasi et al., ECCV 2022).
 
 * Class-agnostic mask proposals (Sec. 3.1): an FPN over the backbone
-  (:class:`~.zegformer_mask_decoder.FPNPixelDecoder`) gives per-pixel
-  features ``F``; ``N`` queries cross-attend to the coarsest map
-  (:class:`~.zegformer_mask_decoder.QueryDecoder`) and each proposal is
-  ``s_i = sigmoid(q_i . F_PE)`` with ``F_PE`` the features plus a sine
-  position encoding.
+  (:class:`~mmovss.models.utils.maskformer_decoder.FPNPixelDecoder`) gives
+  per-pixel features ``F``; ``N`` queries cross-attend to the coarsest map
+  (:class:`~mmovss.models.utils.maskformer_decoder.QueryDecoder`) and each
+  proposal is ``s_i = sigmoid(q_i . F_PE)`` with ``F_PE`` the features plus
+  a sine position encoding.
 * Region features (Sec. 3.2): ``z_i = W (sum_p s_i(p) F(p) / sum_p
   s_i(p))``, the proposal-weighted average of the features, projected into
   the text embedding space.
@@ -26,16 +26,15 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
-from ..necks.msdeform_pixel_decoder import sine_position_embedding
+from torch import Tensor
+
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.mask_classification import (open_vocab_class_logits,
-                                         semantic_inference)
+from ..utils.mask_classification import open_vocab_class_logits, semantic_inference
+from ..utils.maskformer_decoder import MaskFormerDecoder
+from ..utils.position_embedding import sine_position_embedding
 from .open_vocab_head import OpenVocabDecodeHead
-from .zegformer_mask_decoder import MaskFormerDecoder
 
 __all__ = ['OpenSegHead']
 

@@ -8,7 +8,7 @@ Two stages (paper Sec. 3.1, Fig. 2):
    a learned "no object" embedding, ``tau = 0.01``) proposes ``N`` masks and
    classifies them, ``p_mask``;
 2. the *mask-adapted* CLIP
-   (:class:`~.ovseg_region_clip.RegionCLIPClassifier` with mask prompts,
+   (:class:`~mmovss.models.utils.RegionCLIPClassifier` with mask prompts,
    trained by :class:`~mmovss.models.segmentors.MaskPromptTuner`)
    classifies the masked crop of every proposal, ``p_clip``.
 
@@ -22,9 +22,9 @@ Training of the mask model is ZegFormer's (MaskFormer's criterion).
 """
 from typing import Sequence
 
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .zegformer_head import ZegFormerHead
 
@@ -80,12 +80,6 @@ class OVSegHead(ZegFormerHead):
         mask_probs = seg_logits.softmax(dim=-1)[..., :-1]
         if self.ensemble_weight == 0:
             return mask_probs
-        pixels = inputs[-1]
-        if pixels.dim() != 4 or pixels.shape[1] != 3:
-            raise ValueError(
-                'OVSegHead: the last input must be the image (B, 3, H, W); '
-                'use TwoStageEncoderDecoder as the segmentor.')
-        clip_logits, valid = self.region_classifier(pixels, masks,
-                                                    class_embeds)
+        clip_logits, valid = self.region_logits(inputs, masks, class_embeds)
         return ovseg_ensemble(mask_probs, clip_logits.softmax(dim=-1), valid,
                               self.ensemble_weight)

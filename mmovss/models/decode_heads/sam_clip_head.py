@@ -4,7 +4,7 @@ masks.
 1. :class:`~.sam_clip_mask_generator.SAMMaskGenerator` proposes masks
    (Segment Anything's automatic mask generator);
 2. each mask is classified by CLIP against the class names, on its masked
-   crop (:class:`~.ovseg_region_clip.RegionCLIPClassifier`, plain or OVSeg's
+   crop (:class:`~mmovss.models.utils.RegionCLIPClassifier`, plain or OVSeg's
    mask-adapted CLIP) and/or by mask pooling of the dense CLIP embeddings of
    the backbone (:class:`~mmovss.models.necks.MaskPooling`, MaskCLIP-style
    dense features); with both, ``p = p_crop^w * p_pool^(1-w)``
@@ -18,9 +18,9 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits
 from .open_vocab_head import OpenVocabDecodeHead

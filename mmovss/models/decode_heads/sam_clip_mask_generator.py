@@ -14,9 +14,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 __all__ = ['SAMMaskGenerator', 'build_small_sam']
 
@@ -45,8 +44,12 @@ def build_small_sam(img_size: int = 64, patch_size: int = 16,
         seed (int): Seed of the random weights.
     """
     sam_lib = _import_sam()
-    from segment_anything.modeling import (ImageEncoderViT, MaskDecoder,
-                                           PromptEncoder, TwoWayTransformer)
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        TwoWayTransformer,
+    )
     if out_chans % 8 or img_size % patch_size:
         raise ValueError('build_small_sam: out_chans must be divisible by 8 '
                          'and img_size by patch_size.')

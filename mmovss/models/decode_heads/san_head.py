@@ -27,17 +27,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model.weight_init import caffe2_xavier_init, trunc_normal_
-from torch import Tensor
-
 from mmseg.models.backbones.vit import TransformerEncoderLayer
 from mmseg.models.utils import MLP, LayerNorm2d, PatchEmbed
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, SampleList
+from mmseg.utils import ConfigType
+from torch import Tensor
+
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.mask_classification import (open_vocab_class_logits,
-                                         semantic_inference)
+from ..utils.mask_classification import open_vocab_class_logits, semantic_inference
 from ..utils.open_clip_weights import build_open_clip
-from .open_vocab_head import OpenVocabDecodeHead
+from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['SideAdapter', 'SANRecognizer', 'SANHead']
 
@@ -351,7 +350,7 @@ class SANRecognizer(nn.Module):
 
 
 @MODELS.register_module()
-class SANHead(OpenVocabDecodeHead):
+class SANHead(MaskClassificationHead):
     """Side Adapter Network head (Xu et al., CVPR 2023).
 
     Inputs are the :class:`~mmovss.models.backbones.SANCLIPViT` outputs:
@@ -387,7 +386,7 @@ class SANHead(OpenVocabDecodeHead):
         kwargs.setdefault('in_channels', 3)
         kwargs.setdefault('channels', embed_dims)
         kwargs.setdefault('dropout_ratio', 0.0)
-        super().__init__(**kwargs)
+        super().__init__(criterion=criterion, **kwargs)
         self.recognizer = SANRecognizer(dict(clip), start_block)
         for key in ('clip_channels', 'num_bias_heads'):
             if key in side_adapter:
@@ -400,7 +399,6 @@ class SANHead(OpenVocabDecodeHead):
             torch.zeros(1, self.recognizer.embed_dim))
         self.deep_supervision_idxs = tuple(deep_supervision_idxs)
         self.logit_scale = logit_scale
-        self.criterion = MODELS.build(criterion)
 
     def init_weights(self):
         self.side_adapter.init_weights()
@@ -442,13 +440,13 @@ class SANHead(OpenVocabDecodeHead):
         """Scores at the input (padded/crop) size, as mmseg's SAN."""
         return self.forward(inputs, class_embeds)
 
-    def loss(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings,
-             batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
-        """Matched class and mask losses of the final and supervised sets."""
+    def training_sets(self, inputs: Sequence[Tensor],
+                      class_embeds: ClassEmbeddings
+                      ) -> Tuple[List[Tensor], List[Tensor], List[str]]:
+        """The final set and those of ``deep_supervision_idxs``, the latter
+        named ``d{i}.`` after their adapter block ``i``."""
         masks, class_logits = self.forward_sets(inputs, class_embeds,
                                                 self.deep_supervision_idxs)
-        targets = self.criterion.targets_from_seg(batch_data_samples,
-                                                  self.ignore_index)
         names = [f'd{i}.' for i in self.deep_supervision_idxs
                  if i != len(self.side_adapter.layers)]
-        return self.criterion.loss_sets(class_logits, masks, targets, names)
+        return masks, class_logits, names

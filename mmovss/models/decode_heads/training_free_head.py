@@ -18,30 +18,38 @@ the others follow):
 6. label = ``argmax_c P_c``; pixels with ``max_c P_c < prob_thd`` get the
    background class.
 
+Optionally (``mask_refinement``, default off), a vote within class-agnostic
+masks (:class:`~mmovss.models.mask_generators.MaskVoteRefinement`): the
+region mean of ``s_n`` after step 2, or the regions' majority label after
+step 6.
+
 Steps 2-6 are per pixel after a resize that does not commute with the
 softmax, so they run at the original size. :meth:`TrainingFreeHead.
-predict_labels` does them in chunks of whole classes with an online softmax
-(running maximum and rescaled sum), keeping only a few (H, W) maps besides
-one chunk, and keeps the chunks' full-size logits for the second pass as far
-as they fit in ``cache_elements``; the others are recomputed (the results are
-the same). The similarities themselves may come chunk by chunk
+predict_labels` does them in chunks of whole classes
+(:class:`ChunkedClassProbs`) with an online softmax (running maximum and
+rescaled sum), keeping only a few (H, W) maps besides one chunk, and keeps
+the chunks' full-size logits for the second pass as far as they fit in
+``cache_elements``; the others are recomputed (the results are the same).
+The similarities themselves may come chunk by chunk
 (:class:`~mmovss.models.utils.class_maps.ClassMaps`, computed from the
 windows' low-resolution similarities), so with 847 names no full-size map of
 all names exists at any resolution.
 """
-from typing import List, Optional, Sequence, Tuple
+from functools import partial
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
+from torch import Tensor
+
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps
+from ..utils.running_max import chunked_argmax
 from .open_vocab_head import OpenVocabDecodeHead
 
-__all__ = ['TrainingFreeHead']
+__all__ = ['TrainingFreeHead', 'ChunkedClassProbs']
 
 
 @MODELS.register_module()
@@ -69,6 +77,10 @@ class TrainingFreeHead(OpenVocabDecodeHead):
             by chunk, up to this many elements in all (default 2**27, 512 MB
             in float32); the other chunks are recomputed.
         in_index (int): Backbone output used (-1: the dense embeddings).
+        mask_refinement (dict, optional): A mask-guided refinement config,
+            e.g. ``dict(type='MaskVoteRefinement', mode='majority',
+            generator=dict(type='FileMaskGenerator', mask_dir=...))``;
+            None (default): no refinement.
     """
 
     def __init__(self,
@@ -81,6 +93,7 @@ class TrainingFreeHead(OpenVocabDecodeHead):
                  class_chunk: int = 32,
                  cache_elements: int = 2**27,
                  in_index: int = -1,
+                 mask_refinement: Optional[dict] = None,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
         super().__init__(in_channels, in_channels, in_index=in_index,
@@ -106,6 +119,8 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         self.pamr = MODELS.build(pamr) if pamr else None
         self.class_chunk = int(class_chunk)
         self.cache_elements = int(cache_elements)
+        self.mask_refinement = MODELS.build(mask_refinement) \
+            if mask_refinement else None
 
     # ------------------------------------------------------------ scoring
     def name_similarities(self, inputs: Tuple[Tensor],
@@ -169,12 +184,66 @@ class TrainingFreeHead(OpenVocabDecodeHead):
             raise ValueError('TrainingFreeHead: names must be ordered class by '
                              'class (as Vocabulary.names is).')
 
+    def _check_similarities(self, sims, class_embeds: ClassEmbeddings):
+        """Checks ``sims`` against the vocabulary; returns them as
+        :class:`ClassMaps`."""
+        num_names = class_embeds.num_names
+        num_classes = class_embeds.num_classes
+        if sims.dim() != 3 or sims.shape[0] != num_names:
+            raise ValueError(
+                f'predict_labels: sims of shape {tuple(sims.shape)} do not '
+                f'have one map per name ({num_names}).')
+        if self.background_index is not None and \
+                not 0 <= self.background_index < num_classes:
+            raise ValueError(
+                f'background_index={self.background_index} is outside the '
+                f'{num_classes} classes of the vocabulary.')
+        self._check_order(class_embeds)
+        return ClassMaps.from_tensor(sims) if torch.is_tensor(sims) else sims
+
+    def _pamr_guide(self, image: Optional[Tensor], size: Tuple[int, int],
+                    like: ClassMaps) -> Optional[Tensor]:
+        """The PAMR guidance: the input image resized to ``size`` (step 2);
+        None without PAMR."""
+        if self.pamr is None:
+            return None
+        if image is None:
+            raise ValueError('TrainingFreeHead with PAMR needs the input '
+                             'image to refine the logits.')
+        return resize(image[None].to(like.device, like.dtype), size=size,
+                      mode='bilinear', align_corners=False, warning=False)
+
+    def _removed_classes(self, labels: Tensor,
+                         num_classes: int) -> Optional[Tensor]:
+        """Step 5: (num_classes,) bool, the foreground classes whose area
+        ``a_c <= area_thd * sum a`` (None without ``area_thd``)."""
+        if self.area_thd is None:
+            return None
+        areas = torch.bincount(labels.flatten(), minlength=num_classes)
+        foreground = torch.ones(num_classes, dtype=torch.bool,
+                                device=areas.device)
+        if self.background_index is not None:
+            foreground[self.background_index] = False
+        total_area = areas[foreground].sum()
+        return foreground & (areas.to(torch.float64) <=
+                             self.area_thd * total_area.double())
+
+    def _background_below_prob_thd(self, best_val: Tensor,
+                                   best_idx: Tensor) -> Tensor:
+        """Step 6: pixels with ``max_c P_c < prob_thd`` get the background."""
+        if self.prob_thd <= 0:
+            return best_idx
+        return torch.where(best_val < self.prob_thd,
+                           best_idx.new_tensor(self.background_index),
+                           best_idx)
+
     def predict_labels(self,
                        sims,
                        class_embeds: ClassEmbeddings,
                        size: Sequence[int],
                        image: Optional[Tensor] = None,
-                       return_probs: bool = False):
+                       return_probs: bool = False,
+                       img_meta: Optional[dict] = None):
         """Labels at the original size from name similarities (steps 2-6).
 
         Args:
@@ -188,55 +257,100 @@ class TrainingFreeHead(OpenVocabDecodeHead):
                 when ``pamr`` is set.
             return_probs (bool): Also return the (num_classes, H, W) class
                 probabilities after the area filter.
+            img_meta (dict, optional): The sample's metainfo (``img_path``),
+                read by the mask generator of ``mask_refinement``.
 
         Returns:
             Tensor | tuple[Tensor, Tensor]: (1, H, W) int64 labels (and the
             probabilities).
         """
-        num_names, num_classes = class_embeds.num_names, class_embeds.num_classes
-        if sims.dim() != 3 or sims.shape[0] != num_names:
-            raise ValueError(
-                f'predict_labels: sims of shape {tuple(sims.shape)} do not '
-                f'have one map per name ({num_names}).')
-        if self.background_index is not None and \
-                not 0 <= self.background_index < num_classes:
-            raise ValueError(
-                f'background_index={self.background_index} is outside the '
-                f'{num_classes} classes of the vocabulary.')
-        self._check_order(class_embeds)
+        sims = self._check_similarities(sims, class_embeds)
+        num_classes = class_embeds.num_classes
         size = tuple(int(s) for s in size)
-        if torch.is_tensor(sims):
-            sims = ClassMaps.from_tensor(sims)
-        guide = None
-        if self.pamr is not None:
-            if image is None:
-                raise ValueError('TrainingFreeHead with PAMR needs the input '
-                                 'image to refine the logits.')
-            guide = resize(image[None].to(sims.device, sims.dtype),
-                           size=size, mode='bilinear', align_corners=False,
-                           warning=False)
         chunks = self._class_chunks(class_embeds.name_to_class.tolist(),
                                     num_classes, self.class_chunk)
-        cache, cached = {}, [0]  # chunks' full-size logits, up to budget
+        refine = regions = None
+        if self.mask_refinement is not None:
+            regions = self.mask_refinement.region_map(size, image, img_meta)
+            refine = partial(self.mask_refinement.refine_similarities,
+                             regions=regions)
+        probs = ChunkedClassProbs(sims, chunks, size, self.logit_scale,
+                                  self.pamr,
+                                  self._pamr_guide(image, size, sims),
+                                  self.cache_elements, refine=refine)
+        best_val, best_idx = probs.best_class()
+        removed = self._removed_classes(best_idx, num_classes)
+        if removed is not None and bool(removed.any()):
+            best_val, best_idx = probs.best_class(removed)
+        labels = self._background_below_prob_thd(best_val, best_idx)[None]
+        if regions is not None:
+            labels = self.mask_refinement.refine_labels(labels, regions)
+        if not return_probs:
+            return labels
+        return labels, probs.all_classes(removed)
 
-        def scaled_logits(k: int) -> Tensor:
-            if k in cache:
-                return cache[k]
-            bounds = chunks[k][2]
-            x = resize(sims.chunk(bounds[0], bounds[-1])[None], size=size,
-                       mode='bilinear', align_corners=False, warning=False)
-            if self.pamr is not None:
-                x = self.pamr(guide, x)
-            x = x[0] * self.logit_scale
-            if cached[0] + x.numel() <= self.cache_elements:
-                cache[k] = x
-                cached[0] += x.numel()
-            return x
 
-        # pass 1: online softmax normaliser over all names
+class ChunkedClassProbs:
+    """Steps 2-4 of :class:`TrainingFreeHead` a chunk of classes at a time.
+
+    The softmax over all names needs their normaliser, accumulated over the
+    chunks with an online softmax: running maximum ``m`` and rescaled sum
+    ``Z <- Z exp(m - m') + sum_n exp(z_n - m')`` (Milakov and Gimelshein,
+    "Online normalizer calculation for softmax", 2018). The chunks'
+    full-size logits are kept for the second pass while they fit in
+    ``cache_elements``; the others are recomputed (with the same result).
+
+    Args:
+        sims (ClassMaps): (num_names, h, w) name similarities ``s_n``.
+        chunks (list): ``(first_class, end_class, name_bounds)`` per chunk
+            (:meth:`TrainingFreeHead._class_chunks`).
+        size (tuple[int, int]): The original (H, W).
+        logit_scale (float): ``tau``.
+        pamr (nn.Module, optional): PAMR refinement of the resized ``s``.
+        guide (Tensor, optional): (1, 3, H, W) PAMR guidance.
+        cache_elements (int): Budget of kept full-size logits (elements).
+        refine (callable, optional): Applied to each chunk's (n, H, W)
+            similarities after PAMR (the mask refinement's region mean).
+    """
+
+    def __init__(self, sims: ClassMaps, chunks: List[Tuple[int, int,
+                                                           List[int]]],
+                 size: Tuple[int, int], logit_scale: float,
+                 pamr: Optional[torch.nn.Module], guide: Optional[Tensor],
+                 cache_elements: int,
+                 refine: Optional[Callable[[Tensor], Tensor]] = None):
+        self.sims, self.chunks, self.size = sims, chunks, size
+        self.refine = refine
+        self.logit_scale, self.pamr, self.guide = logit_scale, pamr, guide
+        self.cache_elements = cache_elements
+        self._cache: Dict[int, Tensor] = {}
+        self._cached = 0
+        self.peak, self.total = self._softmax_normaliser()
+
+    def scaled_logits(self, k: int) -> Tensor:
+        """``tau * s_n`` of chunk ``k`` at the original size (steps 1-2)."""
+        if k in self._cache:
+            return self._cache[k]
+        bounds = self.chunks[k][2]
+        x = resize(self.sims.chunk(bounds[0], bounds[-1])[None],
+                   size=self.size, mode='bilinear', align_corners=False,
+                   warning=False)
+        if self.pamr is not None:
+            x = self.pamr(self.guide, x)
+        x = x[0]
+        if self.refine is not None:
+            x = self.refine(x)
+        x = x * self.logit_scale
+        if self._cached + x.numel() <= self.cache_elements:
+            self._cache[k] = x
+            self._cached += x.numel()
+        return x
+
+    def _softmax_normaliser(self) -> Tuple[Tensor, Tensor]:
+        """Pass 1: the running maximum and the sum ``Z`` over all names."""
         peak = total = None
-        for k in range(len(chunks)):
-            z = scaled_logits(k)
+        for k in range(len(self.chunks)):
+            z = self.scaled_logits(k)
             chunk_peak = z.amax(dim=0)
             if peak is None:
                 peak = chunk_peak
@@ -246,55 +360,39 @@ class TrainingFreeHead(OpenVocabDecodeHead):
                 total = total * torch.exp(peak - new_peak) + \
                     torch.exp(z - new_peak).sum(dim=0)
                 peak = new_peak
+        return peak, total
 
-        def class_probs(k: int) -> Tensor:
-            c0, c1, bounds = chunks[k]
-            probs = torch.exp(scaled_logits(k) - peak) / total
-            if bounds[-1] - bounds[0] == c1 - c0:  # one name per class
-                return probs
-            offset = bounds[0]
-            return torch.stack([
-                probs[b0 - offset:b1 - offset].amax(dim=0)
-                for b0, b1 in zip(bounds[:-1], bounds[1:])
-            ])
+    def class_probs(self, k: int) -> Tensor:
+        """Steps 3-4 for chunk ``k``: ``P_c = max_{n in c} P_n``."""
+        c0, c1, bounds = self.chunks[k]
+        probs = torch.exp(self.scaled_logits(k) - self.peak) / self.total
+        if bounds[-1] - bounds[0] == c1 - c0:  # one name per class
+            return probs
+        offset = bounds[0]
+        return torch.stack([
+            probs[b0 - offset:b1 - offset].amax(dim=0)
+            for b0, b1 in zip(bounds[:-1], bounds[1:])
+        ])
 
-        def best_class(removed: Optional[Tensor]):
-            best_val = best_idx = None
-            for k, (c0, c1, _) in enumerate(chunks):
-                probs = class_probs(k)
-                if removed is not None:
-                    probs = probs * (~removed[c0:c1]).to(probs)[:, None, None]
-                val, idx = probs.max(dim=0)
-                idx = idx + c0
-                if best_val is None:
-                    best_val, best_idx = val, idx
-                else:
-                    better = val > best_val
-                    best_val = torch.where(better, val, best_val)
-                    best_idx = torch.where(better, idx, best_idx)
-            return best_val, best_idx
+    def _masked_class_probs(self, k: int,
+                            removed: Optional[Tensor]) -> Tensor:
+        probs = self.class_probs(k)
+        if removed is None:
+            return probs
+        c0, c1, _ = self.chunks[k]
+        return probs * (~removed[c0:c1]).to(probs)[:, None, None]
 
-        best_val, best_idx = best_class(None)
-        removed = None
-        if self.area_thd is not None:
-            areas = torch.bincount(best_idx.flatten(), minlength=num_classes)
-            foreground = torch.ones(num_classes, dtype=torch.bool,
-                                    device=areas.device)
-            if self.background_index is not None:
-                foreground[self.background_index] = False
-            total_area = areas[foreground].sum()
-            removed = foreground & (areas.to(torch.float64) <=
-                                    self.area_thd * total_area.double())
-            if bool(removed.any()):
-                best_val, best_idx = best_class(removed)
-        if self.prob_thd > 0:
-            best_idx = torch.where(best_val < self.prob_thd,
-                                   best_idx.new_tensor(self.background_index),
-                                   best_idx)
-        labels = best_idx[None]
-        if not return_probs:
-            return labels
-        probs = torch.cat([class_probs(k) for k in range(len(chunks))])
+    def best_class(self, removed: Optional[Tensor] = None
+                   ) -> Tuple[Tensor, Tensor]:
+        """``max_c P_c`` and its class, the ``removed`` classes at 0."""
+        return chunked_argmax(
+            (c0, self._masked_class_probs(k, removed))
+            for k, (c0, _, _) in enumerate(self.chunks))
+
+    def all_classes(self, removed: Optional[Tensor] = None) -> Tensor:
+        """(num_classes, H, W) ``P_c``, the ``removed`` classes at 0."""
+        probs = torch.cat([self.class_probs(k)
+                           for k in range(len(self.chunks))])
         if removed is not None:
             probs = probs * (~removed).to(probs)[:, None, None]
-        return labels, probs
+        return probs

@@ -4,16 +4,17 @@
 Two sub-tasks (paper Sec. 3):
 
 1. class-agnostic grouping: a MaskFormer decoder
-   (:class:`~.zegformer_mask_decoder.MaskFormerDecoder`) predicts ``N``
-   masks ``m_q = sigmoid(B_q . F(I))`` and segment embeddings ``G_q``
-   (a linear projection of the query states into CLIP's joint space);
+   (:class:`~mmovss.models.utils.maskformer_decoder.MaskFormerDecoder`)
+   predicts ``N`` masks ``m_q = sigmoid(B_q . F(I))`` and segment
+   embeddings ``G_q`` (a linear projection of the query states into CLIP's
+   joint space);
 2. segment-level zero-shot classification, by two branches:
 
    * text matching of ``G_q`` (Eq. 2):
      ``p_q(c) = softmax_c(cos(G_q, T_c) / tau)`` over the class names and a
      learned "no object" embedding, ``tau = 0.01``;
    * the CLIP image encoder on the masked region of ``m_q``
-     (:class:`~.ovseg_region_clip.RegionCLIPClassifier`), ``p'_q(c)``,
+     (:class:`~mmovss.models.utils.RegionCLIPClassifier`), ``p'_q(c)``,
      with the same "no object" logit of the segment branch.
 
 ``mode`` picks the paper's variants: ``'seg'`` (ZegFormer-seg: ``p_q``),
@@ -37,17 +38,16 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.models.utils import MLP
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, SampleList
+from torch import Tensor
+
 from mmovss.vocab import Vocabulary
+
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.mask_classification import (open_vocab_class_logits,
-                                         seen_class_mask, semantic_inference)
-from .open_vocab_head import OpenVocabDecodeHead
-from .zegformer_mask_decoder import MaskFormerDecoder
+from ..utils.mask_classification import open_vocab_class_logits, seen_class_mask, semantic_inference
+from ..utils.maskformer_decoder import MaskFormerDecoder
+from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['ZegFormerHead', 'zegformer_fusion', 'MASKFORMER_CRITERION']
 
@@ -90,7 +90,7 @@ def zegformer_fusion(seg_probs: Tensor, img_probs: Tensor, seen: Tensor,
 
 
 @MODELS.register_module()
-class ZegFormerHead(OpenVocabDecodeHead):
+class ZegFormerHead(MaskClassificationHead):
     """ZegFormer head; use with :class:`TwoStageEncoderDecoder` for the image
     branch (``mode='img'`` or ``'fusion'``).
 
@@ -138,7 +138,7 @@ class ZegFormerHead(OpenVocabDecodeHead):
                  criterion: dict = MASKFORMER_CRITERION,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
-        super().__init__(list(in_channels), channels,
+        super().__init__(list(in_channels), channels, criterion=criterion,
                          input_transform='multiple_select',
                          in_index=[0, 1, 2, 3], **kwargs)
         if mode not in ZEGFORMER_MODES:
@@ -164,7 +164,6 @@ class ZegFormerHead(OpenVocabDecodeHead):
         self.calibration = calibration
         self.region_classifier = None if region_classifier is None else \
             MODELS.build(region_classifier)
-        self.criterion = MODELS.build(criterion)
 
     def seg_logits(self, states: Tensor,
                    class_embeds: ClassEmbeddings) -> Tensor:
@@ -189,6 +188,17 @@ class ZegFormerHead(OpenVocabDecodeHead):
     def seen_mask(self, class_embeds: ClassEmbeddings) -> Tensor:
         return seen_class_mask(class_embeds.vocabulary, self.seen_names)
 
+    def region_logits(self, inputs: Sequence[Tensor], masks: Tensor,
+                      class_embeds: ClassEmbeddings) -> Tuple[Tensor, Tensor]:
+        """CLIP logits (B, Q, C) of the masked image regions and (B, Q) the
+        non-empty masks; the image is the last input."""
+        pixels = inputs[-1]
+        if pixels.dim() != 4 or pixels.shape[1] != 3:
+            raise ValueError(
+                f'{type(self).__name__}: the last input must be the image '
+                f'(B, 3, H, W); use TwoStageEncoderDecoder as the segmentor.')
+        return self.region_classifier(pixels, masks, class_embeds)
+
     def class_probs(self, inputs: Sequence[Tensor], masks: Tensor,
                     seg_logits: Tensor,
                     class_embeds: ClassEmbeddings) -> Tensor:
@@ -196,13 +206,7 @@ class ZegFormerHead(OpenVocabDecodeHead):
         seg_probs = seg_logits.softmax(dim=-1)[..., :-1]
         if self.mode == 'seg':
             return seg_probs
-        pixels = inputs[-1]
-        if pixels.dim() != 4 or pixels.shape[1] != 3:
-            raise ValueError(
-                'ZegFormerHead: the last input must be the image (B, 3, H, '
-                'W); use TwoStageEncoderDecoder as the segmentor.')
-        clip_logits, valid = self.region_classifier(pixels, masks,
-                                                    class_embeds)
+        clip_logits, valid = self.region_logits(inputs, masks, class_embeds)
         # the image branch shares the segment branch's "no object" logit
         img_probs = torch.cat([clip_logits, seg_logits[..., -1:]],
                               dim=-1).softmax(dim=-1)[..., :-1]
@@ -226,10 +230,3 @@ class ZegFormerHead(OpenVocabDecodeHead):
             scores = scores - self.calibration * seen.to(scores).view(
                 1, -1, 1, 1)
         return scores
-
-    def loss(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings,
-             batch_data_samples: SampleList, train_cfg: ConfigType) -> dict:
-        masks, logits = self.forward_sets(inputs, class_embeds)
-        targets = self.criterion.targets_from_seg(batch_data_samples,
-                                                  self.ignore_index)
-        return self.criterion.loss_sets(logits, masks, targets)

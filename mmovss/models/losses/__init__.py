@@ -1,4 +1,9 @@
-"""Registered into mmseg.registry.MODELS on import."""
-from .mask_classification_loss import MaskClassificationLoss  # noqa: F401,E402
-from .openseg_mask_loss import ClassAgnosticDiceLoss  # noqa: F401,E402
-from .grounding_loss import RegionWordGroundingLoss  # noqa: F401,E402
+"""Losses, registered into mmseg.registry.MODELS on import."""
+from .grounding_loss import RegionWordGroundingLoss
+from .mask_classification_loss import MaskClassificationLoss
+from .openseg_mask_loss import ClassAgnosticDiceLoss
+
+__all__ = [
+    'ClassAgnosticDiceLoss', 'MaskClassificationLoss',
+    'RegionWordGroundingLoss'
+]

@@ -26,11 +26,11 @@ import torch.nn as nn
 from mmcv.ops import point_sample
 from mmengine.dist import all_reduce
 from mmengine.structures import InstanceData
-from torch import Tensor
-
 from mmseg.models.utils import get_uncertain_point_coords_with_randomness
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList, seg_data_to_instance_data
+from torch import Tensor
+
 from ..utils.hungarian import HungarianMaskMatcher
 
 __all__ = ['MaskClassificationLoss']

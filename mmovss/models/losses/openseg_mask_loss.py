@@ -15,9 +15,8 @@ from typing import List, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 __all__ = ['pairwise_dice', 'ClassAgnosticDiceLoss']
 

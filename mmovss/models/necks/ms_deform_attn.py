@@ -62,8 +62,7 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
 
 def _compiled_op():
     try:
-        from mmcv.ops.multi_scale_deform_attn import \
-            MultiScaleDeformableAttnFunction
+        from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
         return MultiScaleDeformableAttnFunction
     except Exception:  # mmcv-lite: no compiled ops
         return None

@@ -14,34 +14,13 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
+from ..utils.position_embedding import sine_position_embedding
 from .ms_deform_attn import MSDeformAttn
 
-__all__ = ['MSDeformAttnPixelDecoder', 'sine_position_embedding']
-
-
-def sine_position_embedding(x: Tensor, num_feats: int,
-                            temperature: float = 10000.0) -> Tensor:
-    """DETR's normalised sine position embedding (B, 2*num_feats, h, w)."""
-    b, _, h, w = x.shape
-    y_embed = torch.arange(1, h + 1, dtype=x.dtype, device=x.device)
-    x_embed = torch.arange(1, w + 1, dtype=x.dtype, device=x.device)
-    eps, scale = 1e-6, 2 * torch.pi
-    y_embed = (y_embed / (h + eps) * scale)[:, None].expand(h, w)
-    x_embed = (x_embed / (w + eps) * scale)[None, :].expand(h, w)
-    dim_t = torch.arange(num_feats, dtype=x.dtype, device=x.device)
-    dim_t = temperature**(2 * torch.div(dim_t, 2, rounding_mode='floor') /
-                          num_feats)
-    pos_x = x_embed[..., None] / dim_t
-    pos_y = y_embed[..., None] / dim_t
-    pos_x = torch.stack([pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()],
-                        -1).flatten(2)
-    pos_y = torch.stack([pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()],
-                        -1).flatten(2)
-    pos = torch.cat([pos_y, pos_x], dim=-1).permute(2, 0, 1)
-    return pos[None].expand(b, -1, -1, -1)
+__all__ = ['MSDeformAttnPixelDecoder']
 
 
 class MSDeformEncoderLayer(nn.Module):

@@ -1,9 +1,11 @@
-"""Registered into mmseg.registry.MODELS (and HOOKS) on import."""
-from .dataset_vocabulary_hook import DatasetVocabularyHook
+"""Segmentors, registered into mmseg.registry.MODELS on import."""
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
+from .openseg_encoder_decoder import OpenSegEncoderDecoder
+from .training_free_segmentor import TrainingFreeSegmentor
+from .two_stage_encoder_decoder import TwoStageEncoderDecoder
+from .two_stage_mask_prompt_tuner import MaskPromptTuner
 
-__all__ = ['OpenVocabEncoderDecoder', 'DatasetVocabularyHook']
-from .training_free_segmentor import TrainingFreeSegmentor  # noqa: F401,E402
-from .two_stage_encoder_decoder import TwoStageEncoderDecoder  # noqa: F401,E402
-from .two_stage_mask_prompt_tuner import MaskPromptTuner  # noqa: F401,E402
-from .openseg_encoder_decoder import OpenSegEncoderDecoder  # noqa: F401,E402
+__all__ = [
+    'MaskPromptTuner', 'OpenSegEncoderDecoder', 'OpenVocabEncoderDecoder',
+    'TrainingFreeSegmentor', 'TwoStageEncoderDecoder'
+]

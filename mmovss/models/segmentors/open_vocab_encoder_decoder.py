@@ -38,20 +38,27 @@ from typing import List, Optional, Sequence, Union
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
-from torch import Tensor
-
 from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
-                         OptSampleList, SampleList, add_prefix)
+from mmseg.utils import (
+    ConfigType,
+    OptConfigType,
+    OptMultiConfig,
+    OptSampleList,
+    SampleList,
+    add_prefix,
+)
+from torch import Tensor
+
 from mmovss.vocab import Vocabulary
+
 from ..decode_heads.open_vocab_head import OpenVocabDecodeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.mixed_precision import (check_inference_dtype,
-                                     inference_autocast, to_float32)
 from ..utils.class_maps import ClassMaps, SlideLogits
+from ..utils.mixed_precision import check_inference_dtype, inference_autocast, to_float32
+from ..utils.running_max import chunked_argmax
 
 __all__ = ['OpenVocabEncoderDecoder']
 
@@ -336,15 +343,21 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 out.add(b, box, crop_low)
         return out
 
+    @staticmethod
+    def batch_img_metas(inputs: Tensor,
+                        data_samples: OptSampleList = None) -> List[dict]:
+        """The samples' metainfo; without samples, the unpadded input size
+        (as mmseg's ``EncoderDecoder.predict``)."""
+        if data_samples is not None:
+            return [s.metainfo for s in data_samples]
+        return [
+            dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                 pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
+        ] * inputs.shape[0]
+
     def predict(self, inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
-        if data_samples is not None:
-            batch_img_metas = [s.metainfo for s in data_samples]
-        else:
-            batch_img_metas = [
-                dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
-                     pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
-            ] * inputs.shape[0]
+        batch_img_metas = self.batch_img_metas(inputs, data_samples)
         class_embeds = self.class_embeddings()
         seg_logits = None
         if data_samples is not None:  # else dense logits are returned
@@ -384,21 +397,12 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                              f'{chunk}.')
         if torch.is_tensor(logits):
             logits = ClassMaps.from_tensor(logits)
-        best_val = best_idx = None
-        for start, maps in logits.chunks(chunk):
-            part = resize(maps[None], size=tuple(size),
-                          mode='bilinear', align_corners=self.align_corners,
-                          warning=False)[0]
-            idx = part.argmax(dim=0, keepdim=True)
-            val = part.gather(0, idx)
-            idx = idx + start
-            if best_val is None:
-                best_val, best_idx = val, idx
-            else:
-                better = val > best_val
-                best_val = torch.where(better, val, best_val)
-                best_idx = torch.where(better, idx, best_idx)
-        return best_idx
+        resized = ((start, resize(maps[None], size=tuple(size),
+                                  mode='bilinear',
+                                  align_corners=self.align_corners,
+                                  warning=False)[0])
+                   for start, maps in logits.chunks(chunk))
+        return chunked_argmax(resized)[1][None]
 
     @staticmethod
     def undo_padding_and_flip(maps: ClassMaps, meta: dict) -> ClassMaps:

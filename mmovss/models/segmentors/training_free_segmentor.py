@@ -15,11 +15,12 @@ all names.
 from typing import Optional, Union
 
 from mmengine.structures import PixelData
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
+from torch import Tensor
+
+from ..backbones.tower_context import TextFeedback
 from ..decode_heads.training_free_head import TrainingFreeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps, SlideLogits
@@ -46,6 +47,15 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
             raise TypeError(
                 f'TrainingFreeSegmentor needs a TrainingFreeHead, got '
                 f'{type(self.decode_head).__name__}.')
+        if hasattr(self.backbone, 'text_feedback'):
+            # modes scoring against the vocabulary inside the backbone
+            # (ResCLIP's semantic feedback, backbones/tower_context.py)
+            self.backbone.text_feedback = self.text_feedback
+
+    def text_feedback(self) -> TextFeedback:
+        """The current vocabulary's name embeddings and the head's scale."""
+        return TextFeedback(self.class_embeddings().embeds,
+                            self.decode_head.logit_scale)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         raise NotImplementedError(
@@ -53,13 +63,7 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
 
     def predict(self, inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
-        if data_samples is not None:
-            batch_img_metas = [s.metainfo for s in data_samples]
-        else:
-            batch_img_metas = [
-                dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
-                     pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
-            ] * inputs.shape[0]
+        batch_img_metas = self.batch_img_metas(inputs, data_samples)
         class_embeds = self.class_embeddings()
         sims = self.chunked_inference(inputs, batch_img_metas, class_embeds)
         if sims is None:
@@ -104,8 +108,10 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
                     image = self.undo_padding_and_flip(
                         ClassMaps.from_tensor(image), meta).dense()
                 size = meta['ori_shape'][:2]
-            out = head.predict_labels(sims, class_embeds, size, image=image,
-                                      return_probs=return_probs)
+            out = head.predict_labels(
+                sims, class_embeds, size, image=image,
+                return_probs=return_probs,
+                img_meta=None if only_prediction else meta)
             fields = {}
             if return_probs:
                 out, probs = out

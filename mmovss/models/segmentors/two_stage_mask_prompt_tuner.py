@@ -18,11 +18,12 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList
+from torch import Tensor
+
 from mmovss.vocab import Vocabulary
+
 from ..utils.mask_classification import open_vocab_class_logits
 
 __all__ = ['MaskPromptTuner', 'multi_positive_clip_loss']

@@ -1,7 +1,11 @@
-"""Registered into mmseg.registry.MODELS on import."""
+"""CLIP text towers, registered into mmseg.registry.MODELS on import."""
+from .catseg_text_encoder import CATSegTextEncoder, TemplateClassEmbeddings, per_template_embeds
 from .class_embeddings import SYNONYM_REDUCTIONS, ClassEmbeddings
 from .embedding_cache import TextEmbeddingDiskCache
 from .open_clip_text_encoder import CLIPTextTower, OpenCLIPTextEncoder
 
-__all__ = ['ClassEmbeddings', 'SYNONYM_REDUCTIONS', 'TextEmbeddingDiskCache',
-           'CLIPTextTower', 'OpenCLIPTextEncoder']
+__all__ = [
+    'CATSegTextEncoder', 'CLIPTextTower', 'ClassEmbeddings',
+    'OpenCLIPTextEncoder', 'SYNONYM_REDUCTIONS', 'TemplateClassEmbeddings',
+    'TextEmbeddingDiskCache', 'per_template_embeds'
+]

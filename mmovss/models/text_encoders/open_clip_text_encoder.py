@@ -30,11 +30,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from mmovss.vocab import Vocabulary, get_templates
-from ..backbones.clip_vit import clip_block
+
+from ..utils.clip_attention import clip_block
 from ..utils.open_clip_weights import build_open_clip, module_fingerprint
 from .class_embeddings import SYNONYM_REDUCTIONS, ClassEmbeddings
 from .embedding_cache import TextEmbeddingDiskCache

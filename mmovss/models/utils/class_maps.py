@@ -19,9 +19,8 @@ then scales with the chunk, not with the vocabulary.
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
-
 from mmseg.models.utils import resize
+from torch import Tensor
 
 __all__ = ['ClassMaps', 'SlideLogits']
 

@@ -225,8 +225,11 @@ def load_clip_state_dict(path: str) -> Tuple[dict, bool]:
 
 
 def _load_into(model: nn.Module, state_dict: dict, path: str) -> None:
-    from open_clip.model import (convert_to_custom_text_state_dict,
-                                 resize_pos_embed, resize_text_pos_embed)
+    from open_clip.model import (
+        convert_to_custom_text_state_dict,
+        resize_pos_embed,
+        resize_text_pos_embed,
+    )
     if 'positional_embedding' in state_dict and not hasattr(
             model, 'positional_embedding'):
         state_dict = convert_to_custom_text_state_dict(state_dict)

@@ -25,9 +25,8 @@ from typing import Iterator, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 __all__ = ['PAMR', 'neighbour_offsets']
 

@@ -1,0 +1,14 @@
+# Protocol 'clearclip' (ClearCLIP, MaskCLIP) on cityscapes:
+# cfg_city_scapes.py of github.com/mc-lan/ClearCLIP @ ad68a404.
+_base_ = [
+    '../../datasets/cityscapes.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py', '../training-free_pipelines.py'
+]
+test_pipeline = {{_base_.training_free_pipelines.short_side_448}}
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(
+    vocabulary='{{fileDirname}}/../../vocabularies/sclip/cityscapes.txt',
+    decode_head=dict(prob_thd=0.0, background_index=None),
+    test_cfg=dict(crop_size=(224, 224), stride=(224, 224)))

@@ -1,0 +1,14 @@
+# Protocol 'naclip' (NACLIP, NACLIP + PAMR) on voc20:
+# cfg_voc20.py of github.com/sinahmr/NACLIP @ 0cac3a65.
+_base_ = [
+    '../../datasets/voc20.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py', '../training-free_pipelines.py'
+]
+test_pipeline = {{_base_.training_free_pipelines.short_side_336}}
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(
+    vocabulary='{{fileDirname}}/../../vocabularies/sclip/voc20.txt',
+    decode_head=dict(prob_thd=0.0, background_index=None),
+    test_cfg=dict(_delete_=True, mode='whole'))

@@ -1,0 +1,17 @@
+# Protocol 'proxyclip' (ProxyCLIP) on ade20k_847: not among the 8 benchmarks of
+# github.com/mc-lan/ProxyCLIP @ e7b767f, so no published setting.
+# mmovss uses the ade20k_150 setting (cfg_ade20k.py) with the benchmark's own
+# class names (mmovss/vocab/names/ade20k_847.txt, through DatasetVocabularyHook).
+_base_ = [
+    '../../datasets/ade20k_847.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py', '../training-free_pipelines.py'
+]
+test_pipeline = {{_base_.training_free_pipelines.short_side_448}}
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(
+    vocabulary=None,
+    decode_head=dict(prob_thd=0.0, background_index=None),
+    test_cfg=dict(crop_size=(336, 336), stride=(112, 112)))
+custom_hooks = [dict(type='DatasetVocabularyHook')]

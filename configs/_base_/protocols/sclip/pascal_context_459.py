@@ -1,0 +1,16 @@
+# Protocol 'sclip' (SCLIP) on pascal_context_459: not among the 8 benchmarks of
+# github.com/wangf3014/SCLIP @ b56bd301, so no published setting.
+# mmovss uses the pascal_context_59 setting (cfg_context59.py) with the benchmark's own
+# class names (mmovss/vocab/names/pascal_context_459.txt, through DatasetVocabularyHook).
+_base_ = [
+    '../../datasets/pascal_context_459.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py', '../training-free_pipelines.py'
+]
+test_pipeline = {{_base_.training_free_pipelines.short_side_336}}
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(
+    vocabulary=None,
+    decode_head=dict(logit_scale=40.0, prob_thd=0.0, area_thd=None, background_index=None))
+custom_hooks = [dict(type='DatasetVocabularyHook')]

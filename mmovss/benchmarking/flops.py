@@ -1,0 +1,180 @@
+"""FLOPs of a run: the whole predict, the image encoder, the matmul shapes.
+
+Counted with :class:`torch.utils.flop_counter.FlopCounterMode` in one
+separate, untimed pass (counting intercepts every operator, which would
+distort the timing). What it counts, per its formulas: ``2 * M * K * N`` per
+matrix product (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``matmul``'s
+decompositions), ``2 * prod(out) * C_in / groups * prod(kernel)`` per
+convolution, and the attention kernels (``scaled_dot_product_attention``)
+as their two products. Not counted (zero FLOPs): bias additions, norms,
+softmax, activations, interpolation, pooling and other element-wise work;
+these are memory-bound, and the FLOP count is the matrix work a matrix unit
+could do.
+
+The *image encoder* is the segmentor's ``backbone`` plus its ``neck`` (if
+any), over every call of a predict (all sliding windows): the counter's total
+is read around each outermost call of those modules.
+"""
+import time
+from collections import defaultdict
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from .timing import synchronize
+
+aten = torch.ops.aten
+
+
+def encoder_modules(model: torch.nn.Module) -> List[torch.nn.Module]:
+    """The image encoder of a segmentor: its backbone and neck (if any)."""
+    return [m for m in (getattr(model, 'backbone', None),
+                        getattr(model, 'neck', None))
+            if isinstance(m, torch.nn.Module)]
+
+
+class _OutermostCalls:
+    """Calls ``enter``/``leave`` around the outermost calls of modules.
+
+    A neck or sub-module called from inside the backbone is part of the same
+    outermost call (counted once).
+    """
+
+    def __init__(self, modules: Sequence[torch.nn.Module],
+                 enter: Callable[[], None], leave: Callable[[], None]):
+        self.depth = 0
+        self.calls = 0
+        self.handles = []
+        self._enter, self._leave = enter, leave
+        for module in modules:
+            self.handles.append(module.register_forward_pre_hook(self._pre))
+            self.handles.append(module.register_forward_hook(self._post))
+
+    def _pre(self, module, args):
+        if self.depth == 0:
+            self._enter()
+        self.depth += 1
+
+    def _post(self, module, args, output):
+        self.depth -= 1
+        if self.depth == 0:
+            self.calls += 1
+            self._leave()
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class EncoderTimer(_OutermostCalls):
+    """Wall-clock seconds spent inside the image encoder (hooks).
+
+    Used during the timed runs: on CPU the two hooks only read the clock; on
+    CUDA they synchronise around each encoder call (which removes the
+    overlap of the host with the GPU at those two points only).
+
+    Attributes:
+        seconds (float): The running total; read it before and after a run.
+    """
+
+    def __init__(self, modules: Sequence[torch.nn.Module], device='cpu'):
+        self.seconds = 0.0
+        self._start = 0.0
+        self._device = device
+        super().__init__(modules, self._begin, self._end)
+
+    def _begin(self):
+        synchronize(self._device)
+        self._start = time.perf_counter()
+
+    def _end(self):
+        synchronize(self._device)
+        self.seconds += time.perf_counter() - self._start
+
+
+class MatmulShapes(TorchDispatchMode):
+    """Records the ``(M, K, N, dtype)`` of every ``mm``/``addmm`` and its FLOPs.
+
+    The linear layers of a model run as these two operators (a batched
+    ``(B, L, C) @ W`` is folded to one ``mm``); their shapes are the model's
+    own shapes for the matrix peak (:mod:`.peak`).
+
+    Attributes:
+        flops (dict): ``(M, K, N, dtype name) -> FLOPs`` summed over calls.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.flops: Dict[tuple, int] = defaultdict(int)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        packet = func._overloadpacket
+        pair = (args[0], args[1]) if packet is aten.mm else \
+            (args[1], args[2]) if packet is aten.addmm else None
+        if pair is not None and pair[0].dim() == 2 and pair[1].dim() == 2:
+            (m, k), n = pair[0].shape, pair[1].shape[1]
+            dtype = str(pair[0].dtype).replace('torch.', '')
+            self.flops[(int(m), int(k), int(n), dtype)] += 2 * m * k * n
+        return func(*args, **(kwargs or {}))
+
+    def dominant(self) -> Optional[dict]:
+        """The shape carrying the most FLOPs, with its share of all mm FLOPs.
+
+        Returns:
+            dict | None: ``shape`` ([M, K, N]), ``dtype``, ``flops`` (of that
+            shape), ``share`` (of all ``mm``/``addmm`` FLOPs); None when
+            there was no matrix product.
+        """
+        if not self.flops:
+            return None
+        (m, k, n, dtype), flops = max(self.flops.items(),
+                                      key=lambda item: item[1])
+        return dict(shape=[m, k, n], dtype=dtype, flops=int(flops),
+                    share=flops / sum(self.flops.values()))
+
+
+def count_flops(fn: Callable[[], object],
+                encoder: Sequence[torch.nn.Module] = ()) -> dict:
+    """Counts the FLOPs of one call of ``fn`` (untimed).
+
+    Args:
+        fn: The work, e.g. one ``model.test_step`` (run once, under
+            ``torch.no_grad`` and the run's precision by the caller).
+        encoder: The modules of the image encoder
+            (:func:`encoder_modules`); their outermost calls are counted
+            apart.
+
+    Returns:
+        dict: ``total`` (FLOPs of the call), ``encoder`` (FLOPs inside the
+        encoder modules, None without any call of them), ``encoder_calls``,
+        ``by_op`` (``{operator name: FLOPs}``, largest first) and
+        ``dominant_matmul`` (:meth:`MatmulShapes.dominant`).
+    """
+    counter = FlopCounterMode(display=False)
+    shapes = MatmulShapes()
+    inside = [0]
+    marks = []
+    calls = _OutermostCalls(
+        encoder, lambda: marks.append(counter.get_total_flops()),
+        lambda: inside.__setitem__(
+            0, inside[0] + counter.get_total_flops() - marks.pop()))
+    # The shape recorder below the counter sees the products the counter
+    # decomposes composite operators (``linear``, ``matmul``) into.
+    with calls, shapes, counter:
+        fn()
+    by_op = {str(op): int(v) for op, v in
+             counter.get_flop_counts().get('Global', {}).items()}
+    return dict(total=int(counter.get_total_flops()),
+                encoder=int(inside[0]) if calls.calls else None,
+                encoder_calls=calls.calls,
+                by_op=dict(sorted(by_op.items(), key=lambda kv: -kv[1])),
+                dominant_matmul=shapes.dominant())

@@ -1,0 +1,114 @@
+"""The machine's matrix peak, the bf16 check on CPU, and a run's efficiency.
+
+The peak is the FLOP rate of ``torch.mm`` on the model's own dominant matrix
+shape (the ``(M, K, N)`` of the ``mm``/``addmm`` calls carrying the most
+FLOPs, :class:`~.flops.MatmulShapes`), in the run's precision, on the run's
+device and thread count: the rate the model's matrix work could reach on
+this machine. Efficiency is then the model's FLOPs (:mod:`.flops`) over its
+median latency, and that rate's fraction of the peak; unlike a latency, the
+fraction compares across machines.
+"""
+import math
+from typing import Optional, Sequence
+
+import torch
+
+from .model import DTYPES
+from .timing import synchronize, timed_runs
+
+#: (M, K, N) measured when a model has no matrix product (or without the
+#: counting pass): 1024 tokens through a ViT-B linear layer.
+DEFAULT_SHAPE = (1024, 768, 768)
+
+#: Each dimension of the bf16-vs-fp32 check is at least this: on the tiny
+#: shapes of test models a product takes microseconds and call overhead,
+#: not the matrix engine, would decide.
+MIN_CHECK_DIM = 256
+
+
+def matmul_peak(shape: Sequence[int], dtype: str = 'fp32', device='cpu',
+                repeat: int = 5, warmup: int = 1,
+                min_run_s: float = 0.05) -> dict:
+    """The FLOP rate of ``torch.mm`` of one shape in one precision.
+
+    Each timed run repeats the product enough times to last about
+    ``min_run_s`` (calibrated on one call), so that short products are not
+    timed by the clock's resolution; the peak is the fastest of ``repeat``
+    runs after ``warmup`` untimed ones (a peak: other processes on a loaded
+    machine only slow runs down). Uses torch's current thread count.
+
+    Args:
+        shape: ``(M, K, N)``: an ``(M, K) @ (K, N)`` product.
+        dtype: ``'fp32'``, ``'bf16'`` or ``'fp16'``.
+        device: ``'cpu'`` or ``'cuda[:N]'``.
+        repeat: Timed runs.
+        warmup: Untimed runs first.
+        min_run_s: Target seconds of one timed run.
+
+    Returns:
+        dict: ``shape``, ``dtype``, ``gflops`` (the peak, GFLOP/s),
+        ``median_gflops``, ``calls`` (products per run), ``repeat`` and
+        ``threads``.
+    """
+    m, k, n = (int(v) for v in shape)
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=generator).to(device, DTYPES[dtype])
+    b = torch.randn(k, n, generator=generator).to(device, DTYPES[dtype])
+    out = torch.empty(m, n, dtype=DTYPES[dtype], device=device)
+    single = timed_runs(lambda: torch.mm(a, b, out=out), 1, 1, device)[0]
+    calls = max(1, min(10000, math.ceil(min_run_s / max(single, 1e-7))))
+
+    def run():
+        for _ in range(calls):
+            torch.mm(a, b, out=out)
+
+    times = sorted(timed_runs(run, repeat, warmup, device))
+    synchronize(device)
+    flops = 2.0 * m * k * n * calls
+    return dict(shape=[m, k, n], dtype=dtype, gflops=flops / times[0] / 1e9,
+                median_gflops=flops / times[len(times) // 2] / 1e9,
+                calls=calls, repeat=repeat, threads=torch.get_num_threads())
+
+
+def check_shape(shape: Optional[Sequence[int]]) -> list:
+    """The shape of the bf16 check: ``shape`` with each dimension at least
+    :data:`MIN_CHECK_DIM` (:data:`DEFAULT_SHAPE` when None)."""
+    return [max(int(v), MIN_CHECK_DIM) for v in (shape or DEFAULT_SHAPE)]
+
+
+def bf16_falls_back(bf16_gflops: float, fp32_gflops: float) -> bool:
+    """Whether a CPU run in bf16 falls back to fp32: bf16 products slower.
+
+    A CPU without a bf16 matrix engine (AMX, AVX512-BF16) converts bf16 to
+    fp32 for every product, and bf16 then costs more than fp32 for nothing.
+    """
+    return bf16_gflops < fp32_gflops
+
+
+def bf16_message(bf16_gflops: float, fp32_gflops: float, shape) -> str:
+    """The report's sentence on a bf16 run slower than fp32."""
+    m, k, n = shape
+    return (f'bf16 matrix products are slower than fp32 on this CPU '
+            f'({bf16_gflops:.1f} vs {fp32_gflops:.1f} GFLOP/s, mm {m}x{k}x{n}; '
+            f'no bf16 matrix engine such as AMX or AVX512-BF16)')
+
+
+def efficiency(flops: Optional[int], seconds: Optional[float],
+               peak_gflops: float) -> Optional[dict]:
+    """Achieved FLOP rate of a run and its fraction of the peak.
+
+    Args:
+        flops: FLOPs of one run (None: not counted).
+        seconds: Its median latency (None: not timed).
+        peak_gflops: The matrix peak, GFLOP/s.
+
+    Returns:
+        dict | None: ``gflop`` (FLOPs / 1e9), ``seconds``,
+        ``achieved_gflops`` (``gflop / seconds``) and ``fraction``
+        (``achieved_gflops / peak_gflops``); None without FLOPs or time.
+    """
+    if flops is None or not seconds:
+        return None
+    achieved = flops / seconds / 1e9
+    return dict(gflop=flops / 1e9, seconds=seconds, achieved_gflops=achieved,
+                fraction=achieved / peak_gflops)

@@ -1,0 +1,368 @@
+"""Speed and memory of a segmentor config: image latency and text cost.
+
+Builds the model of a config as ``tools/test.py`` does and times
+``model.test_step`` on one packed image of the config's test pipeline, as the
+test loop runs it: data preprocessing, whole or sliding-window inference and
+post-processing to the original image size. Measures:
+
+* latency per image over ``repeat`` runs after ``warmup`` untimed ones
+  (:func:`~.timing.timed_runs`, :func:`~.timing.summarize_times`), images
+  per second, CPU time per image and the load average around the runs;
+* peak memory during inference: on CPU the process's peak resident set
+  (``VmHWM``, reset before the first inference) and the same above the
+  built model; on GPU ``torch.cuda.max_memory_allocated``;
+* the text-encoding cost of the vocabulary (:func:`~.text.measure_text`);
+* efficiency (unless ``efficiency=False``): the FLOPs of one predict and of
+  its image encoder, counted in a separate untimed pass
+  (:func:`~.flops.count_flops`), the matrix peak of the machine on the
+  model's dominant shape in the run's precision (:func:`~.peak.matmul_peak`),
+  and the achieved FLOP/s (FLOPs / median latency) with its fraction of the
+  peak, for the encoder (timed by hooks in the timed runs) and the predict.
+
+On CPU, ``dtype='bf16'`` is checked first: when bf16 matrix products are
+slower than fp32 (a CPU without AMX / AVX512-BF16) the run falls back to fp32
+with a note, or is refused with ``strict_dtype``.
+"""
+import copy
+import gc
+import os
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+from typing import List, Optional, Sequence
+
+import torch
+
+from .errors import BenchmarkError
+from .flops import EncoderTimer, count_flops, encoder_modules
+from .inputs import DEFAULT_IMAGE_SIZE, build_test_pipeline, make_image
+from .memory import current_rss_mb, peak_rss_mb, reset_peak_rss
+from .model import build_model, choose_vocabulary, load_benchmark_config, precision_context
+from .peak import (DEFAULT_SHAPE, bf16_falls_back, bf16_message, check_shape, efficiency,
+                   matmul_peak)
+from .text import measure_text
+from .timing import check_device, device_name, is_contended, summarize_times, timed_runs
+from .vocabulary import load_vocabulary, synthetic_vocabulary
+
+# The repository root of a source checkout (configs are reported relative
+# to it).
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (the report goes to stdout)."""
+    print(f'[benchmark] {message}', file=sys.stderr, flush=True)
+
+
+def _config_and_method(config: str):
+    """The config path (repository-relative where possible) and method."""
+    if osp.abspath(config).startswith(ROOT):
+        config = osp.relpath(config, ROOT)
+    parts = config.replace('\\', '/').split('/')
+    method = parts[1] if len(parts) > 2 and parts[0] == 'configs' \
+        else osp.basename(osp.dirname(config))
+    return config, method
+
+
+def benchmark_segmentor(config: str,
+                        checkpoint: Optional[str] = None,
+                        config_weights: bool = False,
+                        shape: Optional[Sequence[int]] = None,
+                        image: Optional[str] = None,
+                        image_size: Optional[Sequence[int]] = None,
+                        vocabulary: Optional[str] = None,
+                        num_classes: Optional[int] = None,
+                        device: str = 'cpu',
+                        dtype: Optional[str] = None,
+                        repeat: int = 5,
+                        warmup: int = 1,
+                        threads: Optional[int] = None,
+                        seed: int = 0,
+                        cfg_options: Optional[dict] = None,
+                        benchmark: Optional[str] = None,
+                        command: str = '',
+                        efficiency_pass: bool = True,
+                        strict_dtype: bool = False) -> dict:
+    """Builds the model of a config, measures it and returns the results.
+
+    Args:
+        config: Config file.
+        checkpoint: Trained checkpoint, loaded strictly (default: random
+            weights, or the config's with ``config_weights``).
+        config_weights: Keep the config's weight sources (may download).
+        shape: (H, W) network input: the image is made this size and the
+            pipeline's resize steps are skipped.
+        image: Image file (default: uniform noise).
+        image_size: (H, W) of the image before the pipeline (default
+            :data:`DEFAULT_IMAGE_SIZE` for noise, the file's size).
+        vocabulary: A benchmark key, dataset type or class file
+            (:func:`~.vocabulary.load_vocabulary`).
+        num_classes: That many synthetic class names instead.
+        device: ``'cpu'`` or ``'cuda[:N]'``.
+        dtype: ``'fp32'``, ``'bf16'``, ``'fp16'`` (default: the config's).
+        repeat: Timed runs.
+        warmup: Untimed runs first.
+        threads: torch CPU threads (default: torch's).
+        seed: Seed of the random weights and of the noise image.
+        cfg_options: Dotted-key overrides of the config (applied after
+            ``benchmark``, as in ``tools/test.py``).
+        benchmark: A key of :data:`mmovss.protocols.BENCHMARK_KEYS`: the
+            config is switched to that benchmark with the method's protocol
+            (:func:`mmovss.protocols.apply_benchmark`), e.g. its vocabulary
+            and test pipeline.
+        command: The command line that reproduces the run (reported).
+        efficiency_pass: Count FLOPs and measure the matrix peak
+            (``--no-efficiency`` turns it off).
+        strict_dtype: Refuse, rather than fall back to fp32, a bf16 run on a
+            CPU whose bf16 products are slower than fp32.
+
+    Returns:
+        dict: The results (see ``tools/analysis_tools/benchmark.py``).
+
+    Raises:
+        BenchmarkError: An impossible request (missing config, unknown
+            vocabulary, fp16 on CPU, CUDA absent, foreign checkpoint, bf16
+            slower than fp32 with ``strict_dtype`` ...).
+    """
+    from mmengine.dataset import pseudo_collate
+
+    import mmovss  # noqa: F401  (compat + registration)
+    device = check_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    if repeat < 1 or warmup < 0:
+        raise BenchmarkError('--repeat must be >= 1 and --warmup >= 0.')
+    precision_context(None, dtype, device)  # fp16 on CPU: clear error
+    if vocabulary is not None:
+        load_vocabulary(vocabulary)  # fail before the (slow) build
+    if num_classes is not None:
+        synthetic_vocabulary(num_classes)
+    cfg = load_benchmark_config(config, None if benchmark else cfg_options)
+    if benchmark:  # the benchmark's protocol first, cfg_options over it
+        from mmovss.protocols import apply_benchmark
+        try:
+            cfg = apply_benchmark(cfg, benchmark)
+        except ValueError as err:
+            raise BenchmarkError(f'--benchmark {benchmark}: {err}') from None
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    cfg.load_from = None
+    notes: List[str] = []
+    weights = 'config' if config_weights else 'random'
+
+    gc.collect()
+    rss_start = current_rss_mb()
+    progress(f'building {config} ({weights} weights)')
+    start = time.perf_counter()
+    model = build_model(cfg, weights, checkpoint, device, notes, seed)
+    build_s = time.perf_counter() - start
+    autocast, precision = precision_context(model, dtype, device)
+    vocab = choose_vocabulary(model, cfg, vocabulary, num_classes)
+    gc.collect()
+    rss_model = current_rss_mb()
+
+    with tempfile.TemporaryDirectory(prefix='mmovss_bench_text_') as cache:
+        progress(f'built in {build_s:.1f} s; text encoding of '
+                 f'{vocab.num_names} names, cold and warm')
+        text = measure_text(model, cache, device, autocast)
+
+        pipeline = build_test_pipeline(cfg, drop_resize=shape is not None)
+        size = shape or image_size or \
+            (None if image else DEFAULT_IMAGE_SIZE)
+        array = make_image(image, size, seed)
+        packed = pipeline(dict(img=array))
+        runs = [pseudo_collate([copy.deepcopy(packed)])
+                for _ in range(warmup + repeat)]
+        with torch.no_grad():
+            net_shape = tuple(model.data_preprocessor(
+                copy.deepcopy(runs[0]), False)['inputs'].shape[-2:])
+
+        requested = precision.split()[0]
+        count, peak, dtype_check, text = _efficiency_setup(
+            model, packed, autocast, device, efficiency_pass, precision,
+            strict_dtype, notes, cache, text)
+        if dtype_check and not dtype_check['kept']:
+            autocast, precision = precision_context(model, 'fp32', device)
+
+        sam_masks = []
+        hooks = []
+        for module in model.modules():
+            if type(module).__name__ == 'SAMMaskGenerator':
+                hooks.append(module.register_forward_hook(
+                    lambda m, i, o: sam_masks.append(int(o[0].shape[0]))))
+        outputs = []
+        done = []
+        encoder_times = []
+        timer = EncoderTimer(encoder_modules(model), device) \
+            if count else None
+
+        def infer():
+            data = runs.pop()
+            start = time.perf_counter()
+            encoder_start = timer.seconds if timer else 0.0
+            with torch.no_grad(), autocast():
+                outputs.append(model.test_step(data))
+            if timer:
+                encoder_times.append(timer.seconds - encoder_start)
+            del outputs[:-1]
+            progress(f'image {len(done) + 1}/{warmup + repeat} (warm-up: '
+                     f'{warmup}): {time.perf_counter() - start:.2f} s')
+            done.append(1)
+
+        progress(f'text cold {text["cold_s"]:.2f} s; image {array.shape[0]}'
+                 f'x{array.shape[1]} -> network input {net_shape[0]}x'
+                 f'{net_shape[1]}')
+
+        cuda = torch.device(device).type == 'cuda'
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            gpu_model_mb = torch.cuda.memory_allocated(device) / 2**20
+        gc.collect()
+        rss_before = current_rss_mb()
+        rss_reset = reset_peak_rss()
+        load_before = os.getloadavg()[0]
+        cpu_times = []
+        times = timed_runs(infer, repeat, warmup, device, cpu_times)
+        load_after = os.getloadavg()[0]
+        peak_rss = peak_rss_mb()
+        for hook in hooks:
+            hook.remove()
+        if timer:
+            timer.remove()
+
+    pred = outputs[-1][0].pred_sem_seg.data
+    memory = dict(rss_start_mb=rss_start, rss_model_mb=rss_model,
+                  rss_before_inference_mb=rss_before, peak_rss_mb=peak_rss,
+                  peak_rss_above_model_mb=(peak_rss - rss_model
+                                           if rss_model else None),
+                  peak_rss_reset=rss_reset)
+    if cuda:
+        memory.update(
+            gpu_model_mb=gpu_model_mb,
+            gpu_peak_mb=torch.cuda.max_memory_allocated(device) / 2**20)
+    if sam_masks:
+        notes.append(f'SAM masks per image: {min(sam_masks)}-'
+                     f'{max(sam_masks)}')
+    if not rss_reset:
+        notes.append('peak RSS is the lifetime peak of the process '
+                     '(/proc/self/clear_refs unavailable)')
+    config, method = _config_and_method(config)
+    return dict(
+        config=config,
+        method=method,
+        benchmark=benchmark,
+        command=command,
+        model=type(model).__name__,
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        weights=('checkpoint' if checkpoint else weights),
+        device=device,
+        device_name=device_name(device),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        dtype=precision.split()[0],
+        precision=precision,
+        vocabulary=dict(source=vocab.source if hasattr(
+            vocab, 'source') else None,
+            num_classes=vocab.num_classes,
+            num_names=vocab.num_names),
+        image=dict(source=image or 'noise',
+                   ori_shape=list(array.shape[:2]),
+                   net_shape=list(net_shape),
+                   pred_shape=list(pred.shape[-2:])),
+        test_mode=dict(model.test_cfg).get('mode', 'whole'),
+        repeat=repeat,
+        warmup=warmup,
+        build_s=build_s,
+        latency_s=summarize_times(times),
+        images_per_s=len(times) / sum(times),
+        cpu_s_per_image=statistics.median(cpu_times),
+        load_average=[load_before, load_after],
+        contended=is_contended(max(load_before, load_after),
+                               torch.get_num_threads()),
+        memory=memory,
+        text=text,
+        efficiency=_efficiency_result(count, peak, times,
+                                      encoder_times[warmup:]),
+        dtype_requested=requested,
+        dtype_check=dtype_check,
+        notes=notes)
+
+
+def _efficiency_setup(model, packed, autocast, device, efficiency_pass,
+                      precision, strict_dtype, notes, cache, text):
+    """The untimed counting pass, the matrix peak and the CPU bf16 check.
+
+    Returns:
+        tuple: The FLOP count (:func:`~.flops.count_flops`, None without
+        ``efficiency_pass``), the peak (:func:`~.peak.matmul_peak`, in the
+        precision the run will use), the bf16 check (None unless bf16 on
+        CPU; ``kept`` False: the caller switches to fp32) and the text cost
+        (re-measured in fp32 after a fall-back).
+    """
+    from mmengine.dataset import pseudo_collate
+    count = None
+    if efficiency_pass:
+        progress('counting FLOPs (one untimed predict)')
+        data = pseudo_collate([copy.deepcopy(packed)])
+        with torch.no_grad(), autocast():
+            count = count_flops(lambda: model.test_step(data),
+                                encoder_modules(model))
+    dominant = (count or {}).get('dominant_matmul')
+    shape = dominant['shape'] if dominant else list(DEFAULT_SHAPE)
+    if count and not dominant:
+        notes.append(f'no matrix product counted: peak measured on mm '
+                     f'{"x".join(map(str, shape))}')
+    dtype = precision.split()[0]
+    peaks = {}
+
+    def peak_of(shape, name):
+        key = (tuple(shape), name)
+        if key not in peaks:
+            progress(f'matrix peak: {name} mm {"x".join(map(str, shape))}')
+            peaks[key] = matmul_peak(shape, name, device)
+        return peaks[key]
+
+    dtype_check = None
+    if torch.device(device).type == 'cpu' and dtype == 'bf16':
+        check = check_shape(shape)
+        bf16, fp32 = peak_of(check, 'bf16'), peak_of(check, 'fp32')
+        kept = not bf16_falls_back(bf16['gflops'], fp32['gflops'])
+        dtype_check = dict(shape=check, bf16_gflops=bf16['gflops'],
+                           fp32_gflops=fp32['gflops'], kept=kept)
+        if not kept:
+            message = bf16_message(bf16['gflops'], fp32['gflops'], check)
+            if strict_dtype:
+                raise BenchmarkError(
+                    f'--dtype bf16 refused (--strict-dtype): {message}. Run '
+                    f'with --dtype fp32, or without --strict-dtype to fall '
+                    f'back to fp32.')
+            notes.append(f'{message}: fell back to fp32 (--strict-dtype '
+                         f'refuses instead)')
+            progress(notes[-1])
+            dtype = 'fp32'
+            # the vocabulary was encoded in bf16: encode it again in fp32
+            fp32_autocast = precision_context(model, 'fp32', device)[0]
+            text = measure_text(model, osp.join(cache, 'fp32'), device,
+                                fp32_autocast)
+    peak = peak_of(shape, dtype) if count else None
+    return count, peak, dtype_check, text
+
+
+def _efficiency_result(count, peak, times, encoder_times):
+    """The ``efficiency`` field of the results (None without counting)."""
+    if not count:
+        return None
+    gflops = peak['gflops']
+    encoder = efficiency(
+        count['encoder'],
+        statistics.median(encoder_times) if encoder_times else None, gflops)
+    return dict(
+        peak=peak,
+        predict=efficiency(count['total'], statistics.median(times), gflops),
+        encoder=encoder,
+        encoder_calls=count['encoder_calls'],
+        dominant_matmul=count['dominant_matmul'],
+        by_op=count['by_op'])

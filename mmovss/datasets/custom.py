@@ -1,0 +1,324 @@
+"""Your own dataset: a folder of images and label maps plus a class file.
+
+Class file (UTF-8, one class per line, line ``i`` = label value ``i``)::
+
+    # comments and blank lines are skipped
+    sky
+    grass, lawn            <- synonyms of one class, separated by commas
+    striped red | unseen   <- an optional "| unseen" marker: never trained on
+
+Label maps are single-channel PNG (or TIFF) files, 8- or 16-bit, whose pixel
+values are class indices; ``ignore_index`` (255 by default, 65535 for more
+than 255 classes) marks unlabelled pixels. :func:`check_custom_dataset`
+lists every problem with file names (missing pairs, size mismatches,
+unknown label values, colour label files) before anything is trained.
+
+:class:`OpenVocabCustomDataset` reads such a folder in MMSeg's layout
+(``img_dir/<split>``, ``ann_dir/<split>``) or from split files. With
+``seen_only=True`` (the training split) it keeps only the seen classes:
+unseen labels become ``ignore_index`` and the vocabulary is the seen names,
+which is the open-vocabulary protocol; evaluation uses all classes and
+reports mIoU over seen and unseen classes and their harmonic mean.
+:mod:`mmovss.datasets.custom_config` writes the config.
+"""
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+from PIL import Image
+
+from ..vocab import Vocabulary
+from .layout import generate_palette
+
+__all__ = ['ClassList', 'read_class_file', 'DataCheck', 'check_custom_dataset',
+           'find_pairs', 'OpenVocabCustomDataset', 'IMAGE_SUFFIXES']
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+LABEL_SUFFIXES = ('.png', '.tif', '.tiff')
+_UNSEEN_MARK = 'unseen'
+
+
+@dataclass
+class ClassList:
+    """The classes of a custom dataset.
+
+    Attributes:
+        classes (list[str]): One entry per label value, synonyms joined by
+            ``', '`` (METAINFO style).
+        unseen (list[str]): Display names of the unseen classes.
+    """
+    classes: List[str]
+    unseen: List[str] = field(default_factory=list)
+
+    @property
+    def seen(self) -> List[str]:
+        unseen = set(self.unseen)
+        return [c for c in self.classes if c.split(',')[0].strip() not in unseen]
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.classes, source='class file')
+
+
+def _match_class(name: str, vocabulary: Vocabulary, where: str) -> str:
+    key = ' '.join(name.split()).lower()
+    for names in vocabulary:
+        if key in (n.lower() for n in names):
+            return names[0]
+    raise ValueError(f'{where}: {name!r} is not a class of the class file (classes are '
+                     f'matched by any of their names, ignoring case).')
+
+
+def read_class_file(path: str, unseen: Sequence[str] = ()) -> ClassList:
+    """Reads a class file (module doc) and an optional unseen list.
+
+    Args:
+        path (str): The class file.
+        unseen (Sequence[str]): More unseen classes (any of their names).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: An empty file, a bad marker, an unknown unseen name,
+            duplicated classes, or every class unseen.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Class file {path!r} does not exist (one class per line, '
+                                f'synonyms separated by commas, optional "| unseen").')
+    classes, marked = [], []
+    with open(path, encoding='utf-8-sig') as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            text, _, marker = line.partition('|')
+            marker = marker.strip().lower()
+            if marker not in ('', _UNSEEN_MARK):
+                raise ValueError(f'{path}, line {number}: unknown marker {marker!r} after '
+                                 f'"|"; the only marker is "| unseen".')
+            names = [' '.join(n.split()) for n in text.split(',')]
+            if not all(names):
+                raise ValueError(f'{path}, line {number}: an empty class name in {line!r} '
+                                 f'(check for a stray comma).')
+            classes.append(', '.join(names))
+            if marker:
+                marked.append(names[0])
+    if len(classes) < 2:
+        raise ValueError(f'Class file {path!r} names {len(classes)} class(es); a '
+                         f'segmentation dataset needs at least two.')
+    vocabulary = Vocabulary(classes, source=f'class file {path}')  # checks duplicates
+    names = list(marked) + [_match_class(n, vocabulary, '--unseen') for n in unseen]
+    unseen_names = list(dict.fromkeys(names))
+    if len(unseen_names) >= len(classes):
+        raise ValueError(f'Every class of {path!r} is unseen; training needs seen classes.')
+    return ClassList(classes, unseen_names)
+
+
+# ----------------------------------------------------------------- checking
+@dataclass
+class DataCheck:
+    """What :func:`check_custom_dataset` found.
+
+    Attributes:
+        pairs (int): Image/label pairs checked.
+        errors (dict[str, list[str]]): Problem kind -> messages naming files.
+        label_bits (set[int]): Bit depths of the label files (8, 16, 32).
+        pixels (np.ndarray): Pixels per class over the checked labels.
+        present_values (set[int]): Label values seen (ignore included).
+    """
+    pairs: int = 0
+    errors: Dict[str, List[str]] = field(default_factory=dict)
+    label_bits: set = field(default_factory=set)
+    pixels: Optional[np.ndarray] = None
+    present_values: set = field(default_factory=set)
+
+    def add(self, kind: str, message: str) -> None:
+        self.errors.setdefault(kind, []).append(message)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def report(self, limit: int = 10) -> str:
+        """The problems, ``limit`` messages per kind, as text."""
+        lines = []
+        for kind, messages in self.errors.items():
+            lines.append(f'{kind}: {len(messages)}')
+            lines += [f'  {m}' for m in messages[:limit]]
+            if len(messages) > limit:
+                lines.append(f'  ... and {len(messages) - limit} more')
+        return '\n'.join(lines)
+
+
+def _files(folder: str, suffixes: Sequence[str]) -> Dict[str, str]:
+    """Stem (path relative to ``folder`` without suffix) -> file path."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            stem, ext = osp.splitext(name)
+            if ext.lower() in suffixes and not name.startswith('.'):
+                rel = osp.relpath(osp.join(root, stem), folder)
+                found[rel] = osp.join(root, name)
+    return found
+
+
+def find_pairs(img_dir: str, ann_dir: str, check: Optional[DataCheck] = None,
+               seg_map_suffix: str = '') -> List[Tuple[str, str]]:
+    """Image/label pairs matched by file name (without suffix).
+
+    A label file may end with ``seg_map_suffix`` (e.g. ``_labelTrainIds``)
+    after the image's stem. Unpaired files are reported to ``check``.
+    """
+    for folder, what in ((img_dir, 'image'), (ann_dir, 'label')):
+        if not osp.isdir(folder):
+            raise FileNotFoundError(f'The {what} folder {folder!r} does not exist.')
+    images = _files(img_dir, IMAGE_SUFFIXES)
+    labels = {}
+    for stem, path in _files(ann_dir, LABEL_SUFFIXES).items():
+        if seg_map_suffix and stem.endswith(seg_map_suffix):
+            stem = stem[:-len(seg_map_suffix)]
+        labels[stem] = path
+    if check is not None:
+        for stem in sorted(set(images) - set(labels)):
+            check.add('images without a label file', images[stem])
+        for stem in sorted(set(labels) - set(images)):
+            check.add('label files without an image', labels[stem])
+    return [(images[s], labels[s]) for s in sorted(set(images) & set(labels))]
+
+
+def _label_bits(label: Image.Image, path: str, check: DataCheck) -> Optional[int]:
+    if label.mode in ('1', 'L', 'P'):
+        return 8
+    if label.mode.startswith('I;16'):
+        return 16
+    if label.mode in ('I', 'F'):
+        return 32
+    check.add('colour or multi-channel label files',
+              f'{path} (mode {label.mode}): a label file must hold one class index per '
+              f'pixel; convert colour visualisations to index maps first')
+    return None
+
+
+def check_custom_dataset(pairs: Sequence[Tuple[str, str]], num_classes: int,
+                         ignore_index: int = 255,
+                         check: Optional[DataCheck] = None) -> DataCheck:
+    """Checks image/label pairs: sizes, label format and label values.
+
+    Args:
+        pairs: ``(image, label)`` file paths.
+        num_classes (int): Number of classes (valid values ``0..C-1``).
+        ignore_index (int): The unlabelled value.
+        check (DataCheck, optional): Adds to an existing check.
+
+    Returns:
+        DataCheck: Problems by kind, each message naming its file.
+    """
+    check = check or DataCheck()
+    pixels = np.zeros(num_classes, np.int64) if check.pixels is None else check.pixels
+    for image_path, label_path in pairs:
+        check.pairs += 1
+        try:
+            with Image.open(image_path) as image:
+                image_size = image.size
+        except Exception as err:  # noqa: BLE001 - any decoder error
+            check.add('unreadable images', f'{image_path} ({type(err).__name__}: {err})')
+            continue
+        try:
+            with Image.open(label_path) as label:
+                bits = _label_bits(label, label_path, check)
+                if bits is None:
+                    continue
+                label_size = label.size
+                values = np.asarray(label)  # palette PNGs: the indices
+        except Exception as err:  # noqa: BLE001
+            check.add('unreadable label files', f'{label_path} ({type(err).__name__}: {err})')
+            continue
+        check.label_bits.add(bits)
+        if label_size != image_size:
+            check.add('size mismatches',
+                      f'{label_path} is {label_size[0]}x{label_size[1]} but its image '
+                      f'{image_path} is {image_size[0]}x{image_size[1]} (width x height)')
+        unique, counts = np.unique(values.astype(np.int64), return_counts=True)
+        check.present_values.update(int(v) for v in unique)
+        bad = [int(v) for v in unique if (v < 0 or v >= num_classes) and v != ignore_index]
+        if bad:
+            check.add('unknown label values',
+                      f'{label_path}: values {bad[:8]} are neither a class (0..'
+                      f'{num_classes - 1}) nor the ignore index {ignore_index}')
+        valid = (unique >= 0) & (unique < num_classes)
+        np.add.at(pixels, unique[valid], counts[valid])
+    check.pixels = pixels
+    return check
+
+
+# ----------------------------------------------------------------- dataset
+@DATASETS.register_module()
+class OpenVocabCustomDataset(BaseSegDataset):
+    """A user's dataset: images, index label maps and named classes.
+
+    Args:
+        classes (Sequence[str]): Class names, label value ``i`` = entry
+            ``i`` (comma-separated synonyms allowed).
+        unseen_classes (Sequence[str]): Display names of the unseen classes.
+        seen_only (bool): Keep only the seen classes (training): unseen
+            labels become ``ignore_index``, seen labels are renumbered in
+            order and the dataset's classes are the seen ones.
+        ignore_index (int): Unlabelled value (255; 65535 for 16-bit labels
+            of more than 255 classes).
+        img_suffix (str), seg_map_suffix (str): File endings.
+        **kwargs: :class:`mmseg.datasets.BaseSegDataset` arguments
+            (``data_root``, ``data_prefix``, ``ann_file``, ``pipeline``, ...).
+    """
+
+    METAINFO = dict()
+
+    def __init__(self, classes: Sequence[str], unseen_classes: Sequence[str] = (),
+                 seen_only: bool = False, ignore_index: int = 255,
+                 img_suffix: str = '.jpg', seg_map_suffix: str = '.png', **kwargs):
+        vocabulary = Vocabulary(list(classes), source='OpenVocabCustomDataset classes')
+        self.all_classes = vocabulary.to_list()
+        display = list(vocabulary.class_names)
+        missing = [n for n in unseen_classes if n not in display]
+        if missing:
+            raise ValueError(f'OpenVocabCustomDataset: unseen classes {missing} are not '
+                             f'display names (first names) of the classes.')
+        self.unseen_classes = list(unseen_classes)
+        self.seen_only = seen_only
+        keep = [i for i, n in enumerate(display) if not (seen_only and n in unseen_classes)]
+        self._kept = keep
+        if 'metainfo' in kwargs and kwargs['metainfo']:
+            raise ValueError('OpenVocabCustomDataset takes its classes from `classes`; '
+                             'remove `metainfo` from the dataset config.')
+        kwargs.pop('metainfo', None)
+        palette = generate_palette(len(self.all_classes))
+        metainfo = dict(classes=[self.all_classes[i] for i in keep],
+                        palette=[palette[i] for i in keep])
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
+                         ignore_index=ignore_index, metainfo=metainfo, **kwargs)
+
+    def get_label_map(self, new_classes=None) -> Optional[dict]:
+        """Stored value -> training value (seen-only: unseen -> ignore)."""
+        kept = getattr(self, '_kept', None)
+        if kept is None or len(kept) == len(self.all_classes):
+            return None
+        label_map = {old: self.ignore_index for old in range(len(self.all_classes))}
+        label_map.update({old: new for new, old in enumerate(kept)})
+        return label_map
+
+    def load_data_list(self) -> List[dict]:
+        """mmseg's list, each sample with ``num_classes``/``ignore_index``
+        (read by :class:`~mmovss.datasets.LoadSegAnnotations` to check values)."""
+        data_list = super().load_data_list()
+        num_classes = len(self._kept)
+        for info in data_list:
+            info['num_classes'] = num_classes
+            info['ignore_index'] = self.ignore_index
+        if not data_list:
+            raise FileNotFoundError(
+                f'OpenVocabCustomDataset found no images ending with {self.img_suffix!r} '
+                f'under {self.data_prefix.get("img_path")!r}; check data_root, data_prefix '
+                f'and img_suffix (tools/dataset_converters/custom_dataset.py writes them).')
+        return data_list

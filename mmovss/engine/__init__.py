@@ -1,0 +1,4 @@
+"""Runner extensions, registered into mmseg's registries (``HOOKS``)."""
+from .hooks import DatasetVocabularyHook
+
+__all__ = ['DatasetVocabularyHook']

@@ -1,0 +1,297 @@
+"""CLIP classification of masked image regions, with OVSeg's mask prompts.
+
+The second stage of two-stage open-vocabulary segmentation, shared by the
+heads of ZegFormer, OVSeg and SAM + CLIP and by OVSeg's mask prompt tuner:
+every mask proposal is cut out of the image (bounding-box crop, pixels
+outside the mask filled with a constant, resized to CLIP's input size) and
+classified by the CLIP image encoder against the class-name embeddings
+(ZegFormer, Ding et al., CVPR 2022, Sec. 3.4 "segment classification with
+CLIP image features"; OVSeg, Liang et al., CVPR 2023, Sec. 3.1; SAM + CLIP).
+
+OVSeg's *mask prompt tuning* (Liang et al., CVPR 2023, Sec. 3.3): in the
+first ``mask_prompt_depth`` blocks of the frozen CLIP ViT, the tokens of
+patches that lie completely outside the mask are replaced by learnable
+prompt tokens ``P_l`` (one per block ``l`` and patch position) before the
+block runs, so CLIP learns to ignore the blank fill instead of being changed
+itself. With ``mask_prompt_depth=0`` this is plain CLIP.
+
+Crops are taken with torchvision's ``roi_align`` (``aligned=True``) on the
+image and on the mask separately and combined afterwards
+(``crop * m + fill * (1 - m)``), so only one image copy is held in memory;
+the reference implementations mask first and then crop, which differs only
+in the bilinear mixing at the mask border.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor
+from torchvision.ops import masks_to_boxes, roi_align
+
+from ..text_encoders.class_embeddings import ClassEmbeddings
+from .clip_attention import clip_block
+from .mask_classification import open_vocab_class_logits
+
+__all__ = ['RegionCLIPClassifier', 'mask_boxes']
+
+MASK_FILLS = ('mean', 'zero')
+CROP_STYLES = ('cropmask', 'crop', 'mask')
+
+
+def mask_boxes(masks: Tensor, expand_ratio: float = 1.0) -> Tensor:
+    """Bounding boxes ``(x1, y1, x2, y2)`` of binary masks, pixel edges.
+
+    ``x2``/``y2`` are exclusive (one past the last pixel), so a one-pixel
+    mask at ``(y, x)`` gives ``(x, y, x + 1, y + 1)``. With ``expand_ratio``
+    > 1 the box grows about its centre (OVSeg's ``mask_expand_ratio``) and is
+    clipped to the image. Empty masks get the whole image.
+
+    Args:
+        masks (Tensor): (N, H, W) bool.
+        expand_ratio (float): Box scale factor (>= 1).
+
+    Returns:
+        Tensor: (N, 4) float boxes.
+    """
+    n, h, w = masks.shape
+    boxes = masks.new_zeros((n, 4), dtype=torch.float32)
+    boxes[:, 2], boxes[:, 3] = w, h
+    nonempty = masks.flatten(1).any(1)
+    if nonempty.any():
+        found = masks_to_boxes(masks[nonempty]).float()
+        found[:, 2:] += 1
+        boxes[nonempty] = found
+    if expand_ratio != 1.0:
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        half = (boxes[:, 2:] - boxes[:, :2]) / 2 * expand_ratio
+        boxes = torch.cat([centre - half, centre + half], dim=1)
+        limit = boxes.new_tensor([w, h, w, h])
+        boxes = torch.minimum(boxes.clamp(min=0), limit)
+    return boxes
+
+
+@MODELS.register_module()
+class RegionCLIPClassifier(nn.Module):
+    """Classifies masked image regions with a (mask-adapted) CLIP ViT.
+
+    Args:
+        clip (dict): An ``OpenCLIPViT`` config (frozen by default); only its
+            class token is used.
+        crop_size (int): CLIP input size of the crops (224).
+        mask_threshold (float): Probability threshold binarising the masks.
+        mask_fill (str): Fill outside the mask: ``'mean'`` (CLIP's mean
+            colour, OVSeg and ZegFormer) or ``'zero'`` (black).
+        crop_style (str): ``'cropmask'`` (box crop with the outside filled),
+            ``'crop'`` (box crop, no fill) or ``'mask'`` (whole image, filled
+            outside the mask) - ZegFormer's ``CLIP_CLS_STYLE`` options.
+        expand_ratio (float): Box enlargement (OVSeg's mask_expand_ratio).
+        mask_prompt_depth (int): Blocks with learnable mask prompts (OVSeg:
+            3); 0 disables mask prompts.
+        clip_mean (Sequence[float], optional): CLIP's normalisation mean in
+            [0, 255] pixel values; default OpenAI CLIP's.
+        clip_std (Sequence[float], optional): Same for the std.
+        crop_batch_size (int): Crops encoded per CLIP forward.
+    """
+
+    def __init__(self,
+                 clip: dict,
+                 crop_size: int = 224,
+                 mask_threshold: float = 0.5,
+                 mask_fill: str = 'mean',
+                 crop_style: str = 'cropmask',
+                 expand_ratio: float = 1.0,
+                 mask_prompt_depth: int = 0,
+                 clip_mean: Optional[Sequence[float]] = None,
+                 clip_std: Optional[Sequence[float]] = None,
+                 crop_batch_size: int = 64):
+        super().__init__()
+        if mask_fill not in MASK_FILLS:
+            raise ValueError(f'RegionCLIPClassifier: mask_fill={mask_fill!r}, '
+                             f'use one of {MASK_FILLS}.')
+        if crop_style not in CROP_STYLES:
+            raise ValueError(f'RegionCLIPClassifier: crop_style={crop_style!r},'
+                             f' use one of {CROP_STYLES}.')
+        if expand_ratio < 1.0 or crop_batch_size < 1 or crop_size < 1:
+            raise ValueError('RegionCLIPClassifier: expand_ratio must be >= 1 '
+                             'and crop_size, crop_batch_size >= 1.')
+        self.clip = MODELS.build(clip)
+        if not hasattr(self.clip, 'embed') or \
+                not hasattr(self.clip, 'visual'):
+            raise TypeError(f'RegionCLIPClassifier needs an OpenCLIPViT '
+                            f'config, got {type(self.clip).__name__}.')
+        import open_clip
+        mean = clip_mean or [255 * c for c in open_clip.OPENAI_DATASET_MEAN]
+        std = clip_std or [255 * c for c in open_clip.OPENAI_DATASET_STD]
+        self.register_buffer('clip_mean', torch.tensor(mean).view(3, 1, 1),
+                             persistent=False)
+        self.register_buffer('clip_std', torch.tensor(std).view(3, 1, 1),
+                             persistent=False)
+        self.crop_size = crop_size
+        self.mask_threshold = mask_threshold
+        self.mask_fill = mask_fill
+        self.crop_style = crop_style
+        self.expand_ratio = expand_ratio
+        self.crop_batch_size = crop_batch_size
+        num_blocks = len(self.clip.visual.transformer.resblocks)
+        if not 0 <= mask_prompt_depth <= num_blocks:
+            raise ValueError(f'mask_prompt_depth={mask_prompt_depth} must be '
+                             f'in [0, {num_blocks}] (CLIP blocks).')
+        self.mask_prompt_depth = mask_prompt_depth
+        self.mask_prompts = None
+        if mask_prompt_depth:
+            ph, pw = self.clip.patch_size
+            self.prompt_grid = (crop_size // ph, crop_size // pw)
+            num_patches = self.prompt_grid[0] * self.prompt_grid[1]
+            self.mask_prompts = nn.Parameter(
+                torch.empty(mask_prompt_depth, num_patches, self.clip.width))
+            nn.init.normal_(self.mask_prompts, std=0.02)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.clip.embed_dim
+
+    # ------------------------------------------------------------ crops
+    def normalize(self, pixels: Tensor) -> Tensor:
+        """Pixel values (..., 3, H, W) in [0, 255] -> CLIP's input space."""
+        return (pixels - self.clip_mean.to(pixels)) / self.clip_std.to(pixels)
+
+    def fill_value(self, like: Tensor) -> Tensor:
+        """The fill colour in CLIP's normalised space, (3, 1, 1)."""
+        if self.mask_fill == 'mean':
+            return like.new_zeros(3, 1, 1)
+        return -self.clip_mean.to(like) / self.clip_std.to(like)
+
+    def crop_regions(self, pixels: Tensor, masks: Tensor
+                     ) -> Tuple[Tensor, Tensor]:
+        """Masked crops of one image, in CLIP's normalised space.
+
+        Args:
+            pixels (Tensor): (3, H, W) image in pixel values [0, 255].
+            masks (Tensor): (N, H, W) bool masks.
+
+        Returns:
+            tuple[Tensor, Tensor]: (N, 3, S, S) crops and (N, S, S) bool
+            crop masks, ``S = crop_size``.
+        """
+        if pixels.dim() != 3 or masks.dim() != 3 or \
+                pixels.shape[-2:] != masks.shape[-2:]:
+            raise ValueError(
+                f'crop_regions: expected an image (3, H, W) and masks (N, H, '
+                f'W) of the same size, got {tuple(pixels.shape)} and '
+                f'{tuple(masks.shape)}.')
+        image = self.normalize(pixels.float())[None]
+        size = (self.crop_size, self.crop_size)
+        n, h, w = masks.shape
+        if self.crop_style == 'mask':
+            boxes = masks.new_tensor([[0, 0, w, h]], dtype=torch.float32)
+            boxes = boxes.expand(n, -1)
+        else:
+            boxes = mask_boxes(masks, self.expand_ratio)
+        rois = torch.cat([boxes.new_zeros(n, 1), boxes], dim=1).to(image)
+        crops = roi_align(image, rois, size, spatial_scale=1.0,
+                          sampling_ratio=-1, aligned=True)
+        rois_self = torch.cat([torch.arange(n, device=rois.device,
+                                            dtype=rois.dtype)[:, None],
+                               rois[:, 1:]], dim=1)
+        crop_masks = roi_align(masks[:, None].to(image), rois_self, size,
+                               spatial_scale=1.0, sampling_ratio=-1,
+                               aligned=True)[:, 0] > 0.5
+        if self.crop_style != 'crop':
+            keep = crop_masks[:, None].to(crops)
+            crops = crops * keep + self.fill_value(crops) * (1 - keep)
+        return crops, crop_masks
+
+    # ---------------------------------------------------------- encoding
+    def masked_patches(self, crop_masks: Tensor) -> Tensor:
+        """(N, L) bool: patches without any mask pixel (fully masked out)."""
+        ph, pw = self.clip.patch_size
+        covered = F.max_pool2d(crop_masks[:, None].float(), (ph, pw),
+                               stride=(ph, pw), ceil_mode=True)
+        return covered.flatten(1) == 0
+
+    def encode(self, crops: Tensor, crop_masks: Optional[Tensor] = None
+               ) -> Tensor:
+        """L2-normalised CLIP image embeddings (N, D) of normalised crops.
+
+        With mask prompts, ``crop_masks`` (N, S, S) are required: in block
+        ``l < mask_prompt_depth`` the tokens of fully masked-out patches are
+        replaced by ``mask_prompts[l]`` (OVSeg, Sec. 3.3).
+        """
+        clip = self.clip
+        x, grid_hw = clip.embed(crops)
+        masked = None
+        if self.mask_prompts is not None:
+            if crop_masks is None:
+                raise ValueError('RegionCLIPClassifier with mask prompts '
+                                 'needs the crop masks.')
+            if tuple(grid_hw) != self.prompt_grid:
+                raise ValueError(
+                    f'Mask prompts were made for a {self.prompt_grid} patch '
+                    f'grid but the crops give {tuple(grid_hw)}; feed '
+                    f'{self.crop_size}x{self.crop_size} crops.')
+            masked = self.masked_patches(crop_masks)[..., None]
+        for i, block in enumerate(clip.visual.transformer.resblocks):
+            if masked is not None and i < self.mask_prompt_depth:
+                patches = torch.where(masked, self.mask_prompts[i].to(x),
+                                      x[:, 1:])
+                x = torch.cat([x[:, :1], patches], dim=1)
+            x = clip_block(block, x)
+        embeds = clip.visual.ln_post(x[:, 0]) @ clip.visual.proj
+        return F.normalize(embeds, dim=-1)
+
+    def region_embeddings(self, pixels: Tensor, masks: Tensor) -> Tensor:
+        """Embeddings (N, D) of the masked crops of one image.
+
+        Args:
+            pixels (Tensor): (3, H, W) pixel values.
+            masks (Tensor): (N, H, W) bool masks at the image size.
+        """
+        out = []
+        for start in range(0, masks.shape[0], self.crop_batch_size):
+            crops, crop_masks = self.crop_regions(
+                pixels, masks[start:start + self.crop_batch_size])
+            out.append(self.encode(crops, crop_masks))
+        if not out:
+            return pixels.new_zeros(0, self.embed_dim)
+        return torch.cat(out)
+
+    def forward(self, pixels: Tensor, mask_logits: Tensor,
+                class_embeds: ClassEmbeddings,
+                void_embed: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """CLIP class logits of every mask proposal of a batch.
+
+        Args:
+            pixels (Tensor): (B, 3, H, W) images in pixel values [0, 255].
+            mask_logits (Tensor): (B, Q, h, w) mask logits (any size; resized
+                bilinearly to the image, sigmoid > ``mask_threshold``).
+            class_embeds (ClassEmbeddings): The vocabulary.
+            void_embed (Tensor, optional): (D,) embedding appended as a last
+                class (OVSeg's non-object embedding).
+
+        Returns:
+            tuple[Tensor, Tensor]: (B, Q, C) logits (``C + 1`` with a void
+            embedding) scaled by CLIP's ``logit_scale``, zero for empty
+            masks, and (B, Q) bool, the non-empty masks.
+        """
+        if pixels.dim() != 4 or mask_logits.dim() != 4 or \
+                pixels.shape[0] != mask_logits.shape[0]:
+            raise ValueError(
+                f'RegionCLIPClassifier: expected images (B, 3, H, W) and mask '
+                f'logits (B, Q, h, w), got {tuple(pixels.shape)} and '
+                f'{tuple(mask_logits.shape)}.')
+        masks = F.interpolate(mask_logits.float(), size=pixels.shape[-2:],
+                              mode='bilinear', align_corners=False)
+        masks = masks.sigmoid() > self.mask_threshold
+        valid = masks.flatten(2).any(-1)
+        num_out = class_embeds.num_classes + (void_embed is not None)
+        logits = mask_logits.new_zeros(*mask_logits.shape[:2], num_out)
+        for b in range(pixels.shape[0]):
+            idx = valid[b].nonzero()[:, 0]
+            if idx.numel() == 0:
+                continue
+            embeds = self.region_embeddings(pixels[b], masks[b, idx])
+            logits[b, idx] = open_vocab_class_logits(
+                embeds, class_embeds, void_embed).to(logits)
+        return logits, valid

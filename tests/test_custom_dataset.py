@@ -1,0 +1,229 @@
+"""Custom datasets (issue #23): class files, the data check, both layouts,
+seen-only training labels, and the walk-through of docs/custom_dataset.md run
+on a tiny world."""
+import re
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmovss  # noqa: F401
+from mmovss.datasets.custom import (
+    DataCheck,
+    OpenVocabCustomDataset,
+    check_custom_dataset,
+    find_pairs,
+    read_class_file,
+)
+from mmovss.datasets.custom_config import find_layout, write_custom_configs
+
+
+def _write(path, array, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path)
+
+
+def _pair(root, split, name, label, size=(8, 8), img_size=None, label_dir='ann_dir'):
+    h, w = img_size or size
+    _write(root / 'img_dir' / split / f'{name}.png', np.full((h, w, 3), 100, np.uint8))
+    _write(root / label_dir / split / f'{name}.png', label)
+
+
+# ----------------------------------------------------------------- class file
+def test_class_file_synonyms_and_unseen(tmp_path):
+    path = tmp_path / 'classes.txt'
+    path.write_text('# my classes\nsky\n\ngrass,  lawn\ncar, automobile | unseen\nroad\n')
+    classes = read_class_file(str(path), unseen=['ROAD'])
+    assert classes.classes == ['sky', 'grass, lawn', 'car, automobile', 'road']
+    assert classes.unseen == ['car', 'road']
+    assert classes.seen == ['sky', 'grass, lawn']
+
+
+@pytest.mark.parametrize('text, unseen, message', [
+    ('sky\n', [], 'at least two'),
+    ('sky\ngrass | unsen\n', [], 'unknown marker'),
+    ('sky\ngrass,\n', [], 'empty class name'),
+    ('sky\ngrass\n', ['tree'], "'tree' is not a class"),
+    ('sky | unseen\ngrass | unseen\n', [], 'Every class'),
+    ('sky\nSky\n', [], 'both named'),
+])
+def test_bad_class_files(tmp_path, text, unseen, message):
+    path = tmp_path / 'classes.txt'
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_class_file(str(path), unseen)
+
+
+# ----------------------------------------------------------------- data check
+def test_check_names_every_problem_with_its_file(tmp_path):
+    root = tmp_path / 'data'
+    good = np.zeros((8, 8), np.uint8)
+    good[4:] = 2
+    good[0, 0] = 255
+    _pair(root, 'train', 'ok', good)
+    _pair(root, 'train', 'small', np.zeros((4, 4), np.uint8), img_size=(8, 8))
+    bad = good.copy()
+    bad[1, 1] = 7
+    _pair(root, 'train', 'badvalue', bad)
+    _write(root / 'img_dir/train/orphan.png', np.zeros((8, 8, 3), np.uint8))
+    _write(root / 'ann_dir/train/lonely.png', good)
+    _pair(root, 'train', 'colour', np.zeros((8, 8, 3), np.uint8))
+    check = DataCheck()
+    pairs = find_pairs(str(root / 'img_dir/train'), str(root / 'ann_dir/train'), check)
+    check_custom_dataset(pairs, num_classes=3, ignore_index=255, check=check)
+    errors = check.errors
+    assert errors['images without a label file'] == [str(root / 'img_dir/train/orphan.png')]
+    assert errors['label files without an image'] == [str(root / 'ann_dir/train/lonely.png')]
+    assert len(errors['size mismatches']) == 1 and 'small.png is 4x4' in \
+        errors['size mismatches'][0]
+    assert len(errors['unknown label values']) == 1
+    assert 'badvalue.png: values [7]' in errors['unknown label values'][0]
+    assert 'colour.png (mode RGB)' in errors['colour or multi-channel label files'][0]
+    # classes 0 and 2 have pixels (ok, badvalue; small is all 0), class 1 none
+    assert check.pixels[1] == 0 and check.pixels[0] > 0 and check.pixels[2] > 0
+    assert 'size mismatches: 1' in check.report()
+
+
+def test_check_accepts_16_bit_and_palette_labels(tmp_path):
+    root = tmp_path / 'data'
+    wide = np.zeros((8, 8), np.uint16)
+    wide[:, 4:] = 300
+    _pair(root, 'train', 'wide', wide)
+    palette = Image.fromarray(np.full((8, 8), 2, np.uint8), mode='P')
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] * 10)
+    (root / 'img_dir/train/pal.png').parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / 'img_dir/train/pal.png')
+    palette.save(root / 'ann_dir/train/pal.png')
+    check = DataCheck()
+    pairs = find_pairs(str(root / 'img_dir/train'), str(root / 'ann_dir/train'), check)
+    check_custom_dataset(pairs, num_classes=301, ignore_index=65535, check=check)
+    assert check.ok, check.report()
+    assert check.label_bits == {8, 16}
+    assert check.pixels[300] == 32 and check.pixels[2] == 64
+
+
+def test_flat_layout_is_split_reproducibly(tmp_path):
+    root = tmp_path / 'flat'
+    for i in range(10):
+        _write(root / 'images' / f'{i:02d}.jpg', np.zeros((8, 8, 3), np.uint8))
+        _write(root / 'labels' / f'{i:02d}.png', np.zeros((8, 8), np.uint8))
+    layout = find_layout(str(root), DataCheck(), val_fraction=0.3, seed=1)
+    val = (root / 'splits/val.txt').read_text().split()
+    train = (root / 'splits/train.txt').read_text().split()
+    assert len(val) == 3 and len(train) == 7 and not set(val) & set(train)
+    assert layout.img_suffix == '.jpg' and layout.seg_map_suffix == '.png'
+    find_layout(str(root), DataCheck(), val_fraction=0.3, seed=1)
+    assert (root / 'splits/val.txt').read_text().split() == val
+
+
+def test_dataset_trains_on_seen_classes_only(tmp_path):
+    """seen_only: unseen labels -> ignore, seen labels renumbered; the
+    evaluation split keeps every class. 16-bit files load through mmovss'
+    label loader."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    root = tmp_path / 'data'
+    label = np.array([[0, 1, 2, 3]] * 4, np.uint16)
+    for split in ('train', 'val'):
+        _pair(root, split, 'a', label, size=(4, 4))
+    classes = ['sky', 'car, automobile', 'road', 'tree']
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadSegAnnotations')]
+    common = dict(classes=classes, unseen_classes=['car'], data_root=str(root),
+                  img_suffix='.png', pipeline=pipeline)
+    train = OpenVocabCustomDataset(seen_only=True, data_prefix=dict(
+        img_path='img_dir/train', seg_map_path='ann_dir/train'), **common)
+    val = OpenVocabCustomDataset(data_prefix=dict(
+        img_path='img_dir/val', seg_map_path='ann_dir/val'), **common)
+    assert train.metainfo['classes'] == ['sky', 'road', 'tree']
+    assert val.metainfo['classes'] == classes
+    np.testing.assert_array_equal(train[0]['gt_seg_map'][0], [0, 255, 1, 2])
+    np.testing.assert_array_equal(val[0]['gt_seg_map'][0], [0, 1, 2, 3])
+
+
+# ----------------------------------------------------------------- the tool
+def _tool(repo_root, capsys, *args):
+    """Runs the tool's main() in this process (no interpreter start-up)."""
+    import importlib.util
+    path = repo_root / 'tools/dataset_converters/custom_dataset.py'
+    spec = importlib.util.spec_from_file_location('custom_dataset_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    code = module.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_tool_refuses_bad_data_and_writes_nothing(repo_root, tmp_path, capsys):
+    root = tmp_path / 'data'
+    for split in ('train', 'val'):
+        _pair(root, split, 'a', np.zeros((8, 8), np.uint8))
+    _pair(root, 'train', 'b', np.full((8, 8), 5, np.uint8))
+    (root / 'classes.txt').write_text('sky\ngrass | unseen\n')
+    code, log = _tool(repo_root, capsys, root, '--classes', root / 'classes.txt',
+                      '--out-dir', tmp_path / 'configs')
+    assert code == 1, log
+    assert 'unknown label values: 1' in log and 'b.png: values [5]' in log
+    assert not (tmp_path / 'configs').exists()
+
+
+def _walkthrough(repo_root):
+    text = (repo_root / 'docs/custom_dataset.md').read_text()
+    block = re.search(r'<!-- walkthrough -->\n```bash\n(.*?)```', text, re.S).group(1)
+    return [ln for ln in block.splitlines() if ln and not ln.startswith('#')]
+
+
+def test_docs_walkthrough_on_a_tiny_world(repo_root, tmp_path):
+    """The commands of docs/custom_dataset.md, with a tiny world, 2 training
+    iterations and paths in a temporary folder."""
+    commands = _walkthrough(repo_root)
+    assert [c.split()[1] for c in commands] == [
+        'tools/ovshapes/make_dataset.py', '-c', 'tools/dataset_converters/custom_dataset.py',
+        'tools/train.py', 'tools/test.py']
+    data, configs, work = tmp_path / 'my_shapes', tmp_path / 'custom', tmp_path / 'work'
+    logs = []
+    for cmd in commands:
+        cmd = (cmd.replace('data/my_shapes', str(data))
+               .replace('configs/custom', str(configs))
+               .replace('work_dirs/my_shapes', str(work))
+               .replace('--num-train 300 --num-val 60', '--num-train 6 --num-val 3')
+               .replace('iter_1000.pth', 'iter_2.pth'))
+        if 'tools/dataset_converters/custom_dataset.py' in cmd:
+            cmd += f' --out-dir {shlex.quote(str(configs))}'
+        if 'tools/train.py' in cmd:
+            cmd += (' --cfg-options train_cfg.max_iters=2 train_cfg.val_interval=2 '
+                    'default_hooks.checkpoint.interval=2 train_dataloader.batch_size=2')
+        cmd = cmd.replace('python ', f'{shlex.quote(sys.executable)} ', 1)
+        proc = subprocess.run(['bash', '-c', cmd], cwd=repo_root, capture_output=True,
+                              text=True, timeout=600)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, f'{cmd}\n{log[-3000:]}'
+        logs.append(log)
+    assert 'data check: 9 pairs OK' in logs[2]
+    assert 'train vocabulary: Vocabulary(28 classes' in logs[3]
+    assert (work / 'iter_2.pth').is_file()
+    match = re.search(r'mIoU: ([\d.]+).*mIoU_seen: ([\d.]+)\s+mIoU_unseen: ([\d.]+)\s+'
+                      r'hIoU: ([\d.]+)', logs[4])
+    assert match, logs[4][-2000:]
+    assert 'Load checkpoint from' in logs[4]
+
+
+def test_written_configs_exist_check(tmp_path, repo_root):
+    root = tmp_path / 'data'
+    for split in ('train', 'val'):
+        _pair(root, split, 'a', np.zeros((8, 8), np.uint8))
+    (root / 'classes.txt').write_text('sky\ngrass | unseen\n')
+    layout = find_layout(str(root), DataCheck())
+    classes = read_class_file(str(root / 'classes.txt'))
+    method = str(repo_root / 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py')
+    files = write_custom_configs('d', layout, classes, str(tmp_path / 'c'), methods=[method])
+    from mmengine.config import Config
+    cfg = Config.fromfile(files[1])
+    assert cfg.train_dataloader is None  # training-free method: no training loader
+    assert cfg.test_dataloader.dataset.type == 'OpenVocabCustomDataset'
+    assert cfg.test_evaluator.unseen_classes == ['grass']
+    assert cfg.test_dataloader.dataset.pipeline[1]['type'] == 'LoadSegAnnotations'
+    with pytest.raises(FileExistsError):
+        write_custom_configs('d', layout, classes, str(tmp_path / 'c'))

@@ -1,0 +1,68 @@
+"""``tools/ovshapes/pretrain_clip.py`` and the library behind it
+(:func:`mmovss.ovshapes.pretrain.save_pretrained`): a short run is saved as
+shipped (float16 tensors) with a record of the rounded weights' accuracy."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+from mmovss.ovshapes.pretrain import ovshapes_tokenizer, save_pretrained, zero_shot_accuracy
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'mmovss_ovshapes_{name}', osp.join(ROOT, 'tools', 'ovshapes', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pretrain_tool_saves_float16_weights_and_their_record(tmp_path, capsys):
+    out = tmp_path / 'clip.pt'
+    _load_tool('pretrain_clip').main(['--out', str(out), '--steps', '2', '--batch-size', '4',
+                                      '--eval-every', '0', '--threads', '1'])
+    state = torch.load(out, map_location='cpu', weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    record = json.loads((tmp_path / 'clip.json').read_text())
+    assert record['threads'] == 1 and record['model_cfg']['embed_dim'] == 64
+    assert record['command'].startswith('python ')
+    assert set(record['zero_shot_accuracy']) == {'seen', 'unseen', 'all', 'chance'}
+    assert record['final_loss'] is None or record['final_loss'] > 0
+    assert 'zero-shot accuracy' in capsys.readouterr().out
+
+
+def test_save_pretrained_records_the_accuracy_of_the_rounded_weights(tmp_path):
+    import open_clip
+
+    from mmovss.ovshapes.pretrain import OVSHAPES_CLIP_CFG
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**OVSHAPES_CLIP_CFG).eval()
+    with torch.no_grad():  # values that float16 rounds
+        for p in model.parameters():
+            p.add_(1e-4 * torch.randn_like(p))
+    record = save_pretrained(model, str(tmp_path / 'm.pt'), dict(command='x'))
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            assert torch.equal(value, value.half().float()), key
+    assert record['command'] == 'x'
+    assert record['zero_shot_accuracy'] == zero_shot_accuracy(model, ovshapes_tokenizer())
+    assert json.loads((tmp_path / 'm.json').read_text()) == json.loads(json.dumps(record))
+
+
+def test_make_dataset_refuses_a_non_empty_folder_without_force(tmp_path):
+    """The output guard (mmovss.io) also protects make_dataset.py: a folder
+    holding other files is refused unless --force/--overwrite, and kept."""
+    tool = _load_tool('make_dataset')
+    out = tmp_path / 'mine'
+    out.mkdir()
+    (out / 'notes.txt').write_text('keep me')
+    with pytest.raises(SystemExit, match='not empty.*--overwrite'):
+        tool.main(['--out', str(out), '--num-train', '2', '--num-val', '1'])
+    assert (out / 'notes.txt').read_text() == 'keep me'
+    assert not (out / 'img_dir').exists()
+    tool.main(['--out', str(out), '--num-train', '2', '--num-val', '1', '--overwrite'])
+    assert (out / 'classes.txt').is_file() and (out / 'notes.txt').is_file()

@@ -98,8 +98,13 @@ def test_vocabulary_by_name_and_dataset_default(tool):
     assert data['vocabulary']['source'] == 'voc21'
 
 
-def test_bf16_on_cpu_sets_the_inference_dtype(tool):
+def test_bf16_on_cpu_sets_the_inference_dtype(tool, monkeypatch):
     """--dtype bf16 runs on the CPU through the segmentor's precision switch."""
+    # bf16 products faster than fp32 (the fall-back where they are slower is
+    # tested in tests/test_flops.py with the same fake)
+    monkeypatch.setattr(bench.peak, 'matmul_peak', lambda shape, dtype, device: dict(
+        shape=list(shape), dtype=dtype, gflops=dict(bf16=2.0, fp32=1.0)[dtype],
+        median_gflops=1.0, calls=1, repeat=1, threads=1))
     data = tool.main([TINY, *FAST[:3], '--repeat', '1', '--warmup', '0',
                       '--num-classes', '5', '--dtype', 'bf16'])
     assert data['dtype'] == 'bf16'

@@ -117,6 +117,14 @@ def test_flat_layout_is_split_reproducibly(tmp_path):
     assert layout.img_suffix == '.jpg' and layout.seg_map_suffix == '.png'
     find_layout(str(root), DataCheck(), val_fraction=0.3, seed=1)
     assert (root / 'splits/val.txt').read_text().split() == val
+    # the dataset reads the split file (mmseg's ann_file)
+    info = layout.splits['val']
+    dataset = OpenVocabCustomDataset(
+        classes=['a', 'b'], data_root=str(root), ann_file=info['ann_file'],
+        data_prefix=dict(img_path=info['img_path'], seg_map_path=info['seg_map_path']),
+        img_suffix='.jpg', pipeline=[])
+    assert sorted(dataset.get_data_info(i)['img_path'] for i in range(len(dataset))) == \
+        sorted(str(root / 'images' / f'{n}.jpg') for n in val)
 
 
 def test_dataset_trains_on_seen_classes_only(tmp_path):
@@ -195,6 +203,8 @@ def test_docs_walkthrough_on_a_tiny_world(repo_root, tmp_path):
         if 'tools/train.py' in cmd:
             cmd += (' --cfg-options train_cfg.max_iters=2 train_cfg.val_interval=2 '
                     'default_hooks.checkpoint.interval=2 train_dataloader.batch_size=2')
+        if 'tools/test.py' in cmd:
+            cmd += f' --work-dir {shlex.quote(str(tmp_path / "test"))}'
         cmd = cmd.replace('python ', f'{shlex.quote(sys.executable)} ', 1)
         proc = subprocess.run(['bash', '-c', cmd], cwd=repo_root, capture_output=True,
                               text=True, timeout=600)

@@ -12,17 +12,26 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+from mmovss.models.mask_generators import (
+    BaseMaskGenerator,
+    FileMaskGenerator,
+    MaskCache,
+    MaskVoteRefinement,
+    load_regions,
+    majority_vote,
+    masks_to_regions,
+    mean_vote,
+    save_regions,
+)
+from mmovss.models.text_encoders.class_embeddings import ClassEmbeddings
+from mmovss.testing.clip import tiny_clip_cfg
+from mmovss.vocab import Vocabulary
+
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-
-from mmovss.models.mask_generators import (BaseMaskGenerator, FileMaskGenerator, MaskCache,
-                                           MaskVoteRefinement, load_regions, majority_vote,
-                                           masks_to_regions, mean_vote, save_regions)
-from mmovss.models.text_encoders.class_embeddings import ClassEmbeddings
-from mmovss.testing.clip import tiny_clip_cfg
-from mmovss.vocab import Vocabulary
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 init_default_scope('mmseg')

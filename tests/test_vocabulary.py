@@ -69,3 +69,15 @@ def test_template_sets():
         get_templates('imagenet80')
     with pytest.raises(ValueError, match='duplicates'):
         get_templates(['a {}.', 'a {}.'])
+
+
+def test_published_dataset_lists_may_repeat_a_display_name():
+    """ADE-847 as published has two 'pot' classes: the dataset vocabulary
+    builds (DatasetVocabularyHook, --benchmark ade20k_847), a user list does not."""
+    from mmovss.datasets import ADE20K847Dataset
+    vocab = Vocabulary.from_metainfo(ADE20K847Dataset.METAINFO)
+    assert vocab.num_classes == 847
+    pots = [i for i, name in enumerate(vocab.class_names) if name == 'pot']
+    assert len(pots) == 2 and vocab.classes[pots[0]] != vocab.classes[pots[1]]
+    with pytest.raises(ValueError, match="both named 'pot'"):
+        Vocabulary(['pot, flowerpot', 'sky', 'pot'])

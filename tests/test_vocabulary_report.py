@@ -11,8 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from mmovss.evaluation.vocabulary_report import (IoUCounts, Variant, build_variants,
-                                                 summarize_report)
+from mmovss.evaluation.vocabulary_report import IoUCounts, Variant, build_variants, summarize_report
 from mmovss.ovshapes import world
 from mmovss.vocab import Vocabulary
 
@@ -124,3 +123,23 @@ def test_tool_on_ovshapes_agrees_with_tools_test(repo_root, tiny_world, tmp_path
     assert match, (proc.stdout + proc.stderr)[-2000:]
     first = next(v for v in report['variants'] if v['name'] == 'first name')
     assert round(first['mIoU'], 2) == pytest.approx(float(match.group(1)), abs=0.011)
+
+
+def test_tool_with_benchmark_switch(repo_root, tmp_path, capsys):
+    """``--benchmark KEY`` evaluates on that benchmark (mmovss.protocols), its
+    name lists' synonyms becoming name variants."""
+    from mmovss.testing.benchmark_data import make_benchmark_tree
+    tree = make_benchmark_tree('voc20', 'mmseg', str(tmp_path / 'voc20'), 20)
+    spec = importlib.util.spec_from_file_location(
+        'vocabulary_report_tool2', repo_root / 'tools/analysis_tools/vocabulary_report.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'report'
+    assert tool.main([str(repo_root / CONFIG), '--benchmark', 'voc20', '--templates',
+                      '--distractors', '', '--max-images', '1', '--out', str(out),
+                      '--cfg-options', f'test_dataloader.dataset.data_root={tree.data_root}']) == 0
+    report = json.loads((out / 'report.json').read_text())
+    assert [r['name'] for r in report['classes']][:2] == ['aeroplane', 'bicycle']
+    assert len(report['classes']) == 20 and report['num_images'] == 1
+    assert [v['name'] for v in report['variants']] == ['all names', 'first name', 'name #2',
+                                                       'name #3', 'name #4']

@@ -6,7 +6,9 @@ FLOP counting and the machine's matrix peak (:mod:`.flops`, :mod:`.peak`),
 process memory, benchmark vocabularies, random stand-ins for every weight
 source of a config, the benchmarked model, and the reports.
 """
+from . import flops, peak
 from .errors import BenchmarkError
+from .flops import EncoderTimer, MatmulShapes, count_flops, encoder_modules
 from .inputs import DEFAULT_IMAGE_SIZE, build_test_pipeline, first_image_or_noise, make_image
 from .memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 from .model import (
@@ -18,6 +20,7 @@ from .model import (
     precision_context,
 )
 from .options import parse_key_values, parse_literal
+from .peak import bf16_falls_back, efficiency, matmul_peak, matmul_peaks
 from .random_weights import (
     keep_activation,
     pop_sam_markers,
@@ -26,8 +29,6 @@ from .random_weights import (
     sam_marker,
     use_random_weights,
 )
-from .flops import EncoderTimer, MatmulShapes, count_flops, encoder_modules
-from .peak import bf16_falls_back, efficiency, matmul_peak
 from .report import (
     EFFICIENCY_HEADER,
     MARKDOWN_HEADER,
@@ -53,7 +54,7 @@ __all__ = [
     'BenchmarkError', 'DEFAULT_IMAGE_SIZE', 'DTYPES', 'EFFICIENCY_HEADER',
     'EncoderTimer', 'MARKDOWN_HEADER', 'MatmulShapes', 'bf16_falls_back',
     'count_flops', 'efficiency', 'efficiency_row', 'encoder_modules',
-    'matmul_peak',
+    'matmul_peak', 'matmul_peaks',
     'benchmark_segmentor', 'build_model', 'build_test_pipeline',
     'check_device', 'choose_vocabulary', 'command_line', 'current_rss_mb',
     'device_name', 'first_image_or_noise', 'format_report', 'is_contended',

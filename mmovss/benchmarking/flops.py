@@ -6,7 +6,13 @@ distort the timing). What it counts, per its formulas: ``2 * M * K * N`` per
 matrix product (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``matmul``'s
 decompositions), ``2 * prod(out) * C_in / groups * prod(kernel)`` per
 convolution, and the attention kernels (``scaled_dot_product_attention``)
-as their two products. Not counted (zero FLOPs): bias additions, norms,
+as their two products, ``q @ k^T`` and ``attn @ v``. PyTorch's counter has no
+formula for two kernels that models run, which would count zero: the CPU
+attention kernel (``_scaled_dot_product_flash_attention_for_cpu``, every
+``F.scaled_dot_product_attention`` on CPU) and ``nn.MultiheadAttention``'s
+fused inference path (``_native_multi_head_attention``, which also hides its
+projections); :data:`EXTRA_FORMULAS` counts them as the products they are.
+Not counted (zero FLOPs): bias additions, norms,
 softmax, activations, interpolation, pooling and other element-wise work;
 these are memory-bound, and the FLOP count is the matrix work a matrix unit
 could do.
@@ -15,6 +21,7 @@ The *image encoder* is the segmentor's ``backbone`` plus its ``neck`` (if
 any), over every call of a predict (all sliding windows): the counter's total
 is read around each outermost call of those modules.
 """
+import math
 import time
 from collections import defaultdict
 from typing import Callable, Dict, List, Optional, Sequence
@@ -26,6 +33,55 @@ from torch.utils.flop_counter import FlopCounterMode
 from .timing import synchronize
 
 aten = torch.ops.aten
+
+
+def _attention_flops(query_shape, key_shape, value_shape, *args,
+                     out_shape=None, **kwargs) -> int:
+    """``q @ k^T`` and ``attn @ v``: ``2 * B * L * S * (E + Ev)``.
+
+    Shapes ``(..., L, E)``, ``(..., S, E)`` and ``(..., S, Ev)``, the
+    leading dimensions (batch, heads) broadcast as in
+    ``F.scaled_dot_product_attention``.
+    """
+    batch = math.prod(torch.broadcast_shapes(query_shape[:-2], key_shape[:-2]))
+    length, dim = query_shape[-2:]
+    keys, value_dim = key_shape[-2], value_shape[-1]
+    return 2 * batch * length * keys * (dim + value_dim)
+
+
+def _native_mha_flops(query_shape, key_shape, value_shape, embed_dim,
+                      num_heads, *args, out_shape=None, **kwargs) -> int:
+    """``nn.MultiheadAttention``'s fused path: projections and attention.
+
+    Batch-first ``(B, L, E)`` query and ``(B, S, E)`` key/value: the q, k, v
+    and output projections (``2 * tokens * E * E`` each) and the attention
+    products (:func:`_attention_flops` over the heads).
+    """
+    batch, length = query_shape[0], query_shape[1]
+    keys = key_shape[1]
+    projections = 2 * batch * embed_dim * embed_dim * (2 * length + 2 * keys)
+    return projections + 2 * batch * length * keys * 2 * embed_dim
+
+
+#: Formulas for kernels PyTorch's counter leaves at zero (see the module
+#: docstring), by operator name (absent operators are skipped).
+EXTRA_FORMULAS = {
+    '_scaled_dot_product_flash_attention_for_cpu': _attention_flops,
+    '_scaled_dot_product_fused_attention_overrideable': _attention_flops,
+    '_native_multi_head_attention': _native_mha_flops,
+}
+
+
+def _custom_mapping() -> dict:
+    """:data:`EXTRA_FORMULAS` for the operators this torch has and its
+    counter does not count already."""
+    from torch.utils.flop_counter import flop_registry
+    mapping = {}
+    for name, formula in EXTRA_FORMULAS.items():
+        op = getattr(aten, name, None)
+        if op is not None and op not in flop_registry:
+            mapping[op] = formula
+    return mapping
 
 
 def encoder_modules(model: torch.nn.Module) -> List[torch.nn.Module]:
@@ -159,7 +215,7 @@ def count_flops(fn: Callable[[], object],
         ``by_op`` (``{operator name: FLOPs}``, largest first) and
         ``dominant_matmul`` (:meth:`MatmulShapes.dominant`).
     """
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
     shapes = MatmulShapes()
     inside = [0]
     marks = []

@@ -16,15 +16,9 @@ import torch
 from .model import DTYPES
 from .timing import synchronize, timed_runs
 
-#: (M, K, N) measured when a model has no matrix product (or without the
-#: counting pass): 1024 tokens through a ViT-B linear layer.
+#: (M, K, N) of the CPU bf16 check, and of the peak when a model has no
+#: matrix product: 1024 tokens through a ViT-B linear layer.
 DEFAULT_SHAPE = (1024, 768, 768)
-
-#: Each dimension of the bf16-vs-fp32 check is at least this: on the tiny
-#: shapes of test models a product takes microseconds and call overhead,
-#: not the matrix engine, would decide.
-MIN_CHECK_DIM = 256
-
 
 def matmul_peak(shape: Sequence[int], dtype: str = 'fp32', device='cpu',
                 repeat: int = 5, warmup: int = 1,
@@ -70,10 +64,34 @@ def matmul_peak(shape: Sequence[int], dtype: str = 'fp32', device='cpu',
                 calls=calls, repeat=repeat, threads=torch.get_num_threads())
 
 
-def check_shape(shape: Optional[Sequence[int]]) -> list:
-    """The shape of the bf16 check: ``shape`` with each dimension at least
-    :data:`MIN_CHECK_DIM` (:data:`DEFAULT_SHAPE` when None)."""
-    return [max(int(v), MIN_CHECK_DIM) for v in (shape or DEFAULT_SHAPE)]
+def matmul_peaks(shape: Sequence[int], dtypes: Sequence[str], device='cpu',
+                 rounds: int = 3, measure=None) -> dict:
+    """:func:`matmul_peak` of several precisions, interleaved, best of rounds.
+
+    The precisions are measured in turn, ``rounds`` times, and each keeps
+    its fastest round: a burst of load from other processes then slows one
+    round of each rather than all of one precision.
+
+    Args:
+        shape: ``(M, K, N)``.
+        dtypes: Precisions, e.g. ``('bf16', 'fp32')``.
+        device: The device.
+        rounds: Measurements of each precision.
+        measure: The measuring function (default :func:`matmul_peak`; tests
+            pass a fake).
+
+    Returns:
+        dict: ``{dtype: matmul_peak result}`` (the round with most GFLOP/s,
+        ``rounds`` added).
+    """
+    measure = measure or matmul_peak
+    best = {}
+    for _ in range(max(1, rounds)):
+        for dtype in dtypes:
+            result = measure(shape, dtype, device)
+            if dtype not in best or result['gflops'] > best[dtype]['gflops']:
+                best[dtype] = dict(result, rounds=rounds)
+    return best
 
 
 def bf16_falls_back(bf16_gflops: float, fp32_gflops: float) -> bool:

@@ -106,7 +106,8 @@ def efficiency_rows(result: dict) -> list:
              if dominant else '')
     rows.append(('matrix peak', f"{_gflops(peak['gflops'])} GFLOP/s "
                  f"({peak['dtype']} mm {m}x{k}x{n}{share}; best of "
-                 f"{peak['repeat']} runs, {peak['threads']} threads)"))
+                 f"{peak['repeat']} runs x {peak.get('rounds', 1)} rounds, "
+                 f"{peak['threads']} threads)"))
     for name, key in (('predict', 'predict'), ('image encoder', 'encoder')):
         part = eff[key]
         if part is None:
@@ -114,7 +115,7 @@ def efficiency_rows(result: dict) -> list:
             continue
         calls = (f", {eff['encoder_calls']} call(s), median "
                  f"{part['seconds']:.3f} s" if key == 'encoder' else '')
-        rows.append((name, f"{part['gflop']:.1f} GFLOP{calls} -> "
+        rows.append((name, f"{part['gflop']:.4g} GFLOP{calls} -> "
                      f"{_gflops(part['achieved_gflops'])} GFLOP/s = "
                      f"{part['fraction']:.1%} of peak"))
     return rows
@@ -153,7 +154,7 @@ def efficiency_row(result: dict) -> str:
     for key in ('predict', 'encoder'):
         part = eff[key]
         cells += (['-'] * 3 if part is None else [
-            f"{part['gflop']:.1f}", f"{part['achieved_gflops']:.1f}",
+            f"{part['gflop']:.4g}", f"{part['achieved_gflops']:.1f}",
             f"{part['fraction']:.1%}"])
     cells.append(f"`{result['command']}`")
     return '| ' + ' | '.join(cells) + ' |'

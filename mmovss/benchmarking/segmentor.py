@@ -12,16 +12,17 @@ post-processing to the original image size. Measures:
   (``VmHWM``, reset before the first inference) and the same above the
   built model; on GPU ``torch.cuda.max_memory_allocated``;
 * the text-encoding cost of the vocabulary (:func:`~.text.measure_text`);
-* efficiency (unless ``efficiency=False``): the FLOPs of one predict and of
-  its image encoder, counted in a separate untimed pass
+* efficiency (unless ``efficiency_pass=False``): the FLOPs of one predict
+  and of its image encoder, counted in a separate untimed pass
   (:func:`~.flops.count_flops`), the matrix peak of the machine on the
-  model's dominant shape in the run's precision (:func:`~.peak.matmul_peak`),
+  model's dominant shape in the run's precision (:func:`~.peak.matmul_peaks`),
   and the achieved FLOP/s (FLOPs / median latency) with its fraction of the
   peak, for the encoder (timed by hooks in the timed runs) and the predict.
 
-On CPU, ``dtype='bf16'`` is checked first: when bf16 matrix products are
-slower than fp32 (a CPU without AMX / AVX512-BF16) the run falls back to fp32
-with a note, or is refused with ``strict_dtype``.
+On CPU, ``dtype='bf16'`` is checked first (before the text encoding): when
+bf16 products of :data:`~.peak.DEFAULT_SHAPE` are slower than fp32 (a CPU
+without AMX / AVX512-BF16) the run falls back to fp32 with a note, or is
+refused with ``strict_dtype``.
 """
 import copy
 import gc
@@ -40,8 +41,7 @@ from .flops import EncoderTimer, count_flops, encoder_modules
 from .inputs import DEFAULT_IMAGE_SIZE, build_test_pipeline, make_image
 from .memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 from .model import build_model, choose_vocabulary, load_benchmark_config, precision_context
-from .peak import (DEFAULT_SHAPE, bf16_falls_back, bf16_message, check_shape, efficiency,
-                   matmul_peak)
+from .peak import DEFAULT_SHAPE, bf16_falls_back, bf16_message, efficiency, matmul_peaks
 from .text import measure_text
 from .timing import check_device, device_name, is_contended, summarize_times, timed_runs
 from .vocabulary import load_vocabulary, synthetic_vocabulary
@@ -159,6 +159,10 @@ def benchmark_segmentor(config: str,
     model = build_model(cfg, weights, checkpoint, device, notes, seed)
     build_s = time.perf_counter() - start
     autocast, precision = precision_context(model, dtype, device)
+    requested = precision.split()[0]
+    dtype_check = _check_cpu_bf16(requested, device, strict_dtype, notes)
+    if dtype_check and not dtype_check['kept']:
+        autocast, precision = precision_context(model, 'fp32', device)
     vocab = choose_vocabulary(model, cfg, vocabulary, num_classes)
     gc.collect()
     rss_model = current_rss_mb()
@@ -179,12 +183,9 @@ def benchmark_segmentor(config: str,
             net_shape = tuple(model.data_preprocessor(
                 copy.deepcopy(runs[0]), False)['inputs'].shape[-2:])
 
-        requested = precision.split()[0]
-        count, peak, dtype_check, text = _efficiency_setup(
-            model, packed, autocast, device, efficiency_pass, precision,
-            strict_dtype, notes, cache, text)
-        if dtype_check and not dtype_check['kept']:
-            autocast, precision = precision_context(model, 'fp32', device)
+        count, peak = _count_and_peak(model, packed, autocast, device,
+                                      precision, notes) \
+            if efficiency_pass else (None, None)
 
         sam_masks = []
         hooks = []
@@ -291,64 +292,58 @@ def benchmark_segmentor(config: str,
         notes=notes)
 
 
-def _efficiency_setup(model, packed, autocast, device, efficiency_pass,
-                      precision, strict_dtype, notes, cache, text):
-    """The untimed counting pass, the matrix peak and the CPU bf16 check.
+def _check_cpu_bf16(dtype: str, device: str, strict_dtype: bool,
+                    notes: List[str]) -> Optional[dict]:
+    """Whether a bf16 run on CPU keeps bf16 (None: not bf16 on CPU).
+
+    bf16 and fp32 products of :data:`~.peak.DEFAULT_SHAPE` are timed in turn
+    (:func:`~.peak.matmul_peaks`); bf16 slower (a CPU without a bf16 matrix
+    engine) means fp32 (``kept`` False, a note) or, with ``strict_dtype``, a
+    :class:`BenchmarkError`. Runs before the text encoding and the image
+    runs, so that both run in the precision kept.
+    """
+    if torch.device(device).type != 'cpu' or dtype != 'bf16':
+        return None
+    progress(f'bf16 check: bf16/fp32 mm {"x".join(map(str, DEFAULT_SHAPE))}')
+    measured = matmul_peaks(DEFAULT_SHAPE, ('bf16', 'fp32'), device)
+    bf16, fp32 = measured['bf16']['gflops'], measured['fp32']['gflops']
+    kept = not bf16_falls_back(bf16, fp32)
+    if not kept:
+        message = bf16_message(bf16, fp32, DEFAULT_SHAPE)
+        if strict_dtype:
+            raise BenchmarkError(
+                f'--dtype bf16 refused (--strict-dtype): {message}. Run with '
+                f'--dtype fp32, or without --strict-dtype to fall back to '
+                f'fp32.')
+        notes.append(f'{message}: fell back to fp32 (--strict-dtype refuses '
+                     f'instead)')
+        progress(notes[-1])
+    return dict(shape=list(DEFAULT_SHAPE), bf16_gflops=bf16,
+                fp32_gflops=fp32, kept=kept)
+
+
+def _count_and_peak(model, packed, autocast, device, precision,
+                    notes: List[str]):
+    """The untimed counting pass and the matrix peak of its dominant shape.
 
     Returns:
-        tuple: The FLOP count (:func:`~.flops.count_flops`, None without
-        ``efficiency_pass``), the peak (:func:`~.peak.matmul_peak`, in the
-        precision the run will use), the bf16 check (None unless bf16 on
-        CPU; ``kept`` False: the caller switches to fp32) and the text cost
-        (re-measured in fp32 after a fall-back).
+        tuple: The FLOP count (:func:`~.flops.count_flops`) and the peak
+        (:func:`~.peak.matmul_peaks` in the run's precision).
     """
     from mmengine.dataset import pseudo_collate
-    count = None
-    if efficiency_pass:
-        progress('counting FLOPs (one untimed predict)')
-        data = pseudo_collate([copy.deepcopy(packed)])
-        with torch.no_grad(), autocast():
-            count = count_flops(lambda: model.test_step(data),
-                                encoder_modules(model))
-    dominant = (count or {}).get('dominant_matmul')
+    progress('counting FLOPs (one untimed predict)')
+    data = pseudo_collate([copy.deepcopy(packed)])
+    with torch.no_grad(), autocast():
+        count = count_flops(lambda: model.test_step(data),
+                            encoder_modules(model))
+    dominant = count['dominant_matmul']
     shape = dominant['shape'] if dominant else list(DEFAULT_SHAPE)
-    if count and not dominant:
+    if not dominant:
         notes.append(f'no matrix product counted: peak measured on mm '
                      f'{"x".join(map(str, shape))}')
     dtype = precision.split()[0]
-    peaks = {}
-
-    def peak_of(shape, name):
-        key = (tuple(shape), name)
-        if key not in peaks:
-            progress(f'matrix peak: {name} mm {"x".join(map(str, shape))}')
-            peaks[key] = matmul_peak(shape, name, device)
-        return peaks[key]
-
-    dtype_check = None
-    if torch.device(device).type == 'cpu' and dtype == 'bf16':
-        check = check_shape(shape)
-        bf16, fp32 = peak_of(check, 'bf16'), peak_of(check, 'fp32')
-        kept = not bf16_falls_back(bf16['gflops'], fp32['gflops'])
-        dtype_check = dict(shape=check, bf16_gflops=bf16['gflops'],
-                           fp32_gflops=fp32['gflops'], kept=kept)
-        if not kept:
-            message = bf16_message(bf16['gflops'], fp32['gflops'], check)
-            if strict_dtype:
-                raise BenchmarkError(
-                    f'--dtype bf16 refused (--strict-dtype): {message}. Run '
-                    f'with --dtype fp32, or without --strict-dtype to fall '
-                    f'back to fp32.')
-            notes.append(f'{message}: fell back to fp32 (--strict-dtype '
-                         f'refuses instead)')
-            progress(notes[-1])
-            dtype = 'fp32'
-            # the vocabulary was encoded in bf16: encode it again in fp32
-            fp32_autocast = precision_context(model, 'fp32', device)[0]
-            text = measure_text(model, osp.join(cache, 'fp32'), device,
-                                fp32_autocast)
-    peak = peak_of(shape, dtype) if count else None
-    return count, peak, dtype_check, text
+    progress(f'matrix peak: {dtype} mm {"x".join(map(str, shape))}')
+    return count, matmul_peaks(shape, (dtype,), device)[dtype]
 
 
 def _efficiency_result(count, peak, times, encoder_times):

@@ -9,6 +9,7 @@ hidden names ending in ``.partial`` (never a source or output suffix), and
 ``--resume``/``--overwrite`` delete those left by a killed run.
 """
 import argparse
+import glob
 import os
 import os.path as osp
 import time
@@ -19,8 +20,8 @@ from PIL import Image
 
 from mmovss.io import check_planned_outputs
 
-__all__ = ['add_conversion_args', 'convert_label_files', 'save_label', 'temporary_path',
-           'is_temporary', 'remove_temporaries']
+__all__ = ['add_conversion_args', 'convert_label_files', 'is_temporary',
+           'list_stuffthingmap_pairs', 'remove_temporaries', 'save_label', 'temporary_path']
 
 
 def add_conversion_args(parser: argparse.ArgumentParser) -> None:
@@ -160,3 +161,41 @@ def convert_label_files(pairs: Sequence[Tuple[str, str]],
             log(f'[{index}/{total}] converted {converted}, skipped '
                 f'{skipped} ({time.time() - start:.0f}s)')
     return dict(converted=converted, skipped=skipped)
+
+
+def list_stuffthingmap_pairs(root: str, out_dir: str, splits: Sequence[str],
+                             suffix: str) -> List[Tuple[str, str]]:
+    """Pairs every COCO-Stuff stuffthingmap with its output path.
+
+    Shared by the COCO-Stuff-171 and COCO-Object converters. Outputs written
+    next to the sources (``*TrainIds.png``) and temporaries of a killed run are
+    not sources.
+
+    Args:
+        root: COCO-Stuff root holding ``annotations/<split>/*.png``.
+        out_dir: Output root; files go to ``<out_dir>/annotations/<split>/``.
+        splits: Split folders, e.g. ``['val2017']``.
+        suffix: Replaces ``.png`` in the output name, e.g. ``_labelTrainIds.png``.
+
+    Returns:
+        ``(source, output)`` pairs in sorted order.
+
+    Raises:
+        FileNotFoundError: A split folder is missing (the message says which zip to unpack).
+    """
+    pairs = []
+    for split in splits:
+        src_dir = osp.join(root, 'annotations', split)
+        if not osp.isdir(src_dir):
+            raise FileNotFoundError(
+                f'{src_dir} does not exist; unzip stuffthingmaps_trainval2017'
+                f'.zip into {osp.join(root, "annotations")}.')
+        for src in sorted(glob.glob(osp.join(src_dir, '*.png'))):
+            name = osp.basename(src)
+            # Outputs written next to the sources, and temporaries of a
+            # killed run (older versions named them NAME.partial.png).
+            if name.endswith('TrainIds.png') or is_temporary(name):
+                continue
+            pairs.append((src, osp.join(out_dir, 'annotations', split,
+                                        name[:-4] + suffix)))
+    return pairs

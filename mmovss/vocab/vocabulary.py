@@ -107,10 +107,13 @@ class Vocabulary:
             Dataset METAINFO uses ``'ignore'`` (the published benchmark name
             lists of COCO-Object and PASCAL Context-459 share a few synonyms
             and are kept as published); see also :meth:`from_file`.
+        unique_names (bool): Refuse two classes with the same first
+            (display) name (default). False only for published dataset lists
+            (:meth:`from_metainfo`: ADE-847 has two ``'pot'`` classes).
 
     Raises:
         ValueError: If the vocabulary is empty, a name is empty, two
-            classes share their first (display) name, or (with
+            classes share their first (display) name (``unique_names``), or (with
             ``duplicate_synonyms='error'``) two classes share a synonym.
 
     Warns:
@@ -118,7 +121,7 @@ class Vocabulary:
     """
 
     def __init__(self, classes: Sequence, source: str = 'list',
-                 duplicate_synonyms: str = 'warn'):
+                 duplicate_synonyms: str = 'warn', unique_names: bool = True):
         if isinstance(classes, (str, bytes)) or not isinstance(
                 classes, Sequence):
             raise TypeError(
@@ -134,7 +137,7 @@ class Vocabulary:
         seen = {}
         for i, names in enumerate(parsed):
             key = names[0].lower()
-            if key in seen:
+            if key in seen and unique_names:
                 raise ValueError(
                     f"Vocabulary({source}): classes {seen[key]} and {i} are "
                     f"both named '{names[0]}'; remove the duplicate or merge "
@@ -147,7 +150,13 @@ class Vocabulary:
     # ------------------------------------------------------------ builders
     @classmethod
     def from_metainfo(cls, metainfo: dict) -> 'Vocabulary':
-        """From a dataset's ``METAINFO`` (or ``dataset.metainfo``) dict."""
+        """From a dataset's ``METAINFO`` (or ``dataset.metainfo``) dict.
+
+        A dataset's class list is taken as published: ADE-847 names two
+        classes ``'pot'`` (``'pot, flowerpot'`` and ``'pot'``; likewise
+        ``'bag'``, ``'basket'``, ...), so two classes may share a display name
+        and a synonym here; user vocabularies must not.
+        """
         if not isinstance(metainfo, dict) or \
                 not isinstance(metainfo.get('classes'), (list, tuple)):
             raise ValueError(
@@ -155,7 +164,7 @@ class Vocabulary:
                 'set METAINFO = dict(classes=(...)) on the dataset or pass '
                 'the vocabulary explicitly.')
         return cls(tuple(metainfo['classes']), source='dataset METAINFO',
-                   duplicate_synonyms='ignore')
+                   duplicate_synonyms='ignore', unique_names=False)
 
     @classmethod
     def from_file(cls, path: Union[str, os.PathLike],

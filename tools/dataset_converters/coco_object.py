@@ -11,17 +11,16 @@ Example::
         --splits val2017
 """
 import argparse
-import os.path as osp
-import sys
 
 import numpy as np
 from PIL import Image
 
 from mmovss.datasets.label_conversion import coco_stuff_to_object
-from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from coco_stuff import list_pairs  # noqa: E402
+from mmovss.datasets.label_file_conversion import (
+    add_conversion_args,
+    convert_label_files,
+    list_stuffthingmap_pairs,
+)
 
 SUFFIX = '_instanceTrainIds.png'
 
@@ -37,7 +36,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    pairs = list_pairs(args.root, args.out_dir or args.root, args.splits,
+    pairs = list_stuffthingmap_pairs(args.root, args.out_dir or args.root, args.splits,
                        SUFFIX)
     convert_label_files(
         pairs, lambda p: coco_stuff_to_object(np.array(Image.open(p)), p),

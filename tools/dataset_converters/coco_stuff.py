@@ -10,8 +10,6 @@ Example::
     python tools/dataset_converters/coco_stuff.py data/coco_stuff164k
 """
 import argparse
-import glob
-import os.path as osp
 
 import numpy as np
 from PIL import Image
@@ -20,30 +18,10 @@ from mmovss.datasets.label_conversion import coco_stuff_to_171
 from mmovss.datasets.label_file_conversion import (
     add_conversion_args,
     convert_label_files,
-    is_temporary,
+    list_stuffthingmap_pairs,
 )
 
 SUFFIX = '_labelTrainIds.png'
-
-
-def list_pairs(root, out_dir, splits, suffix):
-    """Pairs every stuffthingmap with its output path."""
-    pairs = []
-    for split in splits:
-        src_dir = osp.join(root, 'annotations', split)
-        if not osp.isdir(src_dir):
-            raise FileNotFoundError(
-                f'{src_dir} does not exist; unzip stuffthingmaps_trainval2017'
-                f'.zip into {osp.join(root, "annotations")}.')
-        for src in sorted(glob.glob(osp.join(src_dir, '*.png'))):
-            name = osp.basename(src)
-            # Outputs written next to the sources, and temporaries of a
-            # killed run (older versions named them NAME.partial.png).
-            if name.endswith('TrainIds.png') or is_temporary(name):
-                continue
-            pairs.append((src, osp.join(out_dir, 'annotations', split,
-                                        name[:-4] + suffix)))
-    return pairs
 
 
 def parse_args(argv=None):
@@ -58,7 +36,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    pairs = list_pairs(args.root, args.out_dir or args.root, args.splits,
+    pairs = list_stuffthingmap_pairs(args.root, args.out_dir or args.root, args.splits,
                        SUFFIX)
     convert_label_files(
         pairs, lambda p: coco_stuff_to_171(np.array(Image.open(p)), p),

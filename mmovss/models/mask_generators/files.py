@@ -23,8 +23,9 @@ from typing import Optional
 
 import numpy as np
 import torch
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from .base import BaseMaskGenerator, renumber
 

@@ -14,8 +14,9 @@ region are left as they are. Two votes:
 
 * ``'majority'`` -- CorrCLIP's *map correction* (Zhang et al., "CorrCLIP:
   Reconstructing Patch Correlations in CLIP for Open-Vocabulary Semantic
-  Segmentation", CVPR 2025; code: ``corrclip_segmentor.py``,
-  ``postprocess_result``): after the labels are final (including the
+  Segmentation", CVPR 2025; github.com/zdk258/CorrCLIP @ 103bc18,
+  ``CorrCLIPv2/corrclip_segmentor.py``, ``postprocess_result``, "Map
+  Correction", where the masks are ``torch.mode``-voted): after the labels are final (including the
   probability threshold's background), every pixel ``p`` of ``R_k`` gets
 
       y'(p) = argmax_c |{q in R_k : y(q) = c}|
@@ -26,9 +27,11 @@ region are left as they are. Two votes:
 
       s'_n(p) = 1/|R_k| sum_{q in R_k} s_n(q),   p in R_k,
 
-  the "mask's mean logits" vote issue #20 attributes to Trident (Zhang et
-  al., "Harnessing Vision Foundation Models for High-Performance,
-  Training-Free Open Vocabulary Segmentation", 2024). It is linear, so it is
+  the "mask's mean logits" vote of issue #20. It is *not* Trident's
+  refinement (Shi et al., arXiv 2411.09219; github.com/YuHengsss/Trident,
+  ``trident.py``: ``sam_refinement`` prompts SAM's predictor with the
+  coarse prediction of each class), which needs prompts, not automatic
+  masks, and is not implemented here. The mean is linear, so it is
   the same on ``tau * s_n`` and runs chunk by chunk with the head.
 
 Masks that need pixels (SAM) get the original image: ``img_path`` of the
@@ -44,8 +47,9 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from .base import generator_regions
 from .cache import optional_cache

@@ -1,0 +1,9 @@
+# SCLIP on OpenAI's CLIP ViT-L/14 (open_clip `ViT-L-14` / `openai`, QuickGELU): the ViT-B/16 base
+# with the bigger tower; the method's settings (and its protocol, `--benchmark KEY`) are unchanged.
+# Joint embedding 768-d, patch 14.
+# Offline: --cfg-options model.backbone.pretrained=FILE model.text_encoder.pretrained=FILE
+_base_ = ['./sclip_vit-b16.py']
+model = dict(
+    backbone=dict(model_name='ViT-L-14', pretrained='openai'),
+    text_encoder=dict(model_name='ViT-L-14', pretrained='openai'),
+    decode_head=dict(in_channels=768))

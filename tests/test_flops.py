@@ -1,0 +1,245 @@
+"""Tests of the efficiency figures of the benchmark (:mod:`mmovss.benchmarking`
+``flops`` and ``peak``): the FLOP counter against a hand count of a tiny ViT,
+the matrix peak, the efficiency fields of the report, and the CPU bf16
+fall-back decision (with faked peaks: the real ones depend on the machine).
+"""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from torch import nn
+
+from mmovss import benchmarking as bench
+from mmovss.benchmarking import peak as peak_module
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
+TINY = osp.join(ROOT, 'configs', 'ovshapes', 'dense_clip_tiny-clip_ovshapes.py')
+FAST = [TINY, '--shape', '64', '64', '--repeat', '1', '--warmup', '0',
+        '--num-classes', '5']
+
+
+class TinyViT(nn.Module):
+    """A ViT written out: patch conv, class token, pre-norm blocks with
+    explicit attention products (``q @ k^T``, ``attn @ v``) and an MLP."""
+
+    def __init__(self, patch=8, dim=16, depth=2, heads=2, ratio=4):
+        super().__init__()
+        self.heads = heads
+        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.blocks = nn.ModuleList(nn.ModuleDict(dict(
+            norm1=nn.LayerNorm(dim), qkv=nn.Linear(dim, 3 * dim),
+            proj=nn.Linear(dim, dim), norm2=nn.LayerNorm(dim),
+            fc1=nn.Linear(dim, ratio * dim), fc2=nn.Linear(ratio * dim, dim)))
+            for _ in range(depth))
+
+    def forward(self, images):
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        b, _, c = x.shape
+        x = torch.cat([self.cls_token.expand(b, -1, -1), x], 1)
+        length, hd = x.shape[1], c // self.heads
+        for blk in self.blocks:
+            qkv = blk['qkv'](blk['norm1'](x)).reshape(b, length, 3, self.heads, hd)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            attn = (q @ k.transpose(-2, -1) * hd**-0.5).softmax(-1)
+            x = x + blk['proj']((attn @ v).transpose(1, 2).reshape(b, length, c))
+            x = x + blk['fc2'](nn.functional.gelu(blk['fc1'](blk['norm2'](x))))
+        return x
+
+
+class TinySegmentor(nn.Module):
+    """A backbone (the image encoder) and a head outside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = TinyViT()
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, images):
+        return self.head(self.backbone(images))
+
+
+def hand_count_vit(b=2, size=32, patch=8, dim=16, depth=2, heads=2, ratio=4):
+    """2 * M * K * N per product; the conv as a product over its patches.
+
+    Counted: the patch convolution, per block the qkv, proj, fc1, fc2 linear
+    layers and the two attention products. Not counted: biases, class token,
+    norms, softmax, GELU, residual additions (FlopCounterMode has no formula
+    for them: element-wise work).
+    """
+    patches = (size // patch)**2
+    length, hd = patches + 1, dim // heads
+    conv = 2 * b * patches * dim * 3 * patch * patch
+    linear = 2 * b * length * dim * (3 * dim + dim + ratio * dim + ratio * dim)
+    attention = 2 * (2 * b * heads * length * hd * length)
+    return conv + depth * (linear + attention)
+
+
+def test_flop_counter_agrees_with_a_hand_count_of_a_tiny_vit():
+    torch.manual_seed(0)
+    model = TinySegmentor().eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        count = bench.count_flops(lambda: model(images), bench.encoder_modules(model))
+    vit = hand_count_vit()
+    head = 2 * 2 * 17 * 16 * 5
+    assert count['encoder'] == vit
+    assert count['total'] == vit + head
+    assert count['encoder_calls'] == 1
+    assert sum(count['by_op'].values()) == count['total']
+    assert count['by_op']['aten.convolution'] == 2 * 2 * 16 * 16 * 3 * 64
+    # the linear layers' products and their shapes (B * L tokens as M)
+    dominant = count['dominant_matmul']
+    assert dominant['dtype'] == 'float32'
+    assert dominant['shape'] in ([34, 16, 64], [34, 64, 16])  # fc1 / fc2 tie
+    assert dominant['flops'] == 2 * 2 * 34 * 16 * 64
+    linear_flops = 2 * (2 * 34 * 16 * (3 * 16 + 16 + 64 + 64)) + 2 * 34 * 16 * 5
+    assert dominant['share'] == pytest.approx(dominant['flops'] / linear_flops)
+
+
+def test_encoder_count_sums_every_call_and_nested_calls_once():
+    """Sliding windows call the backbone several times; a neck called from
+    inside the backbone is not counted twice."""
+    model = TinySegmentor().eval()
+    model.neck = model.backbone.patch_embed  # called inside the backbone
+    images = torch.randn(1, 3, 32, 32)
+
+    def windows():
+        for _ in range(3):
+            model(images)
+
+    with torch.no_grad():
+        count = bench.count_flops(windows, bench.encoder_modules(model))
+    assert count['encoder_calls'] == 3
+    assert count['encoder'] == 3 * hand_count_vit(b=1)
+    timer = bench.EncoderTimer(bench.encoder_modules(model))
+    with torch.no_grad():
+        model(images)
+    timer.remove()
+    assert timer.calls == 1 and timer.seconds > 0
+    before = timer.seconds
+    model(images)  # hooks removed: no more time
+    assert timer.seconds == before
+
+
+def test_matmul_peak_measures_the_shape_in_its_precision():
+    result = bench.matmul_peak((32, 16, 8), 'fp32', repeat=2, min_run_s=0.001)
+    assert result['shape'] == [32, 16, 8] and result['dtype'] == 'fp32'
+    assert result['calls'] >= 1 and result['threads'] == torch.get_num_threads()
+    assert 0 < result['median_gflops'] <= result['gflops']
+
+
+def test_matmul_peaks_interleave_and_keep_the_best_round():
+    seen = []
+    rates = iter([5.0, 9.0, 7.0, 3.0])
+
+    def fake(shape, dtype, device):
+        seen.append(dtype)
+        return dict(shape=list(shape), dtype=dtype, gflops=next(rates))
+
+    best = bench.matmul_peaks((4, 4, 4), ('bf16', 'fp32'), rounds=2, measure=fake)
+    assert seen == ['bf16', 'fp32', 'bf16', 'fp32']
+    assert best['bf16']['gflops'] == 7.0 and best['fp32']['gflops'] == 9.0
+    assert best['bf16']['rounds'] == 2
+
+
+def test_efficiency_is_flops_over_time_and_its_fraction_of_peak():
+    eff = bench.efficiency(6e9, 2.0, peak_gflops=12.0)
+    assert eff == dict(gflop=6.0, seconds=2.0, achieved_gflops=3.0, fraction=0.25)
+    assert bench.efficiency(None, 2.0, 12.0) is None
+    assert bench.bf16_falls_back(10.0, 20.0) and not bench.bf16_falls_back(20.0, 10.0)
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location('mmovss_benchmark_tool_flops', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_peaks(monkeypatch, rates):
+    """Replaces the measured matrix peak by fixed rates per precision."""
+    def fake(shape, dtype, device):
+        return dict(shape=list(shape), dtype=dtype, gflops=rates[dtype],
+                    median_gflops=rates[dtype], calls=1, repeat=5,
+                    threads=torch.get_num_threads())
+    monkeypatch.setattr(peak_module, 'matmul_peak', fake)
+
+
+def test_report_has_the_efficiency_fields(tool, monkeypatch, capsys):
+    """FLOPs, peak, achieved FLOP/s = FLOPs / median latency and fraction =
+    achieved / peak, for the predict and the image encoder."""
+    _fake_peaks(monkeypatch, dict(fp32=50.0))
+    data = tool.main(FAST + ['--repeat', '2', '--markdown'])
+    eff = data['efficiency']
+    assert eff['peak']['gflops'] == 50.0 and eff['peak']['dtype'] == 'fp32'
+    predict, encoder = eff['predict'], eff['encoder']
+    assert predict['seconds'] == data['latency_s']['median']
+    assert 0 < encoder['gflop'] < predict['gflop']
+    assert 0 < encoder['seconds'] <= predict['seconds']
+    for part in (predict, encoder):
+        assert part['achieved_gflops'] == pytest.approx(part['gflop'] / part['seconds'])
+        assert part['fraction'] == pytest.approx(part['achieved_gflops'] / 50.0)
+    assert eff['dominant_matmul']['shape'] == eff['peak']['shape']
+    report = bench.format_report(data)
+    assert 'matrix peak' in report and 'image encoder' in report
+    assert f"{predict['fraction']:.1%} of peak" in report
+    row = bench.efficiency_row(data)
+    assert row.count('|') == bench.EFFICIENCY_HEADER.splitlines()[0].count('|')
+    assert f"{encoder['fraction']:.1%}" in row and data['device_name'] in row
+    out = capsys.readouterr().out
+    assert bench.EFFICIENCY_HEADER in out and row in out
+
+
+def test_no_efficiency_skips_the_count(tool):
+    data = tool.main(FAST + ['--no-efficiency'])
+    assert data['efficiency'] is None and data['dtype_check'] is None
+    assert 'matrix peak' not in bench.format_report(data)
+    with pytest.raises(ValueError, match='--no-efficiency'):
+        bench.efficiency_row(data)
+
+
+def test_bf16_falls_back_to_fp32_where_slower_or_is_refused(tool, monkeypatch):
+    _fake_peaks(monkeypatch, dict(fp32=40.0, bf16=10.0))
+    data = tool.main(FAST + ['--dtype', 'bf16'])
+    assert data['dtype_requested'] == 'bf16'
+    assert data['dtype'] == 'fp32' and data['precision'] == 'fp32'
+    check = data['dtype_check']
+    assert check['kept'] is False and check['shape'] == [1024, 768, 768]
+    assert check['bf16_gflops'] == 10.0 and check['fp32_gflops'] == 40.0
+    assert any('fell back to fp32' in note for note in data['notes'])
+    assert 'FELL BACK TO FP32' in bench.format_report(data)
+    assert data['efficiency']['peak']['dtype'] == 'fp32'
+    with pytest.raises(bench.BenchmarkError, match='refused.*--strict-dtype'):
+        tool.main(FAST + ['--dtype', 'bf16', '--strict-dtype'])
+
+
+def test_bf16_is_kept_where_faster(tool, monkeypatch):
+    _fake_peaks(monkeypatch, dict(fp32=40.0, bf16=80.0))
+    data = tool.main(FAST + ['--dtype', 'bf16', '--strict-dtype'])
+    assert data['dtype'] == 'bf16' and data['dtype_check']['kept'] is True
+    assert data['efficiency']['peak'] == dict(
+        shape=data['efficiency']['dominant_matmul']['shape'], dtype='bf16',
+        gflops=80.0, median_gflops=80.0, calls=1, repeat=5,
+        threads=torch.get_num_threads(), rounds=3)
+    assert not any('fell back' in note for note in data['notes'])
+
+
+def test_attention_kernels_are_counted_as_their_products():
+    """The CPU attention kernel and nn.MultiheadAttention's fused inference
+    path, which PyTorch's counter leaves at zero, count as their products."""
+    q, k, v = torch.randn(2, 2, 5, 8), torch.randn(2, 2, 7, 8), torch.randn(2, 2, 7, 8)
+    with torch.no_grad():
+        count = bench.count_flops(lambda: nn.functional.scaled_dot_product_attention(q, k, v))
+    assert count['total'] == 2 * (2 * 2 * 2 * 5 * 7 * 8)  # q @ k^T, attn @ v
+    mha = nn.MultiheadAttention(16, 2, batch_first=True).eval()
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        count = bench.count_flops(lambda: mha(x, x, x, need_weights=False))
+    projections = 4 * (2 * 2 * 5 * 16 * 16)  # q, k, v, out: 10 tokens, 16 x 16
+    assert count['total'] == projections + 2 * (2 * 2 * 5 * 5 * 16)
+    flops = bench.flops._attention_flops((3, 1, 4, 6), (3, 1, 9, 6), (3, 1, 9, 2))
+    assert flops == 2 * 3 * 4 * 9 * (6 + 2)

@@ -51,7 +51,8 @@ def _options(root, extra=()):
 
 
 def _metrics(log):
-    found = re.findall(r'mIoU: ([\d.]+).*?mIoU_seen: ([\d.]+)\s+mIoU_unseen: ([\d.]+)\s+hIoU: ([\d.]+)', log)
+    found = re.findall(
+        r'mIoU: ([\d.]+).*?mIoU_seen: ([\d.]+)\s+mIoU_unseen: ([\d.]+)\s+hIoU: ([\d.]+)', log)
     assert found, log[-3000:]
     miou, seen, unseen, hiou = (float(v) for v in found[-1])
     return dict(mIoU=miou, seen=seen, unseen=unseen, hIoU=hiou)

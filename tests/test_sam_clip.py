@@ -4,12 +4,13 @@ random SAM (``segment_anything`` required, else skipped)."""
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.registry import init_default_scope
 
 import mmovss  # noqa: F401
-from mmseg.registry import MODELS
 from mmovss.models.decode_heads.sam_clip_head import label_scores_from_masks
 from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 CLIP = tiny_clip_cfg('vit')
 

@@ -8,19 +8,19 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 
-from mmseg.registry import DATASETS, MODELS
-from mmseg.structures import SegDataSample
 from mmovss.models.backbones import LAST_BLOCK_MODES
 from mmovss.models.backbones.proxyclip_vit import build_timm_vfm
 from mmovss.models.backbones.training_free_modes import neighbourhood_bias
-from mmovss.models.backbones.training_free_vit import \
-    resize_pos_embed_by_scale
+from mmovss.models.backbones.training_free_vit import resize_pos_embed_by_scale
 from mmovss.models.text_encoders import ClassEmbeddings
 from mmovss.models.utils import PAMR
 from mmovss.testing.clip import tiny_clip_cfg
 from mmovss.vocab import Vocabulary
+
+from mmengine.config import Config
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = tiny_clip_cfg('vit')  # patch 8, width 64, 2 heads, joint dim 32

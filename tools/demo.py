@@ -26,18 +26,21 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
-from mmengine.config import DictAction  # noqa: E402
-
-from mmovss.apis import (OpenVocabInferencer,  # noqa: E402
-                         OutputWouldOverwriteInput, UnreadableImageError,
-                         list_models, resolve_model,
-                         vocabulary_from_text)
+from mmovss.apis import (  # noqa: E402
+    OpenVocabInferencer,
+    OutputWouldOverwriteInput,
+    UnreadableImageError,
+    list_models,
+    resolve_model,
+    vocabulary_from_text,
+)
 from mmovss.apis.inputs import collect_inputs  # noqa: E402
 from mmovss.apis.open_vocab_inferencer import output_paths  # noqa: E402
 from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
-from mmovss.trained_weights import (MissingTrainedWeights,  # noqa: E402
-                                    require_trained_weights)
+from mmovss.trained_weights import MissingTrainedWeights, require_trained_weights  # noqa: E402
 from mmovss.vocab import Vocabulary  # noqa: E402
+
+from mmengine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -15,15 +15,21 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
+from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
+from mmovss.runtime import (  # noqa: E402
+    check_checkpoint_file,
+    check_output_paths,
+    close_process_group,
+    export_local_rank,
+    load_checkpoint_strictly,
+    load_config,
+    set_launcher,
+    set_work_dir,
+)
+from mmovss.trained_weights import require_trained_weights  # noqa: E402
+
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-
-from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
-from mmovss.runtime import (check_checkpoint_file, check_output_paths,  # noqa: E402
-                            close_process_group, export_local_rank,
-                            load_checkpoint_strictly, load_config, set_launcher,
-                            set_work_dir)
-from mmovss.trained_weights import require_trained_weights  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -7,8 +7,7 @@ a name from :func:`list_models`.
 from .. import package_check  # noqa: F401  (a folder named mmovss shadowing us: say so)
 from .inputs import IMAGE_EXTENSIONS, UnreadableImageError, collect_inputs
 from .model_zoo import ALIASES, get_model_info, list_models, resolve_model
-from .open_vocab_inferencer import (OpenVocabInferencer,
-                                    OutputWouldOverwriteInput)
+from .open_vocab_inferencer import OpenVocabInferencer, OutputWouldOverwriteInput
 from .vocabulary_text import vocabulary_from_text
 
 __all__ = [

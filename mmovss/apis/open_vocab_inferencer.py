@@ -31,27 +31,28 @@ import os.path as osp
 import warnings
 from typing import Iterator, List, Optional, Sequence, Union
 
-import mmcv
 import numpy as np
 import torch
+from rich.progress import track
+
+from mmovss.datasets.label_file_conversion import save_label
+from mmovss.io import UnsafeOutputError, check_planned_outputs
+from mmovss.models.segmentors.training_free_segmentor import TrainingFreeSegmentor
+from mmovss.protocols import apply_benchmark
+from mmovss.runtime import load_config
+from mmovss.visualization import OpenVocabVisualizer
+from mmovss.vocab import Vocabulary
+
+import mmcv
 from mmcv.transforms import Compose
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import pseudo_collate
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmengine.visualization import Visualizer
-from rich.progress import track
-
 from mmseg.apis import MMSegInferencer
 from mmseg.registry import DATASETS, TRANSFORMS
 from mmseg.structures import SegDataSample
-from mmovss.datasets.label_file_conversion import save_label
-from mmovss.io import UnsafeOutputError, check_planned_outputs
-from mmovss.models.segmentors.training_free_segmentor import \
-    TrainingFreeSegmentor
-from mmovss.protocols import apply_benchmark
-from mmovss.runtime import load_config
-from mmovss.visualization import OpenVocabVisualizer
-from mmovss.vocab import Vocabulary
+
 from .class_stats import summarize
 from .inputs import ImageInput, UnreadableImageError, collect_inputs
 from .model_zoo import resolve_model

@@ -53,8 +53,8 @@ from .vocabulary import load_vocabulary, synthetic_vocabulary, unique_benchmark_
 __all__ = [
     'BenchmarkError', 'DEFAULT_IMAGE_SIZE', 'DTYPES', 'EFFICIENCY_HEADER',
     'EncoderTimer', 'MARKDOWN_HEADER', 'MatmulShapes', 'bf16_falls_back',
-    'count_flops', 'efficiency', 'efficiency_row', 'encoder_modules',
-    'matmul_peak', 'matmul_peaks',
+    'count_flops', 'efficiency', 'efficiency_row', 'encoder_modules', 'flops',
+    'matmul_peak', 'matmul_peaks', 'peak',
     'benchmark_segmentor', 'build_model', 'build_test_pipeline',
     'check_device', 'choose_vocabulary', 'command_line', 'current_rss_mb',
     'device_name', 'first_image_or_noise', 'format_report', 'is_contended',

@@ -12,10 +12,9 @@ attention kernel (``_scaled_dot_product_flash_attention_for_cpu``, every
 ``F.scaled_dot_product_attention`` on CPU) and ``nn.MultiheadAttention``'s
 fused inference path (``_native_multi_head_attention``, which also hides its
 projections); :data:`EXTRA_FORMULAS` counts them as the products they are.
-Not counted (zero FLOPs): bias additions, norms,
-softmax, activations, interpolation, pooling and other element-wise work;
-these are memory-bound, and the FLOP count is the matrix work a matrix unit
-could do.
+Not counted (zero FLOPs): bias additions, norms, softmax, activations,
+interpolation, pooling and other element-wise work; these are memory-bound,
+and the FLOP count is the matrix work a matrix unit could do.
 
 The *image encoder* is the segmentor's ``backbone`` plus its ``neck`` (if
 any), over every call of a predict (all sliding windows): the counter's total

@@ -31,14 +31,14 @@ def build_san_pair(names: Sequence[str], queries: int = 100
     Returns:
         tuple: (mmovss model, mmseg model), in eval mode.
     """
+    import mmovss  # noqa: F401  (registers the modules)
+    from mmovss.apis.model_zoo import configs_root
+    from mmovss.converters import mmovss_to_mmseg
+
     import mmseg
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-
-    import mmovss  # noqa: F401  (registers the modules)
-    from mmovss.apis.model_zoo import configs_root
-    from mmovss.converters import mmovss_to_mmseg
 
     ours_cfg = Config.fromfile(
         osp.join(configs_root(), '_base_', 'models', 'san_vit-b16.py'))
@@ -87,10 +87,10 @@ def build_mmseg_text_encoder(ours, templates: Sequence[str]):
     Raises:
         RuntimeError: A weight finds no place (or stays unset).
     """
+    from mmovss.converters import convert_key
+
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-
-    from mmovss.converters import convert_key
     init_default_scope('mmseg')
     tower = ours.tower
     width = tower.positional_embedding.shape[1]

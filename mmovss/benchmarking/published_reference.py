@@ -97,9 +97,9 @@ def our_config(method: str, reference: str, weights: str,
     Returns:
         Config: The config to build.
     """
-    from mmengine.config import Config
-
     from mmovss.apis.model_zoo import configs_root
+
+    from mmengine.config import Config
     info = _method(method)
     if pamr and not info['pamr_config']:
         raise ValueError(f'--pamr: {method} runs without PAMR.')
@@ -118,10 +118,10 @@ def our_config(method: str, reference: str, weights: str,
 
 def build_ours(cfg):
     """Our segmentor of :func:`our_config`, in eval mode."""
+    import mmovss  # noqa: F401
+
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-
-    import mmovss  # noqa: F401
     init_default_scope('mmseg')
     return MODELS.build(cfg.model).eval()
 

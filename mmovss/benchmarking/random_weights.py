@@ -129,10 +129,11 @@ def randomize_sam(model: torch.nn.Module, model_type: str,
     Returns:
         int: The number of generators changed.
     """
-    from mmseg.registry import MODELS
     from segment_anything import sam_model_registry
 
     import mmovss  # noqa: F401  (registers SAMMaskGenerator)
+
+    from mmseg.registry import MODELS
     generator_cls = MODELS.get('SAMMaskGenerator')
     count = 0
     for module in model.modules():

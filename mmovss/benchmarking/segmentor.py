@@ -126,9 +126,9 @@ def benchmark_segmentor(config: str,
             vocabulary, fp16 on CPU, CUDA absent, foreign checkpoint, bf16
             slower than fp32 with ``strict_dtype`` ...).
     """
-    from mmengine.dataset import pseudo_collate
-
     import mmovss  # noqa: F401  (compat + registration)
+
+    from mmengine.dataset import pseudo_collate
     device = check_device(device)
     if threads:
         torch.set_num_threads(threads)

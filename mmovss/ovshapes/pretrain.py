@@ -129,9 +129,13 @@ def pretrain(steps: int = 4000, batch_size: int = 128, lr: float = 1e-3,
     rng = np.random.default_rng(seed)
     cfg = copy.deepcopy(model_cfg or OVSHAPES_CLIP_CFG)
     model = open_clip.CLIP(**cfg)
-    tokenizer = open_clip.get_tokenizer('ViT-B-16', context_length=cfg['text_cfg']['context_length'])
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'embedding' not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and 'embedding' not in n)]
+    tokenizer = open_clip.get_tokenizer(
+        'ViT-B-16', context_length=cfg['text_cfg']['context_length'])
+    def decays(name, param):
+        return param.ndim >= 2 and 'embedding' not in name
+
+    decay = [p for n, p in model.named_parameters() if decays(n, p)]
+    no_decay = [p for n, p in model.named_parameters() if not decays(n, p)]
     optim = torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay),
                                dict(params=no_decay, weight_decay=0.0)], lr=lr, betas=(0.9, 0.98))
 
@@ -161,7 +165,8 @@ def pretrain(steps: int = 4000, batch_size: int = 128, lr: float = 1e-3,
             logger(f'step {step + 1}/{steps} loss {float(loss):.4f} '
                    f'scale {float(model.logit_scale.exp()):.1f} {time.time() - start:.0f}s')
         if eval_every and (step + 1) % eval_every == 0:
-            logger(f'step {step + 1}: zero-shot {zero_shot_accuracy(model, tokenizer, per_class=5)}')
+            accuracy = zero_shot_accuracy(model, tokenizer, per_class=5)
+            logger(f'step {step + 1}: zero-shot {accuracy}')
             model.train()
     return model.eval(), history
 

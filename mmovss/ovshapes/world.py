@@ -109,7 +109,8 @@ def render_pattern(pattern: str, colour: str, h: int, w: int,
         on = (((xx + ox) // 3) + ((yy + oy) // 3)) % 2 == 0
         img[on] = light
     elif pattern == 'dotted':
-        on = (((xx + ox) % 4) < 2) & (((yy + oy) % 4) < 2) & ((((xx + ox) // 4) + ((yy + oy) // 4)) % 2 == 0)
+        on = ((((xx + ox) % 4) < 2) & (((yy + oy) % 4) < 2)
+              & ((((xx + ox) // 4) + ((yy + oy) // 4)) % 2 == 0))
         img[on] = light
     elif pattern == 'dark':
         img *= 0.42
@@ -200,7 +201,8 @@ def render_scene(rng: np.random.Generator,
         a, b = rng.choice(len(STUFF), size=2, replace=False)
         stuff = (STUFF[a], STUFF[b])
         split = int(rng.integers(size // 4, 3 * size // 4))
-        wave = np.round(2 * np.sin(np.arange(size) / rng.uniform(4, 9) + rng.uniform(0, 6))).astype(int)
+        wave = np.round(
+            2 * np.sin(np.arange(size) / rng.uniform(4, 9) + rng.uniform(0, 6))).astype(int)
         top = np.arange(size)[:, None] < (split + wave)[None, :]
         image = np.where(top[..., None], render_stuff(stuff[0], size, size, rng),
                          render_stuff(stuff[1], size, size, rng))
@@ -252,7 +254,8 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
         return f'a picture of {stuff}.'
     form = _OBJECT_FORMS[int(rng.integers(len(_OBJECT_FORMS)))]
     phrase = _join([form.format(o) for o in objects])
-    return _CAPTION_FORMS[int(rng.integers(len(_CAPTION_FORMS)))].format(objects=phrase, stuff=stuff)
+    form = _CAPTION_FORMS[int(rng.integers(len(_CAPTION_FORMS)))]
+    return form.format(objects=phrase, stuff=stuff)
 
 
 def hard_negative(scene: Scene, rng: np.random.Generator) -> str:

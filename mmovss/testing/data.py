@@ -94,5 +94,6 @@ def make_tiny_seg_dataset(root,
     return dict(
         data_root=str(root), classes=tuple(classes), img_suffix=img_suffix,
         seg_map_suffix='.png', ignore_index=ignore_index,
-        train=dict(img_path=osp.join('img_dir', 'train'), seg_map_path=osp.join('ann_dir', 'train')),
+        train=dict(img_path=osp.join('img_dir', 'train'),
+                   seg_map_path=osp.join('ann_dir', 'train')),
         val=dict(img_path=osp.join('img_dir', 'val'), seg_map_path=osp.join('ann_dir', 'val')))

@@ -25,6 +25,8 @@ The measurement lives in :mod:`mmovss.benchmarking`. Examples::
         configs/san/san_vit-b16_60k_coco-stuff171-640x640.py --benchmark ade20k_150 \\
         --shape 640 640 --vocabulary ade20k_847 --json san.json --markdown
     python tools/analysis_tools/benchmark.py CONFIG --device cuda --dtype bf16
+    python tools/analysis_tools/benchmark.py CONFIG --dtype bf16 --strict-dtype
+    python tools/analysis_tools/benchmark.py CONFIG --no-efficiency --repeat 1
     python tools/analysis_tools/benchmark.py \
         configs/naclip/naclip_vit-b16_ade20k_150.py --benchmark ade20k_847
 """

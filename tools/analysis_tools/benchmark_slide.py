@@ -20,11 +20,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # runs from a clone without installation
 
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
-
 import mmovss  # noqa: E402,F401
 from mmovss.benchmarking import timed_runs  # noqa: E402
+
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
 
 
 def parse_args():

@@ -68,13 +68,13 @@ def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    import mmovss  # noqa: F401
+    from mmovss.vocab import BENCHMARK_NAMES
+
     from mmengine.config import Config
     from mmengine.dataset import Compose
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-
-    import mmovss  # noqa: F401
-    from mmovss.vocab import BENCHMARK_NAMES
     cfg = Config.fromfile(args.config)
     if args.benchmark:
         from mmovss.protocols import apply_benchmark

@@ -22,12 +22,12 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmengine.config import DictAction  # noqa: E402
-
 import mmovss  # noqa: E402,F401  (compat + registration)
 from mmovss.evaluation.vocabulary_report import format_report, plot_report, run_vocabulary_report  # noqa: E402
 from mmovss.runtime import load_config  # noqa: E402
 from mmovss.vocab import TEMPLATE_SETS, Vocabulary  # noqa: E402
+
+from mmengine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -8,8 +8,9 @@ and feeds it images resized to CLIP's resolution whatever the crop size.
 from typing import Optional, Sequence, Tuple
 
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from ..utils.trainable_params import QKV_PARTS, restrict_in_proj_grad
 from .clip_vit import OpenCLIPViT

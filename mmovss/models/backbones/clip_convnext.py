@@ -12,9 +12,10 @@ same for columns).
 from typing import Optional, Sequence, Tuple
 
 import torch.nn.functional as F
+from torch import Tensor
+
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from torch import Tensor
 
 from ..utils.open_clip_weights import build_open_clip
 from ..utils.trainable_params import freeze_except

@@ -26,9 +26,10 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
+
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from torch import Tensor
 
 from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region

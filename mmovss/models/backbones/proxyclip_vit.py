@@ -28,8 +28,9 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region

@@ -54,8 +54,9 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from .clip_vit import register_last_block_mode
 from .tower_context import ContextRequest, TowerContext, check_block_index, register_context_request

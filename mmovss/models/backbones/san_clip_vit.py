@@ -18,8 +18,9 @@ from typing import Sequence, Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from ..utils.clip_attention import clip_block
 from .clip_vit import OpenCLIPViT

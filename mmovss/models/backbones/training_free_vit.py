@@ -25,9 +25,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
+
+from . import (  # noqa: F401  (register the modes)
+    resclip_mode,
+    scclip_mode,
+    training_free_modes,  # noqa: F401  (registers the modes)
+)
 from .clip_vit import LAST_BLOCK_MODES, OpenCLIPViT
-from . import training_free_modes  # noqa: F401  (registers the modes)
-from . import resclip_mode, scclip_mode  # noqa: F401  (register the modes)
 from .tower_context import context_request, forward_with_context
 
 __all__ = ['TrainingFreeCLIPViT', 'resize_pos_embed_by_scale']

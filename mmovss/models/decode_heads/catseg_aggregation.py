@@ -29,10 +29,11 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
+
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from mmseg.models.backbones.swin import ShiftWindowMSA
-from torch import Tensor
 
 __all__ = ['GuidedWindowMSA', 'GuidedSwinBlock', 'CATSegSpatialAggregation',
            'CATSegClassAggregation', 'class_chunks']

@@ -4,9 +4,10 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
+
 from mmcv.cnn import ConvModule
 from mmseg.registry import MODELS
-from torch import Tensor
 
 from ..text_encoders.catseg_text_encoder import per_template_embeds
 from ..text_encoders.class_embeddings import ClassEmbeddings

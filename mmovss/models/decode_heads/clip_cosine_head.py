@@ -3,8 +3,9 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .open_vocab_head import OpenVocabDecodeHead

@@ -23,11 +23,12 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.models.utils import MLP
-from mmseg.registry import MODELS
 from torch import Tensor
 
 from mmovss.vocab import Vocabulary
+
+from mmseg.models.utils import MLP
+from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import (

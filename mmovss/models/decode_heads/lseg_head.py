@@ -5,12 +5,13 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
+
 from mmcv.cnn import ConvModule, build_activation_layer
 from mmseg.models.decode_heads.dpt_head import FeatureFusionBlock, ReassembleBlocks
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType
-from torch import Tensor
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .open_vocab_head import OpenVocabDecodeHead

@@ -13,9 +13,10 @@ builds the criterion and computes the loss.
 from abc import abstractmethod
 from typing import List, Optional, Sequence, Tuple
 
+from torch import Tensor
+
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
-from torch import Tensor
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .open_vocab_head import OpenVocabDecodeHead

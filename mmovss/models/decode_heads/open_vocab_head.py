@@ -11,9 +11,10 @@ from abc import abstractmethod
 from typing import List, Tuple
 
 import torch
+from torch import Tensor
+
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.utils import ConfigType, SampleList
-from torch import Tensor
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 

@@ -26,9 +26,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from torch import Tensor
+
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
-from torch import Tensor
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, semantic_inference

@@ -22,8 +22,9 @@ Training of the mask model is ZegFormer's (MaskFormer's criterion).
 """
 from typing import Sequence
 
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .zegformer_head import ZegFormerHead

@@ -14,8 +14,9 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 __all__ = ['SAMMaskGenerator', 'build_small_sam']
 

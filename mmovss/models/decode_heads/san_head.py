@@ -26,12 +26,13 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
+
 from mmengine.model.weight_init import caffe2_xavier_init, trunc_normal_
 from mmseg.models.backbones.vit import TransformerEncoderLayer
 from mmseg.models.utils import MLP, LayerNorm2d, PatchEmbed
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType
-from torch import Tensor
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, semantic_inference

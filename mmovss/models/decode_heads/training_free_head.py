@@ -40,9 +40,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
-from torch import Tensor
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps

@@ -20,8 +20,9 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 __all__ = ['grounding_scores', 'RegionWordGroundingLoss']
 

@@ -23,13 +23,14 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from torch import Tensor
+
 from mmcv.ops import point_sample
 from mmengine.dist import all_reduce
 from mmengine.structures import InstanceData
 from mmseg.models.utils import get_uncertain_point_coords_with_randomness
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList, seg_data_to_instance_data
-from torch import Tensor
 
 from ..utils.hungarian import HungarianMaskMatcher
 

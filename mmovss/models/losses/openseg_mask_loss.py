@@ -15,8 +15,9 @@ from typing import List, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 __all__ = ['pairwise_dice', 'ClassAgnosticDiceLoss']
 

@@ -14,8 +14,9 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from ..utils.position_embedding import sine_position_embedding
 from .ms_deform_attn import MSDeformAttn

@@ -36,6 +36,10 @@ head gets float32 features and returns float32 logits (see
 from typing import List, Optional, Sequence, Union
 
 import torch
+from torch import Tensor
+
+from mmovss.vocab import Vocabulary
+
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
@@ -50,9 +54,6 @@ from mmseg.utils import (
     SampleList,
     add_prefix,
 )
-from torch import Tensor
-
-from mmovss.vocab import Vocabulary
 
 from ..decode_heads.open_vocab_head import OpenVocabDecodeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings

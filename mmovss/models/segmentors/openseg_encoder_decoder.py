@@ -10,11 +10,12 @@ loss. Inference is :class:`OpenVocabEncoderDecoder`'s.
 """
 from typing import Optional
 
-from mmseg.registry import MODELS
-from mmseg.utils import SampleList, add_prefix
 from torch import Tensor
 
 from mmovss.vocab import Vocabulary
+
+from mmseg.registry import MODELS
+from mmseg.utils import SampleList, add_prefix
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder

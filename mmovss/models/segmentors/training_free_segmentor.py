@@ -14,11 +14,12 @@ all names.
 """
 from typing import Optional, Union
 
+from torch import Tensor
+
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
-from torch import Tensor
 
 from ..backbones.tower_context import TextFeedback
 from ..decode_heads.training_free_head import TrainingFreeHead

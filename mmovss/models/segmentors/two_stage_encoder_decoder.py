@@ -10,8 +10,9 @@ vocabulary, slide inference, chunked resizing) is
 from typing import Tuple
 
 import torch
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 

@@ -17,12 +17,13 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
-from mmseg.registry import MODELS
-from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from mmovss.vocab import Vocabulary
+
+from mmengine.model import BaseModel
+from mmseg.registry import MODELS
+from mmseg.utils import OptSampleList, SampleList
 
 from ..utils.mask_classification import open_vocab_class_logits
 

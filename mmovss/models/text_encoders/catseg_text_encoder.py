@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 from ..utils.trainable_params import QKV_PARTS, freeze_except, restrict_in_proj_grad
 from .class_embeddings import ClassEmbeddings

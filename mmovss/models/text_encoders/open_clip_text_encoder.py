@@ -29,11 +29,12 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
-from mmseg.registry import MODELS
 from torch import Tensor
 
 from mmovss.vocab import Vocabulary, get_templates
+
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 
 from ..utils.clip_attention import clip_block
 from ..utils.open_clip_weights import build_open_clip, module_fingerprint

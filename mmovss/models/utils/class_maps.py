@@ -19,8 +19,9 @@ then scales with the chunk, not with the vocabulary.
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-from mmseg.models.utils import resize
 from torch import Tensor
+
+from mmseg.models.utils import resize
 
 __all__ = ['ClassMaps', 'SlideLogits']
 

@@ -30,10 +30,10 @@ Inputs that custom data and unstable training produce are handled as follows:
 from typing import List, Optional, Sequence, Tuple
 
 import torch
-from mmcv.ops import point_sample
-from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmcv.ops import point_sample
+from mmengine.structures import InstanceData
 from mmseg.registry import TASK_UTILS
 
 __all__ = ['HungarianMaskMatcher', 'DEFAULT_MATCH_COSTS', 'NonFiniteMatchingCost']

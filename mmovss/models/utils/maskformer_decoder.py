@@ -23,8 +23,9 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.models.utils import MLP
 from torch import Tensor
+
+from mmseg.models.utils import MLP
 
 from .position_embedding import sine_position_embedding
 from .query_decoder_layer import QueryDecoderLayer

@@ -25,8 +25,9 @@ from typing import Iterator, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 __all__ = ['PAMR', 'neighbour_offsets']
 

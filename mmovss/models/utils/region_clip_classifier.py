@@ -26,9 +26,10 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor
 from torchvision.ops import masks_to_boxes, roi_align
+
+from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .clip_attention import clip_block

@@ -33,7 +33,7 @@ from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-ZERO_SHOT = osp.join(REPO, 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py')
+ZERO_SHOT = osp.join(REPO, 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py')
 ADE_PIPELINE = osp.join(REPO, 'configs/_base_/datasets/ade20k_150.py')
 CFG = tiny_clip_cfg('vit')
 

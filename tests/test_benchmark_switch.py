@@ -273,7 +273,7 @@ def test_test_tool_benchmark_equals_per_pair_config_on_tiny_models(tmp_path):
     assert per_pair.test_dataloader.dataset.type == 'PascalVOC20Dataset'
     want = _run_test_tool([str(per_pair_path), *_data_options(voc20.data_root)],
                           tmp_path / 'w1')
-    got = _run_test_tool(['configs/ovshapes/dense_clip_tiny-clip_ovshapes.py',
+    got = _run_test_tool(['configs/ovshapes/dense-clip_tiny-clip_ovshapes.py',
                           '--benchmark', 'voc20', *_data_options(voc20.data_root)],
                          tmp_path / 'w2')
     assert got == want
@@ -337,11 +337,6 @@ def test_test_tool_rejects_an_unknown_benchmark(capsys):
 
 
 # ------------------------------------------------------------ naming rule
-# configs/ovshapes is outside the change that introduced the rule; these two
-# names put `_` inside the method field (`dense-clip`, `dense-refine` would follow it).
-NAMING_EXCEPTIONS = {'dense_clip_tiny-clip_ovshapes', 'dense_refine_tiny-clip_1k_ovshapes-seen'}
-
-
 def _naming_problem(folder, name):
     """None if ``name`` follows docs/configs.md's rule, else the reason."""
     key = next((k for k in sorted(BENCHMARK_KEYS, key=len, reverse=True)
@@ -362,7 +357,7 @@ def test_config_names_follow_one_rule():
     problems = {}
     for path in glob.glob(osp.join(CONFIGS, '*', '*.py')):
         folder, name = path.split(os.sep)[-2], osp.basename(path)[:-3]
-        if folder == '_base_' or name in NAMING_EXCEPTIONS:
+        if folder == '_base_':
             continue
         problem = _naming_problem(folder, name)
         if problem:
@@ -372,5 +367,4 @@ def test_config_names_follow_one_rule():
     assert _naming_problem('san', 'san_vit-b16_60k_coco-stuff171-640x640_eval-voc20')
     assert _naming_problem('sclip', 'sclip_vit-b16_pc59')
     assert _naming_problem('san', 'san_vit-b16_60k_coco-stuff171-640x640_voc20') is None
-    for name in NAMING_EXCEPTIONS:  # drop an entry once its file is renamed
-        assert osp.isfile(osp.join(CONFIGS, 'ovshapes', f'{name}.py')), name
+    assert _naming_problem('ovshapes', 'dense_refine_tiny-clip_1k_ovshapes-seen')

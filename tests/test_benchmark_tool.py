@@ -18,7 +18,7 @@ from mmovss import benchmarking as bench
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 TINY = osp.join(ROOT, 'configs', 'ovshapes',
-                'dense_clip_tiny-clip_ovshapes.py')
+                'dense-clip_tiny-clip_ovshapes.py')
 FAST = ['--shape', '64', '64', '--repeat', '2', '--warmup', '1']
 
 
@@ -81,7 +81,7 @@ def test_markdown_row_and_report(tool, result, capsys):
     """--markdown prints a table row with the exact command."""
     _, data = result
     row = bench.markdown_row(data)
-    assert row.startswith('| ovshapes | `dense_clip_tiny-clip_ovshapes.py` |')
+    assert row.startswith('| ovshapes | `dense-clip_tiny-clip_ovshapes.py` |')
     assert f"`{data['command']}`" in row
     assert row.count('|') == bench.MARKDOWN_HEADER.splitlines()[0].count('|')
     report = bench.format_report(data)
@@ -321,7 +321,7 @@ def test_benchmark_flag_switches_the_config_with_its_protocol(tool):
     assert data['vocabulary']['num_classes'] == 21  # VOC's classes, the dataset's
     assert '--benchmark voc21' in data['command']
     assert bench.markdown_row(data).startswith(
-        '| ovshapes | `dense_clip_tiny-clip_ovshapes.py --benchmark voc21` |')
+        '| ovshapes | `dense-clip_tiny-clip_ovshapes.py --benchmark voc21` |')
     data = tool.main(fast + ['--benchmark', 'voc21', '--cfg-options',
                              'model.vocabulary=[cat,dog,sky]'])
     assert data['vocabulary']['num_classes'] == 3

@@ -227,7 +227,7 @@ def test_written_configs_exist_check(tmp_path, repo_root):
     (root / 'classes.txt').write_text('sky\ngrass | unseen\n')
     layout = find_layout(str(root), DataCheck())
     classes = read_class_file(str(root / 'classes.txt'))
-    method = str(repo_root / 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py')
+    method = str(repo_root / 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py')
     files = write_custom_configs('d', layout, classes, str(tmp_path / 'c'), methods=[method])
     from mmengine.config import Config
     cfg = Config.fromfile(files[1])

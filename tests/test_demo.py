@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmovss.visualization import draw_legend, legend_entries, vocabulary_palette
 
-CONFIG = 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py'
+CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
 ASSET = 'mmovss/assets/ovshapes_tiny_clip.pt'
 VOCABULARY = 'sky; grass; sand; wall; striped red, red stripes'
 NAMES = ['sky', 'grass', 'sand', 'wall', 'striped red']

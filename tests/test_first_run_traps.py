@@ -21,8 +21,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-ZERO_SHOT = 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py'
-TRAINED = 'configs/ovshapes/dense_refine_tiny-clip_1k_ovshapes-seen.py'
+ZERO_SHOT = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
+TRAINED = 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py'
 SAM_CLIP = 'configs/ovshapes/sam-clip_random-tiny-sam-tiny-clip_ovshapes.py'
 
 

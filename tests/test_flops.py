@@ -15,7 +15,7 @@ from mmovss.benchmarking import peak as peak_module
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
-TINY = osp.join(ROOT, 'configs', 'ovshapes', 'dense_clip_tiny-clip_ovshapes.py')
+TINY = osp.join(ROOT, 'configs', 'ovshapes', 'dense-clip_tiny-clip_ovshapes.py')
 FAST = [TINY, '--shape', '64', '64', '--repeat', '1', '--warmup', '0',
         '--num-classes', '5']
 

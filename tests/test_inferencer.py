@@ -28,8 +28,8 @@ from mmovss.apis import (
 )
 from mmovss.ovshapes import world
 
-ZERO_SHOT = 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py'
-REFINE = 'configs/ovshapes/dense_refine_tiny-clip_1k_ovshapes-seen.py'
+ZERO_SHOT = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
+REFINE = 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py'
 ASSET = 'mmovss/assets/ovshapes_tiny_clip.pt'
 
 

@@ -1,7 +1,7 @@
 """OVShapes end to end: train on seen classes, segment unseen ones.
 
 A small world is generated (seed 1), the trained config
-(``configs/ovshapes/dense_refine_tiny-clip_1k_ovshapes-seen.py``) is trained
+(``configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py``) is trained
 with the shipped tiny CLIP for a fixed number of iterations through
 ``tools/train.py``, and evaluated on all 40 classes.
 
@@ -36,7 +36,7 @@ import pytest
 
 from mmovss.ovshapes import world
 
-CONFIG = 'configs/ovshapes/dense_refine_tiny-clip_1k_ovshapes-seen.py'
+CONFIG = 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py'
 ITERS = 300
 THRESHOLD = 6.0  # unseen mIoU in %
 

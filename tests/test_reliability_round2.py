@@ -27,7 +27,7 @@ from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = 'tests/data/configs/tiny_fcn.py'
-DEMO_CONFIG = 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py'
+DEMO_CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
 
 
 def _tool(path, name):

@@ -15,7 +15,7 @@ from mmovss.evaluation.vocabulary_report import IoUCounts, Variant, build_varian
 from mmovss.ovshapes import world
 from mmovss.vocab import Vocabulary
 
-CONFIG = 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py'
+CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
 CLEAR = 'model.backbone.last_block_mode=clearclip'
 
 

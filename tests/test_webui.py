@@ -33,7 +33,7 @@ if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip('headless Chromium is not installed (Debian: apt-get install '
                 'chromium chromium-driver)', allow_module_level=True)
 
-CONFIG = 'configs/ovshapes/dense_clip_tiny-clip_ovshapes.py'
+CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
 ASSET = 'mmovss/assets/ovshapes_tiny_clip.pt'
 VOCABULARY = 'sky; grass; wall; striped red, red stripes'
 TIMEOUT = 90

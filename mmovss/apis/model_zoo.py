@@ -29,7 +29,7 @@ __all__ = ['ALIASES', 'ModelInfo', 'configs_root', 'list_models',
 
 ALIASES: Dict[str, str] = {
     # offline toy world: the shipped tiny CLIP, nothing is downloaded
-    'ovshapes-tiny': 'dense_clip_tiny-clip_ovshapes',
+    'ovshapes-tiny': 'dense-clip_tiny-clip_ovshapes',
     # training-free methods on open_clip ViT-B-16 / openai (downloaded once)
     'maskclip': 'maskclip_vit-b16_coco_stuff171',
     'sclip': 'sclip_vit-b16_coco_stuff171',

@@ -8,7 +8,7 @@ worst-case mIoU and the names that helped most, as a table and a plot.
 Examples::
 
     python tools/analysis_tools/vocabulary_report.py \\
-        configs/ovshapes/dense_clip_tiny-clip_ovshapes.py --out work_dirs/vocab_report
+        configs/ovshapes/dense-clip_tiny-clip_ovshapes.py --out work_dirs/vocab_report
     python tools/analysis_tools/vocabulary_report.py CONFIG CHECKPOINT --benchmark ade20k_150
     python tools/analysis_tools/vocabulary_report.py configs/custom/my_data_METHOD.py CKPT \\
         --names my_names.txt --background sky grass --distractors "tree; car; person"

@@ -3,7 +3,7 @@
 # The CLIP's last block runs in ClearCLIP mode (q-q attention, no residual/FFN),
 # whose patch tokens are far better localised than the vanilla block's
 # (zero-shot mIoU 7.4 vs 0.3 on OVShapes), so the head refines a useful start.
-#   python tools/train.py configs/ovshapes/dense_refine_tiny-clip_1k_ovshapes-seen.py
+#   python tools/train.py configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py
 _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',
     '../_base_/datasets/ovshapes.py',

@@ -75,6 +75,15 @@ def test_ovseg_two_stage_forward_loss_and_vocabulary_swap():
     assert not torch.allclose(ensembled, mask_only)
 
 
+def test_skip_score_threshold_is_exact_at_zero_and_bounded(monkeypatch):
+    from test_zegformer import check_skipping
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(ovseg_cfg()).eval()
+    # skipped proposals keep p_mask^(1 - w): at most t^(1 - w) from the ensemble
+    check_skipping(model, 1 - model.decode_head.ensemble_weight, monkeypatch)
+
+
 def test_ensemble_matches_hand_computed_values():
     p_mask = torch.tensor([[[0.6, 0.4], [0.2, 0.8]]])
     p_clip = torch.tensor([[[0.1, 0.9], [0.5, 0.5]]])

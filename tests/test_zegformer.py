@@ -140,3 +140,139 @@ def test_mask_boxes_and_masked_crops():
     crops, crop_masks = classifier.crop_regions(image, left)
     assert crop_masks[0, :, :4].all() and not crop_masks[0, :, 4:].any()
     assert torch.count_nonzero(crops[0, :, :, 4:]) == 0  # CLIP mean colour = 0
+
+
+# ------------------------------------------------- region classifier cost
+def blob_masks(n=5, size=32, seed=1):
+    """``n`` random rectangles (N, size, size) bool, the last one empty."""
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
+    for i in range(n - 1):
+        y, x = torch.randint(0, size - 4, (2, ), generator=g).tolist()
+        h, w = torch.randint(2, 12, (2, ), generator=g).tolist()
+        masks[i, y:y + h, x:x + w] = True
+    return masks
+
+
+@pytest.mark.parametrize('mask_prompt_depth', [0, 1])
+def test_crop_batch_size_gives_the_one_at_a_time_embeddings(mask_prompt_depth,
+                                                            monkeypatch):
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    classifier = MODELS.build(dict(REGION_CLIP, crop_batch_size=1,
+                                   mask_prompt_depth=mask_prompt_depth)).eval()
+    pixels = torch.rand(3, 32, 32) * 255
+    masks = blob_masks()
+    batches = []
+    encode = classifier.encode
+    monkeypatch.setattr(classifier, 'encode',
+                        lambda crops, m=None: batches.append(len(crops)) or encode(crops, m))
+    with torch.no_grad():
+        one = classifier.region_embeddings(pixels, masks)
+        out = {}
+        for size in (2, 64):
+            classifier.crop_batch_size = size
+            out[size] = classifier.region_embeddings(pixels, masks)
+    assert batches == [1] * 5 + [2, 2, 1] + [5]
+    for size in (2, 64):
+        torch.testing.assert_close(out[size], one, rtol=0, atol=1e-5)
+    assert not torch.allclose(one[0], one[1])  # different crops, not a constant
+
+
+def region_outputs(model, x, threshold, monkeypatch):
+    """Head scores (B, C, h, w) with ``skip_score_threshold`` and the number of
+    crops CLIP encoded; also the last layer's mask logits and class logits."""
+    head = model.decode_head
+    head.skip_score_threshold = threshold
+    # random weights give every query the same saturated scores: spread them
+    seg_logits = type(head).seg_logits
+
+    def spread(states, class_embeds):
+        logits = seg_logits(head, states, class_embeds) / 200
+        ramp = torch.linspace(0, 4, logits.shape[1])[:, None]
+        return logits + ramp * torch.eye(logits.shape[-1])[0]  # class 0 rises
+
+    monkeypatch.setattr(head, 'seg_logits', spread)
+    encoded = []
+    encode = type(head.region_classifier).encode
+    monkeypatch.setattr(head.region_classifier, 'encode',
+                        lambda crops, m=None: encoded.append(len(crops)) or
+                        encode(head.region_classifier, crops, m))
+    with torch.no_grad():
+        feats = model.extract_feat(x)
+        embeds = model.class_embeddings()
+        scores = head.forward(feats, embeds)
+        masks, logits = head.forward_sets(feats, embeds)
+    head.skip_score_threshold = 0.0
+    return scores, sum(encoded), masks[-1], logits[-1]
+
+
+def check_skipping(model, exponent, monkeypatch):
+    """ZegFormer or OVSeg: threshold ~0 keeps everything (equal to the full computation); a
+    threshold between the proposals' scores skips the low ones, whose score
+    change is within ``t^exponent * sum of their sigmoid masks``."""
+    torch.manual_seed(5)
+    x = torch.randn(2, 3, 32, 32)
+    full, n_full, masks, logits = region_outputs(model, x, 0.0, monkeypatch)
+    tiny, n_tiny, _, _ = region_outputs(model, x, 1e-12, monkeypatch)
+    assert torch.equal(tiny, full) and n_tiny == n_full
+    nonempty = (torch.nn.functional.interpolate(
+        masks, size=x.shape[-2:], mode='bilinear', align_corners=False
+    ).sigmoid() > 0.5).flatten(2).any(-1)
+    assert n_full == int(nonempty.sum()) >= 3
+    score = logits.softmax(-1)[..., :-1].amax(-1)
+    ranked = score[nonempty].sort().values
+    t = float(ranked[1] + ranked[2]) / 2  # skips the two lowest-scored
+    out, n_out, _, _ = region_outputs(model, x, t, monkeypatch)
+    skipped = nonempty & (score < t)
+    assert int(skipped.sum()) == 2 and n_out == n_full - 2
+    bound = t ** exponent * (masks.sigmoid() * skipped[..., None, None]).sum(1)
+    diff = (out - full).abs()
+    assert diff.max() > 0  # approximate: the skipped crops mattered
+    assert (diff <= bound[:, None] + 1e-6).all()
+
+
+def test_skip_score_threshold_is_exact_at_zero_and_bounded(model, monkeypatch):
+    model.eval()
+    lam = model.decode_head.fusion_lambda
+    check_skipping(model, min(lam, 1 - lam), monkeypatch)
+
+
+def test_skip_score_threshold_is_checked():
+    init_default_scope('mmseg')
+    with pytest.raises(ValueError, match='skip_score_threshold'):
+        MODELS.build(zegformer_cfg(skip_score_threshold=1.5))
+    with pytest.raises(ValueError, match="mode='fusion'"):
+        MODELS.build(zegformer_cfg(mode='img', skip_score_threshold=0.2))
+
+
+def test_crops_run_under_the_segmentors_inference_dtype():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(dict(zegformer_cfg(),
+                              test_cfg=dict(mode='whole', inference_dtype='bf16'))).eval()
+    classifier = model.decode_head.region_classifier
+    assert classifier.inference_dtype == 'fp32'
+    out_dtypes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: out_dtypes.append(o.dtype))
+             for m in classifier.modules() if isinstance(m, torch.nn.Linear)]
+    pixels = torch.rand(3, 32, 32) * 255
+    masks = blob_masks()
+    with torch.no_grad():
+        fp32 = classifier.region_embeddings(pixels, masks)
+        assert out_dtypes and set(out_dtypes) == {torch.float32}
+        model._forward(torch.randn(1, 3, 32, 32))  # hands over test_cfg's dtype
+        assert classifier.inference_dtype == 'bf16'
+        out_dtypes.clear()
+        bf16 = classifier.region_embeddings(pixels, masks)
+        assert out_dtypes and set(out_dtypes) == {torch.bfloat16}
+        classifier.train()  # training stays float32
+        out_dtypes.clear()
+        train = classifier.region_embeddings(pixels, masks)
+        classifier.eval()
+    for h in hooks:
+        h.remove()
+    assert set(out_dtypes) == {torch.float32}
+    assert bf16.dtype == torch.float32
+    torch.testing.assert_close(train, fp32)
+    assert 0 < (bf16 - fp32).abs().max() < 0.03  # unit vectors, bf16 rounding

@@ -55,7 +55,9 @@ class OVSegHead(ZegFormerHead):
         region_classifier (dict): The (mask-adapted) CLIP
             :class:`RegionCLIPClassifier` config (``mask_prompt_depth=3``).
         embed_layers (int): Segment-embedding MLP layers (2, as OVSeg).
-        **kwargs: :class:`ZegFormerHead` arguments except ``mode``,
+        **kwargs: :class:`ZegFormerHead` arguments (``skip_score_threshold``
+            ``t``: skipped proposals keep ``p_mask^(1 - w)``, a change of at
+            most ``t^(1 - w)`` per class) except ``mode``,
             ``fusion_lambda``, ``seen_vocabulary`` and ``calibration``.
     """
 
@@ -81,6 +83,7 @@ class OVSegHead(ZegFormerHead):
         mask_probs = seg_logits.softmax(dim=-1)[..., :-1]
         if self.ensemble_weight == 0:
             return mask_probs
-        clip_logits, valid = self.region_logits(inputs, masks, class_embeds)
+        clip_logits, valid = self.region_logits(inputs, masks, class_embeds,
+                                                self.crop_keep(seg_logits))
         return ovseg_ensemble(mask_probs, clip_logits.softmax(dim=-1), valid,
                               self.ensemble_weight)

@@ -30,6 +30,18 @@ Per-pixel scores are ``S_c = sum_q p_q(c) m_q`` (MaskFormer's semantic
 inference) and, for generalised zero-shot evaluation, the scores of seen
 classes are lowered by the calibration factor ``gamma`` (Sec. 4.1).
 
+Inference cost is dominated by the CLIP forwards of the masked crops.
+``skip_score_threshold = t > 0`` crops only proposals whose largest segment
+class probability ``max_c p_q(c)`` (void included in the softmax) is at
+least ``t``; a skipped proposal is scored as an empty mask is (segment
+branch only). This is an approximation: a skipped proposal's probabilities
+change by at most ``t^min(lambda, 1 - lambda)`` per class (both the fused and
+the segment-branch value are below it, as ``p_q(c) < t``), so every
+per-pixel score ``S_c`` changes by at most that times the sum of the
+skipped masks' ``m_q``. ``t = 0`` (default) crops every non-empty mask,
+exactly as without the option. ``mode='img'`` has no such bound and refuses
+the option.
+
 Training: Hungarian matching; focal + Dice mask losses, cross-entropy class
 loss (MaskFormer's criterion, weights 20 / 1 / 1, no-object weight 0.1), on
 every decoder layer.
@@ -116,6 +128,9 @@ class ZegFormerHead(MaskClassificationHead):
         region_classifier (dict, optional): A
             :class:`RegionCLIPClassifier` config; required for ``'img'`` and
             ``'fusion'``.
+        skip_score_threshold (float): ``t`` in [0, 1): in inference, do not
+            crop proposals with ``max_c p_q(c) < t`` (approximate, see the
+            module docstring); 0 crops all non-empty masks (exact).
         criterion (dict): :class:`MaskClassificationLoss` config.
     """
 
@@ -137,6 +152,7 @@ class ZegFormerHead(MaskClassificationHead):
                  calibration: float = 0.0,
                  region_classifier: Optional[dict] = None,
                  criterion: dict = MASKFORMER_CRITERION,
+                 skip_score_threshold: float = 0.0,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
         super().__init__(list(in_channels), channels, criterion=criterion,
@@ -149,6 +165,13 @@ class ZegFormerHead(MaskClassificationHead):
             raise ValueError(f"ZegFormerHead: mode='{mode}' classifies masked "
                              f'regions with CLIP; give a region_classifier '
                              f"(RegionCLIPClassifier) or use mode='seg'.")
+        if not 0.0 <= skip_score_threshold < 1.0:
+            raise ValueError(f'ZegFormerHead: skip_score_threshold must be in '
+                             f'[0, 1), got {skip_score_threshold}.')
+        if mode == 'img' and skip_score_threshold:
+            raise ValueError("ZegFormerHead: skip_score_threshold needs "
+                             "mode='fusion' (in mode='img' a skipped proposal"
+                             "'s scores are not bounded); set it to 0.")
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}.')
         self.mask_decoder = MaskFormerDecoder(in_channels, channels,
@@ -165,6 +188,7 @@ class ZegFormerHead(MaskClassificationHead):
         self.calibration = calibration
         self.region_classifier = None if region_classifier is None else \
             MODELS.build(region_classifier)
+        self.skip_score_threshold = skip_score_threshold
 
     def seg_logits(self, states: Tensor,
                    class_embeds: ClassEmbeddings) -> Tensor:
@@ -189,16 +213,27 @@ class ZegFormerHead(MaskClassificationHead):
     def seen_mask(self, class_embeds: ClassEmbeddings) -> Tensor:
         return seen_class_mask(class_embeds.vocabulary, self.seen_names)
 
+    def crop_keep(self, seg_logits: Tensor) -> Optional[Tensor]:
+        """(B, Q) bool, the proposals worth a CLIP crop: ``max_c p_q(c) >=
+        skip_score_threshold`` (void in the softmax, not in the max); None
+        (all) when the threshold is 0."""
+        if not self.skip_score_threshold:
+            return None
+        probs = seg_logits.softmax(dim=-1)[..., :-1]
+        return probs.amax(dim=-1) >= self.skip_score_threshold
+
     def region_logits(self, inputs: Sequence[Tensor], masks: Tensor,
-                      class_embeds: ClassEmbeddings) -> Tuple[Tensor, Tensor]:
+                      class_embeds: ClassEmbeddings,
+                      keep: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """CLIP logits (B, Q, C) of the masked image regions and (B, Q) the
-        non-empty masks; the image is the last input."""
+        classified masks (non-empty and in ``keep``); the image is the last
+        input."""
         pixels = inputs[-1]
         if pixels.dim() != 4 or pixels.shape[1] != 3:
             raise ValueError(
                 f'{type(self).__name__}: the last input must be the image '
                 f'(B, 3, H, W); use TwoStageEncoderDecoder as the segmentor.')
-        return self.region_classifier(pixels, masks, class_embeds)
+        return self.region_classifier(pixels, masks, class_embeds, keep=keep)
 
     def class_probs(self, inputs: Sequence[Tensor], masks: Tensor,
                     seg_logits: Tensor,
@@ -207,7 +242,8 @@ class ZegFormerHead(MaskClassificationHead):
         seg_probs = seg_logits.softmax(dim=-1)[..., :-1]
         if self.mode == 'seg':
             return seg_probs
-        clip_logits, valid = self.region_logits(inputs, masks, class_embeds)
+        clip_logits, valid = self.region_logits(inputs, masks, class_embeds,
+                                                self.crop_keep(seg_logits))
         # the image branch shares the segment branch's "no object" logit
         img_probs = torch.cat([clip_logits, seg_logits[..., -1:]],
                               dim=-1).softmax(dim=-1)[..., :-1]
@@ -217,7 +253,7 @@ class ZegFormerHead(MaskClassificationHead):
             probs = zegformer_fusion(seg_probs, img_probs,
                                      self.seen_mask(class_embeds),
                                      self.fusion_lambda)
-        # empty masks cannot be cropped: keep the segment branch's scores
+        # empty (or skipped) masks are not cropped: segment branch's scores
         return torch.where(valid[..., None], probs, seg_probs)
 
     def forward(self, inputs: Sequence[Tensor],

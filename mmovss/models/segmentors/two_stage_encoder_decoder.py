@@ -5,7 +5,9 @@ image regions (ZegFormer, OVSeg, SAM + CLIP), so their heads need the image
 itself besides the backbone features. :class:`TwoStageEncoderDecoder`
 appends it, in pixel values, to the feature tuple; everything else (the
 vocabulary, slide inference, chunked resizing) is
-:class:`OpenVocabEncoderDecoder`'s.
+:class:`OpenVocabEncoderDecoder`'s. The head's region classifiers
+(:class:`~mmovss.models.utils.RegionCLIPClassifier`) run their crop
+forwards under ``test_cfg.inference_dtype`` like the towers.
 """
 from typing import Tuple
 
@@ -14,6 +16,8 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 
+from ..utils.mixed_precision import check_inference_dtype
+from ..utils.region_clip_classifier import RegionCLIPClassifier
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 
 __all__ = ['TwoStageEncoderDecoder']
@@ -48,9 +52,18 @@ class TwoStageEncoderDecoder(OpenVocabEncoderDecoder):
             return inputs * std + mean
         return inputs
 
+    def share_inference_dtype(self) -> None:
+        """Hands ``test_cfg.inference_dtype`` to the head's region
+        classifiers (their CLIP crop forwards; used in inference only)."""
+        dtype = check_inference_dtype(self.test_cfg.get('inference_dtype'))
+        for module in self.decode_head.modules():
+            if isinstance(module, RegionCLIPClassifier):
+                module.inference_dtype = dtype
+
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         """Backbone (+ neck) features, then the image in pixel values."""
         feats = super().extract_feat(inputs)
+        self.share_inference_dtype()
         with torch.no_grad():
             pixels = self.pixel_values(inputs.detach())
         return tuple(feats) + (pixels, )

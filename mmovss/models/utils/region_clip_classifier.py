@@ -20,6 +20,14 @@ image and on the mask separately and combined afterwards
 (``crop * m + fill * (1 - m)``), so only one image copy is held in memory;
 the reference implementations mask first and then crop, which differs only
 in the bilinear mixing at the mask border.
+
+Cost: one CLIP forward per proposal (100 for ZegFormer / OVSeg), so the
+crops are encoded ``crop_batch_size`` at a time (the results equal one crop
+per forward), empty masks are never encoded, callers may exclude more
+proposals with ``keep`` (e.g. ``ZegFormerHead(skip_score_threshold=...)``),
+and in inference the encoder runs under ``inference_dtype`` autocast when
+the segmentor sets one (``test_cfg.inference_dtype``; residual stream,
+LayerNorms and the final projection stay float32, embeddings are float32).
 """
 from typing import Optional, Sequence, Tuple
 
@@ -34,6 +42,7 @@ from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from .clip_attention import clip_block
 from .mask_classification import open_vocab_class_logits
+from .mixed_precision import check_inference_dtype, float32_region, inference_autocast
 
 __all__ = ['RegionCLIPClassifier', 'mask_boxes']
 
@@ -93,7 +102,14 @@ class RegionCLIPClassifier(nn.Module):
         clip_mean (Sequence[float], optional): CLIP's normalisation mean in
             [0, 255] pixel values; default OpenAI CLIP's.
         clip_std (Sequence[float], optional): Same for the std.
-        crop_batch_size (int): Crops encoded per CLIP forward.
+        crop_batch_size (int): Crops encoded per CLIP forward; any value
+            gives the same embeddings (within float rounding).
+
+    Attributes:
+        inference_dtype (str): Precision of the crop forwards in inference
+            (``'fp32'``, ``'bf16'``, ``'fp16'``); set from the segmentor's
+            ``test_cfg.inference_dtype`` by
+            :class:`~mmovss.models.segmentors.TwoStageEncoderDecoder`.
     """
 
     def __init__(self,
@@ -135,6 +151,7 @@ class RegionCLIPClassifier(nn.Module):
         self.crop_style = crop_style
         self.expand_ratio = expand_ratio
         self.crop_batch_size = crop_batch_size
+        self.inference_dtype = 'fp32'
         num_blocks = len(self.clip.visual.transformer.resblocks)
         if not 0 <= mask_prompt_depth <= num_blocks:
             raise ValueError(f'mask_prompt_depth={mask_prompt_depth} must be '
@@ -239,7 +256,9 @@ class RegionCLIPClassifier(nn.Module):
                                       x[:, 1:])
                 x = torch.cat([x[:, :1], patches], dim=1)
             x = clip_block(block, x)
-        embeds = clip.visual.ln_post(x[:, 0]) @ clip.visual.proj
+        with float32_region(x.device.type):
+            embeds = clip.visual.ln_post(x[:, 0].float()) @ \
+                clip.visual.proj.float()
         return F.normalize(embeds, dim=-1)
 
     def region_embeddings(self, pixels: Tensor, masks: Tensor) -> Tensor:
@@ -250,17 +269,21 @@ class RegionCLIPClassifier(nn.Module):
             masks (Tensor): (N, H, W) bool masks at the image size.
         """
         out = []
+        dtype = 'fp32' if self.training else \
+            check_inference_dtype(self.inference_dtype)
         for start in range(0, masks.shape[0], self.crop_batch_size):
             crops, crop_masks = self.crop_regions(
                 pixels, masks[start:start + self.crop_batch_size])
-            out.append(self.encode(crops, crop_masks))
+            with inference_autocast(dtype, crops.device.type):
+                out.append(self.encode(crops, crop_masks).float())
         if not out:
             return pixels.new_zeros(0, self.embed_dim)
         return torch.cat(out)
 
     def forward(self, pixels: Tensor, mask_logits: Tensor,
                 class_embeds: ClassEmbeddings,
-                void_embed: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+                void_embed: Optional[Tensor] = None,
+                keep: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """CLIP class logits of every mask proposal of a batch.
 
         Args:
@@ -270,11 +293,14 @@ class RegionCLIPClassifier(nn.Module):
             class_embeds (ClassEmbeddings): The vocabulary.
             void_embed (Tensor, optional): (D,) embedding appended as a last
                 class (OVSeg's non-object embedding).
+            keep (Tensor, optional): (B, Q) bool, the proposals to classify;
+                the others are treated as empty masks (not encoded). None:
+                all.
 
         Returns:
             tuple[Tensor, Tensor]: (B, Q, C) logits (``C + 1`` with a void
             embedding) scaled by CLIP's ``logit_scale``, zero for empty
-            masks, and (B, Q) bool, the non-empty masks.
+            masks, and (B, Q) bool, the classified (non-empty, kept) masks.
         """
         if pixels.dim() != 4 or mask_logits.dim() != 4 or \
                 pixels.shape[0] != mask_logits.shape[0]:
@@ -286,6 +312,12 @@ class RegionCLIPClassifier(nn.Module):
                               mode='bilinear', align_corners=False)
         masks = masks.sigmoid() > self.mask_threshold
         valid = masks.flatten(2).any(-1)
+        if keep is not None:
+            if keep.shape != valid.shape:
+                raise ValueError(
+                    f'RegionCLIPClassifier: keep must be (B, Q) = '
+                    f'{tuple(valid.shape)}, got {tuple(keep.shape)}.')
+            valid = valid & keep.to(device=valid.device, dtype=torch.bool)
         num_out = class_embeds.num_classes + (void_embed is not None)
         logits = mask_logits.new_zeros(*mask_logits.shape[:2], num_out)
         for b in range(pixels.shape[0]):

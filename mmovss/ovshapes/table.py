@@ -1,0 +1,362 @@
+"""The OVShapes results table over several generated worlds (issue #22).
+
+For every world seed a world is generated (:func:`mmovss.ovshapes.writer.write_world`);
+every config is trained with ``tools/train.py`` (training-free configs are
+skipped) and tested with ``tools/test.py``, each as a subprocess with its own
+``--work-dir`` under ``work_root/cells/<config>/seed<k>/``. The test metrics are
+read from the json that mmengine's ``LoggerHook`` writes after testing
+(``<work-dir>/<timestamp>/<timestamp>.json``), not from the log.
+
+Layout of ``work_root``::
+
+    state.json                        settings + every finished cell
+    worlds/seed<k>/                   the world (plus worlds/seed<k>.json when complete)
+    cells/<config>/seed<k>/train/     train work dir (checkpoint iter_<N>.pth)
+    cells/<config>/seed<k>/test/      test work dir (metrics json)
+    cells/<config>/seed<k>/result.json   written last: the cell is finished
+
+A rerun skips every cell whose ``result.json`` exists and redoes the others
+from scratch (an interrupted cell's train/test dirs are removed first), so the
+table can be built in several sessions. The table reports mean +- sample
+standard deviation (n - 1) over the worlds of mIoU_seen, mIoU_unseen, hIoU and
+the wall time of the training subprocess.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+METRICS = ('mIoU_seen', 'mIoU_unseen', 'hIoU')
+COLUMNS = (('seen', 'mIoU_seen'), ('unseen', 'mIoU_unseen'), ('hIoU', 'hIoU'))
+STATE_FILE = 'state.json'
+
+
+class TableError(RuntimeError):
+    """A setting or a run that the table tool cannot go on with."""
+
+
+def _write_json(path: Path, obj) -> None:
+    """Writes ``obj`` atomically (a crash leaves the old file or none)."""
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n')
+    os.replace(tmp, path)
+
+
+def config_name(config: str) -> str:
+    return osp.splitext(osp.basename(config))[0]
+
+
+def default_configs(repo_root) -> List[str]:
+    """Every config in ``configs/ovshapes`` (paths relative to the repository)."""
+    folder = Path(repo_root) / 'configs' / 'ovshapes'
+    return [f'configs/ovshapes/{p.name}' for p in sorted(folder.glob('*.py'))]
+
+
+def config_info(config: str, repo_root) -> dict:
+    """Whether ``config`` trains, and its ``max_iters`` and ``param_scheduler``."""
+    from mmengine.config import Config
+    path = config if osp.isabs(config) else osp.join(repo_root, config)
+    if not osp.isfile(path):
+        raise TableError(f"--configs: '{config}' does not exist (configs live in "
+                         'configs/ovshapes/)')
+    cfg = Config.fromfile(path)
+    trained = cfg.get('train_dataloader') is not None
+    roots = {split: _data_root_keys(cfg.get(f'{split}_dataloader') or {},
+                                    f'{split}_dataloader')
+             for split in ('train', 'val', 'test')}
+    if not roots['test'] or (trained and not roots['train']):
+        raise TableError(f'{config}: its dataloaders name no data_root to point at a world')
+    info = dict(trained=trained, max_iters=None, schedulers=[],
+                test_roots=roots['val'] + roots['test'],
+                train_roots=roots['train'] + roots['val'] + roots['test'])
+    if trained:
+        info['max_iters'] = int(cfg.train_cfg['max_iters'])
+        scheds = cfg.get('param_scheduler') or []
+        if isinstance(scheds, dict):
+            scheds = [scheds]
+        info['schedulers'] = [dict(begin=s.get('begin', 0), end=s.get('end'),
+                                   by_epoch=s.get('by_epoch', True)) for s in scheds]
+    return info
+
+
+def _data_root_keys(node, prefix: str) -> List[str]:
+    """Dotted keys of every ``data_root`` in a (possibly wrapped) dataset config,
+    e.g. ``train_dataloader.dataset.datasets.1.data_root`` in a ``ConcatDataset``."""
+    keys = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'data_root':
+                keys.append(f'{prefix}.data_root')
+            elif key != 'pipeline':
+                keys += _data_root_keys(value, f'{prefix}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            keys += _data_root_keys(value, f'{prefix}.{i}')
+    return keys
+
+
+def data_root_options(root: str, keys: Sequence[str]) -> List[str]:
+    """``--cfg-options`` pointing the dataset roots ``keys`` at a world."""
+    return [f'{k}={root}' for k in keys]
+
+
+def train_options(info: dict, iters: Optional[int]) -> List[str]:
+    """``--cfg-options`` of a training run: no validation while training (the
+    cell is tested afterwards, so the training time excludes evaluation), one
+    checkpoint at the end, and with ``iters`` the schedule shortened to it
+    (iteration-based scheduler bounds scaled by ``iters / max_iters``)."""
+    n = info['max_iters'] if iters is None else int(iters)
+    opts = [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n}',
+            f'train_cfg.val_begin={n + 1}', f'default_hooks.checkpoint.interval={n}']
+    if iters is not None and n != info['max_iters']:
+        scale = n / info['max_iters']
+        for i, s in enumerate(info['schedulers']):
+            if s['by_epoch'] or s['end'] is None:
+                continue
+            begin = min(int(round(s['begin'] * scale)), n - 1)
+            end = max(min(int(round(s['end'] * scale)), n), begin + 1)
+            opts += [f'param_scheduler.{i}.begin={begin}', f'param_scheduler.{i}.end={end}']
+    return opts
+
+
+def read_test_metrics(test_dir: Path) -> Dict[str, float]:
+    """The metrics of the newest ``<timestamp>/<timestamp>.json`` in a test work dir."""
+    found = sorted(p for p in Path(test_dir).glob('*/*.json')
+                   if p.stem == p.parent.name)
+    if not found:
+        raise TableError(f'no metrics json (<timestamp>/<timestamp>.json) in {test_dir}')
+    data = json.loads(found[-1].read_text())
+    missing = [k for k in ('mIoU',) + METRICS if k not in data]
+    if missing:
+        raise TableError(f'{found[-1]} lacks {missing}: does the config evaluate with '
+                         'OpenVocabIoUMetric and unseen_classes?')
+    return {k: float(data[k]) for k in ('mIoU',) + METRICS}
+
+
+def summarize(values: Sequence[float]) -> tuple:
+    """(mean, sample std); the std of a single value is reported as 0."""
+    values = [float(v) for v in values]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), std
+
+
+class TableRunner:
+    """Runs (or resumes) the grid of configs x world seeds and renders the table.
+
+    Args:
+        repo_root: The repository (holds ``tools/`` and ``configs/``).
+        work_root: Folder of the worlds, runs and state file.
+        configs: Config paths (relative to ``repo_root`` or absolute).
+        seeds: World seeds.
+        iters: Training iterations (None: each config's own ``max_iters``).
+        num_train, num_val: World size.
+        extra_options: ``--cfg-options`` added to every train and test run.
+        train_options: ``--cfg-options`` added to every train run only.
+        log: Progress callback (one line per call).
+        python: Interpreter of the subprocesses.
+    """
+
+    def __init__(self, repo_root, work_root, configs, seeds, iters=None, num_train=2000,
+                 num_val=200, extra_options=(), train_options=(), log: Callable[[str], None] = None,
+                 python: str = sys.executable):
+        self.repo_root = Path(repo_root).resolve()
+        self.work_root = Path(work_root).resolve()
+        self.configs = list(configs)
+        self.seeds = [int(s) for s in seeds]
+        if not self.configs or not self.seeds:
+            raise TableError('need at least one config (--configs) and one seed (--seeds)')
+        self.iters = iters
+        self.num_train, self.num_val = int(num_train), int(num_val)
+        self.extra_options = list(extra_options)
+        self.train_options = list(train_options)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.python = python
+        self.settings = dict(iters=iters, num_train=self.num_train, num_val=self.num_val,
+                             extra_options=self.extra_options,
+                             train_options=self.train_options)
+
+    # -- paths and commands ------------------------------------------------
+    def _show(self, path) -> str:
+        """A path as written in the commands: relative to the repository if inside it."""
+        path = Path(path)
+        try:
+            return str(path.relative_to(self.repo_root))
+        except ValueError:
+            return str(path)
+
+    def world_dir(self, seed: int) -> Path:
+        return self.work_root / 'worlds' / f'seed{seed}'
+
+    def cell_dir(self, config: str, seed: int) -> Path:
+        return self.work_root / 'cells' / config_name(config) / f'seed{seed}'
+
+    def world_command(self, seed: int) -> List[str]:
+        return ['python', 'tools/ovshapes/make_dataset.py', '--out',
+                self._show(self.world_dir(seed)), '--seed', str(seed),
+                '--num-train', str(self.num_train), '--num-val', str(self.num_val)]
+
+    def cell_commands(self, config: str, seed: int, info: dict) -> Dict[str, List[str]]:
+        cell = self.cell_dir(config, seed)
+        root = self._show(self.world_dir(seed))
+        data = data_root_options(root, info['test_roots'])
+        cmds = {}
+        test = ['python', 'tools/test.py', config]
+        if info['trained']:
+            n = info['max_iters'] if self.iters is None else int(self.iters)
+            cmds['train'] = ['python', 'tools/train.py', config, '--work-dir',
+                             self._show(cell / 'train'), '--cfg-options',
+                             *data_root_options(root, info['train_roots']),
+                             *train_options(info, self.iters), *self.extra_options,
+                             *self.train_options]
+            test.append(self._show(cell / 'train' / f'iter_{n}.pth'))
+        cmds['test'] = [*test, '--work-dir', self._show(cell / 'test'),
+                        '--cfg-options', *data, *self.extra_options]
+        return cmds
+
+    # -- state -------------------------------------------------------------
+    def _check_settings(self) -> None:
+        path = self.work_root / STATE_FILE
+        if not path.exists():
+            return
+        old = json.loads(path.read_text()).get('settings')
+        if old is not None and old != self.settings:
+            raise TableError(
+                f'{self.work_root} holds runs made with other settings ({old}, now '
+                f'{self.settings}); use another --work-root or the same settings')
+
+    def load_results(self) -> Dict[str, Dict[int, dict]]:
+        """Finished cells: ``{config: {seed: result}}``."""
+        results = {}
+        for config in self.configs:
+            for seed in self.seeds:
+                path = self.cell_dir(config, seed) / 'result.json'
+                if path.exists():
+                    results.setdefault(config, {})[seed] = json.loads(path.read_text())
+        return results
+
+    def _write_state(self) -> None:
+        cells = {f'{config_name(c)}/seed{s}': r
+                 for c, by_seed in self.load_results().items() for s, r in by_seed.items()}
+        _write_json(self.work_root / STATE_FILE, dict(settings=self.settings, cells=cells))
+
+    # -- running -----------------------------------------------------------
+    def ensure_world(self, seed: int) -> Path:
+        from .writer import write_world
+        root, marker = self.world_dir(seed), self.world_dir(seed).with_suffix('.json')
+        want = dict(seed=seed, num_train=self.num_train, num_val=self.num_val)
+        if marker.exists() and json.loads(marker.read_text()) == want:
+            return root
+        self.log(f'world seed {seed}: generating {self.num_train} train + {self.num_val} '
+                 f'val images in {root}')
+        if root.exists():  # an interrupted generation: start over
+            shutil.rmtree(root)
+        write_world(root, seed=seed, num_train=self.num_train, num_val=self.num_val)
+        _write_json(marker, want)
+        return root
+
+    def _run(self, cmd: List[str], log_path: Path) -> float:
+        """Runs one command from the repository root; returns its wall time (s)."""
+        start = time.perf_counter()
+        with open(log_path, 'w') as log:
+            proc = subprocess.run([self.python, *cmd[1:]], cwd=self.repo_root,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = ''.join(log_path.read_text().splitlines(True)[-15:])
+            raise TableError(f'{" ".join(cmd)} failed (exit {proc.returncode}); log '
+                             f'{log_path}:\n{tail}')
+        return elapsed
+
+    def run_cell(self, config: str, seed: int, info: dict) -> dict:
+        cell = self.cell_dir(config, seed)
+        if cell.exists():  # interrupted earlier: redo from scratch
+            shutil.rmtree(cell)
+        cell.mkdir(parents=True)
+        cmds = self.cell_commands(config, seed, info)
+        train_time = None
+        if 'train' in cmds:
+            train_time = self._run(cmds['train'], cell / 'train.log')
+        self._run(cmds['test'], cell / 'test.log')
+        result = dict(config=config, seed=seed, trained=info['trained'],
+                      metrics=read_test_metrics(cell / 'test'), train_time_s=train_time,
+                      commands={k: ' '.join(v) for k, v in cmds.items()})
+        _write_json(cell / 'result.json', result)
+        return result
+
+    def run(self) -> List[str]:
+        """Runs every unfinished cell; returns the error messages of failed cells."""
+        infos = {c: config_info(c, self.repo_root) for c in self.configs}  # checks them
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self._check_settings()
+        self._write_state()
+        total = len(self.configs) * len(self.seeds)
+        done = sum(len(v) for v in self.load_results().values())
+        self.log(f'{done}/{total} cells already finished in {self.work_root}')
+        failures, k = [], 0
+        for seed in self.seeds:
+            for config in self.configs:
+                k += 1
+                tag = f'[{k}/{total}] {config_name(config)} seed {seed}'
+                if (self.cell_dir(config, seed) / 'result.json').exists():
+                    self.log(f'{tag}: finished earlier, skipped')
+                    continue
+                self.ensure_world(seed)
+                what = ('train + test' if infos[config]['trained'] else 'test (training-free)')
+                self.log(f'{tag}: {what} ...')
+                start = time.perf_counter()
+                try:
+                    result = self.run_cell(config, seed, infos[config])
+                except TableError as err:
+                    failures.append(str(err))
+                    self.log(f'{tag}: FAILED: {err}')
+                    continue
+                m = result['metrics']
+                self.log(f'{tag}: done in {time.perf_counter() - start:.0f} s: seen '
+                         f"{m['mIoU_seen']:.2f} unseen {m['mIoU_unseen']:.2f} "
+                         f"hIoU {m['hIoU']:.2f}")
+                self._write_state()
+        return failures
+
+    # -- the table ---------------------------------------------------------
+    def render(self) -> str:
+        """The markdown table (finished cells only) and the exact commands."""
+        results = self.load_results()
+        it = 'own max_iters' if self.iters is None else f'{self.iters} iterations'
+        lines = [
+            f'OVShapes, {len(self.seeds)} worlds (seeds {", ".join(map(str, self.seeds))}; '
+            f'{self.num_train} train / {self.num_val} val images each), training: {it}. '
+            'mIoU in %, mean +- sample std over the worlds; training time = wall time of '
+            '`tools/train.py` (s).', '',
+            '| config | training | worlds | seen | unseen | hIoU | training time (s) |',
+            '| --- | --- | --- | --- | --- | --- | --- |']
+        for config in self.configs:
+            by_seed = results.get(config, {})
+            if not by_seed:
+                lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | |')
+                continue
+            rows = list(by_seed.values())
+            cells = [f'{m:.2f} +- {s:.2f}' for m, s in
+                     (summarize([r['metrics'][key] for r in rows]) for _, key in COLUMNS)]
+            trained = rows[0]['trained']
+            if trained:
+                t_mean, t_std = summarize([r['train_time_s'] for r in rows])
+                t_cell = f'{t_mean:.0f} +- {t_std:.0f}'
+            else:
+                t_cell = '-'
+            lines.append(f'| `{config_name(config)}` | {"yes" if trained else "none"} | '
+                         f'{len(rows)}/{len(self.seeds)} | {" | ".join(cells)} | {t_cell} |')
+        lines += ['', 'Commands (run from the repository root):', '', '```bash']
+        lines += [' '.join(self.world_command(s)) for s in self.seeds]
+        for config in self.configs:
+            for seed in self.seeds:
+                r = results.get(config, {}).get(seed)
+                if r is not None:
+                    lines += [r['commands'][k] for k in ('train', 'test') if k in r['commands']]
+        lines += ['```', '']
+        return '\n'.join(lines)

@@ -1,0 +1,148 @@
+"""tools/ovshapes/run_table.py: the OVShapes table over several worlds (issue #22).
+
+Two tiny worlds (8 train / 4 val images), one training-free config and the
+trained dense-refine config at 5 iterations (batch 2). The expected mean/std
+are computed here from the metrics json files that mmengine wrote in each
+cell's test work dir, independently of the tool's own parsing.
+"""
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmovss.ovshapes.table import summarize, train_options
+
+FREE = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
+TRAINED = 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py'
+SEEDS = (1, 2)
+ITERS = 5
+
+
+def _run_tool(repo_root, work, *extra):
+    cmd = [sys.executable, 'tools/ovshapes/run_table.py', '--configs', FREE, TRAINED,
+           '--seeds', *map(str, SEEDS), '--iters', str(ITERS), '--num-train', '8',
+           '--num-val', '4', '--work-root', str(work), '--out', str(work / 'table.md'),
+           '--train-cfg-options', 'train_dataloader.batch_size=2', *extra]
+    return subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=900)
+
+
+def _cell(work, config, seed):
+    return work / 'cells' / Path(config).stem / f'seed{seed}'
+
+
+def _mmengine_metrics(work, config, seed):
+    found = [p for p in (_cell(work, config, seed) / 'test').glob('*/*.json')
+             if p.stem == p.parent.name]
+    assert len(found) == 1, found
+    return json.loads(found[0].read_text())
+
+
+def _table_rows(text):
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith('| `'):
+            cells = [c.strip() for c in line.strip('|').split('|')]
+            rows[cells[0].strip('`')] = cells[1:]
+    return rows
+
+
+@pytest.fixture(scope='module')
+def table(tmp_path_factory, repo_root):
+    work = tmp_path_factory.mktemp('ovshapes_table')
+    proc = _run_tool(repo_root, work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
+def _check_table(work):
+    rows = _table_rows((work / 'table.md').read_text())
+    assert set(rows) == {Path(FREE).stem, Path(TRAINED).stem}
+    for config in (FREE, TRAINED):
+        row = rows[Path(config).stem]
+        assert row[1] == f'{len(SEEDS)}/{len(SEEDS)}'
+        per_seed = [_mmengine_metrics(work, config, s) for s in SEEDS]
+        for col, key in zip(row[2:5], ('mIoU_seen', 'mIoU_unseen', 'hIoU')):
+            values = [float(m[key]) for m in per_seed]
+            mean, std = statistics.mean(values), statistics.stdev(values)
+            got_mean, got_std = (float(v) for v in col.split('+-'))
+            assert got_mean == pytest.approx(mean, abs=0.006), (config, key, col, values)
+            assert got_std == pytest.approx(std, abs=0.006), (config, key, col, values)
+    assert rows[Path(FREE).stem][0] == 'none' and rows[Path(FREE).stem][5] == '-'
+    assert rows[Path(TRAINED).stem][0] == 'yes'
+    assert float(rows[Path(TRAINED).stem][5].split('+-')[0]) > 0
+    text = (work / 'table.md').read_text()
+    for seed in SEEDS:  # the exact commands of every cell
+        result = json.loads((_cell(work, TRAINED, seed) / 'result.json').read_text())
+        assert result['commands']['train'] in text and result['commands']['test'] in text
+        assert f'train_cfg.max_iters={ITERS}' in result['commands']['train']
+        assert 'make_dataset.py --out' in text and f'--seed {seed}' in text
+
+
+def test_table_has_mean_and_std_of_the_per_world_metrics(table):
+    _check_table(table)
+    for seed in SEEDS:
+        assert (_cell(table, TRAINED, seed) / 'train' / f'iter_{ITERS}.pth').is_file()
+        assert not (_cell(table, FREE, seed) / 'train').exists()  # training-free: test only
+    state = json.loads((table / 'state.json').read_text())
+    assert len(state['cells']) == len(SEEDS) * 2
+
+
+def test_rerun_skips_finished_cells_and_redoes_an_interrupted_one(table, repo_root):
+    ckpts = [_cell(table, TRAINED, s) / 'train' / f'iter_{ITERS}.pth' for s in SEEDS]
+    mtimes = [p.stat().st_mtime_ns for p in ckpts]
+    results = sorted(table.glob('cells/*/*/result.json'))
+    result_mtimes = [p.stat().st_mtime_ns for p in results]
+
+    proc = _run_tool(repo_root, table)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count('finished earlier, skipped') == 4, proc.stderr
+    assert [p.stat().st_mtime_ns for p in ckpts] == mtimes
+    assert [p.stat().st_mtime_ns for p in results] == result_mtimes
+
+    # An interrupted cell: its result was never written (here: deleted).
+    redo = _cell(table, FREE, 2)
+    (redo / 'result.json').unlink()
+    proc = _run_tool(repo_root, table)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count('finished earlier, skipped') == 3, proc.stderr
+    assert f'{Path(FREE).stem} seed 2: done' in proc.stderr
+    assert (redo / 'result.json').is_file()
+    assert [p.stat().st_mtime_ns for p in ckpts] == mtimes
+    _check_table(table)
+
+
+def test_other_settings_on_the_same_work_root_are_refused(table, repo_root):
+    proc = _run_tool(repo_root, table, '--cfg-options', 'model.test_cfg.mode=whole')
+    assert proc.returncode != 0
+    assert 'other settings' in proc.stderr and '--work-root' in proc.stderr
+
+
+def test_short_schedule_scales_iteration_schedulers():
+    info = dict(max_iters=1000, schedulers=[dict(begin=0, end=50, by_epoch=False),
+                                            dict(begin=50, end=1000, by_epoch=False)])
+    opts = train_options(info, 100)
+    assert 'train_cfg.max_iters=100' in opts and 'train_cfg.val_begin=101' in opts
+    assert 'param_scheduler.0.end=5' in opts and 'param_scheduler.1.begin=5' in opts
+    assert 'param_scheduler.1.end=100' in opts
+    assert not any(o.startswith('param_scheduler') for o in train_options(info, None))
+
+
+def test_summarize_is_mean_and_sample_std():
+    assert summarize([1.0, 3.0]) == (2.0, pytest.approx(2 ** 0.5))
+    assert summarize([4.0]) == (4.0, 0.0)
+
+
+def test_every_dataset_root_of_a_wrapped_training_set_is_redirected(repo_root):
+    from mmovss.ovshapes.table import config_info
+    info = config_info('configs/ovshapes/openseg_tiny-clip_1k_ovshapes-seen-captions.py',
+                       repo_root)
+    assert info['trained']
+    assert {'train_dataloader.dataset.datasets.0.data_root',
+            'train_dataloader.dataset.datasets.1.data_root',
+            'test_dataloader.dataset.data_root'} <= set(info['train_roots'])
+    assert 'train_dataloader.dataset.data_root' not in info['train_roots']
+    free = config_info(FREE, repo_root)
+    assert not free['trained'] and not any(k.startswith('train_') for k in free['test_roots'])

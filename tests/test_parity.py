@@ -155,12 +155,15 @@ def short_side(meta: dict) -> tuple:
 class Run:
     """One recorded run: its JSON, arrays, our config and model."""
 
-    def __init__(self, json_path: str, pamr: bool = False):
+    def __init__(self, json_path: str, pamr: bool = False, configs=None,
+                 extra_options=None):
+        """``configs`` (repo -> config path) and ``extra_options`` (meta ->
+        cfg options) let other parity files reuse this class."""
         with open(json_path) as f:
             self.meta = json.load(f)
         self.expected = np.load(json_path[:-len('.json')] + '.npz')
         repo = self.meta['reference_repo']
-        configs = PAMR_CONFIGS if pamr else CONFIGS
+        configs = configs or (PAMR_CONFIGS if pamr else CONFIGS)
         if repo not in configs:
             pytest.skip(f'No mmovss config for {repo}' +
                         (' with PAMR.' if pamr else '.'))
@@ -168,8 +171,10 @@ class Run:
             os.path.join(PARITY_DIR, self.meta['weights_file']),
             map_location='cpu', weights_only=True)
         self.cfg = Config.fromfile(os.path.join(REPO, configs[repo]))
-        self.cfg.merge_from_dict(
-            cfg_options(self.meta, openai_model_cfg(state_dict), pamr))
+        options = cfg_options(self.meta, openai_model_cfg(state_dict), pamr)
+        if extra_options is not None:
+            options.update(extra_options(self.meta))
+        self.cfg.merge_from_dict(options)
         init_default_scope('mmseg')
         self.model = MODELS.build(self.cfg.model).eval()
 

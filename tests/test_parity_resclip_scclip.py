@@ -16,24 +16,17 @@ import os
 
 import numpy as np
 import pytest
+import test_parity as parity
 import torch
 import torch.nn.functional as F
 from test_parity import (
     FLOAT_ATOL,
     PARITY_DIR,
     PRED_AGREEMENT,
-    REPO,
-    cfg_options,
-    openai_model_cfg,
-    short_side,
 )
 
 import mmovss  # noqa: F401
 from mmovss.models.backbones.tower_context import record_stages
-
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 
 CONFIGS = {
     'yvhangyang/ResCLIP': 'configs/resclip/resclip_vit-b16_pascal_context_60.py',
@@ -101,39 +94,19 @@ MODE_OPTIONS = {
 }
 
 
-class Run:
-    """One recorded run: its JSON, arrays, our config and model."""
+class Run(parity.Run):
+    """:class:`test_parity.Run` with the method's mode options."""
 
     def __init__(self, json_path: str):
         with open(json_path) as f:
-            self.meta = json.load(f)
-        self.expected = np.load(json_path[:-len('.json')] + '.npz')
-        repo = self.meta['reference_repo']
-        state_dict = torch.load(
-            os.path.join(PARITY_DIR, self.meta['weights_file']),
-            map_location='cpu', weights_only=True)
-        self.cfg = Config.fromfile(os.path.join(REPO, CONFIGS[repo]))
-        options = cfg_options(self.meta, openai_model_cfg(state_dict))
-        options['model.backbone.last_block_options'] = \
-            MODE_OPTIONS[repo](self.meta)
-        self.cfg.merge_from_dict(options)
-        init_default_scope('mmseg')
-        self.model = MODELS.build(self.cfg.model).eval()
+            repo = json.load(f)['reference_repo']
+        super().__init__(json_path, configs=CONFIGS, extra_options=lambda meta: {
+            'model.backbone.last_block_options': MODE_OPTIONS[repo](meta)})
 
     def data(self):
         """The resized, normalised image (1, 3, H, W) and its samples."""
-        from mmengine.dataset import Compose
-        pipeline = [dict(t) for t in self.cfg.test_pipeline
-                    if 'Annotation' not in t['type']]
-        for t in pipeline:
-            if t['type'] == 'Resize':
-                t['scale'] = short_side(self.meta)
-        sample = Compose(pipeline)(
-            dict(img_path=os.path.join(PARITY_DIR, self.meta['image_file'])))
-        batch = self.model.data_preprocessor(
-            dict(inputs=[sample['inputs']],
-                 data_samples=[sample['data_samples']]), False)
-        return batch['inputs'], batch['data_samples']
+        _, inputs, data_samples = super().data()
+        return inputs, data_samples
 
 
 @pytest.fixture(scope='module', params=FIXTURES,

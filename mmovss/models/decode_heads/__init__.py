@@ -9,7 +9,6 @@ from .open_vocab_head import OpenVocabDecodeHead
 from .openseg_head import OpenSegHead
 from .ovseg_head import OVSegHead
 from .sam_clip_head import SAMCLIPHead
-from .sam_clip_mask_generator import SAMMaskGenerator
 from .san_head import SANHead
 from .training_free_head import TrainingFreeHead
 from .zegformer_head import ZegFormerHead
@@ -17,6 +16,6 @@ from .zegformer_head import ZegFormerHead
 __all__ = [
     'CATSegHead', 'CLIPCosineHead', 'DenseEmbeddingRefineHead', 'FCCLIPHead',
     'LSegHead', 'MaskClassificationHead', 'OVSegHead', 'OpenSegHead',
-    'OpenVocabDecodeHead', 'SAMCLIPHead', 'SAMMaskGenerator', 'SANHead',
+    'OpenVocabDecodeHead', 'SAMCLIPHead', 'SANHead',
     'TrainingFreeHead', 'ZegFormerHead'
 ]

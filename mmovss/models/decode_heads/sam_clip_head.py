@@ -1,7 +1,7 @@
 """SAM + CLIP: training-free open-vocabulary segmentation from class-agnostic
 masks.
 
-1. :class:`~.sam_clip_mask_generator.SAMMaskGenerator` proposes masks
+1. :class:`~mmovss.models.mask_generators.SAMMaskGenerator` proposes masks
    (Segment Anything's automatic mask generator);
 2. each mask is classified by CLIP against the class names, on its masked
    crop (:class:`~mmovss.models.utils.RegionCLIPClassifier`, plain or OVSeg's

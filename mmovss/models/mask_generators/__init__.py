@@ -8,11 +8,11 @@ from files (:class:`FileMaskGenerator`, CorrCLIP's format).
 regions (``TrainingFreeHead(mask_refinement=...)``), with an optional cache
 folder (:class:`MaskCache`).
 """
-from ..decode_heads.sam_clip_mask_generator import SAMMaskGenerator
 from .base import BaseMaskGenerator, generator_regions, masks_to_regions
 from .cache import MaskCache
 from .files import FileMaskGenerator, load_regions, save_regions
 from .refinement import MaskVoteRefinement, majority_vote, mean_vote
+from .sam import SAMMaskGenerator
 from .sam2 import SAM2MaskGenerator
 
 __all__ = [

@@ -35,16 +35,17 @@ CHECKED_ELSEWHERE = {'yvhangyang/ResCLIP': 'tests/test_parity_resclip_scclip.py'
                      'SuleBai/SC-CLIP': 'tests/test_parity_resclip_scclip.py'}
 
 
-def _fixtures():
+def fixtures_of(keep_repo) -> list:
+    """The fixture JSONs of ``PARITY_DIR`` whose ``reference_repo`` passes ``keep_repo``."""
     paths = []
     for path in sorted(glob.glob(os.path.join(PARITY_DIR, '*.json'))):
         with open(path) as f:
-            if json.load(f).get('reference_repo') not in CHECKED_ELSEWHERE:
+            if keep_repo(json.load(f).get('reference_repo')):
                 paths.append(path)
     return paths
 
 
-FIXTURES = _fixtures()
+FIXTURES = fixtures_of(lambda repo: repo not in CHECKED_ELSEWHERE)
 
 pytestmark = pytest.mark.skipif(
     not FIXTURES,

@@ -10,7 +10,6 @@ embeddings, the first window's dense features and the method's extra stage
 arrays (ResCLIP: RCS attention, SFR patch labels and prior; SC-CLIP: anomaly
 tokens and outlier scores), slide logits, final predictions.
 """
-import glob
 import json
 import os
 
@@ -34,16 +33,7 @@ CONFIGS = {
 }
 
 
-def _runs():
-    found = []
-    for path in sorted(glob.glob(os.path.join(PARITY_DIR, '*.json'))):
-        with open(path) as f:
-            if json.load(f).get('reference_repo') in CONFIGS:
-                found.append(path)
-    return found
-
-
-FIXTURES = _runs()
+FIXTURES = parity.fixtures_of(lambda repo: repo in CONFIGS)
 pytestmark = pytest.mark.skipif(
     not FIXTURES,
     reason=f'no ResCLIP / SC-CLIP parity fixtures in {PARITY_DIR!r} (set '

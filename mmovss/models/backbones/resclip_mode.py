@@ -60,7 +60,7 @@ from mmseg.registry import MODELS
 
 from .clip_vit import register_last_block_mode
 from .tower_context import ContextRequest, TowerContext, check_block_index, register_context_request
-from .training_free_modes import merge_heads, neighbourhood_bias, project_qkv
+from .training_free_modes import merge_heads, neighbourhood_bias, project_qkv, with_residual_and_mlp
 
 __all__ = [
     'BASES', 'resclip_block', 'resclip_attention', 'sfr_patch_labels',
@@ -343,11 +343,7 @@ def resclip_block(block: nn.Module, x: Tensor, grid_hw: Tuple[int, int],
     def block_output(prior: Optional[Tensor]) -> Tensor:
         out = merge_heads(block, resclip_attention(
             q, k, v, omega, rcs, rcs_weights, prior, sfr_weights, base))
-        if not residual:
-            return out
-        out = x + out
-        mlp = block.mlp(block.ln_2(out))
-        return out + (block.ls_2(mlp) if hasattr(block, 'ls_2') else mlp)
+        return with_residual_and_mlp(block, x, out) if residual else out
 
     rcs = None
     if use_rcs:

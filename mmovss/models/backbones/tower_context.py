@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..utils.clip_attention import clip_block
 from .clip_vit import LAST_BLOCK_MODES
-from .training_free_modes import merge_heads, project_qkv
+from .training_free_modes import merge_heads, project_qkv, with_residual_and_mlp
 
 __all__ = [
     'ContextRequest', 'TextFeedback', 'TowerContext', 'CONTEXT_REQUESTS',
@@ -168,9 +168,8 @@ def clip_block_with_attention(block: nn.Module,
     scale = q.shape[-1]**-0.5
     weights = torch.softmax(torch.matmul(q * scale, k.transpose(-2, -1)),
                             dim=-1)
-    x = x + merge_heads(block, torch.matmul(weights, v))
-    mlp = block.mlp(block.ln_2(x))
-    return x + (block.ls_2(mlp) if hasattr(block, 'ls_2') else mlp), weights
+    attn_out = merge_heads(block, torch.matmul(weights, v))
+    return with_residual_and_mlp(block, x, attn_out), weights
 
 
 _RECORDING: list = [None]

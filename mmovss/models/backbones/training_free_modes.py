@@ -61,8 +61,8 @@ from .clip_vit import register_last_block_mode
 __all__ = [
     'split_heads', 'project_qkv', 'project_v', 'attend', 'merge_heads',
     'softmax_attention', 'explicit_attention', 'neighbourhood_bias',
-    'maskclip_block', 'maskclip_noresidual_block', 'vanilla_noresidual_block',
-    'sclip_block', 'clearclip_block', 'naclip_block'
+    'with_residual_and_mlp', 'maskclip_block', 'maskclip_noresidual_block',
+    'vanilla_noresidual_block', 'sclip_block', 'clearclip_block', 'naclip_block'
 ]
 
 
@@ -178,8 +178,10 @@ def attend(block: nn.Module, weights: Optional[Tensor], v: Tensor) -> Tensor:
     return merge_heads(block, out)
 
 
-def _with_residual_and_mlp(block: nn.Module, x: Tensor,
-                           attn_out: Tensor) -> Tensor:
+def with_residual_and_mlp(block: nn.Module, x: Tensor,
+                          attn_out: Tensor) -> Tensor:
+    """The rest of a CLIP block: ``x' = x + attn_out``, then
+    ``x' + ls_2(mlp(ln_2(x')))``."""
     x = x + attn_out
     mlp = block.mlp(block.ln_2(x))
     return x + (block.ls_2(mlp) if hasattr(block, 'ls_2') else mlp)
@@ -195,7 +197,7 @@ def maskclip_block(block: nn.Module, x: Tensor,
     ClearCLIP code with ``ignore_residual=False``).
     """
     v = project_v(block, x)
-    return _with_residual_and_mlp(block, x, merge_heads(block, v))
+    return with_residual_and_mlp(block, x, merge_heads(block, v))
 
 
 @register_last_block_mode('maskclip_noresidual')
@@ -226,7 +228,7 @@ def sclip_block(block: nn.Module, x: Tensor,
     scale = q.shape[-1]**-0.5
     # (softmax(q q^T s) + softmax(k k^T s)) v, one SDPA per softmax
     out = softmax_attention(q, q, v, scale) + softmax_attention(k, k, v, scale)
-    return _with_residual_and_mlp(block, x, merge_heads(block, out))
+    return with_residual_and_mlp(block, x, merge_heads(block, out))
 
 
 @register_last_block_mode('clearclip')

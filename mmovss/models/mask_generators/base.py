@@ -93,7 +93,7 @@ def generator_regions(generator: nn.Module, pixels: Optional[Tensor],
 
     :class:`BaseMaskGenerator` subclasses give it themselves; other modules
     with the mask-generator call (``generator(pixels) -> (masks, scores)``,
-    such as :class:`~mmovss.models.decode_heads.SAMMaskGenerator`) are called
+    such as :class:`~mmovss.models.mask_generators.SAMMaskGenerator`) are called
     with the pixels and their masks flattened.
     """
     if isinstance(generator, BaseMaskGenerator):

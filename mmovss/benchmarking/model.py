@@ -141,11 +141,6 @@ def precision_context(model, dtype: Optional[str], device: str):
     """
     device_type = torch.device(device).type
     test_cfg = getattr(model, 'test_cfg', None)
-    try:
-        from mmovss.models.utils import mixed_precision
-    except ImportError:  # a checkout without the switch
-        mixed_precision = None
-    switch = mixed_precision is not None and isinstance(test_cfg, dict)
     if dtype is None:
         dtype = str((test_cfg or {}).get('inference_dtype') or 'fp32')
         dtype = {'float32': 'fp32', 'bfloat16': 'bf16',
@@ -159,7 +154,7 @@ def precision_context(model, dtype: Optional[str], device: str):
             '--device cuda for fp16.')
     if model is None:
         return contextlib.nullcontext, dtype
-    if switch:
+    if isinstance(test_cfg, dict):
         test_cfg['inference_dtype'] = dtype
         return contextlib.nullcontext, (
             dtype if dtype == 'fp32' else

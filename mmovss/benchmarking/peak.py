@@ -20,6 +20,7 @@ from .timing import synchronize, timed_runs
 #: matrix product: 1024 tokens through a ViT-B linear layer.
 DEFAULT_SHAPE = (1024, 768, 768)
 
+
 def matmul_peak(shape: Sequence[int], dtype: str = 'fp32', device='cpu',
                 repeat: int = 5, warmup: int = 1,
                 min_run_s: float = 0.05) -> dict:

@@ -121,6 +121,14 @@ def efficiency_rows(result: dict) -> list:
     return rows
 
 
+def _config_cell(result: dict) -> str:
+    """The config's file name, with ``--benchmark KEY`` if one was given."""
+    config = osp.basename(result['config'])
+    if result.get('benchmark'):
+        config += f" --benchmark {result['benchmark']}"
+    return config
+
+
 EFFICIENCY_HEADER = (
     '| method | config | input (net) | classes | device | threads | dtype | '
     'peak GFLOP/s (mm M x K x N) | predict GFLOP | predict GFLOP/s | '
@@ -141,11 +149,8 @@ def efficiency_row(result: dict) -> str:
         raise ValueError('no efficiency in this result (run without '
                          '--no-efficiency).')
     img = result['image']
-    config = osp.basename(result['config'])
-    if result.get('benchmark'):
-        config += f" --benchmark {result['benchmark']}"
     peak = eff['peak']
-    cells = [result['method'], f'`{config}`',
+    cells = [result['method'], f'`{_config_cell(result)}`',
              f"{img['net_shape'][0]}x{img['net_shape'][1]} "
              f"({result['test_mode']})",
              str(result['vocabulary']['num_classes']), result['device_name'],
@@ -180,10 +185,7 @@ def markdown_row(result: dict) -> str:
         above = mem['peak_rss_above_model_mb']
         memory = f"{mem['peak_rss_mb']:.0f} ({above:.0f})" \
             if above is not None else f"{mem['peak_rss_mb']:.0f}"
-    config = osp.basename(result['config'])
-    if result.get('benchmark'):
-        config += f" --benchmark {result['benchmark']}"
-    return (f"| {result['method']} | `{config}` | "
+    return (f"| {result['method']} | `{_config_cell(result)}` | "
             f"{img['net_shape'][0]}x{img['net_shape'][1]} "
             f"({result['test_mode']}) | "
             f"{result['vocabulary']['num_classes']} | {lat['median']:.2f} | "

@@ -251,6 +251,7 @@ def benchmark_segmentor(config: str,
         notes.append('peak RSS is the lifetime peak of the process '
                      '(/proc/self/clear_refs unavailable)')
     config, method = _config_and_method(config)
+    latency = summarize_times(times)
     return dict(
         config=config,
         method=method,
@@ -277,8 +278,8 @@ def benchmark_segmentor(config: str,
         repeat=repeat,
         warmup=warmup,
         build_s=build_s,
-        latency_s=summarize_times(times),
-        images_per_s=len(times) / sum(times),
+        latency_s=latency,
+        images_per_s=latency['per_s'],
         cpu_s_per_image=statistics.median(cpu_times),
         load_average=[load_before, load_after],
         contended=is_contended(max(load_before, load_after),

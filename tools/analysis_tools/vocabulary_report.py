@@ -68,11 +68,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config)
     if args.benchmark:  # as tools/test.py: the benchmark's protocol, then --cfg-options
-        try:
-            from mmovss.protocols import apply_benchmark
-        except ImportError as err:
-            print(f'error: --benchmark needs mmovss.protocols ({err})', file=sys.stderr)
-            return 2
+        from mmovss.protocols import apply_benchmark
         cfg = apply_benchmark(cfg, args.benchmark)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

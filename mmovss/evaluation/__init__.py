@@ -1,4 +1,4 @@
 """Registered metrics (mmseg.registry.METRICS)."""
-from .ov_iou_metric import OpenVocabIoUMetric, harmonic_mean  # noqa: F401
+from .ov_iou_metric import OpenVocabIoUMetric, harmonic_mean, resolve_class_specs
 
-__all__ = ['OpenVocabIoUMetric', 'harmonic_mean']
+__all__ = ['OpenVocabIoUMetric', 'harmonic_mean', 'resolve_class_specs']

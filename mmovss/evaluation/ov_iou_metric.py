@@ -40,7 +40,7 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-__all__ = ['OpenVocabIoUMetric', 'harmonic_mean']
+__all__ = ['OpenVocabIoUMetric', 'harmonic_mean', 'resolve_class_specs']
 
 ClassSpec = Union[int, str]
 
@@ -60,6 +60,54 @@ def harmonic_mean(a: float, b: float) -> float:
     if a + b == 0:
         return 0.0
     return 2.0 * a * b / (a + b)
+
+
+def resolve_class_specs(classes: Sequence[str], specs: Sequence[ClassSpec],
+                        arg: str) -> List[int]:
+    """Class indices of ``specs`` (indices, whole class entries or one synonym).
+
+    Args:
+        classes: The dataset's class entries (``dataset_meta['classes']``).
+        specs: Indices or names, e.g. ``unseen_classes`` of the metric.
+        arg: The argument named in error messages.
+
+    Returns:
+        Sorted unique indices.
+
+    Raises:
+        ValueError: An index out of range, a name of no class, or a synonym
+            of several classes.
+    """
+    classes = list(classes)
+    lookup: Dict[str, List[int]] = {}
+    for index, entry in enumerate(classes):
+        names = {entry.strip()} | {
+            s.strip() for s in entry.split(',') if s.strip()}
+        for name in names:
+            lookup.setdefault(name, []).append(index)
+    indices = []
+    for spec in specs:
+        if isinstance(spec, (int, np.integer)) and not isinstance(
+                spec, bool):
+            if not 0 <= spec < len(classes):
+                raise ValueError(
+                    f'OpenVocabIoUMetric: {arg} index {spec} is out of '
+                    f'range for {len(classes)} classes.')
+            indices.append(int(spec))
+            continue
+        matches = sorted(set(lookup.get(str(spec).strip(), [])))
+        if not matches:
+            raise ValueError(
+                f'OpenVocabIoUMetric: {arg} entry {spec!r} names no class '
+                'of the dataset; use an index or a name from '
+                'dataset_meta["classes"] (whole entry or one synonym).')
+        if len(matches) > 1:
+            raise ValueError(
+                f'OpenVocabIoUMetric: {arg} entry {spec!r} is a synonym '
+                f'of several classes {matches}; use an index or the '
+                'whole class entry.')
+        indices.append(matches[0])
+    return sorted(set(indices))
 
 
 @METRICS.register_module()
@@ -207,36 +255,7 @@ class OpenVocabIoUMetric(IoUMetric):
         output.save(png_filename)
 
     def _resolve(self, specs: Sequence[ClassSpec], arg: str) -> List[int]:
-        classes = list(self.dataset_meta['classes'])
-        lookup: Dict[str, List[int]] = {}
-        for index, entry in enumerate(classes):
-            names = {entry.strip()} | {
-                s.strip() for s in entry.split(',') if s.strip()}
-            for name in names:
-                lookup.setdefault(name, []).append(index)
-        indices = []
-        for spec in specs:
-            if isinstance(spec, (int, np.integer)) and not isinstance(
-                    spec, bool):
-                if not 0 <= spec < len(classes):
-                    raise ValueError(
-                        f'OpenVocabIoUMetric: {arg} index {spec} is out of '
-                        f'range for {len(classes)} classes.')
-                indices.append(int(spec))
-                continue
-            matches = sorted(set(lookup.get(str(spec).strip(), [])))
-            if not matches:
-                raise ValueError(
-                    f'OpenVocabIoUMetric: {arg} entry {spec!r} names no class '
-                    'of the dataset; use an index or a name from '
-                    'dataset_meta["classes"] (whole entry or one synonym).')
-            if len(matches) > 1:
-                raise ValueError(
-                    f'OpenVocabIoUMetric: {arg} entry {spec!r} is a synonym '
-                    f'of several classes {matches}; use an index or the '
-                    'whole class entry.')
-            indices.append(matches[0])
-        return sorted(set(indices))
+        return resolve_class_specs(self.dataset_meta['classes'], specs, arg)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Computes the metrics from the accumulated areas.

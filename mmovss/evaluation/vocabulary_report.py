@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..vocab import TEMPLATE_SETS, Vocabulary, get_templates
+from .ov_iou_metric import resolve_class_specs
 
 __all__ = ['Variant', 'build_variants', 'IoUCounts', 'evaluate_variants',
            'summarize_report', 'format_report', 'plot_report', 'run_vocabulary_report',
@@ -73,7 +74,8 @@ class Variant:
     scored: Optional[set] = None
 
 
-def _first_names(vocabulary: Vocabulary) -> set:
+def _lowercase_names(vocabulary: Vocabulary) -> set:
+    """Every name of every class (synonyms included), lower-cased."""
     return {n.lower() for names in vocabulary for n in names}
 
 
@@ -102,7 +104,7 @@ def build_variants(vocabulary: Vocabulary, template_sets: Sequence[str] = TEMPLA
     for template_set in template_sets:
         variants.append(Variant(f'templates: {template_set}', 'templates', classes, labels,
                                 templates=get_templates(template_set)))
-    known = _first_names(vocabulary)
+    known = _lowercase_names(vocabulary)
     extra = [d for d in dict.fromkeys(' '.join(d.split()) for d in distractors)
              if d and d.lower() not in known]
     if extra:
@@ -400,9 +402,10 @@ def run_vocabulary_report(cfg, checkpoint: Optional[str] = None,
         max_images (int, optional): Evaluate the first N images only.
     """
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner, load_checkpoint
+    from mmengine.runner import Runner
     from mmseg.registry import MODELS
 
+    from ..runtime import load_model_checkpoint_strictly
     from ..trained_weights import require_trained_weights
     from ..vocab import load_benchmark_classes
     init_default_scope(cfg.get('default_scope', 'mmseg'))
@@ -414,10 +417,8 @@ def run_vocabulary_report(cfg, checkpoint: Optional[str] = None,
     vocabulary = Vocabulary.build(dict(dataset.metainfo))
     evaluator = cfg.get('test_evaluator') or {}
     unseen = (evaluator.get('unseen_classes') or []) if isinstance(evaluator, dict) else []
-    unseen = [u if isinstance(u, int) else next(
-        (i for i, c in enumerate(vocabulary) if u.split(',')[0].strip().lower()
-         in (n.lower() for n in c)), None) for u in unseen]
-    unseen = [u for u in unseen if u is not None]
+    # the metric's own rule, so the seen/unseen split equals tools/test.py's
+    unseen = resolve_class_specs(dataset.metainfo['classes'], unseen, 'unseen_classes')
     if names is not None:
         if len(names) != len(vocabulary):
             raise ValueError(f'--names has {len(names)} classes, the dataset {len(vocabulary)}; '
@@ -426,11 +427,12 @@ def run_vocabulary_report(cfg, checkpoint: Optional[str] = None,
     ignore_index = int(getattr(dataset, 'ignore_index', 255))
     model = MODELS.build(copy.deepcopy(cfg.model))
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        # CRC check, weights_only and strict keys, as tools/test.py
+        load_model_checkpoint_strictly(model, checkpoint)
     require_trained_weights(model, checkpoint, allow_random_weights)
     model.to(device).eval()
     if distractors is None:
-        known = _first_names(vocabulary)
+        known = _lowercase_names(vocabulary)
         pool = [c.split(',')[0].strip() for c in load_benchmark_classes(DISTRACTOR_BENCHMARK)]
         pool = [p for p in pool if p.lower() not in known]
         step = max(1, len(pool) // max(num_distractors, 1))

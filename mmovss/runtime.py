@@ -137,7 +137,6 @@ def checkpoint_problem(path: str):
     return problem
 
 
-
 def _checkpoint_problem(path: str):
     if zipfile.is_zipfile(path):
         try:
@@ -239,6 +238,14 @@ def find_resumable_checkpoint(work_dir: str):
     return None, skipped
 
 
+def _key_summary(missing, unexpected) -> str:
+    summary = []
+    for label, keys in (('missing', missing), ('unexpected', unexpected)):
+        if keys:
+            summary.append(f'{len(keys)} {label} keys (e.g. {", ".join(keys[:3])})')
+    return '; '.join(summary)
+
+
 def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool = False) -> None:
     """Loads weights for testing; refuses a checkpoint of another model.
 
@@ -272,14 +279,14 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
         load(True)
     except RuntimeError as err:
         text = str(err)
-        missing = re.findall(r'missing keys in source state_dict: (.*)', text)
-        unexpected = re.findall(r'unexpected key in source state_dict: (.*)', text)
-        summary = []
-        for label, found in (('missing', missing), ('unexpected', unexpected)):
-            keys = [k.strip() for k in found[0].split(',')] if found else []
-            if keys:
-                summary.append(f'{len(keys)} {label} keys (e.g. {", ".join(keys[:3])})')
-        detail = '; '.join(summary) or text.splitlines()[0]
+
+        def keys(pattern):
+            found = re.findall(pattern, text)
+            return [k.strip() for k in found[0].split(',')] if found else []
+
+        detail = _key_summary(keys(r'missing keys in source state_dict: (.*)'),
+                              keys(r'unexpected key in source state_dict: (.*)'))
+        detail = detail or text.splitlines()[0]
         raise RuntimeError(
             f"Checkpoint '{path}' does not fit the model of this config: {detail}. "
             'It was probably trained with another config or method. Pass --non-strict '
@@ -295,14 +302,6 @@ def load_model_checkpoint_strictly(model, path: str) -> None:
     from types import SimpleNamespace
     holder = SimpleNamespace(model=SimpleNamespace(module=model))
     load_checkpoint_strictly(holder, path, strict=True, inner=True)
-
-
-def _key_summary(missing, unexpected) -> str:
-    summary = []
-    for label, keys in (('missing', missing), ('unexpected', unexpected)):
-        if keys:
-            summary.append(f'{len(keys)} {label} keys (e.g. {", ".join(keys[:3])})')
-    return '; '.join(summary)
 
 
 def check_resume_checkpoint_fits(model, path: str) -> None:

@@ -310,14 +310,11 @@ class OpenVocabInferencer(MMSegInferencer):
                 samples[i] = sample
         return samples
 
-    def _output_paths(self, out_dir: str, name: str) -> dict:
-        return output_paths(out_dir, name)
-
     def _check_no_overwrite(self, items: List[ImageInput],
                             out_dir: str) -> None:
         # By inode (mmovss.io): a hard link of an input is the input.
         planned = [path for item in items
-                   for path in self._output_paths(out_dir, item.name).values()]
+                   for path in output_paths(out_dir, item.name).values()]
         try:
             check_planned_outputs(
                 planned, [i.path for i in items if i.path is not None],
@@ -411,7 +408,7 @@ class OpenVocabInferencer(MMSegInferencer):
 
     def _write(self, result: dict, drawn: np.ndarray, vocab: Vocabulary,
                out_dir: str) -> None:
-        paths = self._output_paths(out_dir, result['name'])
+        paths = output_paths(out_dir, result['name'])
         mmcv.imwrite(mmcv.rgb2bgr(drawn), paths['vis'])
         dtype = np.uint8 if vocab.num_classes <= 256 else np.uint16
         save_label(result['sem_seg'].astype(dtype), paths['labels'])

@@ -60,10 +60,6 @@ class ClassList:
         unseen = set(self.unseen)
         return [c for c in self.classes if c.split(',')[0].strip() not in unseen]
 
-    @property
-    def vocabulary(self) -> Vocabulary:
-        return Vocabulary(self.classes, source='class file')
-
 
 def _match_class(name: str, vocabulary: Vocabulary, where: str) -> str:
     key = ' '.join(name.split()).lower()
@@ -128,13 +124,11 @@ class DataCheck:
         errors (dict[str, list[str]]): Problem kind -> messages naming files.
         label_bits (set[int]): Bit depths of the label files (8, 16, 32).
         pixels (np.ndarray): Pixels per class over the checked labels.
-        present_values (set[int]): Label values seen (ignore included).
     """
     pairs: int = 0
     errors: Dict[str, List[str]] = field(default_factory=dict)
     label_bits: set = field(default_factory=set)
     pixels: Optional[np.ndarray] = None
-    present_values: set = field(default_factory=set)
 
     def add(self, kind: str, message: str) -> None:
         self.errors.setdefault(kind, []).append(message)
@@ -243,7 +237,6 @@ def check_custom_dataset(pairs: Sequence[Tuple[str, str]], num_classes: int,
                       f'{label_path} is {label_size[0]}x{label_size[1]} but its image '
                       f'{image_path} is {image_size[0]}x{image_size[1]} (width x height)')
         unique, counts = np.unique(values.astype(np.int64), return_counts=True)
-        check.present_values.update(int(v) for v in unique)
         bad = [int(v) for v in unique if (v < 0 or v >= num_classes) and v != ignore_index]
         if bad:
             check.add('unknown label values',

@@ -148,9 +148,10 @@ def method_pipelines(method_cfg) -> Tuple[list, list]:
 
 
 def _dataset_dict(layout: DatasetLayout, split: str, seen_only: bool, ignore_index: int,
-                  pipeline_name: str) -> str:
+                  pipeline_name: str, replace: bool = False) -> str:
     info = layout.splits[split]
-    fields = dict(type='OpenVocabCustomDataset', data_root=None, classes=None,
+    fields = dict(_delete_=True) if replace else {}
+    fields.update(type='OpenVocabCustomDataset', data_root=None, classes=None,
                   unseen_classes=None, seen_only=seen_only, ignore_index=ignore_index,
                   img_suffix=layout.img_suffix, seg_map_suffix=layout.seg_map_suffix,
                   data_prefix=dict(img_path=info['img_path'],
@@ -187,11 +188,8 @@ def dataset_config_text(name: str, layout: DatasetLayout, classes: ClassList,
             training-free methods).
     """
     delete = '_delete_=True, ' if replace else ''
-    train_ds = _dataset_dict(layout, 'train', True, ignore_index, 'train_pipeline')
-    val_ds = _dataset_dict(layout, 'val', False, ignore_index, 'test_pipeline')
-    if replace:
-        train_ds = train_ds.replace('dict(\n', 'dict(\n        _delete_=True,\n', 1)
-        val_ds = val_ds.replace('dict(\n', 'dict(\n        _delete_=True,\n', 1)
+    train_ds = _dataset_dict(layout, 'train', True, ignore_index, 'train_pipeline', replace)
+    val_ds = _dataset_dict(layout, 'val', False, ignore_index, 'test_pipeline', replace)
     lines = [
         f'# Dataset {name!r}: {len(classes.classes)} classes, {len(classes.unseen)} of them '
         f'unseen in training.',

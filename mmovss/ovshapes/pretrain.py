@@ -129,8 +129,8 @@ def pretrain(steps: int = 4000, batch_size: int = 128, lr: float = 1e-3,
     rng = np.random.default_rng(seed)
     cfg = copy.deepcopy(model_cfg or OVSHAPES_CLIP_CFG)
     model = open_clip.CLIP(**cfg)
-    tokenizer = open_clip.get_tokenizer(
-        'ViT-B-16', context_length=cfg['text_cfg']['context_length'])
+    tokenizer = ovshapes_tokenizer(cfg)
+
     def decays(name, param):
         return param.ndim >= 2 and 'embedding' not in name
 

@@ -37,7 +37,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     pairs = list_stuffthingmap_pairs(args.root, args.out_dir or args.root, args.splits,
-                       SUFFIX)
+                                     SUFFIX)
     convert_label_files(
         pairs, lambda p: coco_stuff_to_object(np.array(Image.open(p)), p),
         overwrite=args.overwrite, resume=args.resume)

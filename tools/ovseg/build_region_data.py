@@ -26,10 +26,7 @@ if ROOT not in sys.path:
 import torch  # noqa: E402
 
 import mmovss  # noqa: E402,F401
-from mmovss.datasets.ovseg_region_builder import (  # noqa: E402
-    build_region_data,
-    check_mask_model,
-)
+from mmovss.datasets.ovseg_region_builder import build_region_data  # noqa: E402
 from mmovss.io import check_output_dir  # noqa: E402
 from mmovss.runtime import load_model_checkpoint_strictly  # noqa: E402
 
@@ -75,7 +72,6 @@ def main(argv=None) -> List[dict]:
     # CRC-checked, weights_only, every key must match (as tools/test.py)
     load_model_checkpoint_strictly(model, args.checkpoint)
     model = model.to(args.device).eval()
-    check_mask_model(model)
     regions = build_region_data(
         model, args.captions, args.images, args.out,
         file_prefix=args.file_prefix, word_vocabulary=args.word_vocabulary,

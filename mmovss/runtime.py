@@ -293,12 +293,33 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
             'to load the matching weights anyway.') from None
 
 
-def load_model_checkpoint_strictly(model, path: str) -> None:
+def load_model_checkpoint_strictly(model, path: str, absent_prefixes=()) -> None:
     """:func:`load_checkpoint_strictly` for a bare model (no runner).
 
     The same file check and strict key check as ``tools/test.py``; used by
-    the benchmark tools (:mod:`mmovss.benchmarking`).
+    the benchmark tools (:mod:`mmovss.benchmarking`) and for released
+    checkpoints (:mod:`mmovss.apis.released_weights`).
+
+    Args:
+        model: The model (not a DDP/TTA wrapper).
+        path: Checkpoint file.
+        absent_prefixes (tuple[str]): Key prefixes the checkpoint may lack
+            because the config fills them from a named pretrained source at
+            build time (e.g. the CLIP towers of a released ZegFormer, which
+            ships without them; the converter module says so). Every other
+            key must be present, and no key may be unexpected.
     """
+    if absent_prefixes:
+        check_checkpoint_file(path)
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        state = checkpoint.get('state_dict', checkpoint)
+        result = model.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith(tuple(absent_prefixes))]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(
+                f"Checkpoint '{path}' does not fit the model of this config: "
+                f'{_key_summary(missing, list(result.unexpected_keys))}.')
+        return
     from types import SimpleNamespace
     holder = SimpleNamespace(model=SimpleNamespace(module=model))
     load_checkpoint_strictly(holder, path, strict=True, inner=True)

@@ -118,7 +118,7 @@ def test_regularisation_in_map_chunks_equals_one_call_with_gradients():
 def test_bad_settings_are_named():
     head = copy.deepcopy(MODEL['decode_head'])
     with pytest.raises(ValueError, match='readout'):
-        MODELS.build(dict(head, readout_type='project'))
+        MODELS.build(dict(head, readout_type='concat'))
     with pytest.raises(ValueError, match='4 ViT layers'):
         MODELS.build(dict(head, in_index=(0, 1, 2)))
     with pytest.raises(ValueError, match='spatial regularisation'):

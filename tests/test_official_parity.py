@@ -9,7 +9,7 @@ model built from a tiny config and compares every stored stage.
 """
 import pytest
 
-from mmovss.testing.official_parity import (list_fixtures, load_fixture, run_fixture)
+from mmovss.testing.official_parity import list_fixtures, load_fixture, run_fixture
 
 METHODS = ['catseg', 'fcclip', 'san_official', 'zegformer', 'ovseg', 'lseg']
 

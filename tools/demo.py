@@ -8,6 +8,11 @@ Examples::
         --config configs/sclip/sclip_vit-b16_coco_stuff171.py --out results/
     python tools/demo.py photo.jpg -v "sky; grass; sand" -m ovshapes-tiny  # print only
     python tools/demo.py --list-models
+    # a released model by name (its checkpoint is downloaded and converted once), or
+    # the authors' file itself (recognised by its keys):
+    python tools/demo.py photo.jpg -v "cat; grass; sky" -m catseg_vit-b16 --out results/
+    python tools/demo.py photo.jpg -v "cat; grass; sky" \
+        -c configs/catseg/CONFIG.py --weights /path/to/model_base.pth
 
 Classes are separated by ``;`` and the synonyms of a class by ``,``
 (a ``--vocabulary-file`` has one class per line). For every image, ``--out``
@@ -36,6 +41,7 @@ from mmovss.apis import (  # noqa: E402
 )
 from mmovss.apis.inputs import collect_inputs  # noqa: E402
 from mmovss.apis.open_vocab_inferencer import output_paths  # noqa: E402
+from mmovss.apis.released_weights import prepare_weights  # noqa: E402
 from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
 from mmovss.trained_weights import MissingTrainedWeights, require_trained_weights  # noqa: E402
 from mmovss.vocab import Vocabulary  # noqa: E402
@@ -61,8 +67,12 @@ def parse_args(argv=None):
                        help='model name or alias (see --list-models)')
     model.add_argument('--config', '-c', help='config file')
     parser.add_argument('--checkpoint', '--weights',
-                        help='checkpoint file (training-free models need '
-                        'none)')
+                        help='checkpoint file or URL, in mmovss\'s layout or as released by '
+                        'the authors (converted once, cached); a released --model brings '
+                        'its own; training-free models need none')
+    parser.add_argument('--weights-dir',
+                        help='folder for downloaded and converted checkpoints (default: '
+                        '$MMOVSS_WEIGHTS_DIR, else torch hub\'s checkpoints folder)')
     parser.add_argument('--out', '-o', help='output folder (without it, the classes '
                         'found are printed and nothing is written)')
     parser.add_argument('--allow-random-weights', action='store_true',
@@ -136,15 +146,18 @@ def main(argv=None) -> int:
                 f'or a folder of images).')
         if args.out:
             check_out_dir(args)
+        if weights is not None:  # download, recognise, convert once (cached)
+            weights = prepare_weights(weights, cache_dir=args.weights_dir).path
+        inferencer = OpenVocabInferencer(
+            config,
+            weights=weights,
+            device=args.device,
+            cfg_options=args.cfg_options,
+            show_progress=osp.isdir(args.inputs),
+            weights_dir=args.weights_dir)
     except (ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    inferencer = OpenVocabInferencer(
-        config,
-        weights=weights,
-        device=args.device,
-        cfg_options=args.cfg_options,
-        show_progress=osp.isdir(args.inputs))
     try:  # a trained model needs its weights (mmovss.trained_weights)
         require_trained_weights(inferencer.model, weights, args.allow_random_weights,
                                 args.model or args.config)

@@ -7,14 +7,21 @@ Examples::
     python tools/test.py CONFIG CHECKPOINT --out preds/ --show-dir vis/
     # --out must be new or empty (--overwrite: non-empty); never inside a dataset folder
     python tools/test.py CONFIG CHECKPOINT --benchmark ade20k_847   # any benchmark
+    # a released model: its name (downloads its checkpoint), or the authors' file or URL
+    # (recognised by its keys, converted once and cached; docs/reproduce.md)
+    python tools/test.py catseg_vit-b16 --benchmark ade20k_150
+    python tools/test.py configs/catseg/CONFIG.py /path/to/model_base.pth --benchmark ade20k_150
     bash tools/dist_test.sh CONFIG CHECKPOINT 2
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
+from mmovss.apis.model_zoo import resolve_model  # noqa: E402
+from mmovss.apis.released_weights import load_prepared, prepare_weights  # noqa: E402
 from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
 from mmovss.runtime import (  # noqa: E402
     check_checkpoint_file,
@@ -29,14 +36,22 @@ from mmovss.runtime import (  # noqa: E402
 from mmovss.trained_weights import require_trained_weights  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) an mmovss segmentor')
-    parser.add_argument('config', help='test config file path')
+    parser.add_argument('config', help='test config file path, or a model name '
+                        '(python tools/demo.py --list-models; released models bring their '
+                        'checkpoint)')
     parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='checkpoint file (not needed by training-free methods)')
+                        help='checkpoint file or URL, in mmovss\'s layout or as released by '
+                        'the authors (converted once, cached); not needed by training-free '
+                        'methods')
+    parser.add_argument('--weights-dir',
+                        help='folder for downloaded and converted checkpoints (default: '
+                        '$MMOVSS_WEIGHTS_DIR, else torch hub\'s checkpoints folder)')
     parser.add_argument('--work-dir', help='the dir to save the metrics as json')
     parser.add_argument('--benchmark', choices=BENCHMARK_KEYS,
                         help="evaluate on this benchmark with the method's protocol for it "
@@ -83,6 +98,10 @@ def enable_visualization(cfg, args) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    released = None
+    if not osp.isfile(args.config) and not args.config.endswith('.py') \
+            and os.sep not in args.config:  # a model name
+        args.config, released = resolve_model(args.config)
     cfg = load_config(args.config)
     name = args.config
     if args.benchmark:  # the benchmark's protocol first, --cfg-options over it
@@ -95,8 +114,13 @@ def main(argv=None):
     # Never write predictions over ground truth or into a non-empty folder.
     check_output_paths(cfg, args.out, args.overwrite, args.show_dir)
     # The CLI checkpoint, else the config's `load_from`; loaded below, strictly.
-    checkpoint = args.checkpoint or cfg.get('load_from')
+    # A released name's checkpoint comes after both. Official formats are converted
+    # once (cached), URLs downloaded once (mmovss.apis.released_weights).
+    checkpoint = args.checkpoint or cfg.get('load_from') or released
+    prepared = None
     if checkpoint is not None:
+        prepared = prepare_weights(checkpoint, cache_dir=args.weights_dir)
+        checkpoint = prepared.path
         check_checkpoint_file(checkpoint)
     cfg.load_from = None
     if args.show or args.show_dir:
@@ -112,7 +136,11 @@ def main(argv=None):
         cfg.test_evaluator['keep_results'] = True
     runner = Runner.from_cfg(cfg)
     require_trained_weights(runner.model, checkpoint, args.allow_random_weights, args.config)
-    if checkpoint is not None:
+    if prepared is not None and prepared.absent_prefixes and not args.non_strict:
+        # a release without the parts its config loads from a pretrained source
+        target = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        load_prepared(target.module if args.tta else target, prepared)
+    elif checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)
     runner.test()

@@ -47,7 +47,6 @@ import mmcv
 from mmcv.transforms import Compose
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import pseudo_collate
-from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmengine.visualization import Visualizer
 from mmseg.apis import MMSegInferencer
 from mmseg.registry import DATASETS, TRANSFORMS
@@ -56,6 +55,7 @@ from mmseg.structures import SegDataSample
 from .class_stats import summarize
 from .inputs import ImageInput, UnreadableImageError, collect_inputs
 from .model_zoo import resolve_model
+from .released_weights import PreparedWeights, ReleasedWeightsError, load_prepared, prepare_weights
 
 __all__ = ['OpenVocabInferencer', 'OutputWouldOverwriteInput']
 
@@ -79,9 +79,13 @@ class OpenVocabInferencer(MMSegInferencer):
     Args:
         model (str | Config | dict): A config path, a model name or alias
             (:func:`mmovss.apis.list_models`), or a config object.
-        weights (str, optional): Checkpoint path or URL. Training-free
+        weights (str, optional): Checkpoint path or URL, in mmovss's layout
+            or a released official format (recognised by its keys,
+            converted once and cached:
+            :func:`mmovss.apis.released_weights.prepare_weights`); loaded
+            strictly (every key of the model must be filled). Training-free
             configs need none (their CLIP weights come from the config);
-            a model name may bring its own.
+            a released model name brings its own URL (downloaded once).
         vocabulary (optional): Initial vocabulary (list of classes, text
             file or Vocabulary). Defaults to the config's (``model.
             vocabulary``), else the class names of its test dataset.
@@ -98,6 +102,9 @@ class OpenVocabInferencer(MMSegInferencer):
             :data:`mmovss.protocols.BENCHMARK_KEYS`): the method's protocol
             for it (class names, test resize, thresholds) is applied before
             ``cfg_options`` (:func:`mmovss.protocols.apply_benchmark`).
+        weights_dir (str, optional): Folder for downloaded and converted
+            checkpoints; default ``$MMOVSS_WEIGHTS_DIR``, else torch hub's
+            ``checkpoints`` folder.
     """
 
     def __init__(self,
@@ -109,7 +116,8 @@ class OpenVocabInferencer(MMSegInferencer):
                  cfg_options: Optional[dict] = None,
                  scope: str = 'mmseg',
                  show_progress: bool = False,
-                 benchmark: Optional[str] = None) -> None:
+                 benchmark: Optional[str] = None,
+                 weights_dir: Optional[str] = None) -> None:
         if isinstance(model, (str, os.PathLike)):
             config, weights = resolve_model(os.fspath(model), weights)
             cfg = load_config(config)
@@ -126,9 +134,14 @@ class OpenVocabInferencer(MMSegInferencer):
         if weights is not None and not str(weights).startswith(
                 ('http://', 'https://')) and not osp.isfile(weights):
             raise FileNotFoundError(f'Checkpoint {weights!r} does not exist.')
+        # download / recognise / convert once (cached); None: no checkpoint
+        self.weights = None if weights is None else prepare_weights(
+            weights, cache_dir=weights_dir)
         self._dataset_meta = self._test_dataset_meta(cfg)
-        super().__init__(model=cfg, weights=weights, device=device,
+        super().__init__(model=cfg, weights=None, device=device,
                          scope=scope)
+        if self.weights is not None:
+            self._load_strictly(self.weights)
         self.show_progress = show_progress
         if not hasattr(self.model, 'set_vocabulary'):
             raise TypeError(
@@ -144,6 +157,18 @@ class OpenVocabInferencer(MMSegInferencer):
                 self.model.set_dataset_vocabulary(self._dataset_meta)
 
     # ------------------------------------------------------------ set-up
+    def _load_strictly(self, weights: PreparedWeights) -> None:
+        """The strict loader of ``tools/test.py``; a mismatch names the
+        source and its recognised format."""
+        try:
+            load_prepared(self.model, weights)
+        except RuntimeError as err:
+            what = (f'{weights.source!r} (format {weights.format}, converted to '
+                    f'{weights.path!r})' if weights.converted else repr(weights.source))
+            raise ReleasedWeightsError(
+                f'The weights {what} do not fit the model of this config: {err} Use the '
+                'config of the released model (python tools/demo.py --list-models).') from None
+
     @staticmethod
     def _test_dataset_meta(cfg: Config) -> Optional[dict]:
         """METAINFO (classes, palette) of the config's test dataset."""
@@ -166,9 +191,8 @@ class OpenVocabInferencer(MMSegInferencer):
     def _load_weights_to_model(self, model: torch.nn.Module,
                                checkpoint: Optional[dict],
                                cfg: Optional[Config]) -> None:
-        """Loads the checkpoint if any; classes come from the vocabulary."""
-        if checkpoint is not None:
-            _load_checkpoint_to_model(model, checkpoint)
+        """Nothing: the checkpoint is loaded after the model is built, by the
+        strict loader (``__init__``); classes come from the vocabulary."""
 
     def _init_pipeline(self, cfg: Config) -> Compose:
         """The config's test pipeline fed with arrays, without annotations.

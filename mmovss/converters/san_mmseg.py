@@ -164,3 +164,43 @@ def mmovss_to_mmseg(state: Dict[str, torch.Tensor],
                        f'({len(unknown)} in all); is this a SAN checkpoint?')
     out['text_encoder.logit_scale'] = torch.tensor(float(logit_scale))
     return out
+
+
+# ------------------------------------------ interface of converters/formats.py
+FORMAT = 'san_mmseg'
+"""This format's name in :data:`mmovss.converters.formats.FORMAT_MODULES`."""
+
+_SIGNATURE = ('image_encoder.patch_embed.projection.weight',
+              'decode_head.side_adapter_network.')
+
+
+def matches(state_dict: Dict[str, torch.Tensor]) -> bool:
+    """Whether the keys are mmseg 1.x SAN's (``MultimodalEncoderDecoder``
+    with a ``SideAdapterCLIPHead``)."""
+    return _SIGNATURE[0] in state_dict and any(
+        k.startswith(_SIGNATURE[1]) for k in state_dict)
+
+
+def convert(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """mmseg SAN keys -> mmovss keys (:func:`mmseg_to_mmovss`).
+
+    Dropped: ``text_encoder.logit_scale`` (mmovss takes CLIP's temperature
+    from the open_clip model; :func:`mmseg_to_mmovss` returns it). Every
+    other key is mapped; a key with no place, a whole-key tensor of
+    :data:`_PLAIN` or a layer group of :data:`_PREFIXES` that the file lacks
+    is refused.
+
+    Raises:
+        ConversionError: Unknown or missing keys, with a summary.
+    """
+    from .common import ConversionError, check_accounted
+    unknown = [k for k in state_dict
+               if k != 'text_encoder.logit_scale' and convert_key(k, True) is None]
+    missing = [k for k in _PLAIN if k not in state_dict]
+    missing += [prefix + '*' for prefix, _, _ in _PREFIXES
+                if not any(k.startswith(prefix) for k in state_dict)]
+    check_accounted('SAN (mmseg 1.x)', unknown, missing)
+    try:
+        return dict(mmseg_to_mmovss(state_dict)[0])
+    except KeyError as err:  # defensive: convert_key and mmseg_to_mmovss agree
+        raise ConversionError(str(err)) from None

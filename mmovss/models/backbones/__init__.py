@@ -2,12 +2,17 @@
 from .catseg_clip_vit import CATSegCLIPViT
 from .clip_convnext import OpenCLIPConvNeXt
 from .clip_vit import LAST_BLOCK_MODES, OpenCLIPViT, register_last_block_mode
+from .corrclip_vit import CorrCLIPViT
+from .d2_resnet import D2ResNet, FrozenBatchNorm2d
 from .proxyclip_vit import ProxyCLIPViT
 from .san_clip_vit import SANCLIPViT
+from .timm_vit import TimmViT
 from .training_free_vit import TrainingFreeCLIPViT
+from .trident_vit import TridentCLIPViT
 
 __all__ = [
-    'CATSegCLIPViT', 'LAST_BLOCK_MODES', 'OpenCLIPConvNeXt', 'OpenCLIPViT',
-    'ProxyCLIPViT', 'SANCLIPViT', 'TrainingFreeCLIPViT',
+    'CATSegCLIPViT', 'CorrCLIPViT', 'D2ResNet', 'FrozenBatchNorm2d', 'LAST_BLOCK_MODES',
+    'OpenCLIPConvNeXt', 'OpenCLIPViT',
+    'ProxyCLIPViT', 'SANCLIPViT', 'TimmViT', 'TrainingFreeCLIPViT', 'TridentCLIPViT',
     'register_last_block_mode'
 ]

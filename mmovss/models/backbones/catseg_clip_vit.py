@@ -4,18 +4,42 @@ CAT-Seg (Cho et al., CVPR 2024, Sec. 3.4 "Fine-tuning CLIP") fine-tunes the
 query and value projections of every attention layer of the CLIP image
 encoder (:func:`~mmovss.models.utils.trainable_params.restrict_in_proj_grad`)
 and feeds it images resized to CLIP's resolution whatever the crop size.
+
+The released models compute CLIP's last block in their own dense way
+(``third_party/model_vpt.py``, ``ResidualAttentionBlock.forward_dense`` of
+github.com/KU-CVLAB/CAT-Seg): the value path ``O(v)`` of every token plus
+the *class token's* input residual, then the FFN. It is registered here as
+the last-block mode ``'catseg'`` (:func:`catseg_dense_block`); the default
+of the model bases stays MaskCLIP's (each token's own residual).
 """
 from typing import Optional, Sequence, Tuple
 
+import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
 
 from ..utils.trainable_params import QKV_PARTS, restrict_in_proj_grad
-from .clip_vit import OpenCLIPViT
+from .clip_vit import OpenCLIPViT, register_last_block_mode
+from .training_free_modes import merge_heads, project_v, with_residual_and_mlp
 
-__all__ = ['CATSegCLIPViT']
+__all__ = ['CATSegCLIPViT', 'catseg_dense_block']
+
+
+@register_last_block_mode('catseg')
+def catseg_dense_block(block: nn.Module, x: Tensor,
+                       grid_hw: Tuple[int, int]) -> Tensor:
+    """CAT-Seg's dense last block: ``x' = O(v) + x_cls``; ``x' + mlp(ln_2(x'))``.
+
+    The value path of every token (no attention between tokens), with the
+    input *class token* ``x[:, :1]`` added to every token as the residual
+    (``ResidualAttentionBlock.forward_dense`` of CAT-Seg's
+    ``third_party/model_vpt.py``: ``v = v.transpose(1, 0) + x[:1]``), where
+    MaskCLIP (``'maskclip'``) adds each token's own input.
+    """
+    v = project_v(block, x)
+    return with_residual_and_mlp(block, x[:, :1].expand_as(x), merge_heads(block, v))
 
 
 @MODELS.register_module()

@@ -8,6 +8,12 @@ global pooling, as FC-CLIP does for mask pooling (Yu et al., NeurIPS 2023,
 Sec. 3.2). Inputs of any size are zero-padded bottom/right to a multiple of
 32, so a stage of stride ``s`` has ``32 * ceil(H / 32) / s`` rows (and the
 same for columns).
+
+``dense_output='features'`` returns the last stage map itself instead of the
+dense embeddings; :meth:`OpenCLIPConvNeXt.project_pooled` then applies the
+CLIP head to mask-pooled vectors, as the official FC-CLIP does
+(``fcclip/modeling/backbone/clip.py``, ``CLIP.visual_prediction_forward_convnext``:
+pooling first, then ``trunk.head`` and ``visual.head``).
 """
 from typing import Optional, Sequence, Tuple
 
@@ -40,11 +46,16 @@ class OpenCLIPConvNeXt(BaseModule):
         eval_mode (bool): Keep the tower in eval mode (no stochastic depth)
             during training.
         download_cache_dir (str, optional): open_clip's download cache.
+        dense_output (str): The last output: ``'embeddings'`` (default, the
+            CLIP head at every position, (B, embed_dim, H/32, W/32)) or
+            ``'features'`` (the last stage after ``norm_pre``, (B, C, H/32,
+            W/32), for pooling before :meth:`project_pooled`, as the official
+            FC-CLIP).
         init_cfg (dict, optional): mmengine init config.
 
     Returns (forward):
-        tuple[Tensor]: The stage maps of ``out_indices``, then the
-        (B, embed_dim, H/32, W/32) dense embeddings.
+        tuple[Tensor]: The stage maps of ``out_indices``, then the dense
+        embeddings or features (``dense_output``).
     """
 
     def __init__(self,
@@ -56,8 +67,13 @@ class OpenCLIPConvNeXt(BaseModule):
                  unfrozen: Sequence[str] = (),
                  eval_mode: bool = True,
                  download_cache_dir: Optional[str] = None,
+                 dense_output: str = 'embeddings',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
+        if dense_output not in ('embeddings', 'features'):
+            raise ValueError(f"OpenCLIPConvNeXt: dense_output must be 'embeddings' or "
+                             f"'features', got {dense_output!r}.")
+        self.dense_output = dense_output
         if model_cfg is not None:
             model_name = None
         clip, self.weights_identity = build_open_clip(
@@ -109,6 +125,17 @@ class OpenCLIPConvNeXt(BaseModule):
         x = self.visual.head(x)
         return x.permute(0, 3, 1, 2).contiguous()
 
+    def project_pooled(self, x: Tensor) -> Tensor:
+        """The CLIP head on pooled last-stage vectors: (B, Q, C) -> (B, Q, D).
+
+        The official FC-CLIP's order (``CLIP.visual_prediction_forward_convnext``:
+        ``trunk.head`` (norm, flatten, fc) then ``visual.head`` on each
+        mask-pooled vector as a 1 x 1 map).
+        """
+        b, q, c = x.shape
+        out = self.project_dense(x.reshape(b * q, c, 1, 1))
+        return out.reshape(b, q, -1)
+
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         if inputs.dim() != 4 or inputs.shape[1] != 3:
             raise ValueError(f'OpenCLIPConvNeXt expects (B, 3, H, W) images, '
@@ -125,5 +152,5 @@ class OpenCLIPConvNeXt(BaseModule):
             stages.append(x)
         x = trunk.norm_pre(x)
         outs = [stages[i] for i in self.out_indices]
-        outs.append(self.project_dense(x))
+        outs.append(x if self.dense_output == 'features' else self.project_dense(x))
         return tuple(outs)

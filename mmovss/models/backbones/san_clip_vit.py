@@ -41,6 +41,12 @@ class SANCLIPViT(OpenCLIPViT):
             (bilinear) before CLIP (0.5 for ViT-B/16, 0.7 for ViT-L/14).
         unfrozen (Sequence[str]): Trainable parameters of the frozen tower;
             SAN trains the position embedding.
+        patch_remainder (str): What happens to the last rows/columns of
+            the down-scaled image that do not fill a whole patch: ``'pad'``
+            (zero-padded to a patch, the default) or ``'crop'`` (dropped,
+            as the official SAN's stride-``patch`` ``conv1`` does:
+            ``san/model/clip_utils/visual.py``, ``FeatureExtractor.forward``;
+            it matters for ViT-L/14 at 0.7x).
         **kwargs: :class:`OpenCLIPViT` arguments (``model_name``,
             ``pretrained``, ``model_cfg``, ``quick_gelu``, ``frozen``, ...).
     """
@@ -50,6 +56,7 @@ class SANCLIPViT(OpenCLIPViT):
                  out_origin: bool = True,
                  encoder_resolution: float = 0.5,
                  unfrozen: Sequence[str] = ('positional_embedding', ),
+                 patch_remainder: str = 'pad',
                  **kwargs):
         if kwargs.get('last_block_mode', 'vanilla') != 'vanilla':
             raise ValueError('SANCLIPViT runs CLIP blocks unchanged; remove '
@@ -61,6 +68,10 @@ class SANCLIPViT(OpenCLIPViT):
         if not 0 < encoder_resolution <= 1:
             raise ValueError(f'encoder_resolution must be in (0, 1], got '
                              f'{encoder_resolution}.')
+        if patch_remainder not in ('pad', 'crop'):
+            raise ValueError(f"patch_remainder must be 'pad' or 'crop', got "
+                             f'{patch_remainder!r}.')
+        self.patch_remainder = patch_remainder
         self.out_origin = out_origin
         self.encoder_resolution = encoder_resolution
         num_kept = self.out_indices[-1] + 1
@@ -72,10 +83,14 @@ class SANCLIPViT(OpenCLIPViT):
 
     def clip_input(self, image: Tensor) -> Tensor:
         """The down-scaled image that CLIP sees."""
-        if self.encoder_resolution == 1:
-            return image
-        return F.interpolate(image, scale_factor=self.encoder_resolution,
-                             mode='bilinear', align_corners=False)
+        if self.encoder_resolution != 1:
+            image = F.interpolate(image, scale_factor=self.encoder_resolution,
+                                  mode='bilinear', align_corners=False)
+        if self.patch_remainder == 'crop':
+            ph, pw = self.patch_size
+            image = image[..., :image.shape[-2] // ph * ph,
+                          :image.shape[-1] // pw * pw]
+        return image
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         if inputs.dim() != 4 or inputs.shape[1] != 3:

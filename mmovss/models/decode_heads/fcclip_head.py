@@ -13,9 +13,16 @@ mask generation and classification.
   ensemble (:func:`~mmovss.models.utils.geometric_ensemble`, Eq. 6) with
   ``alpha`` for classes seen in training and ``beta`` for the others.
 
-Pooling is applied to the backbone's dense joint-space embeddings (the CLIP
-head applied at every position, ``OpenCLIPConvNeXt``); the reference code
-pools the last-stage features and applies the head afterwards.
+By default pooling is applied to the backbone's dense joint-space embeddings
+(the CLIP head applied at every position, ``OpenCLIPConvNeXt``); the official
+code (``fcclip/fcclip.py``, ``FCCLIP.forward``) pools the last-stage features
+and applies the head afterwards: ``ov_pooling='features'`` with
+:class:`~mmovss.models.segmentors.FCCLIPEncoderDecoder` and a backbone with
+``dense_output='features'``. The other official behaviours are options too:
+``ensemble_valid_mask`` (the official ``ENSEMBLE_ON_VALID_MASK``, False for
+ConvNeXt-L), ``mask_upsample='logits'`` (mask logits upsampled to the padded
+input before the sigmoid) and ``ov_logit_scale_max`` (CLIP's temperature
+clamped at 100).
 """
 import math
 from typing import List, Optional, Sequence, Tuple
@@ -140,6 +147,26 @@ class FCCLIPHead(MaskClassificationHead):
         ensemble (bool): Use the geometric ensemble at inference.
         mask_pooling (dict): Mask-pooling neck config.
         criterion (dict): :class:`MaskClassificationLoss` config.
+        ensemble_valid_mask (bool): Queries whose mask is empty at the CLIP
+            resolution keep the in-vocabulary scores (default). The official
+            ``ENSEMBLE_ON_VALID_MASK`` is False for ConvNeXt-L (True for its
+            ResNet CLIPs).
+        ov_pooling (str): What the out-of-vocabulary branch pools:
+            ``'embeddings'`` (default: the backbone's last output is the dense
+            joint-space embedding map) or ``'features'`` (the official order:
+            the last stage map is pooled, then the CLIP head is applied by the
+            backbone's ``project_pooled``, bound by
+            :class:`~mmovss.models.segmentors.FCCLIPEncoderDecoder`).
+        mask_upsample (str): At inference, ``'scores'`` (default) gives the
+            per-class scores at 1/4 of the input, which the segmentor resizes;
+            ``'logits'`` upsamples the mask logits to the padded input before
+            the sigmoid, as the official ``FCCLIP.forward``; ``'original'``
+            also crops and resizes them to the original image size before the
+            sigmoid (the official evaluation with ``PANOPTIC_ON``; done by
+            :class:`~mmovss.models.segmentors.FCCLIPEncoderDecoder`, this
+            head's ``predict`` then acts as ``'logits'``).
+        ov_logit_scale_max (float, optional): Clamp of CLIP's temperature in
+            the out-of-vocabulary logits (official: 100); None: unclamped.
     """
 
     def __init__(self,
@@ -157,6 +184,10 @@ class FCCLIPHead(MaskClassificationHead):
                  ensemble: bool = True,
                  mask_pooling: dict = dict(type='MaskPooling'),
                  criterion: dict = dict(type='MaskClassificationLoss'),
+                 ensemble_valid_mask: bool = True,
+                 ov_pooling: str = 'embeddings',
+                 mask_upsample: str = 'scores',
+                 ov_logit_scale_max: Optional[float] = None,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
         super().__init__(list(in_channels), channels, criterion=criterion,
@@ -177,6 +208,26 @@ class FCCLIPHead(MaskClassificationHead):
         self.seen_names = () if seen_vocabulary is None else \
             Vocabulary.build(seen_vocabulary).names
         self.alpha, self.beta, self.ensemble = alpha, beta, ensemble
+        if ov_pooling not in ('embeddings', 'features'):
+            raise ValueError(f"FCCLIPHead: ov_pooling must be 'embeddings' or 'features', "
+                             f'got {ov_pooling!r}.')
+        if mask_upsample not in ('scores', 'logits', 'original'):
+            raise ValueError(f"FCCLIPHead: mask_upsample must be 'scores', 'logits' or "
+                             f"'original', got {mask_upsample!r}.")
+        self.ensemble_valid_mask = ensemble_valid_mask
+        self.ov_pooling = ov_pooling
+        self.mask_upsample = mask_upsample
+        self.ov_logit_scale_max = ov_logit_scale_max
+        self.pool_projection = None
+
+    def set_pool_projection(self, projection) -> None:
+        """The CLIP head for ``ov_pooling='features'``: (B, Q, C) -> (B, Q, D).
+
+        :class:`~mmovss.models.segmentors.FCCLIPEncoderDecoder` binds the
+        backbone's ``project_pooled`` (the frozen CLIP's own head, so no
+        weights are duplicated).
+        """
+        self.pool_projection = projection
 
     def in_vocab_logits(self, embeds: Tensor,
                         class_embeds: ClassEmbeddings) -> Tensor:
@@ -190,23 +241,75 @@ class FCCLIPHead(MaskClassificationHead):
         masks, embeds = self.decoder(mask_feats, levels)
         return masks, [self.in_vocab_logits(e, class_embeds) for e in embeds]
 
+    def pooled_clip_embeddings(self, inputs, masks: Tensor) -> Tensor:
+        """Mask-pooled frozen-CLIP embeddings (B, Q, D) of the final masks.
+
+        ``ov_pooling='embeddings'``: pooling of the dense embeddings;
+        ``'features'``: pooling of the last stage map, then the CLIP head
+        (official ``FCCLIP.forward`` with ``visual_prediction_forward``).
+        """
+        pooled = self.mask_pooling(inputs[-1], masks)
+        if self.ov_pooling == 'embeddings':
+            return pooled
+        if self.pool_projection is None:
+            raise RuntimeError(
+                "FCCLIPHead(ov_pooling='features') needs the backbone's CLIP head: build "
+                "the model as type='FCCLIPEncoderDecoder' with an OpenCLIPConvNeXt "
+                "backbone of dense_output='features'.")
+        return self.pool_projection(pooled)
+
+    def out_vocab_logits(self, pooled: Tensor,
+                         class_embeds: ClassEmbeddings) -> Tensor:
+        """Out-of-vocabulary logits (B, Q, C) of pooled CLIP embeddings."""
+        scale = class_embeds.logit_scale
+        if scale is not None and self.ov_logit_scale_max is not None:
+            scale = torch.as_tensor(scale).clamp(max=self.ov_logit_scale_max)
+        return open_vocab_class_logits(pooled, class_embeds, logit_scale=scale)
+
+    def valid_masks(self, inputs, masks: Tensor) -> Tensor:
+        """(B, Q) bool: masks with a positive logit at the CLIP resolution."""
+        return self.mask_pooling.binary_masks(
+            masks, inputs[-1].shape[-2:]).flatten(2).sum(-1) > 0
+
     def ensemble_logits(self, inputs, masks: Tensor, in_logits: Tensor,
                         class_embeds: ClassEmbeddings) -> Tensor:
         """FC-CLIP's geometric ensemble with mask-pooled CLIP embeddings."""
-        dense = inputs[-1]
-        pooled = self.mask_pooling(dense, masks)
-        out_logits = open_vocab_class_logits(pooled, class_embeds)
-        valid = self.mask_pooling.binary_masks(
-            masks, dense.shape[-2:]).flatten(2).sum(-1) > 0
+        pooled = self.pooled_clip_embeddings(inputs, masks)
+        out_logits = self.out_vocab_logits(pooled, class_embeds)
+        valid = self.valid_masks(inputs, masks) if self.ensemble_valid_mask \
+            else None
         seen = seen_class_mask(class_embeds.vocabulary, self.seen_names)
         return geometric_ensemble(in_logits, out_logits, seen, self.alpha,
                                   self.beta, valid)
 
-    def forward(self, inputs: Sequence[Tensor],
-                class_embeds: ClassEmbeddings) -> Tensor:
-        """Per-class scores (B, C, H/4, W/4)."""
+    def final_sets(self, inputs, class_embeds) -> Tuple[Tensor, Tensor]:
+        """The final mask logits and class logits (ensembled if enabled)."""
         masks, logits = self.forward_sets(inputs, class_embeds)
         cls = logits[-1]
         if self.ensemble:
             cls = self.ensemble_logits(inputs, masks[-1], cls, class_embeds)
-        return semantic_inference(masks[-1], cls)
+        return masks[-1], cls
+
+    def forward(self, inputs: Sequence[Tensor],
+                class_embeds: ClassEmbeddings) -> Tensor:
+        """Per-class scores (B, C, H/4, W/4)."""
+        masks, cls = self.final_sets(inputs, class_embeds)
+        return semantic_inference(masks, cls)
+
+    def predict(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings,
+                batch_img_metas: List[dict], test_cfg) -> Tensor:
+        """Scores at the (padded) input size.
+
+        ``mask_upsample='logits'``: the mask logits are upsampled to the padded
+        input before the sigmoid (official ``FCCLIP.forward``); else the
+        1/4-scale scores are resized (mmseg's ``predict_by_feat``).
+        """
+        if self.mask_upsample == 'scores':
+            return super().predict(inputs, class_embeds, batch_img_metas, test_cfg)
+        masks, cls = self.final_sets(inputs, class_embeds)
+        return semantic_inference(masks, cls, size=self.predict_size(batch_img_metas))
+
+    @property
+    def has_low_res_predict(self) -> bool:
+        """Only ``mask_upsample='scores'`` predicts by resizing class maps."""
+        return self.mask_upsample == 'scores'

@@ -19,6 +19,8 @@ from .open_vocab_head import OpenVocabDecodeHead
 __all__ = ['LSegHead', 'LSegSpatialRegularization']
 
 LSEG_REG_BLOCKS = ('bottleneck', 'depthwise')
+LSEG_READOUTS = ('ignore', 'add', 'project')
+LSEG_LOGITS_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
 
 
 class LSegSpatialRegularization(nn.Module):
@@ -108,10 +110,22 @@ class LSegHead(OpenVocabDecodeHead):
         post_process_channels (Sequence[int]): Reassembled channels of the
             four levels (LSeg ViT-L: 256, 512, 1024, 1024).
         patch_size (int): ViT patch size.
-        readout_type (str): DPT readout; only ``'ignore'`` (the mmovss CLIP
-            backbones return patch maps without the class token).
+        readout_type (str): DPT readout of the class token (Ranftl et al.,
+            ICCV 2021, Sec. 3): ``'ignore'`` (drop it; works with backbones
+            that return patch maps only, e.g. the CLIP towers), ``'add'``
+            (add it to every patch token) or ``'project'`` (concatenate it
+            and project back with Linear + GELU, one per level; the released
+            LSeg model). ``'add'``/``'project'`` need a backbone returning
+            ``[map, cls_token]`` pairs (:class:`TimmViT`).
         logit_scale (float): Initial ``tau`` (LSeg: 1 / 0.07).
-        learn_logit_scale (bool): Train ``tau`` (in log space).
+        learn_logit_scale (bool): Train ``tau`` (in log space). The official
+            code fixes it (``nn.Parameter(...).exp()`` is a plain tensor, not
+            a registered parameter): False.
+        logits_dtype (str): ``'float32'`` (default) or ``'float16'``: the
+            official ``LSeg.forward`` (``modules/models/lseg_net.py``) scores
+            ``(tau * I.half()) @ T.t()`` in half precision against the fp16
+            text features of a CUDA ``clip.load`` and casts back to float;
+            ``'float16'`` reproduces it operation by operation.
         reg_block (str, optional): ``'bottleneck'``, ``'depthwise'`` or None.
         reg_depth (int): Regularisation blocks.
         reg_act_cfg (dict): Their activation.
@@ -129,6 +143,7 @@ class LSegHead(OpenVocabDecodeHead):
                  readout_type: str = 'ignore',
                  logit_scale: float = 1 / 0.07,
                  learn_logit_scale: bool = True,
+                 logits_dtype: str = 'float32',
                  reg_block: Optional[str] = 'bottleneck',
                  reg_depth: int = 2,
                  reg_act_cfg: dict = dict(type='LeakyReLU'),
@@ -138,15 +153,21 @@ class LSegHead(OpenVocabDecodeHead):
                 f'LSegHead: the DPT decoder needs 4 ViT layers; got in_index '
                 f'{list(in_index)} and post_process_channels '
                 f'{list(post_process_channels)}.')
-        if readout_type != 'ignore':
+        if readout_type not in LSEG_READOUTS:
             raise ValueError(
-                f"LSegHead: readout_type={readout_type!r} needs the class "
-                f"token, which the CLIP backbones do not return; use 'ignore'.")
+                f'LSegHead: readout_type={readout_type!r}; use one of '
+                f'{LSEG_READOUTS}.')
+        if logits_dtype not in LSEG_LOGITS_DTYPES:
+            raise ValueError(
+                f'LSegHead: logits_dtype={logits_dtype!r}; use one of '
+                f'{tuple(LSEG_LOGITS_DTYPES)}.')
         kwargs.setdefault('dropout_ratio', 0.0)
         kwargs.setdefault('norm_cfg', dict(type='BN', requires_grad=True))
         super().__init__([in_channels] * 4, channels, in_index=list(in_index),
                          input_transform='multiple_select', **kwargs)
         self.embed_dim = embed_dim
+        self.readout_type = readout_type
+        self.logits_dtype = logits_dtype
         self.reassemble = ReassembleBlocks(in_channels,
                                            list(post_process_channels),
                                            readout_type, patch_size)
@@ -169,12 +190,28 @@ class LSegHead(OpenVocabDecodeHead):
     def pixel_embeddings(self, inputs: Tuple[Tensor]) -> Tensor:
         """The per-pixel embeddings ``I`` (B, D, 8h, 8w) for an (h, w) patch grid."""
         feats = self._transform_inputs(inputs)
-        x = self.reassemble([[f, None] for f in feats])
+        x = self.reassemble([self._with_cls_token(f) for f in feats])
         x = [conv(f) for conv, f in zip(self.convs, x)]
         out = self.fusion_blocks[0](x[-1])
         for i in range(1, len(self.fusion_blocks)):
             out = self.fusion_blocks[i](out, x[-(i + 1)])
         return self.to_embed(out)
+
+    def _with_cls_token(self, feat) -> list:
+        """A backbone output as DPT's ``[map, cls_token]`` pair."""
+        if isinstance(feat, (list, tuple)):
+            if len(feat) != 2:
+                raise ValueError(
+                    f'LSegHead: a backbone output pair must be [map, cls_token], '
+                    f'got {len(feat)} tensors.')
+            return list(feat)
+        if self.readout_type != 'ignore':
+            raise ValueError(
+                f"LSegHead: readout_type={self.readout_type!r} needs the class "
+                f"token, but the backbone returns patch maps only; use a "
+                f"backbone that returns [map, cls_token] pairs (TimmViT with "
+                f"output_cls_token=True) or readout_type='ignore'.")
+        return [feat, None]
 
     def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings
                 ) -> Tensor:
@@ -205,15 +242,16 @@ class LSegHead(OpenVocabDecodeHead):
         exist for one crop only.
         """
         out = None
-        for i in range(inputs[0].shape[0]):
-            logits = self.decoder_logits(tuple(f[i:i + 1] for f in inputs),
-                                         class_embeds)
+        batch = _batch_size(inputs)
+        for i in range(batch):
+            logits = self.decoder_logits(
+                tuple([t[i:i + 1] for t in f] if isinstance(f, (list, tuple))
+                      else f[i:i + 1] for f in inputs), class_embeds)
             h, w = logits.shape[-2:]
             if self.predict_size(batch_img_metas) != (2 * h, 2 * w):
                 logits = self.upsample(logits)
             if out is None:  # filled in place (no second copy of the batch)
-                out = logits.new_empty((inputs[0].shape[0], ) +
-                                       logits.shape[1:])
+                out = logits.new_empty((batch, ) + logits.shape[1:])
             out[i] = logits[0]
         return out
 
@@ -225,22 +263,51 @@ class LSegHead(OpenVocabDecodeHead):
         LSeg (Li et al., ICLR 2022), Sec. 3.1: ``F_ij,k = I_ij . T_k`` of the
         normalised pixel and text embeddings, times the logit scale.
         """
-        embeds = F.normalize(self.pixel_embeddings(inputs), dim=1)
-        text = class_embeds.embeds.to(embeds)
-        if text.shape[1] != self.embed_dim:
+        pixels = self.pixel_embeddings(inputs)
+        if class_embeds.embeds.shape[1] != self.embed_dim:
             raise ValueError(
                 f'LSegHead: embed_dim={self.embed_dim} but class embeddings '
-                f'have {text.shape[1]} channels; set embed_dim to the text '
-                f'encoder\'s joint dimension.')
+                f'have {class_embeds.embeds.shape[1]} channels; set embed_dim to '
+                f'the text encoder\'s joint dimension.')
+        if self.logits_dtype == 'float16':
+            logits = self.official_half_logits(pixels, class_embeds.embeds)
+        else:
+            logits = self._float_logits(pixels, class_embeds.embeds)
+        logits = class_embeds.reduce(logits, 1)
+        if self.regularization is not None:
+            logits = self.regularization(logits)
+        return logits
+
+    def official_half_logits(self, pixels: Tensor, text: Tensor) -> Tensor:
+        """``tau * cos`` in half precision, as the official ``LSeg.forward``.
+
+        ``modules/models/lseg_net.py``: the (B*H*W, D) pixel embeddings are
+        normalised in float32, cast to half, multiplied by ``tau`` (Python
+        evaluates ``tau * I.half() @ T.t()`` left to right) and matched to
+        the half-precision text features; the product is cast to float.
+        """
+        b, c, h, w = pixels.shape
+        x = pixels.permute(0, 2, 3, 1).reshape(-1, c)
+        x = x / x.norm(dim=-1, keepdim=True)
+        scale = self.log_logit_scale.exp()
+        logits = scale * x.half() @ text.half().t()
+        return logits.float().view(b, h, w, -1).permute(0, 3, 1, 2)
+
+    def _float_logits(self, pixels: Tensor, text: Tensor) -> Tensor:
+        """``tau * cos`` in float32, in the (B, N, h, w) layout directly."""
+        embeds = F.normalize(pixels, dim=1)
+        text = text.to(embeds)
         b, _, h, w = embeds.shape
         # (N, C) @ (B, C, hw): the logits in their final layout, no permuted
         # copies of the (B, N, h, w) tensor
         logits = torch.matmul(text, embeds.flatten(2)).view(b, -1, h, w)
         scale = self.log_logit_scale.exp()
         # in place in inference (one (names, H, W) tensor less)
-        logits = logits * scale if torch.is_grad_enabled() else \
+        return logits * scale if torch.is_grad_enabled() else \
             logits.mul_(scale)
-        logits = class_embeds.reduce(logits, 1)
-        if self.regularization is not None:
-            logits = self.regularization(logits)
-        return logits
+
+
+def _batch_size(inputs) -> int:
+    """Batch size of backbone outputs (maps or ``[map, cls_token]`` pairs)."""
+    first = inputs[0]
+    return (first[0] if isinstance(first, (list, tuple)) else first).shape[0]

@@ -105,6 +105,12 @@ class SideAdapter(nn.Module):
             blocks).
         decoder (dict): :class:`SideAdapterDecoder` sizes.
         norm_eps (float): LayerNorm epsilon of the adapter blocks.
+        pos_embed_resize (str): When the position embedding is resized to
+            the patch grid: ``'grid'`` (the default) whenever the grid is
+            not ``pretrain_grid`` squared; ``'tokens'`` only when the number
+            of patches differs, as the official SAN
+            (``RegionwiseSideAdapterNetwork.forward_features``: a 20 x 80
+            grid then reads the 40 x 40 embedding in raster order).
     """
 
     def __init__(self,
@@ -120,8 +126,13 @@ class SideAdapter(nn.Module):
                  num_bias_heads: int = 12,
                  num_bias_layers: int = 1,
                  decoder: Optional[dict] = None,
-                 norm_eps: float = 1e-6):
+                 norm_eps: float = 1e-6,
+                 pos_embed_resize: str = 'grid'):
         super().__init__()
+        if pos_embed_resize not in ('grid', 'tokens'):
+            raise ValueError(f"pos_embed_resize must be 'grid' or 'tokens', got "
+                             f'{pos_embed_resize!r}.')
+        self.pos_embed_resize = pos_embed_resize
         if list(fusion_index) != sorted(set(fusion_index)) or \
                 not all(0 <= i <= num_layers for i in fusion_index):
             raise ValueError(f'fusion_index must increase within [0, '
@@ -162,7 +173,9 @@ class SideAdapter(nn.Module):
         """Query and patch position embeddings (1, Q + h*w, C)."""
         pos = self.pos_embed
         g = self.pretrain_grid
-        if tuple(grid_hw) != (g, g):
+        resize = grid_hw[0] * grid_hw[1] != g * g \
+            if self.pos_embed_resize == 'tokens' else tuple(grid_hw) != (g, g)
+        if resize:
             pos = pos.reshape(1, g, g, -1).permute(0, 3, 1, 2)
             pos = F.interpolate(pos, size=tuple(grid_hw), mode='bicubic',
                                 align_corners=False)

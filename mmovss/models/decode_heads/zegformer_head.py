@@ -45,11 +45,24 @@ the option.
 Training: Hungarian matching; focal + Dice mask losses, cross-entropy class
 loss (MaskFormer's criterion, weights 20 / 1 / 1, no-object weight 0.1), on
 every decoder layer.
+
+The released models (``configs/zegformer/*_official_*``, converted by
+:mod:`mmovss.converters.zegformer_official`) need the official code's
+choices, all options here with unchanged defaults: the "no object"
+embedding is not normalised (``normalize_void=False``: ``bg_score =
+logit_scale * x_cls @ bg_feature.t()`` in ``TransformerZeroshotPredictor``),
+mask logits are upsampled to the image before the crops and the semantic
+inference (``upsample_masks=True``, ``MaskFormer.forward``), the CLIP branch
+embeds class names with its own templates (``region_text_encoder``,
+``IMAGENET_TEMPLATES_SELECT_CLIP``), GroupNorm has 32 groups at any width
+(``norm_groups=32``) and the query decoder may be narrower than the pixel
+decoder (``query_channels``).
 """
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from mmovss.vocab import Vocabulary
@@ -132,6 +145,21 @@ class ZegFormerHead(MaskClassificationHead):
             crop proposals with ``max_c p_q(c) < t`` (approximate, see the
             module docstring); 0 crops all non-empty masks (exact).
         criterion (dict): :class:`MaskClassificationLoss` config.
+        normalize_void (bool): L2-normalise the "no object" embedding before
+            its cosine logit (default); False: ``logit = x_cls . v / tau``
+            with the raw ``v`` (the official code).
+        upsample_masks (bool): Resize the mask logits bilinearly to the image
+            (the last input) before the CLIP crops and the semantic
+            inference, returning image-size scores (the official code);
+            False: scores at 1/4 resolution.
+        region_text_encoder (dict, optional): A text encoder config
+            (``OpenCLIPTextEncoder``) embedding the vocabulary for the CLIP
+            branch with its own templates; None: the segment branch's
+            class embeddings.
+        norm_groups (int, optional): GroupNorm groups of the pixel decoder
+            (see :class:`MaskFormerDecoder`).
+        query_channels (int, optional): Query decoder width when it differs
+            from ``channels``.
     """
 
     def __init__(self,
@@ -153,6 +181,11 @@ class ZegFormerHead(MaskClassificationHead):
                  region_classifier: Optional[dict] = None,
                  criterion: dict = MASKFORMER_CRITERION,
                  skip_score_threshold: float = 0.0,
+                 normalize_void: bool = True,
+                 upsample_masks: bool = False,
+                 region_text_encoder: Optional[dict] = None,
+                 norm_groups: Optional[int] = None,
+                 query_channels: Optional[int] = None,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
         super().__init__(list(in_channels), channels, criterion=criterion,
@@ -177,8 +210,12 @@ class ZegFormerHead(MaskClassificationHead):
         self.mask_decoder = MaskFormerDecoder(in_channels, channels,
                                               mask_channels, num_queries,
                                               num_layers, num_heads,
-                                              ffn_channels, dropout)
-        self.segment_proj = MLP(channels, channels, embed_dim, embed_layers)
+                                              ffn_channels, dropout,
+                                              norm_groups=norm_groups,
+                                              query_channels=query_channels)
+        query_channels = query_channels or channels
+        self.segment_proj = MLP(query_channels, query_channels, embed_dim,
+                                embed_layers)
         self.void_embed = nn.Parameter(torch.randn(1, embed_dim) * 0.02)
         self.temperature = temperature
         self.mode = mode
@@ -189,13 +226,32 @@ class ZegFormerHead(MaskClassificationHead):
         self.region_classifier = None if region_classifier is None else \
             MODELS.build(region_classifier)
         self.skip_score_threshold = skip_score_threshold
+        self.normalize_void = normalize_void
+        self.upsample_masks = upsample_masks
+        self.region_text_encoder = None if region_text_encoder is None else \
+            MODELS.build(region_text_encoder)
 
     def seg_logits(self, states: Tensor,
                    class_embeds: ClassEmbeddings) -> Tensor:
         """(B, Q, C + 1) logits ``cos(G_q, T_c) / tau``, void last."""
-        return open_vocab_class_logits(self.segment_proj(states),
-                                       class_embeds, self.void_embed,
-                                       1.0 / self.temperature)
+        embeds = self.segment_proj(states)
+        if self.normalize_void:
+            return open_vocab_class_logits(embeds, class_embeds,
+                                           self.void_embed,
+                                           1.0 / self.temperature)
+        logits = open_vocab_class_logits(embeds, class_embeds, None,
+                                         1.0 / self.temperature)
+        void = F.normalize(embeds, dim=-1) @ self.void_embed.to(embeds).t()
+        return torch.cat([logits, void / self.temperature], dim=-1)
+
+    def region_class_embeds(self, class_embeds: ClassEmbeddings
+                            ) -> ClassEmbeddings:
+        """The class embeddings of the CLIP branch: ``region_text_encoder``'s
+        for the same vocabulary, else ``class_embeds``."""
+        if self.region_text_encoder is None:
+            return class_embeds
+        out = self.region_text_encoder(class_embeds.vocabulary)
+        return out.to(class_embeds.embeds.device)
 
     def forward_sets(self, inputs: Sequence[Tensor],
                      class_embeds: ClassEmbeddings
@@ -227,7 +283,8 @@ class ZegFormerHead(MaskClassificationHead):
                       keep: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """CLIP logits (B, Q, C) of the masked image regions and (B, Q) the
         classified masks (non-empty and in ``keep``); the image is the last
-        input."""
+        input; ``class_embeds`` are the CLIP branch's
+        (:meth:`region_class_embeds`)."""
         pixels = inputs[-1]
         if pixels.dim() != 4 or pixels.shape[1] != 3:
             raise ValueError(
@@ -237,13 +294,17 @@ class ZegFormerHead(MaskClassificationHead):
 
     def class_probs(self, inputs: Sequence[Tensor], masks: Tensor,
                     seg_logits: Tensor,
-                    class_embeds: ClassEmbeddings) -> Tensor:
-        """(B, Q, C) class probabilities of the chosen ``mode``."""
+                    class_embeds: ClassEmbeddings,
+                    region_embeds: Optional[ClassEmbeddings] = None) -> Tensor:
+        """(B, Q, C) class probabilities of the chosen ``mode``;
+        ``region_embeds`` (optional) replace :meth:`region_class_embeds`."""
         seg_probs = seg_logits.softmax(dim=-1)[..., :-1]
         if self.mode == 'seg':
             return seg_probs
-        clip_logits, valid = self.region_logits(inputs, masks, class_embeds,
-                                                self.crop_keep(seg_logits))
+        if region_embeds is None:
+            region_embeds = self.region_class_embeds(class_embeds)
+        clip_logits, valid = self.region_logits(
+            inputs, masks, region_embeds, self.crop_keep(seg_logits))
         # the image branch shares the segment branch's "no object" logit
         img_probs = torch.cat([clip_logits, seg_logits[..., -1:]],
                               dim=-1).softmax(dim=-1)[..., :-1]
@@ -257,11 +318,21 @@ class ZegFormerHead(MaskClassificationHead):
         return torch.where(valid[..., None], probs, seg_probs)
 
     def forward(self, inputs: Sequence[Tensor],
-                class_embeds: ClassEmbeddings) -> Tensor:
-        """Per-class scores (B, C, H/4, W/4)."""
+                class_embeds: ClassEmbeddings,
+                region_embeds: Optional[ClassEmbeddings] = None) -> Tensor:
+        """Per-class scores (B, C, H/4, W/4), or (B, C, H, W) with
+        ``upsample_masks``; ``region_embeds``: see :meth:`class_probs`."""
         masks, logits = self.forward_sets(inputs, class_embeds)
-        probs = self.class_probs(inputs, masks[-1], logits[-1], class_embeds)
-        scores = semantic_inference(masks[-1], probs, class_probs=True)
+        masks = masks[-1]
+        if self.upsample_masks:
+            masks = F.interpolate(masks, size=inputs[-1].shape[-2:],
+                                  mode='bilinear', align_corners=False)
+        if region_embeds is None:  # subclasses (OVSegHead) take four arguments
+            probs = self.class_probs(inputs, masks, logits[-1], class_embeds)
+        else:
+            probs = self.class_probs(inputs, masks, logits[-1], class_embeds,
+                                     region_embeds=region_embeds)
+        scores = semantic_inference(masks, probs, class_probs=True)
         if self.calibration:
             seen = self.seen_mask(class_embeds).to(scores.device)
             scores = scores - self.calibration * seen.to(scores).view(

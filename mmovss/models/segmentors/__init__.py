@@ -1,11 +1,17 @@
 """Segmentors, registered into mmseg.registry.MODELS on import."""
+from .catseg_encoder_decoder import CATSegEncoderDecoder
+from .fcclip_encoder_decoder import FCCLIPEncoderDecoder
+from .mask_guided_segmentor import MaskGuidedSegmentor
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 from .openseg_encoder_decoder import OpenSegEncoderDecoder
 from .training_free_segmentor import TrainingFreeSegmentor
+from .trident_segmentor import TridentSegmentor
 from .two_stage_encoder_decoder import TwoStageEncoderDecoder
 from .two_stage_mask_prompt_tuner import MaskPromptTuner
 
 __all__ = [
-    'MaskPromptTuner', 'OpenSegEncoderDecoder', 'OpenVocabEncoderDecoder',
-    'TrainingFreeSegmentor', 'TwoStageEncoderDecoder'
+    'CATSegEncoderDecoder',
+    'FCCLIPEncoderDecoder',
+    'MaskGuidedSegmentor', 'MaskPromptTuner', 'OpenSegEncoderDecoder', 'OpenVocabEncoderDecoder',
+    'TrainingFreeSegmentor', 'TridentSegmentor', 'TwoStageEncoderDecoder'
 ]

@@ -6,12 +6,19 @@ vectors), so this text encoder returns the embeddings of every template as
 well as their ensemble; like the image tower it fine-tunes only the query
 and value projections (Sec. 3.4,
 :func:`~mmovss.models.utils.trainable_params.restrict_in_proj_grad`).
+
+The released code embeds only the *first* synonym of each class name
+(``CATSegPredictor.get_text_embeds`` of github.com/KU-CVLAB/CAT-Seg:
+``classname.split(', ')[0]``); ``synonyms='first'`` does the same, the
+default ``'all'`` embeds every synonym and reduces the logits over them.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor
+
+from mmovss.vocab import Vocabulary
 
 from mmseg.registry import MODELS
 
@@ -20,7 +27,20 @@ from .class_embeddings import ClassEmbeddings
 from .open_clip_text_encoder import OpenCLIPTextEncoder
 
 __all__ = ['TemplateClassEmbeddings', 'CATSegTextEncoder',
-           'per_template_embeds']
+           'per_template_embeds', 'first_synonyms', 'SYNONYM_MODES']
+
+#: ``synonyms`` options of :class:`CATSegTextEncoder`.
+SYNONYM_MODES = ('all', 'first')
+
+
+def first_synonyms(vocabulary: Vocabulary) -> Vocabulary:
+    """The vocabulary with only the first name of each class.
+
+    As CAT-Seg's ``get_text_embeds`` (``classname.split(', ')[0]``).
+    """
+    return Vocabulary([names[:1] for names in vocabulary.classes],
+                      source=f'{vocabulary.source} (first synonyms)',
+                      duplicate_synonyms='ignore', unique_names=False)
 
 
 @dataclass
@@ -73,14 +93,21 @@ class CATSegTextEncoder(OpenCLIPTextEncoder):
             ``('transformer.resblocks.*.attn.in_proj_weight',)``.
         attn_parts (Sequence[str]): Which of Q, K, V of those fused
             projections learn (``('q', 'v')`` in CAT-Seg).
+        synonyms (str): ``'all'`` (default) embeds every synonym of a class;
+            ``'first'`` only the first, as the released CAT-Seg code.
         **kwargs: :class:`OpenCLIPTextEncoder` arguments.
     """
 
     def __init__(self,
                  unfrozen: Sequence[str] = (),
                  attn_parts: Sequence[str] = QKV_PARTS,
+                 synonyms: str = 'all',
                  **kwargs):
+        if synonyms not in SYNONYM_MODES:
+            raise ValueError(f'CATSegTextEncoder: synonyms={synonyms!r}; use one of '
+                             f'{SYNONYM_MODES}.')
         super().__init__(**kwargs)
+        self.synonyms = synonyms
         if unfrozen:
             if not kwargs.get('frozen', True):
                 raise ValueError('CATSegTextEncoder: `unfrozen` only applies '
@@ -100,6 +127,8 @@ class CATSegTextEncoder(OpenCLIPTextEncoder):
         return self.encode_prompts(prompts, tokens).reshape(len(names), -1)
 
     def forward(self, vocabulary) -> TemplateClassEmbeddings:
+        if self.synonyms == 'first':
+            vocabulary = first_synonyms(Vocabulary.build(vocabulary))
         base = super().forward(vocabulary)
         template = base.embeds.reshape(base.embeds.shape[0],
                                        len(self.templates), -1)

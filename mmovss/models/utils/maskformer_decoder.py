@@ -18,7 +18,7 @@ The decoder returns the query states of every layer; each head turns them
 into class embeddings its own way.
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -34,10 +34,12 @@ __all__ = ['FPNPixelDecoder', 'QueryDecoder', 'MaskFormerDecoder']
 
 
 def conv_gn_relu(in_channels: int, out_channels: int, kernel_size: int,
-                 relu: bool = True) -> nn.Sequential:
+                 relu: bool = True, groups: Optional[int] = None) -> nn.Sequential:
     # GroupNorm with 32 groups at MaskFormer's width (256); >= 8 channels
-    # per group at smaller widths
-    groups = max(math.gcd(32, out_channels // 8), 1)
+    # per group at smaller widths unless ``groups`` is given (detectron2's
+    # get_norm('GN') always uses 32)
+    if groups is None:
+        groups = max(math.gcd(32, out_channels // 8), 1)
     layers = [nn.Conv2d(in_channels, out_channels, kernel_size,
                         padding=kernel_size // 2, bias=False),
               nn.GroupNorm(groups, out_channels)]
@@ -54,17 +56,21 @@ class FPNPixelDecoder(nn.Module):
             first (strides 4, 8, 16, 32).
         channels (int): FPN width (256).
         mask_channels (int): Channels of the per-pixel embeddings (256).
+        norm_groups (int, optional): GroupNorm groups; None: 32 at width
+            256, >= 8 channels per group at smaller widths (32 is
+            MaskFormer's ``get_norm('GN')`` at any width).
     """
 
     def __init__(self, in_channels: Sequence[int], channels: int = 256,
-                 mask_channels: int = 256):
+                 mask_channels: int = 256, norm_groups: Optional[int] = None):
         super().__init__()
         in_channels = list(in_channels)
+        g = norm_groups
         self.lateral = nn.ModuleList(
-            conv_gn_relu(c, channels, 1, relu=False) for c in in_channels[:-1])
-        self.top = conv_gn_relu(in_channels[-1], channels, 3)
+            conv_gn_relu(c, channels, 1, relu=False, groups=g) for c in in_channels[:-1])
+        self.top = conv_gn_relu(in_channels[-1], channels, 3, groups=g)
         self.output = nn.ModuleList(
-            conv_gn_relu(channels, channels, 3) for _ in in_channels[:-1])
+            conv_gn_relu(channels, channels, 3, groups=g) for _ in in_channels[:-1])
         self.mask_proj = nn.Conv2d(channels, mask_channels, 3, padding=1)
 
     def forward(self, feats: Sequence[Tensor]) -> Tensor:
@@ -125,23 +131,31 @@ class MaskFormerDecoder(nn.Module):
         mask_channels (int): Per-pixel embedding channels (256).
         num_queries, num_layers, num_heads, ffn_channels, dropout: See
             :class:`QueryDecoder`.
+        norm_groups (int, optional): See :class:`FPNPixelDecoder`.
+        query_channels (int, optional): Width of the query decoder (and the
+            mask embedding MLP's input and hidden layers) when it differs
+            from the pixel decoder's (MaskFormer's ``HIDDEN_DIM`` vs
+            ``CONVS_DIM``); None: ``channels``.
     """
 
     def __init__(self, in_channels: Sequence[int], channels: int = 256,
                  mask_channels: int = 256, num_queries: int = 100,
                  num_layers: int = 6, num_heads: int = 8,
-                 ffn_channels: int = 2048, dropout: float = 0.1):
+                 ffn_channels: int = 2048, dropout: float = 0.1,
+                 norm_groups: Optional[int] = None,
+                 query_channels: Optional[int] = None):
         super().__init__()
         in_channels = list(in_channels)
         if len(in_channels) != 4:
             raise ValueError(f'MaskFormerDecoder expects four backbone maps '
                              f'(strides 4-32), got in_channels={in_channels}.')
         self.pixel_decoder = FPNPixelDecoder(in_channels, channels,
-                                             mask_channels)
-        self.query_decoder = QueryDecoder(in_channels[-1], channels,
+                                             mask_channels, norm_groups)
+        query_channels = query_channels or channels
+        self.query_decoder = QueryDecoder(in_channels[-1], query_channels,
                                           num_queries, num_layers, num_heads,
                                           ffn_channels, dropout)
-        self.mask_embed = MLP(channels, channels, mask_channels, 3)
+        self.mask_embed = MLP(query_channels, query_channels, mask_channels, 3)
         self.num_queries = num_queries
 
     def forward(self, feats: Sequence[Tensor]

@@ -44,10 +44,43 @@ from .clip_attention import clip_block
 from .mask_classification import open_vocab_class_logits
 from .mixed_precision import check_inference_dtype, float32_region, inference_autocast
 
-__all__ = ['RegionCLIPClassifier', 'mask_boxes']
+__all__ = ['RegionCLIPClassifier', 'mask_boxes', 'zegformer_mask_boxes']
 
 MASK_FILLS = ('mean', 'zero')
 CROP_STYLES = ('cropmask', 'crop', 'mask')
+BOX_STYLES = ('exclusive', 'zegformer')
+
+
+def zegformer_mask_boxes(masks: Tensor) -> Tensor:
+    """ZegFormer's boxes of binary masks (``MaskFormer.forward`` of
+    ``mask_former/mask_former_model.py``, github.com/dingjiansw101/ZegFormer).
+
+    ``(x_min, y_min, x_max, y_max)`` with *inclusive* maxima (the index of
+    the last row/column holding a mask pixel, found as the first maximum of
+    the cumulative pixel count); a box of zero area - an empty mask, or one
+    that spans a single row or column - becomes the whole image
+    ``(0, 0, W, H)``.
+
+    Args:
+        masks (Tensor): (N, H, W) bool.
+
+    Returns:
+        Tensor: (N, 4) float boxes.
+    """
+    n, h, w = masks.shape
+
+    def extent(counts: Tensor) -> Tuple[Tensor, Tensor]:
+        cum = counts.cumsum(dim=1).float()
+        last = cum.argmax(dim=1)
+        cum[cum == 0] = float('inf')
+        return cum.argmin(dim=1), last
+
+    x_min, x_max = extent(masks.sum(dim=1))
+    y_min, y_max = extent(masks.sum(dim=2))
+    boxes = torch.stack([x_min, y_min, x_max, y_max], dim=1).float()
+    flat = (y_max - y_min) * (x_max - x_min) == 0
+    boxes[flat] = boxes.new_tensor([0, 0, w, h])
+    return boxes
 
 
 def mask_boxes(masks: Tensor, expand_ratio: float = 1.0) -> Tensor:
@@ -104,6 +137,28 @@ class RegionCLIPClassifier(nn.Module):
         clip_std (Sequence[float], optional): Same for the std.
         crop_batch_size (int): Crops encoded per CLIP forward; any value
             gives the same embeddings (within float rounding).
+        box_style (str): ``'exclusive'`` (:func:`mask_boxes`) or
+            ``'zegformer'`` (:func:`zegformer_mask_boxes`: inclusive maxima,
+            zero-area boxes become the image; ``expand_ratio`` unused).
+        mask_before_crop (bool): With ``crop_style='cropmask'``, fill the
+            image outside the mask first and crop the filled image (ZegFormer's
+            order, bilinear mixing at the mask border as the official code);
+            False crops image and mask separately (one image copy in memory).
+        classify_empty (bool): Also encode empty masks (their crop is the
+            whole image, filled), as ZegFormer's code does for every query;
+            False (default) leaves them unclassified (``valid`` False).
+        crop_resize (str): ``'roi_align'`` (default: crop and resize in one
+            bilinear ``roi_align``) or ``'slice'``: OVSeg's ``crop_with_mask``
+            + ``_preprocess_image`` (``open_vocab_seg/modeling/clip_adapter``):
+            the integer box slice of the image, filled outside the binary
+            mask, resized bicubically to ``crop_size``, the mask by nearest.
+        logit_scale (float, optional): Fixed scale of the CLIP logits (OVSeg's
+            ``get_sim_logits(temperature=100)``); None: CLIP's own.
+        mask_prompt_at_embed (bool): The first mask prompt replaces the patch
+            embeddings before the class token, position embedding and
+            ``ln_pre`` (OVSeg's ``VisionTransformer.forward`` of its
+            ``third_party/CLIP``), the others the input of blocks 1, 2, ...;
+            False (default): prompt ``l`` replaces the input of block ``l``.
 
     Attributes:
         inference_dtype (str): Precision of the crop forwards in inference
@@ -122,7 +177,13 @@ class RegionCLIPClassifier(nn.Module):
                  mask_prompt_depth: int = 0,
                  clip_mean: Optional[Sequence[float]] = None,
                  clip_std: Optional[Sequence[float]] = None,
-                 crop_batch_size: int = 64):
+                 crop_batch_size: int = 64,
+                 box_style: str = 'exclusive',
+                 mask_before_crop: bool = False,
+                 classify_empty: bool = False,
+                 crop_resize: str = 'roi_align',
+                 logit_scale: Optional[float] = None,
+                 mask_prompt_at_embed: bool = False):
         super().__init__()
         if mask_fill not in MASK_FILLS:
             raise ValueError(f'RegionCLIPClassifier: mask_fill={mask_fill!r}, '
@@ -151,6 +212,18 @@ class RegionCLIPClassifier(nn.Module):
         self.crop_style = crop_style
         self.expand_ratio = expand_ratio
         self.crop_batch_size = crop_batch_size
+        if box_style not in BOX_STYLES:
+            raise ValueError(f'RegionCLIPClassifier: box_style={box_style!r}, '
+                             f'use one of {BOX_STYLES}.')
+        self.box_style = box_style
+        self.mask_before_crop = mask_before_crop
+        self.classify_empty = classify_empty
+        if crop_resize not in ('roi_align', 'slice'):
+            raise ValueError(f'RegionCLIPClassifier: crop_resize={crop_resize!r}, '
+                             f"use 'roi_align' or 'slice'.")
+        self.crop_resize = crop_resize
+        self.logit_scale = logit_scale
+        self.mask_prompt_at_embed = mask_prompt_at_embed
         self.inference_dtype = 'fp32'
         num_blocks = len(self.clip.visual.transformer.resblocks)
         if not 0 <= mask_prompt_depth <= num_blocks:
@@ -202,11 +275,14 @@ class RegionCLIPClassifier(nn.Module):
         image = self.normalize(pixels.float())[None]
         size = (self.crop_size, self.crop_size)
         n, h, w = masks.shape
+        if self.crop_resize == 'slice':
+            return self.slice_crops(image[0], masks)
         if self.crop_style == 'mask':
             boxes = masks.new_tensor([[0, 0, w, h]], dtype=torch.float32)
             boxes = boxes.expand(n, -1)
         else:
-            boxes = mask_boxes(masks, self.expand_ratio)
+            boxes = zegformer_mask_boxes(masks) if self.box_style == 'zegformer' \
+                else mask_boxes(masks, self.expand_ratio)
         rois = torch.cat([boxes.new_zeros(n, 1), boxes], dim=1).to(image)
         crops = roi_align(image, rois, size, spatial_scale=1.0,
                           sampling_ratio=-1, aligned=True)
@@ -216,7 +292,12 @@ class RegionCLIPClassifier(nn.Module):
         crop_masks = roi_align(masks[:, None].to(image), rois_self, size,
                                spatial_scale=1.0, sampling_ratio=-1,
                                aligned=True)[:, 0] > 0.5
-        if self.crop_style != 'crop':
+        if self.crop_style == 'cropmask' and self.mask_before_crop:
+            keep = masks[:, None].to(image)
+            filled = image * keep + self.fill_value(image) * (1 - keep)
+            crops = roi_align(filled, rois_self, size, spatial_scale=1.0,
+                              sampling_ratio=-1, aligned=True)
+        elif self.crop_style != 'crop':
             keep = crop_masks[:, None].to(crops)
             crops = crops * keep + self.fill_value(crops) * (1 - keep)
         return crops, crop_masks
@@ -229,6 +310,50 @@ class RegionCLIPClassifier(nn.Module):
                                stride=(ph, pw), ceil_mode=True)
         return covered.flatten(1) == 0
 
+    def slice_crops(self, image: Tensor, masks: Tensor
+                    ) -> Tuple[Tensor, Tensor]:
+        """OVSeg's crops (``crop_resize='slice'``) of a normalised image.
+
+        Args:
+            image (Tensor): (3, H, W) image in CLIP's normalised space.
+            masks (Tensor): (N, H, W) bool masks.
+
+        Returns:
+            tuple[Tensor, Tensor]: (N, 3, S, S) crops and (N, S, S) bool
+            crop masks.
+        """
+        n, h, w = masks.shape
+        if self.crop_style == 'mask':
+            boxes = masks.new_tensor([[0, 0, w, h]], dtype=torch.float32).expand(n, -1)
+        else:
+            boxes = mask_boxes(masks, self.expand_ratio)
+        size = (self.crop_size, self.crop_size)
+        fill = self.fill_value(image)
+        crops, crop_masks = [], []
+        for (x1, y1, x2, y2), mask in zip(boxes.trunc().long().tolist(), masks):
+            crop = image[None, :, y1:y2, x1:x2]
+            keep = mask[None, None, y1:y2, x1:x2].to(image)
+            if self.crop_style != 'crop':
+                crop = crop * keep + fill * (1 - keep)
+            crops.append(F.interpolate(crop, size=size, mode='bicubic'))
+            crop_masks.append(F.interpolate(keep, size=size, mode='nearest'))
+        return torch.cat(crops), torch.cat(crop_masks)[:, 0] > 0.5
+
+    def embed_with_prompt(self, crops: Tensor, masked: Tensor
+                          ) -> Tuple[Tensor, Tuple[int, int]]:
+        """Patch embeddings with ``mask_prompts[0]`` at the masked patches,
+        then class token, position embedding and ``ln_pre``
+        (``mask_prompt_at_embed``)."""
+        visual = self.clip.visual
+        x = visual.conv1(crops.to(visual.conv1.weight.dtype)).to(visual.class_embedding.dtype)
+        grid_hw = (x.shape[2], x.shape[3])
+        x = x.flatten(2).transpose(1, 2)
+        x = torch.where(masked, self.mask_prompts[0].to(x), x)
+        cls = visual.class_embedding.to(x.dtype).view(1, 1, -1)
+        x = torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self.clip.interpolated_pos_embed(grid_hw).to(x.dtype)
+        return visual.ln_pre(x), grid_hw
+
     def encode(self, crops: Tensor, crop_masks: Optional[Tensor] = None
                ) -> Tensor:
         """L2-normalised CLIP image embeddings (N, D) of normalised crops.
@@ -238,7 +363,15 @@ class RegionCLIPClassifier(nn.Module):
         replaced by ``mask_prompts[l]`` (OVSeg, Sec. 3.3).
         """
         clip = self.clip
-        x, grid_hw = clip.embed(crops)
+        at_embed = self.mask_prompts is not None and self.mask_prompt_at_embed
+        if at_embed:
+            if crop_masks is None:
+                raise ValueError('RegionCLIPClassifier with mask prompts '
+                                 'needs the crop masks.')
+            x, grid_hw = self.embed_with_prompt(
+                crops, self.masked_patches(crop_masks)[..., None])
+        else:
+            x, grid_hw = clip.embed(crops)
         masked = None
         if self.mask_prompts is not None:
             if crop_masks is None:
@@ -251,7 +384,8 @@ class RegionCLIPClassifier(nn.Module):
                     f'{self.crop_size}x{self.crop_size} crops.')
             masked = self.masked_patches(crop_masks)[..., None]
         for i, block in enumerate(clip.visual.transformer.resblocks):
-            if masked is not None and i < self.mask_prompt_depth:
+            if masked is not None and i < self.mask_prompt_depth and \
+                    not (at_embed and i == 0):
                 patches = torch.where(masked, self.mask_prompts[i].to(x),
                                       x[:, 1:])
                 x = torch.cat([x[:, :1], patches], dim=1)
@@ -312,6 +446,8 @@ class RegionCLIPClassifier(nn.Module):
                               mode='bilinear', align_corners=False)
         masks = masks.sigmoid() > self.mask_threshold
         valid = masks.flatten(2).any(-1)
+        if self.classify_empty:
+            valid = torch.ones_like(valid)
         if keep is not None:
             if keep.shape != valid.shape:
                 raise ValueError(
@@ -326,5 +462,5 @@ class RegionCLIPClassifier(nn.Module):
                 continue
             embeds = self.region_embeddings(pixels[b], masks[b, idx])
             logits[b, idx] = open_vocab_class_logits(
-                embeds, class_embeds, void_embed).to(logits)
+                embeds, class_embeds, void_embed, self.logit_scale).to(logits)
         return logits, valid

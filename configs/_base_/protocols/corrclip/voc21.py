@@ -1,0 +1,19 @@
+# Protocol 'corrclip' (CorrCLIP) on voc21:
+# cfg_voc21.py of github.com/zdk258/CorrCLIP (CorrCLIPv1) @ 103bc18: short side, slide
+# window and prob_thd as there (the same as ProxyCLIP's, whose class-name files are used:
+# the reference names ./configs/cls_*.txt files its repository does not hold), masks
+# from its instance_mask_path data/region_masks/voc.
+_base_ = [
+    '../../datasets/voc21.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py', '../training-free_pipelines.py'
+]
+test_pipeline = {{_base_.training_free_pipelines.short_side_336}}
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(
+    vocabulary='{{fileDirname}}/../../vocabularies/proxyclip/voc21.txt',
+    decode_head=dict(
+        mask_refinement=dict(generator=dict(mask_dir='data/region_masks/voc')),
+        prob_thd=0.2, background_index=0),
+    test_cfg=dict(crop_size=(336, 336), stride=(112, 112)))

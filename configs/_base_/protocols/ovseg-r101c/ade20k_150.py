@@ -1,0 +1,12 @@
+# Protocol 'ovseg-r101c' (OVSeg R-101c, released model) on ade20k_150: protocol 'ovseg'
+# (the released per-benchmark CLIP_ENSEMBLE_WEIGHT) with this model's test resize,
+# shortest edge 512, longest <= 2048 (configs/ovseg_R101c_vitB_bs32_120k.yaml).
+_base_ = ['../ovseg/ade20k_150.py']
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,47 @@
+# CAT-Seg ViT-B/16 as released by its authors: github.com/KU-CVLAB/CAT-Seg
+# (commit 6d3a188a), configs/vitb_384.yaml evaluated by eval.sh, weights
+# https://huggingface.co/spaces/hamacojr/CAT-Seg-weights/resolve/main/model_base.pth
+# (official key layout; recognised and converted by mmovss.converters.catseg_official,
+# or once with tools/model_converters/catseg_official_to_mmovss.py).
+# The architecture is ../_base_/models/catseg_vit-b16.py. What differs from our default,
+# as released (proven equal to the official code by tests/test_official_parity.py):
+# * the dense last CLIP block adds the *class token's* residual to every token
+#   (model_vpt.py forward_dense): last_block_mode='catseg';
+# * only the first synonym of each class name is embedded (get_text_embeds): synonyms='first';
+# * CLIP's normalisation as cfg.MODEL.CLIP_PIXEL_MEAN / CLIP_PIXEL_STD (std 70.3231630);
+# * evaluation as eval.sh (TEST.SLIDING_WINDOW True, POOLING_SIZES [1,1]): the image resized to
+#   640x640 ignoring its aspect, 384 windows at stride 256 plus a global 384 view, sigmoid
+#   probabilities averaged, resized to the original size (CATSegEncoderDecoder, 'catseg_slide');
+# * CLIP weights come from the released file (both towers were fine-tuned): pretrained=None,
+#   OpenAI's QuickGELU;
+# * test images decoded and resized (short side 640, long side <= 2560) with PIL, as
+#   detectron2's ResizeShortestEdge (only for this config's own dataset: --benchmark uses the
+#   benchmark's pipeline).
+#   python tools/test.py configs/catseg/catseg-official_vit-b16_80k_coco-stuff171-384x384.py \
+#       model_base.pth --benchmark ade20k_150
+_base_ = ['./catseg_vit-b16_80k_coco-stuff171-384x384.py']
+model = dict(
+    type='CATSegEncoderDecoder',
+    data_preprocessor=dict(
+        mean=[122.7709383, 116.7460125, 104.09373615],
+        std=[68.5005327, 66.6321579, 70.3231630]),
+    backbone=dict(pretrained=None, quick_gelu=True, last_block_mode='catseg'),
+    text_encoder=dict(pretrained=None, quick_gelu=True, synonyms='first'),
+    test_cfg=dict(
+        _delete_=True,
+        mode='catseg_slide',
+        crop_size=(384, 384),
+        stride=(256, 256),
+        resize_to=(640, 640),
+        global_view=True,
+        size_divisor=32,
+        crop_batch_size=5,
+        resize_class_chunk=16))
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -1,0 +1,80 @@
+# LSeg's released ADE20K demo model (demo_e200.ckpt of github.com/isl-org/lang-seg
+# @ bb00b219, README "Download Demo Model": ViT-L/16 image encoder, CLIP ViT-B/32
+# text encoder), built as the official code builds it (lseg_demo.ipynb:
+# LSegModule.load_from_checkpoint(backbone='clip_vitl16_384', num_features=256,
+# arch_option=0, block_depth=0, activation='lrelu')):
+# - image encoder: timm vit_large_patch16_384, blocks 5/11/17/23 (LSeg's hooks),
+#   class-token readout 'project', position embedding resized bilinearly
+#   (modules/models/lseg_vit.py: forward_flex, _make_vit_b16_backbone);
+# - DPT decoder: reassemble 256/512/1024/1024, 3x3 convs to 256, four fusion blocks with
+#   BN (LSegNet: use_bn=True), 1x1 conv to 512, no spatial regularisation (arch_option=0);
+# - logits (1/0.07) * cos(pixel, text) with the temperature fixed, computed in half
+#   precision against the fp16 text features of a CUDA clip.load, then 2x bilinear
+#   upsampling (align_corners=True);
+# - text: OpenAI CLIP ViT-B/32 (QuickGELU) on the bare label, no template; the ADE-150
+#   labels are the official label_files/ade20k_objectInfo150.txt parse;
+# - input normalisation mean = std = 0.5 (LSegModule: norm_mean / norm_std).
+# Weights: convert the Lightning checkpoint first (every key accounted for):
+#   python tools/model_converters/lseg_official_to_mmovss.py demo_e200.ckpt lseg_demo.pth
+#   python tools/test.py \
+#       configs/lseg/lseg-official_vit-l16-clip-vit-b32_200e_ade20k-150-480x480.py \
+#       lseg_demo.pth
+# Deviation kept: the official evaluation (test_lseg.py / lseg_demo.ipynb, LSeg_MultiEvalModule)
+# sums logits over scales 0.5-1.75 of a 520 long side and flips, padding windows to 480;
+# this config evaluates one scale (long side 520, 480 windows, stride 320). See README.md.
+_base_ = [
+    '../_base_/models/lseg_vit-b16.py',
+    '../_base_/datasets/ade20k_150.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/inference_only.py',
+]
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[127.5, 127.5, 127.5],
+    std=[127.5, 127.5, 127.5],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size=(480, 480))
+model = dict(
+    data_preprocessor=data_preprocessor,
+    vocabulary='{{fileDirname}}/../_base_/vocabularies/lseg/ade20k_150.txt',
+    backbone=dict(
+        _delete_=True,
+        type='TimmViT',
+        model_name='vit_large_patch16_384',
+        pretrained=False,
+        out_indices=(5, 11, 17, 23),
+        output_cls_token=True,
+        # every ViT weight comes from the released checkpoint: the random init of 300M
+        # parameters is skipped (a model built without the checkpoint is not usable)
+        skip_init=True),
+    text_encoder=dict(
+        type='LSegTextEncoder',
+        model_name='ViT-B-32',
+        pretrained=None,  # the checkpoint holds LSeg's copy of CLIP ViT-B/32
+        quick_gelu=True,
+        precision='fp16',
+        templates=['{}']),
+    decode_head=dict(
+        in_channels=1024,
+        embed_dim=512,
+        channels=256,
+        post_process_channels=(256, 512, 1024, 1024),
+        patch_size=16,
+        readout_type='project',
+        logit_scale=1 / 0.07,
+        learn_logit_scale=False,
+        logits_dtype='float16',
+        reg_block=None),
+    test_cfg=dict(mode='slide', crop_size=(480, 480), stride=(320, 320)))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(520, 520), keep_ratio=True),
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs')
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+custom_hooks = []
+train_dataloader = None

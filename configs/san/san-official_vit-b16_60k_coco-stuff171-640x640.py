@@ -1,0 +1,32 @@
+# SAN ViT-B/16 as released by its authors: github.com/MendelXu/SAN,
+# configs/san_clip_vit_res4_coco.yaml, weights
+# https://huggingface.co/Mendel192/san/resolve/main/san_vit_b_16.pth (official
+# key layout; recognised and converted by mmovss.converters.san_official).
+# The architecture is ../_base_/models/san_vit-b16.py (FUSION_MAP
+# 0->0, 3->1, 6->2, 9->3 = out_origin + out_indices (2, 5, 8);
+# FEATURE_LAST_LAYER_IDX 9 = start_block 9; [SLS] tokens start as the class
+# token; biases max-pooled; vild templates; softmax with a learned void class,
+# void dropped, sigmoid masks). What differs from our default, as released:
+# * CLIP input: the rows/columns of the 0.5x image that do not fill a 16-px
+#   patch are dropped (official conv1), not padded (no effect on this model's
+#   32-divisible inputs; see the ViT-L/14 config);
+# * side adapter: its 40 x 40 position embedding is resized only when the
+#   number of patches differs from 1600 (a 20 x 80 grid reads it in raster
+#   order), as RegionwiseSideAdapterNetwork.forward_features;
+# * test images: decoded and resized (short side 640, long side <= 2560) with
+#   PIL, as detectron2's ResizeShortestEdge on uint8 images (only for this
+#   config's own dataset: --benchmark uses the benchmark's pipeline).
+#   python tools/test.py configs/san/san-official_vit-b16_60k_coco-stuff171-640x640.py \
+#       san_vit_b_16.pth --benchmark ade20k_150
+_base_ = ['./san_vit-b16_60k_coco-stuff171-640x640.py']
+model = dict(
+    backbone=dict(patch_remainder='crop'),
+    decode_head=dict(side_adapter=dict(pos_embed_resize='tokens')))
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

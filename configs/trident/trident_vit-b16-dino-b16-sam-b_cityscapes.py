@@ -1,0 +1,4 @@
+# Trident (CLIP + DINO + SAM) on cityscapes; published mIoU: README.md of this folder.
+_base_ = ['../_base_/models/trident_vit-b16-dino-b16-sam-b.py',
+          '../_base_/protocols/trident/cityscapes.py']
+model = {{_base_.protocol_model}}

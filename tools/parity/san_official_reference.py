@@ -1,0 +1,306 @@
+"""Runs the official SAN (github.com/MendelXu/SAN) on CPU with tiny random
+weights and writes an official-parity fixture (mmovss/testing/official_parity).
+
+    python tools/parity/san_official_reference.py --official-repo /path/to/SAN \\
+        --detectron2 /path/to/detectron2 --seed 0 \\
+        --out tests/data/official_parity/san_official/seed0
+
+The official model is built by the clone's own ``SAN.from_config`` from its
+``configs/san_clip_vit_large_res4_coco.yaml`` (0.7x CLIP input, FUSION_MAP
+layout) with tiny widths put into the config. Nothing of the clone is edited;
+at run time:
+
+* ``wandb`` (imported by ``san.utils``) is stubbed, and the ``san`` package
+  is registered without running ``san/__init__.py`` (dataset registration
+  and test-time augmentation are not used);
+* ``open_clip.create_model_and_transforms`` (called by ``SAN.from_config``)
+  returns a tiny open_clip 3.x ``CLIP`` (QuickGELU, as OpenAI's) whose
+  attention modules are switched to sequence-first
+  (``nn.MultiheadAttention.batch_first = False``): the SAN code pins open_clip
+  2.16, whose blocks are sequence-first, and calls them directly; the 3.x
+  ``VisionTransformer`` lacks three attributes the code reads
+  (``input_patchnorm``, ``patchnorm_pre_ln``, ``global_average_pool``), set
+  to their 2.16 values (False);
+* timm gets the side-adapter ViT under a new name (``vit_w16n2d4_patch16``),
+  built as the clone's ``side_adapter/timm_wrapper.py`` builds
+  ``vit_w240n6d8_patch16``, with tiny sizes.
+
+All weights are random (seeded), perturbed so that no two LayerNorms are
+equal, and rounded to float16 values (the fixture stores them as float16,
+exactly). The text token embedding (49408 rows) is stored as overlapping rows
+of one random vector (row i = v[i:i + width]) to keep the file small.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import types
+
+import numpy as np
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from mmovss.testing.official_parity import write_fixture  # noqa: E402
+from mmovss.testing.official_parity.official_code import (  # noqa: E402
+    add_source_dirs,
+    detectron2_dir,
+    seed_everything,
+    stub_module,
+)
+from mmovss.testing.official_parity.san_official import CLASS_NAMES, TINY  # noqa: E402
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--official-repo', required=True, help='clone of MendelXu/SAN')
+    p.add_argument('--detectron2', default=None, help='detectron2 source clone')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', required=True)
+    p.add_argument('--official-commit', default=None,
+                   help='commit of the clone, recorded in meta.json (default: its git HEAD)')
+    p.add_argument('--image-size', type=int, nargs=2, default=(56, 88), metavar=('H', 'W'))
+    return p.parse_args()
+
+
+def import_official(repo: str, d2: str):
+    """Imports the clone's ``san.model`` / ``san.config`` (see module docstring)."""
+    if not osp.isfile(osp.join(repo, 'san', 'model', 'san.py')):
+        raise FileNotFoundError(f'--official-repo {repo!r} has no san/model/san.py; pass a '
+                                f'clone of github.com/MendelXu/SAN.')
+    add_source_dirs(detectron2_dir(d2), repo)
+    stub_module('wandb')
+    if 'san' not in sys.modules:
+        package = types.ModuleType('san')
+        package.__path__ = [osp.join(repo, 'san')]
+        sys.modules['san'] = package
+    import san.model.san as san_module
+    from san.config import add_san_config
+    from san.model.side_adapter.timm_wrapper import PatchEmbed  # noqa: F401
+    return san_module, add_san_config
+
+
+def tiny_open_clip():
+    """open_clip 3.x CLIP with open_clip 2.16's sequence-first blocks."""
+    import open_clip
+    model = open_clip.CLIP(**TINY['clip_cfg'])
+    for tower in (model.visual.transformer, model.transformer):
+        for block in tower.resblocks:
+            block.attn.batch_first = False
+    # open_clip 2.16 attributes read by FeatureExtractor / RecWithAttnbiasHead
+    model.visual.input_patchnorm = False
+    model.visual.patchnorm_pre_ln = False
+    model.visual.global_average_pool = False
+    preprocess = types.SimpleNamespace(
+        transforms=[types.SimpleNamespace(mean=OPENAI_MEAN, std=OPENAI_STD)])
+    return model, None, preprocess
+
+
+def register_tiny_side_vit():
+    from timm.models import register_model
+    from timm.models.vision_transformer import _create_vision_transformer
+    side = TINY['side_adapter']
+    name = f"vit_w{side['embed_dims']}n{side['num_heads']}d{side['num_layers']}_patch16"
+
+    def build(pretrained=False, **kwargs):
+        assert not pretrained
+        return _create_vision_transformer(
+            'vit_tiny_patch16_224', pretrained=False, patch_size=side['patch_size'],
+            embed_dim=side['embed_dims'], depth=side['num_layers'],
+            num_heads=side['num_heads'], **kwargs)
+    build.__name__ = name
+    try:
+        register_model(build)
+    except (RuntimeError, ValueError):
+        pass  # registered by an earlier run in this process
+    return name
+
+
+def build_cfg(repo: str, add_san_config, vit_name: str):
+    from detectron2.config import get_cfg
+    cfg = get_cfg()
+    add_san_config(cfg)
+    cfg.merge_from_file(osp.join(repo, 'configs', 'san_clip_vit_large_res4_coco.yaml'))
+    side = TINY['side_adapter']
+    cfg.MODEL.SAN.FEATURE_LAST_LAYER_IDX = TINY['start_block']
+    cfg.MODEL.SAN.NUM_CLASSES = len(CLASS_NAMES)
+    cfg.MODEL.SIDE_ADAPTER.VIT_NAME = vit_name
+    cfg.MODEL.SIDE_ADAPTER.IMAGE_SIZE = side['pretrain_grid'] * side['patch_size']
+    cfg.MODEL.SIDE_ADAPTER.NUM_QUERIES = side['num_queries']
+    cfg.MODEL.SIDE_ADAPTER.FUSION_MAP = [f'{src}->{dst}' for src, dst in TINY['fusion_map']]
+    cfg.MODEL.SIDE_ADAPTER.DEEP_SUPERVISION_IDXS = list(TINY['deep_supervision_idxs'])
+    cfg.MODEL.SIDE_ADAPTER.ATTN_BIAS.NUM_HEADS = TINY['clip_cfg']['vision_cfg']['width'] // \
+        TINY['clip_cfg']['vision_cfg']['head_width']
+    cfg.MODEL.SIDE_ADAPTER.ATTN_BIAS.EMBED_CHANNELS = side['decoder']['embed_channels']
+    cfg.MODEL.SIDE_ADAPTER.ATTN_BIAS.MLP_CHANNELS = side['decoder']['mlp_channels']
+    cfg.freeze()
+    return cfg
+
+
+def randomise(model: torch.nn.Module, seed: int) -> None:
+    """Makes the random weights informative, then rounds them to float16 values.
+
+    * constant inits (LayerNorm 1/0, zero biases) are perturbed;
+    * the side adapter's query tokens get unit scale (0.02 in the official
+      init) and the mask decoder's MLPs He-normal weights, so that the mask
+      logits and attention biases are O(1) and differ between queries (with
+      the official init every [SLS] token would see nearly the same bias and
+      every pixel the same class);
+    * CLIP's attention output projections get std width^-0.5 (open_clip's
+      is sqrt(2 x layers) times smaller), 4 width^-0.5 in the deep blocks
+      (only the recognition uses them), so that the biased [SLS] attention
+      moves each query's embedding away from the class token's;
+    * the text tower's position embedding gets unit scale (0.01), so that
+      names of different token lengths (:data:`CLASS_NAMES`) embed apart
+      after the template ensemble;
+    * CLIP's temperature (frozen in SAN, never trained) keeps open_clip's
+      initial value.
+    """
+    gen = torch.Generator().manual_seed(seed + 1)
+    net = model.side_adapter_network
+    with torch.no_grad():
+        model.ov_classifier.positional_embedding.normal_(0, 1.0, generator=gen)
+        for gain, blocks in ((1.0, model.clip_visual_extractor.resblocks),
+                             (8.0, model.clip_rec_head.resblocks)):
+            for block in blocks:
+                block.attn.out_proj.weight.normal_(0, gain * block.attn.embed_dim ** -0.5,
+                                                   generator=gen)
+        net.query_embed.normal_(0, 1.0, generator=gen)
+        net.query_pos_embed.normal_(0, 1.0, generator=gen)
+        last = f'layers.{net.mask_decoder.query_mlp.num_layers - 1}.'
+        for name, p in sorted(net.mask_decoder.named_parameters(), key=lambda kv: kv[0]):
+            if 'mlp' in name and name.endswith('weight'):
+                std = (2.0 / p[0].numel()) ** 0.5
+                if last in name:  # masks O(3), biases O(10): peaked [SLS] attention
+                    std = std * (3.0 if name.startswith('attn_mlp') else 1 / 3.5)
+                p.normal_(0, std, generator=gen)
+        for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            if name == 'ov_classifier.logit_scale':
+                continue
+            if p.numel() > 1 and bool((p == p.flatten()[0]).all()) or p.numel() == 1:
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+            p.copy_(p.half().float())
+
+
+def random_image(h: int, w: int, gen: torch.Generator) -> torch.Tensor:
+    """A (3, h, w) uint8 image of flat random-colour 16 x 16 cells plus noise
+    (regions that differ, so that the queries' masks and classes differ)."""
+    cells = torch.rand(3, -(-h // 16), -(-w // 16), generator=gen) * 200
+    image = cells.repeat_interleave(16, 1).repeat_interleave(16, 2)[:, :h, :w]
+    image = image + torch.rand(3, h, w, generator=gen) * 55
+    return image.to(torch.uint8)
+
+
+def run_image(model, image: torch.Tensor, prefix: str):
+    """Runs the official model on one (3, H, W) uint8 image; its stages."""
+    h, w = image.shape[-2:]
+    store = {}
+    net = model.side_adapter_network
+    handle = net.register_forward_pre_hook(lambda m, a: store.update(adapter_in=a))
+    with torch.no_grad():
+        out = model([dict(image=image.float(), height=h, width=w, vocabulary=CLASS_NAMES)])
+        handle.remove()
+        semantic = out[0]['sem_seg']
+        padded, clip_feats = store['adapter_in']
+        stages = {}
+        for src, _ in TINY['fusion_map']:
+            stages[f'clip/layer_{src}'] = clip_feats[src].numpy()
+        last = TINY['start_block']
+        stages['clip/cls_token'] = clip_feats[f'{last}_cls_token'][0].numpy()
+        classifier = model.ov_classifier.get_classifier_by_vocabulary(CLASS_NAMES)
+        stages['text/classifier'] = classifier.numpy()
+        scale = model.ov_classifier.logit_scale.exp()
+        features = net.forward_features(padded, clip_feats)
+        for idx, feature in zip(TINY['deep_supervision_idxs'], features):
+            masks, biases = net.mask_decoder(**feature)
+            stages[f'side_adapter/masks_{idx}'] = masks.numpy()
+            stages[f'side_adapter/attn_bias_{idx}'] = biases[0].numpy()
+            rec = model.clip_rec_head
+            grid = tuple(clip_feats[last].shape[-2:])
+            formatted = rec._build_attn_biases(biases, target_shape=grid)[0]
+            q, n = masks.shape[1], masks.shape[0]
+            pooled = formatted[:, :q, -grid[0] * grid[1]:].reshape(n, -1, q, grid[0], grid[1])
+            stages[f'rec/attn_bias_pooled_{idx}'] = pooled.numpy()
+            embeds = rec(clip_feats, biases, normalize=True)
+            stages[f'rec/mask_embeds_{idx}'] = embeds.numpy()
+            stages[f'class_logits_{idx}'] = torch.einsum(
+                'bqc,nc->bqn', embeds, scale * classifier).numpy()
+        stages['semantic'] = semantic.numpy()
+        stages['labels'] = semantic.argmax(0).numpy().astype(np.int64)
+    return {prefix + k: v for k, v in stages.items()}, padded
+
+
+def main():
+    args = parse_args()
+    san_module, add_san_config = import_official(args.official_repo, args.detectron2)
+    seed_everything(args.seed)
+    vit_name = register_tiny_side_vit()
+    cfg = build_cfg(args.official_repo, add_san_config, vit_name)
+    # the token embedding: overlapping rows of one vector (fixture size)
+    clip_cfg = TINY['clip_cfg']
+    vocab, width = clip_cfg['text_cfg']['vocab_size'], clip_cfg['text_cfg']['width']
+    token_base = torch.randn(vocab + width).half()  # unit scale: names differ clearly
+    san_module.open_clip.create_model_and_transforms = lambda *a, **k: tiny_open_clip()
+    model = san_module.SAN(cfg).eval()
+    randomise(model, args.seed)
+    with torch.no_grad():
+        emb = model.ov_classifier.token_embedding.weight
+        emb.copy_(token_base.float().as_strided((vocab, width), (1, 1)))
+
+    h, w = args.image_size
+    gen = torch.Generator().manual_seed(args.seed + 2)
+    image = random_image(h, w, gen)
+    # a second image whose side-adapter grid has as many patches as the
+    # pretraining grid but another shape (the official code then skips the
+    # position-embedding resize): (g/2, 2g) patches, unpadded size not a
+    # multiple of the padding
+    side = TINY['side_adapter']
+    g, p = side['pretrain_grid'], side['patch_size']
+    tokens_hw = (g // 2 * p - 2, 2 * g * p - 8)
+    image_tokens = random_image(*tokens_hw, gen)
+    stages, padded = run_image(model, image, '')
+    tokens_stages, tokens_padded = run_image(model, image_tokens, 'tokens_grid/')
+    stages.update(tokens_stages)
+
+    state = {k: (v.half() if v.is_floating_point() and k != 'ov_classifier.logit_scale' else v)
+             for k, v in model.state_dict().items()}
+    commit = args.official_commit
+    git_dir = osp.join(args.official_repo, '.git')
+    if commit is None and osp.exists(git_dir):
+        commit = os.popen(f'git --git-dir={git_dir} rev-parse HEAD 2>/dev/null').read().strip()
+    meta = dict(
+        method='san_official', seed=args.seed, image_size=[h, w], class_names=CLASS_NAMES,
+        official_commit=commit or 'unknown', tiny=TINY,
+        official_config=dict(
+            config='configs/san_clip_vit_large_res4_coco.yaml',
+            CLIP_RESOLUTION=cfg.MODEL.SAN.CLIP_RESOLUTION,
+            SIZE_DIVISIBILITY=cfg.MODEL.SAN.SIZE_DIVISIBILITY,
+            CLIP_TEMPLATE_SET=cfg.MODEL.SAN.CLIP_TEMPLATE_SET,
+            FEATURE_LAST_LAYER_IDX=cfg.MODEL.SAN.FEATURE_LAST_LAYER_IDX,
+            FUSION_MAP=list(cfg.MODEL.SIDE_ADAPTER.FUSION_MAP),
+            SOS_TOKEN_FORMAT=cfg.MODEL.SAN.SOS_TOKEN_FORMAT,
+            REC_DOWNSAMPLE_METHOD=cfg.MODEL.SAN.REC_DOWNSAMPLE_METHOD,
+            SEM_SEG_POSTPROCESS_BEFORE_INFERENCE=cfg.MODEL.SAN.
+            SEM_SEG_POSTPROCESS_BEFORE_INFERENCE),
+        logit_scale=float(model.ov_classifier.logit_scale),
+        padded_size=list(padded.shape[-2:]),
+        tokens_grid_image_size=list(tokens_hw),
+        tokens_grid_padded_size=list(tokens_padded.shape[-2:]),
+        command=' '.join(['python', 'tools/parity/san_official_reference.py'] + sys.argv[1:]))
+    inputs = dict(image=image.numpy(), tokens_grid_image=image_tokens.numpy())
+    write_fixture(args.out, meta, state, inputs, stages)
+    # the token embedding as overlapping rows of its base vector (write_fixture
+    # stores tensors densely; torch.save keeps a view's storage and strides)
+    key = 'ov_classifier.token_embedding.weight'
+    state[key] = token_base.as_strided((vocab, width), (1, 1))
+    torch.save(state, osp.join(args.out, 'state_dict.pth'))
+    print(json.dumps({k: list(v.shape) for k, v in stages.items()}))
+
+
+if __name__ == '__main__':
+    main()

@@ -10,6 +10,9 @@ one random image and recorded stage by stage::
     python tools/parity/ovseg_reference.py --official-repo OV_SEG_CLONE \\
         --detectron2 DETECTRON2_CLONE --seed 0 --backbone-only swin \\
         --out tests/data/official_parity/ovseg/swin_seed0
+    python tools/parity/ovseg_reference.py --official-repo OV_SEG_CLONE \
+        --detectron2 DETECTRON2_CLONE --key-layout r101c \
+        --out tests/data/ovseg_official_keys/r101c.json.gz   # names + shapes, full size
 
 The clone must hold ``third_party/CLIP`` (OVSeg's modified CLIP with mask prompts). Stubs, none
 of which changes a computation: ``clip.load`` builds a tiny random CLIP of the official class
@@ -262,6 +265,12 @@ def run_model(args, cfg, clip):
         model(inputs)
         queries = adapter.normalize_feature(rec['head']['pred_logits'][0])
         adapter.non_object_embedding.data.copy_(-queries.mean(0, keepdim=True))
+        # the mask threshold halfway between the two lowest per-query mask maxima: one
+        # proposal is empty, so CLIP skips it and the ensemble keeps p_mask^(1 - w) for it
+        probs = torch.nn.functional.interpolate(
+            rec['head']['pred_masks'], size=(h, w), mode='bilinear',
+            align_corners=False)[0].sigmoid().flatten(1).amax(1).sort().values
+        adapter.mask_thr = float((probs[0] + probs[1]) / 2)
     torch.einsum = record_einsum
     try:
         with torch.no_grad():
@@ -297,7 +306,7 @@ def run_model(args, cfg, clip):
         class_names=list(CLASS_NAMES), backbone_cfg=TINY['resnet'], head_cfg=TINY['head'],
         mask_former_cfg=TINY['mask_former'], clip_cfg=TINY['clip'],
         clip_vision_head_width=8,
-        ensemble_weight=c.CLIP_ADAPTER.CLIP_ENSEMBLE_WEIGHT, mask_thr=c.CLIP_ADAPTER.MASK_THR,
+        ensemble_weight=c.CLIP_ADAPTER.CLIP_ENSEMBLE_WEIGHT, mask_thr=adapter.mask_thr,
         mask_prompt_depth=c.CLIP_ADAPTER.MASK_PROMPT_DEPTH, mask_fill=c.CLIP_ADAPTER.MASK_FILL,
         text_templates=c.CLIP_ADAPTER.TEXT_TEMPLATES,
         pixel_mean=list(c.PIXEL_MEAN), pixel_std=list(c.PIXEL_STD),

@@ -183,3 +183,20 @@ def test_released_file_is_recognised_converted_once_and_cached(official, tmp_pat
     assert (again.path, again.fresh) == (first.path, False)
     saved = torch.load(first.path, map_location='cpu', weights_only=True)
     _build(TINY).load_state_dict(saved['state_dict'], strict=True)
+
+
+def test_pos_embed_resize_tokens_keeps_a_same_length_grid():
+    from mmovss.models.decode_heads.san_head import SideAdapter
+    grid = SideAdapter(16, embed_dims=8, num_queries=2, num_layers=1, num_heads=2,
+                       pretrain_grid=4, num_bias_heads=2, fusion_index=(0, 1))
+    tokens = SideAdapter(16, embed_dims=8, num_queries=2, num_layers=1, num_heads=2,
+                         pretrain_grid=4, num_bias_heads=2, fusion_index=(0, 1),
+                         pos_embed_resize='tokens')
+    torch.nn.init.normal_(grid.pos_embed)
+    tokens.load_state_dict(grid.state_dict())
+    raster = torch.cat([tokens.query_pos_embed, tokens.pos_embed], dim=1)
+    assert torch.equal(tokens.position_embedding((2, 8)), raster)  # 16 patches: as stored
+    assert not torch.allclose(grid.position_embedding((2, 8)), raster)
+    assert torch.equal(tokens.position_embedding((3, 8)), grid.position_embedding((3, 8)))
+    with pytest.raises(ValueError, match='pos_embed_resize'):
+        SideAdapter(16, num_layers=1, fusion_index=(0, 1), pos_embed_resize='bicubic')

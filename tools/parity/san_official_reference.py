@@ -152,7 +152,7 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
       the official init every [SLS] token would see nearly the same bias and
       every pixel the same class);
     * CLIP's attention output projections get std width^-0.5 (open_clip's
-      is sqrt(2 x layers) times smaller), 4 width^-0.5 in the deep blocks
+      is sqrt(2 x layers) times smaller), 8 width^-0.5 in the deep blocks
       (only the recognition uses them), so that the biased [SLS] attention
       moves each query's embedding away from the class token's;
     * the text tower's position embedding gets unit scale (0.01), so that

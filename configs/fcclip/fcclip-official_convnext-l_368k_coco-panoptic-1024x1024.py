@@ -18,20 +18,25 @@
 #   mask_upsample='logits', the batch padded to 32 by the data preprocessor (ImageList,
 #   SIZE_DIVISIBILITY 32). This is the semantic-only evaluation (PANOPTIC_ON False: A-847,
 #   PC-59, PC-459, PAS-20/21). The A-150 and Cityscapes evaluations (PANOPTIC_ON True) also
-#   resize the mask logits to the original size before the sigmoid: add
-#   --cfg-options model.decode_head.mask_upsample=original;
+#   resize the mask logits to the original size before the sigmoid (mask_upsample='original'):
+#   `--benchmark KEY` sets it, as below;
 # * CLIP's temperature clamped at 100 for the out-of-vocabulary logits (ov_logit_scale_max);
 # * classes seen in training = COCO-Panoptic's 133 names with FC-CLIP's synonyms
 #   (openseg_classes.get_coco_categories_with_prompt_eng): coco-panoptic133_seen-names.txt;
 # * test images decoded and resized with PIL, short side 800, long side <= 1333 (detectron2's
-#   default ResizeShortestEdge; only for this config's own dataset: --benchmark uses the
-#   benchmark's pipeline).
+#   default ResizeShortestEdge).
+# Per-benchmark evaluation (protocol 'fcclip', ../_base_/protocols/fcclip/<KEY>.py, from the
+# official configs/coco/panoptic-segmentation/fcclip/fcclip_convnext_large_eval_*.yaml):
+# `--benchmark KEY` sets the test resize (Cityscapes: 1024 / 2560), mask_upsample ('original'
+# for A-150 and Cityscapes, 'logits' otherwise) and FC-CLIP's class names (VOC-21: its own
+# background words, ../_base_/vocabularies/fcclip/voc21.txt).
 # The CLIP towers keep their open_clip pretrained tag: the released file holds the same frozen
 # CLIP (overwritten on load), and CLIP's temperature (not a persistent key of our text encoder)
 # comes from it.
 #   python tools/test.py configs/fcclip/fcclip-official_convnext-l_368k_coco-panoptic-1024x1024.py \
 #       fcclip_cocopan.pth --benchmark ade20k_847
 _base_ = ['./fcclip_convnext-l_80k_coco-stuff171-1024x1024.py']
+protocol = 'fcclip'
 model = dict(
     type='FCCLIPEncoderDecoder',
     data_preprocessor=dict(test_cfg=dict(size_divisor=32)),

@@ -19,9 +19,11 @@
 #   python tools/test.py \
 #       configs/lseg/lseg-official_vit-l16-clip-vit-b32_200e_ade20k-150-480x480.py \
 #       lseg_demo.pth
-# Deviation kept: the official evaluation (test_lseg.py / lseg_demo.ipynb, LSeg_MultiEvalModule)
-# sums logits over scales 0.5-1.75 of a 520 long side and flips, padding windows to 480;
-# this config evaluates one scale (long side 520, 480 windows, stride 320). See README.md.
+# Evaluation as released (test_lseg.py: additional_utils/encoding_models.py MultiEvalModule,
+# base_size 520, crop_size 480 of LSegModule): the original image (no test resize), logits
+# summed over the long sides ceil(520 * s), s = 0.5 ... 1.75, and horizontal flips, each scale
+# in 480 windows at stride 320 padded black (MultiScaleFlipEncoderDecoder, test_cfg mode
+# 'multiscale_flip'; proven equal to the official evaluator by tests/test_lseg_multiscale.py).
 _base_ = [
     '../_base_/models/lseg_vit-b16.py',
     '../_base_/datasets/ade20k_150.py',
@@ -37,6 +39,7 @@ data_preprocessor = dict(
     seg_pad_val=255,
     size=(480, 480))
 model = dict(
+    type='MultiScaleFlipEncoderDecoder',
     data_preprocessor=data_preprocessor,
     vocabulary='{{fileDirname}}/../_base_/vocabularies/lseg/ade20k_150.txt',
     backbone=dict(
@@ -67,10 +70,17 @@ model = dict(
         learn_logit_scale=False,
         logits_dtype='float16',
         reg_block=None),
-    test_cfg=dict(mode='slide', crop_size=(480, 480), stride=(320, 320)))
+    test_cfg=dict(
+        mode='multiscale_flip',
+        base_size=520,
+        scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
+        flip=True,
+        crop_size=(480, 480),
+        stride=(320, 320),  # int(480 * 2 / 3)
+        pad_pixel=0,  # black: pad_image's -mean / std
+        crop_batch_size=4))
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(520, 520), keep_ratio=True),
+    dict(type='LoadImageFromFile'),  # the original size: the evaluator resizes
     dict(type='LoadSegAnnotations'),
     dict(type='PackSegInputs')
 ]

@@ -1,0 +1,24 @@
+# Protocol 'fcclip' (FC-CLIP, released models) on cityscapes:
+# github.com/bytedance/fc-clip @ 2b0bbe21,
+# configs/coco/panoptic-segmentation/fcclip/fcclip_convnext_large_eval_cityscapes.yaml
+# (DATASETS.TEST openvocab_cityscapes_fine_panoptic_val):
+# - test resize: INPUT.MIN_SIZE_TEST 1024 / MAX_SIZE_TEST 2560 of the yaml, PIL decoding and
+#   bilinear resizing;
+# - PANOPTIC_ON True (inherited): SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE, the mask logits
+#   are resized to the original image before the sigmoid: mask_upsample='original';
+# - class names: fcclip/data/datasets/cityscapes_with_prompt_eng.txt,
+#   equal to the benchmark's (mmovss/vocab/names/ are these files): vocabulary=None.
+_base_ = [
+    '../../datasets/cityscapes.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py'
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='Resize', scale=(2560, 1024), keep_ratio=True, backend='pillow'),
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(vocabulary=None, decode_head=dict(mask_upsample='original'))

@@ -1,0 +1,19 @@
+# Protocol 'fcclip' (FC-CLIP, released models) on coco_stuff171:
+# FC-CLIP's official code does not evaluate it (no eval yaml); mmovss's choice: FC-CLIP's
+# default test resize (ResizeShortestEdge 800 / 1333, PIL), the semantic-only setting
+# (PANOPTIC_ON False: mask_upsample='logits') and the benchmark's own class names
+# (= fcclip/data/datasets/coco_stuff_with_prompt_eng.txt).
+_base_ = [
+    '../../datasets/coco_stuff171.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py'
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(vocabulary=None, decode_head=dict(mask_upsample='logits'))

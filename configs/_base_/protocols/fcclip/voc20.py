@@ -1,0 +1,25 @@
+# Protocol 'fcclip' (FC-CLIP, released models) on voc20:
+# github.com/bytedance/fc-clip @ 2b0bbe21,
+# configs/coco/panoptic-segmentation/fcclip/fcclip_convnext_large_eval_pas20.yaml
+# (DATASETS.TEST openvocab_pascal20_sem_seg_val):
+# - test resize: detectron2 ResizeShortestEdge with the defaults MIN_SIZE_TEST 800 /
+#   MAX_SIZE_TEST 1333 (the yaml sets none), PIL decoding and bilinear resizing;
+# - PANOPTIC_ON False: mask logits upsampled to the padded input before the sigmoid,
+#   the sigmoid scores resized to the original image: mask_upsample='logits';
+# - class names: fcclip/data/datasets/pascal_voc_21_with_prompt_eng.txt (without its
+#   background line),
+#   equal to the benchmark's (mmovss/vocab/names/ are these files): vocabulary=None.
+_base_ = [
+    '../../datasets/voc20.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py'
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
+    dict(type='LoadSegAnnotations'),
+    dict(type='PackSegInputs'),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_dataloader = None
+protocol_model = dict(vocabulary=None, decode_head=dict(mask_upsample='logits'))

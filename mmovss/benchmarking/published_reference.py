@@ -4,17 +4,21 @@ For ``tools/analysis_tools/compare_reference_training_free.py``: our
 :class:`~mmovss.models.segmentors.TrainingFreeSegmentor` and the published
 implementation of the same method (NACLIP, Hajimiri et al., WACV 2025:
 github.com/sinahmr/NACLIP; SCLIP, Wang et al., ECCV 2024:
-github.com/wangf3014/SCLIP), built at the published protocol with the same
-CLIP weights and class-name file. Nothing of the reference code is shipped
-with mmovss: the caller passes the directory of a clone.
+github.com/wangf3014/SCLIP; ResCLIP, Yang et al., CVPR 2025:
+github.com/yvhangyang/ResCLIP; SC-CLIP: github.com/SuleBai/SC-CLIP),
+built at the published protocol with the same CLIP weights and class-name
+file. Nothing of the reference code is shipped with mmovss: the caller
+passes the directory of a clone.
 """
+import contextlib
 import copy
+import functools
 import importlib
 import os
 import os.path as osp
 import statistics
 import sys
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +40,27 @@ METHODS = {
         pamr_config=None,
         class_file='configs/cls_voc21.txt',
         kwargs=dict(prob_thd=0.1, logit_scale=65, area_thd=0.1)),
+    # ResCLIP (Yang et al., CVPR 2025; github.com/yvhangyang/ResCLIP
+    # configs/cfg_context60.py on base_config.py): NACLIP's slide code
+    'resclip': dict(
+        module='resclip_segmentor', cls='ResCLIPSegmentation',
+        config='resclip/resclip_vit-b16_pascal_context_60.py',
+        pamr_config=None,
+        class_file='configs/cls_context60.txt',
+        kwargs=dict(prob_thd=0.1, temp_thd=0.3, delete_same_entity=True,
+                    attn_rcs_weights=[2.0, 0.3], attn_sfr_weights=[1.8, 0.7],
+                    use_rcs=True, use_sfr=True),
+        cpu_only=True),
+    # SC-CLIP (Bai et al.; github.com/SuleBai/SC-CLIP configs/cfg_voc21.py
+    # on base_config.py): SCLIP's slide code
+    'scclip': dict(
+        module='scclip_segmentor', cls='SCCLIPForSegmentation',
+        config='scclip/scclip_vit-b16_voc21.py',
+        pamr_config=None,
+        class_file='configs/cls_voc21.txt',
+        kwargs=dict(prob_thd=0.15, logit_scale=50, area_thd=0.1,
+                    pre_adjust_idx=8, post_adjust_idx=3, multi_start_idx=3,
+                    multi_end_idx=10, res_cls=0.3)),
 }
 """Method -> the reference's module and class, its protocol (``kwargs``,
 ``class_file`` inside the reference repository) and our configs (under
@@ -126,6 +151,43 @@ def build_ours(cfg):
     return MODELS.build(cfg.model).eval()
 
 
+@contextlib.contextmanager
+def cpu_only() -> Iterator[None]:
+    """``.cuda()`` and ``Module.to(<cuda device>)`` keep CPU tensors/modules.
+
+    For reference codes that move tensors to the GPU unconditionally
+    (ResCLIP's ``clip/model.py``: ``.cuda()`` on its SFR temporaries and
+    ``PAMR(...).to(torch.device('cuda'))`` in ``create_logit_temp``).
+    """
+    saved = torch.Tensor.cuda, torch.nn.Module.cuda, torch.nn.Module.to
+
+    def is_cuda(value):
+        return isinstance(value, (str, torch.device)) and \
+            str(value).startswith('cuda')
+
+    def module_to(self, *args, **kwargs):
+        args = tuple(a for a in args if not is_cuda(a))
+        if is_cuda(kwargs.get('device')):
+            kwargs.pop('device')
+        return saved[2](self, *args, **kwargs) if args or kwargs else self
+
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    torch.nn.Module.cuda = lambda self, *a, **k: self
+    torch.nn.Module.to = module_to
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda, torch.nn.Module.cuda, torch.nn.Module.to = saved
+
+
+def _on_cpu(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with cpu_only():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def build_reference(method: str, reference: str, weights: str,
                     pamr: bool = False):
     """The published model of ``method`` (imported from ``reference``).
@@ -150,6 +212,9 @@ def build_reference(method: str, reference: str, weights: str,
             slide_stride=112, slide_crop=224, **kwargs)
     finally:
         os.chdir(cwd)
+    if info.get('cpu_only'):  # its forward moves temporaries to 'cuda'
+        model.predict = _on_cpu(model.predict)
+        model.forward_slide = _on_cpu(model.forward_slide)
     return model.eval()
 
 
@@ -227,7 +292,7 @@ def compare_on_image(method: str, ours, ref, inputs, samples,
                 outs[who] = out[0].pred_sem_seg.data[0]
         agree = (outs['ours'] == outs['ref']).float().mean().item()
         sims = ours.slide_inference(inputs, metas)
-        if method == 'naclip':
+        if method in ('naclip', 'resclip'):  # logits at the input size
             ref_sims = ref.forward_slide(inputs, 112, 224)
         else:
             ref_sims = ref.forward_slide(inputs, metas, 112, 224)

@@ -48,6 +48,17 @@ Python literals (numbers, strings, tuples, lists, booleans, None), never
 evaluated. The models are built by
 :mod:`mmovss.benchmarking.published_reference`.
 
+CorrCLIP and Trident (whose official codes ship their own ``open_clip``)
+run in a subprocess, timed around the official segmentor's ``predict``
+(:mod:`mmovss.benchmarking.training_free_official`), on the image and tiny
+models of their parity fixtures (the generators' stage recording assumes
+the tiny towers, so ViT-B/16 is not offered there)::
+
+    python tools/analysis_tools/compare_reference_training_free.py \\
+        corrclip /path/to/CorrCLIP --dino-repo /path/to/dino --threads 1
+    python tools/analysis_tools/compare_reference_training_free.py \\
+        trident /path/to/Trident --dino-repo /path/to/dino --threads 1
+
 Agreement (untimed): the window-averaged slide logits (NACLIP: at the
 resized input size; SCLIP: after its resize to the original size, ours
 resized the same way) within ``--atol`` (1e-4) and the final labels
@@ -125,7 +136,42 @@ def image_files(args):
     return files[:args.num_images]
 
 
+def official_main(method, argv):
+    """CorrCLIP / Trident: the official segmentor in a subprocess (its own
+    ``open_clip``), see :mod:`mmovss.benchmarking.training_free_official`."""
+    import json
+
+    from mmovss.benchmarking.training_free_official import compare_official, load_average
+    parser = argparse.ArgumentParser(
+        prog=f'compare_reference_training_free.py {method}',
+        description='one cold predict of the official code and of ours on '
+        "the method's parity-fixture image, same weights")
+    parser.add_argument('reference', help='the official clone (CorrCLIP: '
+                        'the repository root holding CorrCLIPv1/)')
+    parser.add_argument('--dino-repo', required=True, help='a folder with '
+                        "DINO's vision_transformer.py and utils.py")
+    parser.add_argument('--shared', default=os.path.join(
+        REPO, '..', 'shared', 'parity', 'A'), help='folder of '
+        'clip_tiny_openai_format.pt and 000000001584.jpg')
+    parser.add_argument('--threads', type=int, default=0)
+    args = parser.parse_args(argv)
+    result = compare_official(method, REPO, os.path.abspath(args.reference),
+                              os.path.abspath(args.dino_repo),
+                              os.path.abspath(args.shared), args.threads)
+    result['load_average'] = load_average()
+    result['threads'] = args.threads or torch.get_num_threads()
+    print(json.dumps(result, indent=1))
+    print(f"{method}: ours {result['ours']['seconds']:.3f} s, official "
+          f"{result['official']['seconds']:.3f} s per image; ratio ours / "
+          f"official {result['ratio_wall']:.2f} (wall), "
+          f"{result['ratio_cpu']:.2f} (CPU); load {result['load_average']}")
+    return 0
+
+
 def main():
+    from mmovss.benchmarking.training_free_official import OFFICIAL_CLASSES
+    if len(sys.argv) > 1 and sys.argv[1] in OFFICIAL_CLASSES:
+        return official_main(sys.argv[1], sys.argv[2:])
     args = parse_args()
     method = METHODS[args.method]
     try:

@@ -15,6 +15,10 @@ input size), for comparison. Example::
         configs/naclip/naclip_vit-b16_ade20k_150.py --vocabulary ade20k_847 \\
         --image-size 683 512 --short-side 512
 
+Configs that read pre-computed masks (``FileMaskGenerator``, e.g.
+CorrCLIP) get a mask file of ``--region-masks`` grid regions for the image,
+in the published format, so they run without a mask download.
+
 The issue #11 budget: under 1.5 GB above the model for one 683 x 512 image,
 847 classes, ViT-B/16.
 """
@@ -60,8 +64,37 @@ def parse_args():
                         'as tools/test.py --benchmark)')
     parser.add_argument('--dense', action='store_true',
                         help="mmseg's dense path (for comparison)")
+    parser.add_argument('--region-masks', type=int, default=64, metavar='N',
+                        help='configs reading pre-computed masks '
+                        '(FileMaskGenerator, e.g. CorrCLIP): a file with N '
+                        'regions (a grid) is written for the image')
     parser.add_argument('--threads', type=int, default=0)
     return parser.parse_args()
+
+
+def file_mask_generators(node):
+    """Every ``FileMaskGenerator`` dict in a model config."""
+    if isinstance(node, dict):
+        if node.get('type') == 'FileMaskGenerator':
+            yield node
+        for value in node.values():
+            yield from file_mask_generators(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from file_mask_generators(value)
+
+
+def write_grid_masks(mask_dir, stem, height, width, regions):
+    """``regions`` rectangles tiling the image, in the published format."""
+    import math
+
+    from mmovss.models.mask_generators.files import save_regions
+    rows = max(1, int(math.sqrt(regions * height / width)))
+    cols = max(1, math.ceil(regions / rows))
+    r = torch.arange(height)[:, None] * rows // height
+    c = torch.arange(width)[None, :] * cols // width
+    save_regions(os.path.join(mask_dir, f'{stem}.npz'), r * cols + c)
+    return rows * cols
 
 
 def main():
@@ -87,6 +120,11 @@ def main():
                'model.text_encoder.cache_dir': None}
     cfg.merge_from_dict(options)
     use_random_weights(cfg.model)
+    import tempfile
+    mask_dir = tempfile.mkdtemp(prefix='mmovss_masks_')
+    file_generators = list(file_mask_generators(cfg.model))
+    for generator in file_generators:
+        generator['mask_dir'] = mask_dir
     init_default_scope('mmseg')
     torch.manual_seed(0)  # the same random weights in every run
     model = MODELS.build(cfg.model).eval()
@@ -102,6 +140,11 @@ def main():
     width, height = args.image_size
     image = first_image_or_noise(args.image, (height, width))
     sample = Compose(pipeline)(dict(img=image))
+    if file_generators:
+        num_regions = write_grid_masks(mask_dir, 'image', height, width,
+                                       args.region_masks)
+        sample['data_samples'].set_metainfo(dict(img_path='image.jpg'))
+        print(f'pre-computed masks: {num_regions} grid regions')
     with torch.no_grad():
         embeds = model.class_embeddings()
         batch = model.data_preprocessor(

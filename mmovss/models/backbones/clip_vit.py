@@ -120,7 +120,8 @@ class OpenCLIPViT(BaseModule):
             raise ValueError(
                 f'OpenCLIPViT needs an open_clip ViT image tower, but '
                 f'{clip.model_label} has {type(visual).__name__}; use '
-                f'OpenCLIPConvNeXt for ConvNeXt models.')
+                f'OpenCLIPConvNeXt for ConvNeXt models and OpenCLIPTimmViT '
+                f'for towers built on timm (EVA02-CLIP, SigLIP).')
         if not getattr(visual.transformer, 'batch_first', True):
             raise NotImplementedError(
                 'open_clip ViTs with batch_first=False are not supported; '

@@ -54,6 +54,9 @@ def test_forward_loss_backward_and_frozen_backbone():
 
 
 def test_vocabulary_swap_and_ensemble_changes_scores():
+    # seeded: with some random inits every mask is empty at CLIP resolution, so the
+    # gated ensemble has nothing to change (the test then depends on earlier tests' RNG use)
+    torch.manual_seed(0)
     model = MODELS.build(cfg()).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

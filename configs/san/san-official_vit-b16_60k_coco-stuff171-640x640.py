@@ -14,14 +14,26 @@
 #   number of patches differs from 1600 (a 20 x 80 grid reads it in raster
 #   order), as RegionwiseSideAdapterNetwork.forward_features;
 # * test images: decoded and resized (short side 640, long side <= 2560) with
-#   PIL, as detectron2's ResizeShortestEdge on uint8 images (only for this
-#   config's own dataset: --benchmark uses the benchmark's pipeline).
+#   PIL, as detectron2's ResizeShortestEdge on uint8 images;
+# * final resize (SEM_SEG_POSTPROCESS_BEFORE_INFERENCE): the mask logits are
+#   cropped and resized to the original image before the sigmoid and the class
+#   product (MaskClassificationEncoderDecoder + mask_upsample='original');
+# * class names: SAN's registered names of each benchmark
+#   (_base_/vocabularies/san/), each ONE prompt even with commas
+#   ("road, route"): text_encoder.whole_names=True.
+# protocol = 'san': --benchmark KEY uses _base_/protocols/san/KEY.py (SAN's
+# names, PIL 640 / 2560 resize) for the six benchmarks SAN evaluates.
 #   python tools/test.py configs/san/san-official_vit-b16_60k_coco-stuff171-640x640.py \
 #       san_vit_b_16.pth --benchmark ade20k_150
 _base_ = ['./san_vit-b16_60k_coco-stuff171-640x640.py']
 model = dict(
+    type='MaskClassificationEncoderDecoder',
+    vocabulary='{{fileDirname}}/../_base_/vocabularies/san/coco_stuff171.txt',
     backbone=dict(patch_remainder='crop'),
-    decode_head=dict(side_adapter=dict(pos_embed_resize='tokens')))
+    text_encoder=dict(whole_names=True),
+    decode_head=dict(side_adapter=dict(pos_embed_resize='tokens'), mask_upsample='original'))
+custom_hooks = []  # the vocabulary is the official one, not the dataset's
+protocol = 'san'  # --benchmark KEY: configs/_base_/protocols/san/KEY.py
 test_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),
     dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),

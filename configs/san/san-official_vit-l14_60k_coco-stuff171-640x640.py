@@ -7,12 +7,19 @@
 # As released (see the ViT-B/16 config): CLIP drops the rows/columns of the
 # 0.7x image that do not fill a 14-px patch (e.g. a 640 x 864 input gives
 # 448 x 604 -> 32 x 43 patches, not 32 x 44), the side adapter's position
-# embedding is resized only when the number of patches differs, and test
-# images are decoded and resized with PIL.
+# embedding is resized only when the number of patches differs, test
+# images are decoded and resized with PIL, the mask logits are resized to the
+# original image before the sigmoid, and each class name is one prompt even
+# with commas (SAN's names; protocol 'san' for --benchmark).
 _base_ = ['./san_vit-l14_60k_coco-stuff171-640x640.py']
 model = dict(
+    type='MaskClassificationEncoderDecoder',
+    vocabulary='{{fileDirname}}/../_base_/vocabularies/san/coco_stuff171.txt',
     backbone=dict(patch_remainder='crop'),
-    decode_head=dict(side_adapter=dict(pos_embed_resize='tokens')))
+    text_encoder=dict(whole_names=True),
+    decode_head=dict(side_adapter=dict(pos_embed_resize='tokens'), mask_upsample='original'))
+custom_hooks = []  # the vocabulary is the official one, not the dataset's
+protocol = 'san'  # --benchmark KEY: configs/_base_/protocols/san/KEY.py
 test_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),
     dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),

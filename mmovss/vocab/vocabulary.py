@@ -26,10 +26,13 @@ import unicodedata
 import warnings
 from typing import Iterator, List, Sequence, Tuple, Union
 
-__all__ = ['Vocabulary', 'VocabularyLike', 'ALLOW_SHARED_SYNONYMS']
+__all__ = ['Vocabulary', 'VocabularyLike', 'ALLOW_SHARED_SYNONYMS', 'ALLOW_DUPLICATE_NAMES']
 
 #: Comment line of a vocabulary file whose shared synonyms are deliberate.
 ALLOW_SHARED_SYNONYMS = '# allow-shared-synonyms'
+#: Comment line of a published name file whose classes may share their first
+#: name (ADE-847's ``'pot, flowerpot'`` and ``'pot'``; ``unique_names=False``).
+ALLOW_DUPLICATE_NAMES = '# allow-duplicate-names'
 
 VocabularyLike = Union['Vocabulary', str, os.PathLike, dict, Sequence]
 
@@ -174,7 +177,8 @@ class Vocabulary:
         A synonym shared by two classes gives a ``UserWarning`` naming both
         (``duplicate_synonyms='error'`` raises instead). A file whose sharing
         is deliberate (a published name list kept as published) says so with
-        a comment line starting with ``# allow-shared-synonyms``.
+        a comment line starting with ``# allow-shared-synonyms``; one whose
+        classes may share their first name, with ``# allow-duplicate-names``.
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
@@ -191,8 +195,9 @@ class Vocabulary:
         classes = [line for line in lines if line and not line.startswith('#')]
         if any(line.lower().startswith(ALLOW_SHARED_SYNONYMS) for line in lines):
             duplicate_synonyms = 'ignore'
+        unique = not any(line.lower().startswith(ALLOW_DUPLICATE_NAMES) for line in lines)
         return cls(classes, source=f'file {path}',
-                   duplicate_synonyms=duplicate_synonyms)
+                   duplicate_synonyms=duplicate_synonyms, unique_names=unique)
 
     @classmethod
     def build(cls, vocabulary: VocabularyLike) -> 'Vocabulary':

@@ -150,7 +150,9 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
       init) and the mask decoder's MLPs He-normal weights, so that the mask
       logits and attention biases are O(1) and differ between queries (with
       the official init every [SLS] token would see nearly the same bias and
-      every pixel the same class);
+      every pixel the same class); the mask logits reach O(40), so that
+      resizing them before or after the sigmoid (the ``resized/`` stages)
+      differs by far more than the tolerance;
     * CLIP's attention output projections get std width^-0.5 (open_clip's
       is sqrt(2 x layers) times smaller), 8 width^-0.5 in the deep blocks
       (only the recognition uses them), so that the biased [SLS] attention
@@ -176,8 +178,8 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
         for name, p in sorted(net.mask_decoder.named_parameters(), key=lambda kv: kv[0]):
             if 'mlp' in name and name.endswith('weight'):
                 std = (2.0 / p[0].numel()) ** 0.5
-                if last in name:  # masks O(3), biases O(10): peaked [SLS] attention
-                    std = std * (3.0 if name.startswith('attn_mlp') else 1 / 3.5)
+                if last in name:  # masks O(15), biases O(10): peaked [SLS] attention
+                    std = std * (3.0 if name.startswith('attn_mlp') else 1 / 1.5)
                 p.normal_(0, std, generator=gen)
         for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
             if name == 'ov_classifier.logit_scale':
@@ -235,6 +237,21 @@ def run_image(model, image: torch.Tensor, prefix: str):
     return {prefix + k: v for k, v in stages.items()}, padded
 
 
+def run_resized(model, image: torch.Tensor, original_hw, prefix: str):
+    """The official output for a network input (3, h, w) of an image whose
+    original size is ``original_hw`` (the dataset dict's ``height`` /
+    ``width``): ``sem_seg_postprocess`` resizes the mask logits to it before
+    ``semantic_inference``. Only the final stages (the rest is the same code
+    as :func:`run_image`)."""
+    h0, w0 = original_hw
+    with torch.no_grad():
+        out = model([dict(image=image.float(), height=h0, width=w0, vocabulary=CLASS_NAMES)])
+    semantic = out[0]['sem_seg']
+    assert tuple(semantic.shape[-2:]) == (h0, w0), semantic.shape
+    return {prefix + 'semantic': semantic.numpy(),
+            prefix + 'labels': semantic.argmax(0).numpy().astype(np.int64)}
+
+
 def main():
     args = parse_args()
     san_module, add_san_config = import_official(args.official_repo, args.detectron2)
@@ -263,9 +280,16 @@ def main():
     g, p = side['pretrain_grid'], side['patch_size']
     tokens_hw = (g // 2 * p - 2, 2 * g * p - 8)
     image_tokens = random_image(*tokens_hw, gen)
+    # a third image fed at another size than its original one (the test
+    # resize): the official code resizes the mask logits to the original
+    # size before the sigmoid (SEM_SEG_POSTPROCESS_BEFORE_INFERENCE); padded
+    # (32 x 50 -> 32 x 64) and enlarged to 45 x 71
+    resized_hw, original_hw = (32, 50), (45, 71)
+    image_resized = random_image(*resized_hw, gen)
     stages, padded = run_image(model, image, '')
     tokens_stages, tokens_padded = run_image(model, image_tokens, 'tokens_grid/')
     stages.update(tokens_stages)
+    stages.update(run_resized(model, image_resized, original_hw, 'resized/'))
 
     state = {k: (v.half() if v.is_floating_point() and k != 'ov_classifier.logit_scale' else v)
              for k, v in model.state_dict().items()}
@@ -291,8 +315,10 @@ def main():
         padded_size=list(padded.shape[-2:]),
         tokens_grid_image_size=list(tokens_hw),
         tokens_grid_padded_size=list(tokens_padded.shape[-2:]),
+        resized_image_original_size=list(original_hw),
         command=' '.join(['python', 'tools/parity/san_official_reference.py'] + sys.argv[1:]))
-    inputs = dict(image=image.numpy(), tokens_grid_image=image_tokens.numpy())
+    inputs = dict(image=image.numpy(), tokens_grid_image=image_tokens.numpy(),
+                  resized_image=image_resized.numpy())
     write_fixture(args.out, meta, state, inputs, stages)
     # the token embedding as overlapping rows of its base vector (write_fixture
     # stores tensors densely; torch.save keeps a view's storage and strides)

@@ -384,6 +384,17 @@ class SANHead(MaskClassificationHead):
         logit_scale (float, optional): Temperature of the class logits;
             None: CLIP's (``ClassEmbeddings.logit_scale``).
         criterion (dict): :class:`MaskClassificationLoss` config.
+        mask_upsample (str): Final resize order at inference. ``'logits'``
+            (default, as mmseg's SAN): the mask logits are upsampled to the
+            padded input before the sigmoid and the class scores are
+            cropped and resized to the original image by the segmentor.
+            ``'original'``: the official SAN with
+            ``SEM_SEG_POSTPROCESS_BEFORE_INFERENCE`` (``san/model/san.py``,
+            ``SAN.forward``; detectron2 ``sem_seg_postprocess``): the mask
+            logits are cropped and resized to the ORIGINAL image size before
+            the sigmoid and the class product; needs a
+            ``MaskClassificationEncoderDecoder`` segmentor (whole-image
+            inference).
         **kwargs: :class:`OpenVocabDecodeHead` arguments.
     """
 
@@ -394,7 +405,11 @@ class SANHead(MaskClassificationHead):
                  deep_supervision_idxs: Sequence[int] = (7, ),
                  logit_scale: Optional[float] = None,
                  criterion: dict = dict(type='MaskClassificationLoss'),
+                 mask_upsample: str = 'logits',
                  **kwargs):
+        if mask_upsample not in ('logits', 'original'):
+            raise ValueError(f"SANHead: mask_upsample must be 'logits' or 'original', "
+                             f'got {mask_upsample!r}.')
         side_adapter = dict(side_adapter or {})
         embed_dims = side_adapter.get('embed_dims', 240)
         kwargs.setdefault('in_channels', 3)
@@ -413,6 +428,7 @@ class SANHead(MaskClassificationHead):
             torch.zeros(1, self.recognizer.embed_dim))
         self.deep_supervision_idxs = tuple(deep_supervision_idxs)
         self.logit_scale = logit_scale
+        self.mask_upsample = mask_upsample
 
     def init_weights(self):
         self.side_adapter.init_weights()
@@ -442,12 +458,18 @@ class SANHead(MaskClassificationHead):
                                         self.logit_scale))
         return masks, class_logits
 
+    def final_sets(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings
+                   ) -> Tuple[Tensor, Tensor]:
+        """The last adapter block's mask logits (B, Q, h, w) and class logits
+        (B, Q, C + 1) (what ``MaskClassificationEncoderDecoder`` resizes)."""
+        masks, class_logits = self.forward_sets(inputs, class_embeds)
+        return masks[-1], class_logits[-1]
+
     def forward(self, inputs: Sequence[Tensor],
                 class_embeds: ClassEmbeddings) -> Tensor:
         """Per-class scores (B, C, H, W) at the input image size."""
-        masks, class_logits = self.forward_sets(inputs, class_embeds)
-        return semantic_inference(masks[-1], class_logits[-1],
-                                  size=inputs[0].shape[-2:])
+        masks, class_logits = self.final_sets(inputs, class_embeds)
+        return semantic_inference(masks, class_logits, size=inputs[0].shape[-2:])
 
     def predict(self, inputs: Sequence[Tensor], class_embeds: ClassEmbeddings,
                 batch_img_metas: List[dict], test_cfg: ConfigType) -> Tensor:

@@ -129,6 +129,14 @@ class OpenCLIPTextEncoder(BaseModule):
             ``'single'``, or a list of templates with a ``{}`` placeholder.
         synonym_reduction (str): ``'max'`` or ``'mean'`` of the logits over
             a class's synonyms.
+        whole_names (bool): Embed each class as ONE name, its synonyms
+            joined by ``', '`` (the class's entry as written, e.g.
+            ``'road, route'``), as the detectron2-based codes do (SAN's
+            ``PredefinedOvClassifier`` formats each template with the whole
+            dataset name); ``synonym_reduction`` is then unused. CLIP's
+            tokenizer ignores white space around a comma, so the tokens equal
+            those of the name as published. Default False: one prompt per
+            synonym, reduced by ``synonym_reduction``.
         cache_dir (str, optional): Directory of the on-disk embedding cache;
             None keeps embeddings in memory only.
         batch_size (int): Prompts encoded per forward pass.
@@ -148,6 +156,7 @@ class OpenCLIPTextEncoder(BaseModule):
                  quick_gelu: Optional[bool] = None,
                  templates: Union[str, Sequence[str]] = 'vild',
                  synonym_reduction: str = 'max',
+                 whole_names: bool = False,
                  cache_dir: Optional[str] = None,
                  batch_size: int = 256,
                  truncate: bool = True,
@@ -173,6 +182,7 @@ class OpenCLIPTextEncoder(BaseModule):
                                                self.tower.context_length)
         self.templates = get_templates(templates)
         self.synonym_reduction = synonym_reduction
+        self.whole_names = bool(whole_names)
         self.batch_size = batch_size
         self.truncate = truncate
         self.disk_cache = TextEmbeddingDiskCache(cache_dir) \
@@ -379,11 +389,16 @@ class OpenCLIPTextEncoder(BaseModule):
                 :meth:`Vocabulary.build` accepts.
 
         Returns:
-            ClassEmbeddings: Name embeddings with the synonym reduction.
+            ClassEmbeddings: Name embeddings with the synonym reduction
+            (``whole_names``: one row per class).
         """
         vocabulary = Vocabulary.build(vocabulary)
-        embeds = self.embed_names(vocabulary.names)
-        index = torch.tensor(vocabulary.name_to_class, dtype=torch.long,
-                             device=embeds.device)
+        if self.whole_names:  # one prompt per class: 'road, route'
+            embeds = self.embed_names([', '.join(names) for names in vocabulary])
+            index = torch.arange(len(vocabulary), device=embeds.device)
+        else:
+            embeds = self.embed_names(vocabulary.names)
+            index = torch.tensor(vocabulary.name_to_class, dtype=torch.long,
+                                 device=embeds.device)
         return ClassEmbeddings(embeds, index, vocabulary,
                                self.synonym_reduction, self.logit_scale)

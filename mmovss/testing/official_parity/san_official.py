@@ -15,11 +15,14 @@ of ``DEEP_SUPERVISION_IDXS``):
   [SLS]-to-patch block of ``RecWithAttnbiasHead._build_attn_biases``);
 * ``rec/mask_embeds_<i>``: the normalised [SLS] embeddings, ``class_logits_<i>``;
 * ``semantic``: ``SAN.semantic_inference`` output at the image size,
-  ``labels``: its argmax.
+  ``labels``: its argmax;
+* ``resized/semantic``, ``resized/labels``: the same for an image fed at
+  another size than its original one (``sem_seg_postprocess`` resizes the
+  mask logits to the original size before the sigmoid).
 
 :func:`run_fixture` converts the state dict with
 :mod:`mmovss.converters.san_official`, loads it strictly into our
-``OpenVocabEncoderDecoder`` (``SANCLIPViT`` + ``SANHead``) built from
+``MaskClassificationEncoderDecoder`` (``SANCLIPViT`` + ``SANHead``) built from
 :func:`tiny_config` and compares every stage.
 """
 import math
@@ -30,12 +33,16 @@ import torch
 
 from . import Fixture, ParityReport
 
-__all__ = ['CLASS_NAMES', 'TINY', 'IMAGES', 'tiny_config', 'build_model', 'run_fixture']
+__all__ = ['CLASS_NAMES', 'TINY', 'IMAGES', 'RESIZED', 'tiny_config', 'build_model',
+           'predict_resized', 'run_fixture']
 
-CLASS_NAMES = ['cat', 'parking meter', 'blue sky above', 'a long paved road',
+CLASS_NAMES = ['cat', 'parking meter', 'blue sky above', 'paved road, route',
                'one tall green pine tree']
 """The vocabulary of the generated fixtures (1 to 5 tokens: their text
-embeddings differ through the end-of-text position even with random weights)."""
+embeddings differ through the end-of-text position even with random weights).
+``'paved road, route'`` is one name with a comma, as detectron2's ADE-150
+``'road, route'``: the official code encodes it as ONE prompt (our
+``text_encoder.whole_names=True``)."""
 
 TINY = dict(
     clip_cfg=dict(
@@ -63,7 +70,10 @@ def tiny_config(tiny: dict, class_names: Sequence[str], clip_resolution: float,
 
     The official-behaviour options are those of ``configs/san/
     san-official_*``: ``patch_remainder='crop'``,
-    ``side_adapter.pos_embed_resize='tokens'`` and the template set ``vild``.
+    ``side_adapter.pos_embed_resize='tokens'``, the template set ``vild``,
+    whole names as one prompt (``text_encoder.whole_names``) and the
+    official final resize order (``MaskClassificationEncoderDecoder`` with
+    ``decode_head.mask_upsample='original'``).
     """
     sources = [src for src, _ in tiny['fusion_map']]
     targets = [dst for _, dst in tiny['fusion_map']]
@@ -75,7 +85,7 @@ def tiny_config(tiny: dict, class_names: Sequence[str], clip_resolution: float,
     clip = tiny['clip_cfg']
     side = dict(tiny['side_adapter'], fusion_index=tuple(targets), pos_embed_resize='tokens')
     return dict(
-        type='OpenVocabEncoderDecoder',
+        type='MaskClassificationEncoderDecoder',
         data_preprocessor=dict(
             type='SegDataPreProcessor', mean=MEAN, std=STD, bgr_to_rgb=True, pad_val=0,
             seg_pad_val=255, size_divisor=size_divisibility,
@@ -84,11 +94,13 @@ def tiny_config(tiny: dict, class_names: Sequence[str], clip_resolution: float,
                       out_indices=tuple(s - 1 for s in sources if s > 0),
                       out_origin=sources[0] == 0, encoder_resolution=clip_resolution,
                       patch_remainder='crop'),
-        text_encoder=dict(type='OpenCLIPTextEncoder', model_cfg=clip, templates='vild'),
+        text_encoder=dict(type='OpenCLIPTextEncoder', model_cfg=clip, templates='vild',
+                          whole_names=True),
         decode_head=dict(
             type='SANHead', clip=dict(model_cfg=clip), start_block=tiny['start_block'],
             side_adapter=side, deep_supervision_idxs=tuple(tiny['deep_supervision_idxs']),
-            criterion=dict(type='MaskClassificationLoss', num_points=64)),
+            criterion=dict(type='MaskClassificationLoss', num_points=64),
+            mask_upsample='original'),
         vocabulary=list(class_names),
         test_cfg=dict(mode='whole', return_logits=True))
 
@@ -108,6 +120,13 @@ def build_model(fixture: Fixture):
     model.load_state_dict(convert(fixture.state_dict), strict=True)
     return model.eval()
 
+
+RESIZED = ('resized_image', 'resized/')
+"""The input fed at another size than its original one (meta
+``resized_image_original_size``) and the prefix of its stages (``semantic``,
+``labels`` at the original size): the official
+``SEM_SEG_POSTPROCESS_BEFORE_INFERENCE`` order, our
+``mask_upsample='original'``."""
 
 IMAGES = (('image', ''), ('tokens_grid_image', 'tokens_grid/'))
 """Fixture inputs and the prefix of their stages: the main image, and one
@@ -131,7 +150,32 @@ def run_fixture(fixture: Fixture) -> ParityReport:
     for name, prefix in IMAGES:
         if name in fixture.inputs:
             _compare_image(model, fixture, fixture.inputs[name], prefix, report)
+    if RESIZED[0] in fixture.inputs:
+        _compare_resized(model, fixture, report)
     return report
+
+
+def predict_resized(model, image: np.ndarray, original_hw: Sequence[int]):
+    """Our prediction for a (3, h, w) RGB network input of an image whose
+    original size is ``original_hw`` (``ori_shape`` != ``img_shape``)."""
+    from mmseg.structures import SegDataSample
+    image = torch.from_numpy(image)
+    h, w = image.shape[-2:]
+    sample = SegDataSample(metainfo=dict(ori_shape=tuple(original_hw), img_shape=(h, w)))
+    data = model.data_preprocessor(dict(inputs=[image.flip(0)], data_samples=[sample]), False)
+    with torch.no_grad():
+        return model.predict(data['inputs'], data['data_samples'])[0]
+
+
+def _compare_resized(model, fixture: Fixture, report: ParityReport) -> None:
+    """The final scores and labels at the original size of the resized image."""
+    name, prefix = RESIZED
+    result = predict_resized(model, fixture.inputs[name],
+                             fixture.meta['resized_image_original_size'])
+    report.compare(prefix + 'semantic', result.seg_logits.data,
+                   fixture.stages[prefix + 'semantic'])
+    report.compare_labels(prefix + 'labels', result.pred_sem_seg.data[0],
+                          np.asarray(fixture.stages[prefix + 'labels']))
 
 
 def _compare_image(model, fixture: Fixture, image: np.ndarray, prefix: str,

@@ -304,7 +304,8 @@ BF16_TEXT_ATOL = 0.005
 @pytest.mark.parametrize('head', ['TrainingFreeHead', 'CLIPCosineHead'])
 def test_bf16_inference_agrees_with_fp32(head):
     fp32 = ovshapes_segmentor(head)
-    bf16 = ovshapes_segmentor(head, inference_dtype='bf16')
+    # the autocast path (the cast-once default is tested in test_low_precision.py)
+    bf16 = ovshapes_segmentor(head, inference_dtype='bf16', precision_mode='autocast')
     x = ovshapes_scenes(8)
     metas = [dict(ori_shape=(64, 64), img_shape=(64, 64),
                   pad_shape=(64, 64)) for _ in range(len(x))]
@@ -375,7 +376,7 @@ def test_inference_dtype_is_checked():
 
 
 def test_bf16_text_embeddings_are_cached_apart():
-    model = segmentor(inference_dtype='bf16')
+    model = segmentor(inference_dtype='bf16', precision_mode='autocast')
     encoder = model.text_encoder
     with torch.no_grad():
         bf16 = model.class_embeddings().embeds

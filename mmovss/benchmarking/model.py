@@ -156,9 +156,13 @@ def precision_context(model, dtype: Optional[str], device: str):
         return contextlib.nullcontext, dtype
     if isinstance(test_cfg, dict):
         test_cfg['inference_dtype'] = dtype
+        how = 'autocast towers'
+        if hasattr(model, 'inference_precision') and \
+                test_cfg.get('precision_mode') == 'cast':
+            how = 'image tower cast once'  # models/utils/low_precision.py
         return contextlib.nullcontext, (
             dtype if dtype == 'fp32' else
-            f'{dtype} (test_cfg.inference_dtype: autocast towers)')
+            f'{dtype} (test_cfg.inference_dtype: {how})')
     if dtype == 'fp32':
         return contextlib.nullcontext, 'fp32'
     return (lambda: torch.autocast(device_type, dtype=DTYPES[dtype]),

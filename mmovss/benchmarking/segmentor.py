@@ -41,7 +41,7 @@ from .flops import EncoderTimer, count_flops, encoder_modules
 from .inputs import DEFAULT_IMAGE_SIZE, build_test_pipeline, make_image
 from .memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 from .model import build_model, choose_vocabulary, load_benchmark_config, precision_context
-from .peak import DEFAULT_SHAPE, bf16_falls_back, bf16_message, efficiency, matmul_peaks
+from .peak import DEFAULT_SHAPE, efficiency, matmul_peaks
 from .text import measure_text
 from .timing import check_device, device_name, is_contended, summarize_times, timed_runs
 from .vocabulary import load_vocabulary, synthetic_vocabulary
@@ -306,11 +306,14 @@ def _check_cpu_bf16(dtype: str, device: str, strict_dtype: bool,
     if torch.device(device).type != 'cpu' or dtype != 'bf16':
         return None
     progress(f'bf16 check: bf16/fp32 mm {"x".join(map(str, DEFAULT_SHAPE))}')
-    measured = matmul_peaks(DEFAULT_SHAPE, ('bf16', 'fp32'), device)
-    bf16, fp32 = measured['bf16']['gflops'], measured['fp32']['gflops']
-    kept = not bf16_falls_back(bf16, fp32)
+    # the models' own check (measured once per process; cast-once bf16
+    # segmentors ask it again before their first forward)
+    from mmovss.models.utils.low_precision import cpu_bf16_check
+    measured = cpu_bf16_check(refresh=True)
+    bf16, fp32 = measured['bf16_gflops'], measured['fp32_gflops']
+    kept = measured['kept']
     if not kept:
-        message = bf16_message(bf16, fp32, DEFAULT_SHAPE)
+        message = measured['message']
         if strict_dtype:
             raise BenchmarkError(
                 f'--dtype bf16 refused (--strict-dtype): {message}. Run with '

@@ -82,6 +82,10 @@ class TrainingFreeHead(OpenVocabDecodeHead):
             e.g. ``dict(type='MaskVoteRefinement', mode='majority',
             generator=dict(type='FileMaskGenerator', mask_dir=...))``;
             None (default): no refinement.
+        labels_without_softmax (bool): Without ``prob_thd``, ``area_thd``,
+            mask refinement and returned probabilities, take the labels as
+            ``argmax_c max_{n in c} s_n`` at the original size, skipping the
+            softmax's normaliser pass (labels equal; default False).
     """
 
     def __init__(self,
@@ -95,6 +99,7 @@ class TrainingFreeHead(OpenVocabDecodeHead):
                  cache_elements: int = 2**27,
                  in_index: int = -1,
                  mask_refinement: Optional[dict] = None,
+                 labels_without_softmax: bool = False,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
         super().__init__(in_channels, in_channels, in_index=in_index,
@@ -122,6 +127,7 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         self.cache_elements = int(cache_elements)
         self.mask_refinement = MODELS.build(mask_refinement) \
             if mask_refinement else None
+        self.labels_without_softmax = bool(labels_without_softmax)
 
     # ------------------------------------------------------------ scoring
     def name_similarities(self, inputs: Tuple[Tensor],
@@ -270,6 +276,10 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         size = tuple(int(s) for s in size)
         chunks = self._class_chunks(class_embeds.name_to_class.tolist(),
                                     num_classes, self.class_chunk)
+        if self.labels_without_softmax and self.prob_thd == 0 and \
+                self.area_thd is None and self.mask_refinement is None and \
+                not return_probs:
+            return self._labels_without_softmax(sims, chunks, size, image)
         refine = regions = None
         if self.mask_refinement is not None:
             regions = self.mask_refinement.region_map(size, image, img_meta)
@@ -289,6 +299,36 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         if not return_probs:
             return labels
         return labels, probs.all_classes(removed)
+
+    def _labels_without_softmax(self, sims: ClassMaps, chunks, size,
+                                image: Optional[Tensor]) -> Tensor:
+        """Steps 1-2, 4 and 6 without the softmax of step 3.
+
+        With no probability threshold, no area filter and no returned
+        probabilities, ``argmax_c max_{n in c} softmax_n(tau s)`` equals
+        ``argmax_c max_{n in c} s_n`` (the softmax is the same increasing
+        map of every name's score at a pixel, ``tau > 0``), so the
+        normaliser pass over all names is skipped (labels equal up to exact
+        float ties).
+        """
+        guide = self._pamr_guide(image, size, sims)
+
+        def class_scores():
+            for c0, c1, bounds in chunks:
+                x = resize(sims.chunk(bounds[0], bounds[-1])[None],
+                           size=size, mode='bilinear', align_corners=False,
+                           warning=False)
+                if self.pamr is not None:
+                    x = self.pamr(guide, x)
+                x = x[0]
+                if bounds[-1] - bounds[0] != c1 - c0:
+                    offset = bounds[0]
+                    x = torch.stack([
+                        x[b0 - offset:b1 - offset].amax(dim=0)
+                        for b0, b1 in zip(bounds[:-1], bounds[1:])])
+                yield c0, x
+
+        return chunked_argmax(class_scores())[1][None]
 
 
 class ChunkedClassProbs:

@@ -1,7 +1,9 @@
 """Segmentors, registered into mmseg.registry.MODELS on import."""
 from .catseg_encoder_decoder import CATSegEncoderDecoder
 from .fcclip_encoder_decoder import FCCLIPEncoderDecoder
+from .mask_classification_encoder_decoder import MaskClassificationEncoderDecoder
 from .mask_guided_segmentor import MaskGuidedSegmentor
+from .multi_scale_flip import MultiScaleFlipEncoderDecoder, MultiScaleFlipInference
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 from .openseg_encoder_decoder import OpenSegEncoderDecoder
 from .training_free_segmentor import TrainingFreeSegmentor
@@ -12,6 +14,8 @@ from .two_stage_mask_prompt_tuner import MaskPromptTuner
 __all__ = [
     'CATSegEncoderDecoder',
     'FCCLIPEncoderDecoder',
-    'MaskGuidedSegmentor', 'MaskPromptTuner', 'OpenSegEncoderDecoder', 'OpenVocabEncoderDecoder',
+    'MaskClassificationEncoderDecoder',
+    'MaskGuidedSegmentor', 'MaskPromptTuner', 'MultiScaleFlipEncoderDecoder',
+    'MultiScaleFlipInference', 'OpenSegEncoderDecoder', 'OpenVocabEncoderDecoder',
     'TrainingFreeSegmentor', 'TridentSegmentor', 'TwoStageEncoderDecoder'
 ]

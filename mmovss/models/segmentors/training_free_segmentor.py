@@ -11,7 +11,19 @@ the windows' low-resolution similarities
 (:class:`~mmovss.models.utils.class_maps.SlideLogits`) and expanded a
 chunk of names at a time, so large vocabularies never hold full-size maps of
 all names.
+
+Low precision: ``test_cfg.inference_dtype='bf16'`` (or ``'fp16'`` on CUDA)
+casts the image tower's weights once (``test_cfg.precision_mode='cast'``, the default)
+(:func:`~mmovss.models.utils.low_precision.prepare_low_precision`: norms,
+patch embedding, final projection and logits float32) instead of running
+float32 towers under autocast; ``precision_mode='autocast'`` keeps the
+autocast path of :class:`OpenVocabEncoderDecoder` (float32 weights, so the
+model can switch back to fp32; the cast path cannot). The text tower is
+cast too only with ``test_cfg.cast_text_encoder=True``: its embeddings are
+computed once per vocabulary (and cached), and in bfloat16 they change more
+labels than the rule of docs/benchmarks.md allows on the tiny test models.
 """
+import contextlib
 from typing import Optional, Union
 
 from torch import Tensor
@@ -25,6 +37,7 @@ from ..backbones.tower_context import TextFeedback
 from ..decode_heads.training_free_head import TrainingFreeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps, SlideLogits
+from ..utils.low_precision import prepare_low_precision
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 
 __all__ = ['TrainingFreeSegmentor']
@@ -39,8 +52,14 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
         **kwargs: :class:`OpenVocabEncoderDecoder` arguments; ``test_cfg``
             takes mmseg's ``mode``/``crop_size``/``stride`` and
             ``crop_batch_size`` (windows per forward), ``return_logits``
-            (store the class probabilities as ``seg_logits``).
+            (store the class probabilities as ``seg_logits``),
+            ``inference_dtype`` (``'fp32'``, ``'bf16'``, ``'fp16'`` on
+            CUDA), ``precision_mode`` (``'cast'``: weights cast once, default;
+            ``'autocast'``: float32 towers under autocast) and
+            ``cast_text_encoder`` (cast the text tower too; default False).
     """
+
+    PRECISION_MODES = ('cast', 'autocast')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,6 +71,34 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
             # modes scoring against the vocabulary inside the backbone
             # (ResCLIP's semantic feedback, backbones/tower_context.py)
             self.backbone.text_feedback = self.text_feedback
+        self._precision_mode()
+
+    def _precision_mode(self) -> str:
+        mode = self.test_cfg.get('precision_mode', 'cast')
+        if mode not in self.PRECISION_MODES:
+            raise ValueError(
+                f'test_cfg.precision_mode={mode!r}; use one of '
+                f"{self.PRECISION_MODES} (e.g. --cfg-options "
+                f"model.test_cfg.precision_mode=cast).")
+        return mode
+
+    def _autocast(self, device_type: str):
+        """Autocast (``precision_mode='autocast'``) or towers cast once."""
+        if self._precision_mode() == 'autocast':
+            return super()._autocast(device_type)
+        text = self.text_encoder if \
+            self.test_cfg.get('cast_text_encoder', False) else None
+        prepare_low_precision(self, (self.backbone, self.neck if
+                                     self.with_neck else None, text),
+                              self.test_cfg.get('inference_dtype'),
+                              device_type)
+        return contextlib.nullcontext()
+
+    @property
+    def inference_precision(self) -> Optional[dict]:
+        """What the last low-precision preparation ran (None: not yet):
+        ``requested``, ``run`` (``'fp32'`` after a fallback), ``notes``."""
+        return getattr(self, '_low_precision', None)
 
     def text_feedback(self) -> TextFeedback:
         """The current vocabulary's name embeddings and the head's scale."""

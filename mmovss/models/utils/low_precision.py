@@ -1,0 +1,235 @@
+"""Low-precision inference with weights cast once (``inference_dtype``).
+
+:mod:`.mixed_precision` runs float32 towers under :func:`torch.autocast`,
+which casts every weight and activation at every matrix product. Here the
+towers *are* low precision: their weights are cast once to bfloat16 (or
+float16 on CUDA) and the residual stream stays in that dtype, as the
+published CLIP code runs its fp16 model (Radford et al., "Learning
+Transferable Visual Models From Natural Language Supervision", ICML 2021,
+``clip/model.py: convert_weights``), with these exceptions kept in float32
+where precision needs it (Micikevicius et al., "Mixed Precision Training",
+ICLR 2018, Sec. 3.2: reductions in float32):
+
+* normalisation layers (``LayerNorm``, ``GroupNorm``, ``BatchNorm``) keep
+  float32 parameters; on CPU PyTorch's mixed-type kernel normalises a
+  low-precision input with float32 statistics, elsewhere the input is
+  normalised in float32 and cast back (open_clip's ``LayerNormFp32``);
+* the patch embedding of the image tower (open_clip's ``conv1``): the
+  normalised pixels are not rounded to 8 bits of mantissa (about 1.4% of a
+  ViT-B/16's FLOPs); its output joins the low-precision stream;
+* the final projections into the joint space (the image tower's ``proj``,
+  the text tower's ``text_projection``) and the norms before them
+  (``ln_post``, ``ln_final``, whose outputs are returned in float32), so
+  the dense embeddings, the text embeddings, their normalisation and the
+  pixel-text logits are float32;
+* attention softmaxes: SDPA kernels accumulate in float32; the explicit
+  softmaxes are taken with ``dtype=torch.float32``.
+
+:func:`prepare_low_precision` casts a segmentor's towers on its first
+low-precision forward; on a CPU whose bfloat16 matrix products are slower
+than float32 ones (no AMX / AVX512-BF16), it keeps float32 and says so
+(:func:`cpu_bf16_check`, the benchmark tool's check).
+"""
+import types
+import warnings
+from typing import Dict, Iterable, List, Optional
+
+import torch
+import torch.nn as nn
+
+from .mixed_precision import INFERENCE_DTYPES, check_inference_dtype
+
+__all__ = [
+    'FLOAT32_MODULES', 'FLOAT32_PARAMETERS', 'FLOAT32_OUTPUT_NORMS', 'low_precision_dtype',
+    'cast_tower', 'cpu_bf16_check', 'prepare_low_precision', 'tower_dtype'
+]
+
+#: Parameters (by their own name) kept in float32: the final projections.
+FLOAT32_PARAMETERS = ('proj', 'text_projection')
+#: Modules (by their attribute name) kept in float32: the patch embedding.
+FLOAT32_MODULES = ('conv1', )
+#: Norm modules (by their attribute name) whose output is made float32: the
+#: norms before the final projections.
+FLOAT32_OUTPUT_NORMS = ('ln_post', 'ln_final')
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+
+#: Result of :func:`cpu_bf16_check` per thread count (measured once).
+_CPU_CHECKS: Dict[int, dict] = {}
+
+
+def low_precision_dtype(name: Optional[str],
+                        device_type: str) -> Optional[torch.dtype]:
+    """The dtype of ``inference_dtype`` on a device type (None: float32).
+
+    Raises:
+        ValueError: Unknown name, or ``'fp16'`` on a device other than CUDA
+            (CPU float16 matrix products have no fast kernels; PyTorch's CPU
+            autocast computes in bfloat16).
+    """
+    name = check_inference_dtype(name)
+    dtype = INFERENCE_DTYPES[name]
+    if dtype == torch.float16 and device_type != 'cuda':
+        raise ValueError(
+            f"test_cfg.inference_dtype='fp16' needs a CUDA device (the model "
+            f"is on {device_type!r}); set model.test_cfg.inference_dtype="
+            f"'bf16' (--dtype bf16) or 'fp32' on the CPU.")
+    return dtype
+
+
+def _float32_norm_forward(self, x):
+    """A norm's forward in float32 statistics, output in the input's dtype.
+
+    The module's float32 parameters are used as they are; a low-precision
+    input goes through PyTorch's mixed-type kernel on CPU, through a float32
+    copy elsewhere (as open_clip's ``LayerNormFp32``).
+    """
+    if x.dtype == torch.float32 or x.device.type == 'cpu' and \
+            isinstance(self, nn.LayerNorm):
+        return type(self).forward(self, x)
+    return type(self).forward(self, x.float()).to(x.dtype)
+
+
+def _float32_output(module, args, output):
+    return output.float() if torch.is_tensor(output) else output
+
+
+def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
+    """Casts a tower's weights to ``dtype`` once, in place.
+
+    Every floating parameter and buffer is cast, except those of norm
+    layers, :data:`FLOAT32_MODULES` and :data:`FLOAT32_PARAMETERS` (kept
+    float32); the norms named in
+    :data:`FLOAT32_OUTPUT_NORMS` return float32. Idempotent.
+
+    Args:
+        tower (nn.Module): An image or text tower (or a whole segmentor
+            part, e.g. ``model.backbone``).
+        dtype (torch.dtype): ``torch.bfloat16`` or ``torch.float16``.
+
+    Returns:
+        dict: ``cast`` and ``kept`` (numbers of parameters), ``kept_names``.
+    """
+    cast, kept_names = 0, []
+    for module_name, module in tower.named_modules():
+        norm = isinstance(module, _NORMS)
+        keep = norm or module_name.split('.')[-1] in FLOAT32_MODULES
+        if norm and not getattr(module, '_mmovss_low_precision', False):
+            module.forward = types.MethodType(_float32_norm_forward, module)
+            if module_name.split('.')[-1] in FLOAT32_OUTPUT_NORMS:
+                module.register_forward_hook(_float32_output)
+            module._mmovss_low_precision = True
+        for name, param in module.named_parameters(recurse=False):
+            if not param.is_floating_point():
+                continue
+            if keep or name in FLOAT32_PARAMETERS:
+                param.data = param.data.float()
+                kept_names.append(f'{module_name}.{name}'.lstrip('.'))
+            else:
+                param.data = param.data.to(dtype)
+                cast += 1
+        if not keep:
+            for name, buf in list(module.named_buffers(recurse=False)):
+                if buf is not None and buf.is_floating_point():
+                    setattr(module, name, buf.to(dtype))
+    return dict(cast=cast, kept=len(kept_names), kept_names=kept_names)
+
+
+def tower_dtype(tower: nn.Module) -> Optional[torch.dtype]:
+    """The dtype of a tower's matrix weights (``nn.Linear``), or None."""
+    for module in tower.modules():
+        if isinstance(module, nn.Linear):
+            return module.weight.dtype
+    return None
+
+
+def cpu_bf16_check(measure=None, refresh: bool = False) -> dict:
+    """Whether bfloat16 matrix products beat float32 ones on this CPU.
+
+    The benchmark tool's check (:func:`mmovss.benchmarking.peak.
+    matmul_peaks` of :data:`~mmovss.benchmarking.peak.DEFAULT_SHAPE`, bf16
+    and fp32 interleaved, best of rounds), measured once per process and
+    thread count.
+
+    Args:
+        measure (callable, optional): ``() -> (bf16_gflops, fp32_gflops)``
+            instead of the measurement (tests).
+        refresh (bool): Measure again (and keep the new result), as the
+            benchmark tool does once per run.
+
+    Returns:
+        dict: ``bf16_gflops``, ``fp32_gflops``, ``shape``, ``kept`` (False:
+        bf16 is slower, run float32) and ``message``.
+    """
+    from mmovss.benchmarking.peak import (
+        DEFAULT_SHAPE,
+        bf16_falls_back,
+        bf16_message,
+        matmul_peaks,
+    )
+    threads = torch.get_num_threads()
+    if measure is None and not refresh and threads in _CPU_CHECKS:
+        return _CPU_CHECKS[threads]
+    if measure is None:
+        peaks = matmul_peaks(DEFAULT_SHAPE, ('bf16', 'fp32'), 'cpu')
+        bf16, fp32 = peaks['bf16']['gflops'], peaks['fp32']['gflops']
+    else:
+        bf16, fp32 = measure()
+    kept = not bf16_falls_back(bf16, fp32)
+    result = dict(shape=list(DEFAULT_SHAPE), bf16_gflops=bf16,
+                  fp32_gflops=fp32, kept=kept,
+                  message=None if kept else bf16_message(bf16, fp32,
+                                                          DEFAULT_SHAPE))
+    if measure is None:
+        _CPU_CHECKS[threads] = result
+    return result
+
+
+def prepare_low_precision(model: nn.Module, towers: Iterable[nn.Module],
+                          name: Optional[str], device_type: str) -> str:
+    """Puts a segmentor's towers in the precision of ``inference_dtype``.
+
+    Called before each inference forward; casts at most once. The state is
+    kept on the model (``model._low_precision``).
+
+    Args:
+        model (nn.Module): The segmentor (holds the state).
+        towers (Iterable[nn.Module]): Its image and text towers.
+        name (str, optional): ``test_cfg.inference_dtype``.
+        device_type (str): The towers' device type.
+
+    Returns:
+        str: The precision run: ``'fp32'``, ``'bf16'`` or ``'fp16'``.
+
+    Raises:
+        ValueError: ``'fp16'`` off CUDA; float32 requested after the towers
+            were cast (the cast is not undone: rebuild the model).
+    """
+    name = check_inference_dtype(name)
+    state = getattr(model, '_low_precision', None)
+    if state is not None and state['requested'] == name and \
+            state['device_type'] == device_type:
+        return state['run']
+    dtype = low_precision_dtype(name, device_type)
+    notes: List[str] = []
+    if dtype == torch.bfloat16 and device_type == 'cpu':
+        check = cpu_bf16_check()
+        if not check['kept']:
+            notes.append(f"test_cfg.inference_dtype='bf16': "
+                         f"{check['message']}; running float32 instead")
+            warnings.warn(notes[-1])
+            dtype = None
+    towers = [t for t in towers if t is not None]
+    cast_to = state['dtype'] if state is not None else None
+    if cast_to is not None and dtype != cast_to:
+        raise ValueError(
+            f"test_cfg.inference_dtype={name!r}, but the towers were cast to "
+            f"{cast_to} by an earlier low-precision run and the cast is not "
+            f"undone; rebuild the model (or load its checkpoint again) to run "
+            f"in {name}.")
+    if dtype is not None and cast_to is None:
+        for tower in towers:
+            cast_tower(tower, dtype)
+    run = {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dtype]
+    model._low_precision = dict(requested=name, device_type=device_type,
+                                dtype=dtype, run=run, notes=notes)
+    return run

@@ -163,10 +163,16 @@ def test_unknown_precision_mode_refused():
     with pytest.raises(ValueError, match='test_cfg.precision_mode'):
         build(dict(tiny_model_cfg('maskclip'),
                    test_cfg=dict(mode='whole', precision_mode='half')))
-    # the default is the autocast path (float32 weights)
+    # inference_dtype='bf16' alone selects the cast path (bf16 weights) ...
     cfg = tiny_model_cfg('maskclip')
     cfg['test_cfg']['inference_dtype'] = 'bf16'
     init_default_scope('mmseg')
+    model = MODELS.build(cfg).eval()
+    predict(model)
+    assert linear_dtypes(model.backbone) == {torch.bfloat16}
+    # ... and precision_mode='autocast' keeps float32 weights
+    cfg = tiny_model_cfg('maskclip')
+    cfg['test_cfg'].update(inference_dtype='bf16', precision_mode='autocast')
     model = MODELS.build(cfg).eval()
     predict(model)
     assert linear_dtypes(model.backbone) == {torch.float32}

@@ -105,18 +105,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def tiny_clip_loader(model_vpt):
-    """A replacement of ``clip.load`` returning the tiny ``model_vpt.CLIP``."""
+def tiny_clip_loader(model_vpt, clip=None):
+    """A replacement of ``clip.load`` returning the tiny ``model_vpt.CLIP`` (``clip``: widths
+    of :data:`TINY`'s form, default :data:`TINY`)."""
+    clip = TINY if clip is None else clip
+
     def load(name, device='cpu', jit=False, prompt_depth=0, prompt_length=0):
         base = model_vpt.VisualTransformer
 
         class FewHeads(base):
             def __init__(self, *args, heads, **kwargs):
-                super().__init__(*args, heads=TINY['vision_heads'], **kwargs)
+                super().__init__(*args, heads=clip['vision_heads'], **kwargs)
 
         model_vpt.VisualTransformer = FewHeads
         try:
-            spec = {k: v for k, v in TINY.items() if k != 'vision_heads'}
+            spec = {k: v for k, v in clip.items() if k != 'vision_heads'}
             model = model_vpt.CLIP(**spec, prompt_depth=prompt_depth,
                                    prompt_length=prompt_length)
         finally:
@@ -148,7 +151,11 @@ def redraw(model: nn.Module, seed: int) -> dict:
     return regenerated
 
 
-def build(args, class_json: str):
+def build(args, class_json: str, clip=None, head=None):
+    """The official ``CATSeg`` of ``configs/vitb_384.yaml`` with the widths ``clip`` / ``head``
+    (default :data:`TINY` / :data:`HEAD`; ``head={}`` keeps the released aggregator widths)."""
+    clip = TINY if clip is None else clip
+    head_widths = HEAD if head is None else head
     from cat_seg import add_cat_seg_config
     from cat_seg.cat_seg_model import CATSeg
     from cat_seg.third_party import clip as official_clip
@@ -161,14 +168,65 @@ def build(args, class_json: str):
     cfg.MODEL.DEVICE = 'cpu'
     head = cfg.MODEL.SEM_SEG_HEAD
     head.TRAIN_CLASS_JSON = head.TEST_CLASS_JSON = class_json
-    for key, value in HEAD.items():
+    for key, value in head_widths.items():
         setattr(head, key.upper(), value)
-    official_clip.load = tiny_clip_loader(model_vpt)
+    official_clip.load = tiny_clip_loader(model_vpt, clip)
     model = CATSeg(cfg)
-    width = TINY['vision_width']
-    model.upsample1 = nn.ConvTranspose2d(width, HEAD['decoder_guidance_dims'][0], 2, 2)
-    model.upsample2 = nn.ConvTranspose2d(width, HEAD['decoder_guidance_dims'][1], 4, 4)
+    width = clip['vision_width']
+    guidance = head.DECODER_GUIDANCE_DIMS
+    model.upsample1 = nn.ConvTranspose2d(width, guidance[0], 2, 2)
+    model.upsample2 = nn.ConvTranspose2d(width, guidance[1], 4, 4)
     return model.eval(), cfg
+
+
+#: The released widths (``clip.load('ViT-B/16')``: 12 heads of 64; text 8 heads of 64) for
+#: ``build_official(args, size='full')``.
+FULL = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
+            vision_patch_size=16, vision_heads=12, context_length=77, vocab_size=49408,
+            transformer_width=512, transformer_heads=8, transformer_layers=12)
+
+
+def build_official(args, classes, size='tiny', sliding=True):
+    """The official model with re-drawn weights, for side-by-side timing.
+
+    Used by ``tools/analysis_tools/compare_reference_trained.py``: ``size`` 'tiny'
+    (:data:`TINY` / :data:`HEAD`) or 'full' (:data:`FULL` and the released aggregator widths of
+    ``vitb_384.yaml`` with ``eval.sh``'s ``POOLING_SIZES [1, 1]``). Call inside
+    :func:`~mmovss.testing.official_parity.official_code.cuda_as_noop`, after
+    ``add_source_dirs``.
+
+    Returns:
+        tuple: The model (eval mode), its state dict (float32, with the regenerated token
+        embedding) and ``meta`` in the fixture's form (for our model's config).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        class_json = osp.join(tmp, 'classes.json')
+        with open(class_json, 'w') as f:
+            json.dump(list(classes), f)
+        if size == 'full':
+            clip, head = FULL, dict(pooling_sizes=[1, 1])
+        else:
+            clip, head = TINY, HEAD
+        model, cfg = build(args, class_json, clip, head)
+    redraw(model, args.seed)
+    model.sliding_window = sliding
+    widths = cfg.MODEL.SEM_SEG_HEAD
+    meta = dict(
+        tiny=clip, classes=list(classes),
+        head=dict(text_guidance_proj_dim=widths.TEXT_GUIDANCE_PROJ_DIM,
+                  appearance_guidance_proj_dim=widths.APPEARANCE_GUIDANCE_PROJ_DIM,
+                  decoder_dims=list(widths.DECODER_DIMS),
+                  decoder_guidance_dims=list(widths.DECODER_GUIDANCE_DIMS),
+                  decoder_guidance_proj_dims=list(widths.DECODER_GUIDANCE_PROJ_DIMS),
+                  num_layers=widths.NUM_LAYERS, num_heads=widths.NUM_HEADS,
+                  hidden_dims=widths.HIDDEN_DIMS, pooling_sizes=list(widths.POOLING_SIZES),
+                  window_sizes=widths.WINDOW_SIZES, pad_len=256),
+        clip_resolution=list(model.clip_resolution), layer_indexes=list(model.layer_indexes),
+        clip_pixel_mean=list(cfg.MODEL.CLIP_PIXEL_MEAN),
+        clip_pixel_std=list(cfg.MODEL.CLIP_PIXEL_STD))
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in model.state_dict().items() if not k.endswith('.attn_mask')}
+    return model, state, meta
 
 
 def run(model, image, output_size, sliding: bool) -> dict:

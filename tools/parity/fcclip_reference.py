@@ -97,13 +97,17 @@ def import_official(repo: str):
     return config, meta_arch, clip_mod, pd_mod
 
 
-def patch_official(clip_mod, pd_mod, seed: int, enc_ffn: int, token_spec: dict):
+def patch_official(clip_mod, pd_mod, seed: int, enc_ffn: int, token_spec: dict,
+                   clip_cfg=None, dims=None):
+    """The stubs of the module docstring (``clip_cfg`` / ``dims``: default the tiny ones)."""
     import open_clip
 
     from mmovss.testing.clip import build_tiny_clip
+    clip_cfg = spec.TINY_CLIP_CFG if clip_cfg is None else clip_cfg
+    dims = spec.TINY_DIMS if dims is None else dims
 
     def create_model_and_transforms(name, pretrained=None, **kwargs):
-        model = build_tiny_clip(spec.TINY_CLIP_CFG, seed=seed)
+        model = build_tiny_clip(clip_cfg, seed=seed)
         with torch.no_grad():
             model.token_embedding.weight.copy_(spec.regenerate_tensor(token_spec))
         return model, None, None
@@ -120,7 +124,7 @@ def patch_official(clip_mod, pd_mod, seed: int, enc_ffn: int, token_spec: dict):
 
     def tiny_init(self, cfg, input_shape):
         init(self, cfg, input_shape)
-        chs = [spec.TINY_DIMS[0], *spec.TINY_DIMS]
+        chs = [dims[0], *dims]
         for name, c in zip(['stem', 'res2', 'res3', 'res4', 'res5'], chs):
             self._out_feature_channels[name] = c
 
@@ -135,11 +139,11 @@ def patch_official(clip_mod, pd_mod, seed: int, enc_ffn: int, token_spec: dict):
     pd_mod.MSDeformAttnPixelDecoder.from_config = classmethod(tiny_from_config)
 
 
-def build_cfg(config, repo: str, sizes: dict):
+def build_cfg(config, repo: str, sizes: dict, train_names=None, test_names=None):
     from detectron2.config import get_cfg
     from detectron2.data import MetadataCatalog
-    for name, classes in (('mmovss_parity_train', TRAIN_NAMES),
-                          ('mmovss_parity_test', TEST_NAMES)):
+    for name, classes in (('mmovss_parity_train', train_names or TRAIN_NAMES),
+                          ('mmovss_parity_test', test_names or TEST_NAMES)):
         MetadataCatalog.get(name).set(stuff_classes=list(classes))
     from detectron2.projects.deeplab import add_deeplab_config
     cfg = get_cfg()
@@ -160,8 +164,61 @@ def build_cfg(config, repo: str, sizes: dict):
     cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = sizes['hidden_dim']
     cfg.MODEL.SEM_SEG_HEAD.MASK_DIM = sizes['mask_dim']
     cfg.MODEL.SEM_SEG_HEAD.TRANSFORMER_ENC_LAYERS = sizes['enc_layers']
-    cfg.MODEL.FC_CLIP.EMBED_DIM = spec.TINY_CLIP_CFG['embed_dim']
+    cfg.MODEL.FC_CLIP.EMBED_DIM = sizes.get('embed_dim', spec.TINY_CLIP_CFG['embed_dim'])
     return cfg
+
+
+#: The released ConvNeXt-L model (``convnext_large_d_320``: timm ``convnext_large`` trunk,
+#: ``mlp`` head, text width 768 x 16 blocks; ``fcclip_convnext_large_eval_ade20k.yaml``:
+#: 250 queries, 9 + 1 decoder layers, 6 deformable encoder layers of FFN 1024) for
+#: ``build_official(args, ..., size='full')``.
+FULL_CLIP_CFG = dict(
+    embed_dim=768,
+    vision_cfg=dict(timm_model_name='convnext_large', timm_model_pretrained=False, timm_pool='',
+                    timm_proj='mlp', timm_drop=0.0, timm_drop_path=0.0, image_size=320),
+    text_cfg=dict(context_length=77, vocab_size=49408, width=768, heads=12, layers=16))
+FULL_SIZES = dict(stage_channels=[192, 384, 768, 1536], hidden_dim=256, mask_dim=256,
+                  enc_layers=6, enc_points=4, enc_ffn=1024, heads=8, queries=250, dec_layers=9,
+                  dec_ffn=2048, embed_dim=768)
+
+
+def build_official(args, train_names, test_names, size='tiny'):
+    """The official ``FCCLIP`` (semantic mode) for side-by-side timing.
+
+    Used by ``tools/analysis_tools/compare_reference_trained.py``: ``size`` 'tiny' (the sizes
+    of :func:`main`, ``--enc-ffn`` 32) or 'full' (:data:`FULL_CLIP_CFG`, :data:`FULL_SIZES`);
+    ``args``: ``official_repo``, ``seed``. The stubs of :func:`main` stay installed (no mask
+    shift: the weights are the official init from the seed).
+
+    Returns:
+        tuple: The model (eval mode), its state dict (with the token embedding) and ``meta``
+        in the fixture's form (for our model's config).
+    """
+    repo = osp.abspath(args.official_repo)
+    config, meta_arch, clip_mod, pd_mod = import_official(repo)
+    spec.register_parity_convnext()
+    if size == 'full':
+        clip_cfg, sizes = FULL_CLIP_CFG, dict(FULL_SIZES)
+    else:
+        clip_cfg = spec.TINY_CLIP_CFG
+        sizes = dict(stage_channels=list(spec.TINY_DIMS), hidden_dim=32, mask_dim=32,
+                     enc_layers=1, enc_points=4, enc_ffn=32, heads=2, queries=6,
+                     dec_layers=3, dec_ffn=32)
+    text = clip_cfg['text_cfg']
+    token_spec = dict(seed=args.seed + 1000, std=0.02, shape=[text['vocab_size'], text['width']])
+    patch_official(clip_mod, pd_mod, args.seed, sizes['enc_ffn'], token_spec, clip_cfg,
+                   sizes['stage_channels'])
+    cfg = build_cfg(config, repo, sizes, list(train_names), list(test_names))
+    seed_everything(args.seed)
+    model = meta_arch.FCCLIP(cfg).eval()
+    sizes.pop('embed_dim', None)
+    meta = dict(clip_cfg=clip_cfg, sizes=sizes, class_names=list(test_names),
+                train_class_names=list(train_names),
+                alpha=cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA,
+                beta=cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA,
+                pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
+                size_divisibility=cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY)
+    return model, model.state_dict(), meta
 
 
 def np32(x):

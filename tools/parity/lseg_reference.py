@@ -146,6 +146,55 @@ def _module_of(net: nn.Module, param_name: str) -> nn.Module:
     return net.get_submodule(param_name.rsplit('.', 1)[0])
 
 
+#: The released widths (``clip_vitl16_384``: timm ViT-L/16, reassemble 256/512/1024/1024,
+#: 256 features; ``clip.load('ViT-B/32')``: text width 512, 12 blocks, 8 heads; image tower
+#: ViT-B/32, unused by LSeg) for ``build_official(args, labels, size='full')``.
+FULL = dict(vit_width=1024, vit_depth=24, vit_heads=16, vit_grid_size=384, vit_classes=1000,
+            reassemble=[256, 512, 1024, 1024], features=256,
+            clip_embed=512, clip_text_width=512, clip_text_heads=8, clip_text_layers=12,
+            clip_image_size=224, clip_image_patch=32, clip_image_width=768,
+            clip_image_head_width=64, clip_image_layers=12)
+
+
+def build_official(args, labels, size='tiny'):
+    """The official ``LSegNet`` (as :func:`main` builds it), for side-by-side timing.
+
+    Used by ``tools/analysis_tools/compare_reference_trained.py``: ``size`` 'tiny'
+    (:data:`TINY`) or 'full' (:data:`FULL`), ``args.official_repo`` / ``args.seed``.
+    The stubs and width patches of :func:`main` stay installed.
+
+    Returns:
+        tuple: The net (eval mode), its state dict with ``net.`` keys (the official
+        checkpoint's layout) and ``meta`` in the fixture's form (for our model's config).
+    """
+    global TINY
+    import timm
+    widths = FULL if size == 'full' else TINY
+    saved, TINY = TINY, widths
+    create_model = timm.create_model  # our TimmViT builds through it afterwards
+    try:
+        add_source_dirs(args.official_repo)
+        install_stubs(args.seed)
+        patch_widths()
+        import open_clip
+        from modules.models.lseg_net import LSegNet
+        net = LSegNet(labels=list(labels), backbone='clip_vitl16_384',
+                      features=widths['features'], crop_size=480, arch_option=0,
+                      block_depth=0, activation='lrelu')
+        net.pretrained.model.patch_embed.img_size = (480, 480)
+        used = sorted(set(open_clip.tokenize(list(labels)).flatten().tolist()))
+        randomize(net, torch.Generator().manual_seed(args.seed), used)
+        clip_cfg = tiny_clip_model_cfg()
+    finally:
+        TINY = saved
+        timm.create_model = create_model
+    net.eval()
+    meta = dict(labels=list(labels), tiny=widths, hooks=HOOKS, clip_model_cfg=clip_cfg,
+                quick_gelu=True, official=dict(arch_option=0, block_depth=0))
+    state = {f'net.{k}': v for k, v in net.state_dict().items()}
+    return net, state, meta
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--official-repo', required=True,

@@ -219,6 +219,52 @@ def write_d2_resnet_fixture(args, path):
     print(f'wrote {path}: {osp.getsize(path) / 1024:.0f} KB')
 
 
+#: The released widths (R101 with detectron2's defaults, ``MaskFormer`` 256 / 8 heads / 2048
+#: FFN / 6 layers / 100 queries, CLIP ViT-B/16 image tower) for
+#: ``build_official_sized(args, ..., size='full')``; the text tower stays tiny (its features
+#: are computed once when the model is built, outside the timed calls).
+FULL = dict(stem=64, res2=256, width_per_group=64, convs_dim=256, mask_dim=256, hidden=256,
+            heads=8, ffn=2048, dec_layers=6, queries=100, clip_width=768, clip_heads=12,
+            clip_layers=12, clip_patch=16, clip_logit_scale=math.log(30.0))
+
+
+def build_official_sized(args, classes, unseen, size='tiny'):
+    """:func:`build_official` for any vocabulary and ``size``, for side-by-side timing.
+
+    Used by ``tools/analysis_tools/compare_reference_trained.py``: ``size`` 'tiny'
+    (:data:`TINY`, ResNet-``args.depth``) or 'full' (:data:`FULL`, R101), ``classes`` with
+    ``unseen`` ones. ``args``: ``official_repo``, ``seed`` (the other options of :func:`main`
+    take their defaults).
+
+    Returns:
+        tuple: The model (eval mode; run it under :func:`half_as_noop` and ``cuda_as_noop``),
+        its state dict, ``meta`` in the fixture's form and the ``inputs`` (text features).
+    """
+    global TINY, CLASSES, UNSEEN
+    opts = argparse.Namespace(**dict(dict(depth=101 if size == 'full' else 50, mask_scale=1.0,
+                                          query_scale=2.0, memory_scale=0.1), **vars(args)))
+    saved = TINY, CLASSES, UNSEEN
+    TINY, CLASSES, UNSEEN = (FULL if size == 'full' else TINY), list(classes), list(unseen)
+    widths = TINY
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            cfg, model = build_official(opts, workdir)
+    finally:
+        TINY, CLASSES, UNSEEN = saved
+    predictor = model.sem_seg_head.predictor
+    meta = dict(
+        classes=list(classes), unseen=list(unseen), depth=opts.depth, tiny=widths,
+        values=dict(gzero_calibrate=cfg.MODEL.MASK_FORMER.GZERO_CALIBRATE,
+                    clip_cls_style=cfg.MODEL.CLIP_CLS_STYLE,
+                    temperature=cfg.MODEL.SEM_SEG_HEAD.TEMPERATURE,
+                    pixel_mean=list(cfg.MODEL.PIXEL_MEAN), pixel_std=list(cfg.MODEL.PIXEL_STD),
+                    clip_pixel_mean=list(cfg.MODEL.CLIP_PIXEL_MEAN),
+                    clip_pixel_std=list(cfg.MODEL.CLIP_PIXEL_STD), fusion_lambda=2. / 3.))
+    inputs = dict(text_features=predictor.text_features_test.clone(),
+                  text_features_clip=predictor.text_features_test_clip.clone())
+    return model, model.state_dict(), meta, inputs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--official-repo', required=True, help='ZegFormer clone')

@@ -235,14 +235,27 @@ class CATSegClassAggregation(BaseModule):
     def _heads(self, t: Tensor) -> Tensor:
         return t.view(t.shape[0], t.shape[1], self.num_heads, -1)
 
-    def _keys_values(self, tokens: Tensor, guidance: Optional[Tensor]
+    def _num_padding(self, num: int) -> int:
+        """Padding tokens added to ``num`` class tokens."""
+        if self.padding_token is None or num >= self.pad_len:
+            return 0
+        return self.pad_len - num
+
+    def _padding_keys_values(self, guided: bool) -> Tuple[Tensor, Tensor]:
+        """Key and value (heads, d) of the padding token (as rows of :meth:`_keys_values`)."""
+        y = self.norm1(self.padding_token)
+        yg = torch.cat([y, self.padding_guidance]) if guided else y
+        return (self.k(yg).view(self.num_heads, -1),
+                self.v(y).view(self.num_heads, -1))
+
+    def _keys_values(self, tokens: Tensor, guidance: Optional[Tensor], pad: bool = True
                      ) -> Tuple[Tensor, Tensor]:
-        """Keys and values (P, S, heads, d) of all tokens incl. padding."""
+        """Keys and values (P, S, heads, d) of all tokens, incl. padding if ``pad``."""
         num = tokens.shape[1]
-        if self.padding_token is not None and num < self.pad_len:
-            extra = self.pad_len - num
-            pad = self.padding_token.expand(tokens.shape[0], extra, -1)
-            tokens = torch.cat([tokens, pad], dim=1)
+        if pad and self._num_padding(num):
+            extra = self._num_padding(num)
+            pad_tokens = self.padding_token.expand(tokens.shape[0], extra, -1)
+            tokens = torch.cat([tokens, pad_tokens], dim=1)
             if guidance is not None:
                 gpad = self.padding_guidance.expand(guidance.shape[0], extra,
                                                     -1)
@@ -266,11 +279,22 @@ class CATSegClassAggregation(BaseModule):
         tokens = pooled.permute(0, 3, 4, 2, 1).reshape(b * ph * pw, n, c)
         if guidance is not None:
             guidance = guidance.repeat_interleave(ph * pw, dim=0)
-        k, v = self._keys_values(tokens, guidance)
         if self.attention == 'linear':
+            # the padded keys/values are pad_len - N copies of one token, the same at every
+            # position: their sums are that token's term times the count (computing them as
+            # rows cost 256 tokens per position for any vocabulary below 256 names)
+            k, v = self._keys_values(tokens, guidance, pad=False)
             k = elu_feature_map(k)
             kv = torch.einsum('pshd,pshe->phde', k, v)
             k_sum = k.sum(dim=1)
+            extra = self._num_padding(n)
+            if extra:
+                k_pad, v_pad = self._padding_keys_values(guidance is not None)
+                k_pad = elu_feature_map(k_pad)
+                kv = kv + extra * torch.einsum('hd,he->hde', k_pad, v_pad)
+                k_sum = k_sum + extra * k_pad
+        else:
+            k, v = self._keys_values(tokens, guidance)
         outs = []
         for start, end in class_chunks(n, class_chunk):
             t = tokens[:, start:end]

@@ -1,0 +1,380 @@
+"""Times a trained method against its released code, side by side, with equal outputs.
+
+The library of ``tools/analysis_tools/compare_reference_trained.py``. The
+official model is built by the method's parity generator
+(``tools/parity/<method>_reference.py``, its ``build_official`` function,
+ZegFormer's ``build_official_sized``: the released architecture at tiny or at
+the released widths, every parameter re-drawn from a seed); its state dict
+is converted with our converter (``mmovss/converters/<method>_official.py``)
+and loaded *strictly* into our model, built from the same config as the package's parity checker
+(``mmovss/testing/official_parity/<method>.py``). Both then run on the same
+image; the outputs must agree (per-pixel class scores within ``atol``, labels
+>= 99.9% equal, the tolerances of ``tests/test_official_parity.py``) and the
+report gives the median seconds per image of each and the ratio ours /
+official, in wall-clock and in process CPU time.
+
+Generic pieces (any two callables): :func:`agreement`, :func:`side_by_side`,
+:func:`format_report`, :func:`markdown_row`. Method pieces:
+:data:`METHODS` maps a method to a ``pair(generator, args)`` function
+returning a :class:`Pair`.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Sequence, Tuple, Union
+
+import torch
+
+from .errors import BenchmarkError
+from .timing import summarize_times, timed_call
+
+__all__ = ['Pair', 'agreement', 'side_by_side', 'format_report', 'markdown_row',
+           'MARKDOWN_HEADER', 'METHODS', 'SIZES', 'LABELS_TOLERANCE', 'random_image',
+           'class_names']
+
+#: Minimum fraction of equal labels (``tests/test_official_parity.py``).
+LABELS_TOLERANCE = 0.999
+SIZES = ('tiny', 'full')
+MARKDOWN_HEADER = ('| method | official s/img | ours s/img | ratio (wall) | ratio (CPU) | '
+                   'labels equal | max diff | command |\n'
+                   '|---|---|---|---|---|---|---|---|')
+
+Output = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Pair:
+    """Our model and the official one as callables on the same prepared input.
+
+    Attributes:
+        ours: ``ours()`` -> class scores (C, H, W) or (scores, labels (H, W)).
+        official: the same for the official model.
+        description: What ran (widths, classes, image size, mode), one line.
+        extra: Anything else worth reporting (e.g. the state dict's tensor count).
+    """
+    ours: Callable[[], Output]
+    official: Callable[[], Output]
+    description: str = ''
+    extra: Dict[str, object] = field(default_factory=dict)
+
+
+def _scores_labels(output: Output) -> Tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(output, (tuple, list)):
+        scores, labels = output
+    else:
+        scores, labels = output, None
+    scores = torch.as_tensor(scores).detach().float().cpu()
+    if labels is None:
+        if scores.dim() != 3:
+            raise BenchmarkError(f'class scores must be (C, H, W) to derive labels, got shape '
+                                 f'{tuple(scores.shape)}; return (scores, labels).')
+        labels = scores.argmax(dim=0)
+    return scores, torch.as_tensor(labels).detach().cpu()
+
+
+def agreement(ours: Output, official: Output) -> Dict[str, float]:
+    """Max absolute score difference and the fraction of equal labels.
+
+    Args:
+        ours: Our class scores (C, H, W), or (scores, labels).
+        official: The official ones, same shapes.
+
+    Returns:
+        dict: ``max_diff`` (max |ours - official| over the scores) and
+        ``labels_equal`` (fraction of pixels with the same label).
+    """
+    s1, l1 = _scores_labels(ours)
+    s2, l2 = _scores_labels(official)
+    if s1.shape != s2.shape or l1.shape != l2.shape:
+        raise BenchmarkError(f'output shapes differ: ours scores {tuple(s1.shape)} labels '
+                             f'{tuple(l1.shape)}, official scores {tuple(s2.shape)} labels '
+                             f'{tuple(l2.shape)}; both models must predict at the same size.')
+    return dict(max_diff=float((s1 - s2).abs().max()) if s1.numel() else 0.0,
+                labels_equal=float((l1 == l2).float().mean()) if l1.numel() else 1.0)
+
+
+def side_by_side(ours: Callable[[], Output], official: Callable[[], Output], repeat: int = 1,
+                 warmup: int = 1, atol: float = 1e-4) -> Dict[str, object]:
+    """Runs both alternately (which one goes first alternates too) and compares.
+
+    Load from other processes then hits both alike. The outputs compared are
+    those of the first call of each (a warm-up call when ``warmup`` >= 1,
+    untimed).
+
+    Args:
+        ours, official: Callables returning class scores or (scores, labels).
+        repeat: Timed calls of each (>= 1).
+        warmup: Untimed calls of each before (>= 0).
+        atol: Tolerance of ``max_diff``.
+
+    Returns:
+        dict: ``ours`` / ``official`` (:func:`summarize_times` of wall-clock
+        seconds), ``ours_cpu`` / ``official_cpu`` (the same of process CPU
+        seconds), ``ratio`` / ``cpu_ratio`` (medians, ours / official),
+        ``max_diff``, ``labels_equal``, ``atol`` and ``ok`` (outputs agree).
+    """
+    if repeat < 1 or warmup < 0:
+        raise BenchmarkError(f'repeat must be >= 1 and warmup >= 0, got repeat={repeat}, '
+                             f'warmup={warmup}.')
+    funcs = dict(ours=ours, official=official)
+    wall = {k: [] for k in funcs}
+    cpu = {k: [] for k in funcs}
+    first = {}
+    with torch.no_grad():
+        for i in range(warmup + repeat):
+            order = ('ours', 'official') if i % 2 == 0 else ('official', 'ours')
+            for name in order:
+                seconds, cpu_seconds, out = timed_call(funcs[name])
+                first.setdefault(name, out)
+                if i >= warmup:
+                    wall[name].append(seconds)
+                    cpu[name].append(cpu_seconds)
+                del out
+    result = agreement(first['ours'], first['official'])
+    for name in funcs:
+        result[name] = summarize_times(wall[name])
+        result[name + '_cpu'] = summarize_times(cpu[name])
+    result['ratio'] = result['ours']['median'] / result['official']['median']
+    result['cpu_ratio'] = result['ours_cpu']['median'] / result['official_cpu']['median']
+    result['atol'] = atol
+    result['ok'] = result['max_diff'] <= atol and result['labels_equal'] >= LABELS_TOLERANCE
+    return result
+
+
+def format_report(method: str, result: Dict[str, object], description: str = '') -> str:
+    """The result of :func:`side_by_side` as text."""
+    runs = len(result['ours']['runs'])
+    lines = [
+        f'{method}: {description}' if description else method,
+        f'median s/image over {runs} run(s): ours {result["ours"]["median"]:.3f}, official '
+        f'{result["official"]["median"]:.3f}, ratio ours/official {result["ratio"]:.3f}',
+        f'process CPU s/image: ours {result["ours_cpu"]["median"]:.3f}, official '
+        f'{result["official_cpu"]["median"]:.3f}, ratio {result["cpu_ratio"]:.3f}',
+        f'agreement: max |score diff| {result["max_diff"]:.2e} (tolerance {result["atol"]:g}), '
+        f'labels equal {100 * result["labels_equal"]:.3f}% (tolerance '
+        f'{100 * LABELS_TOLERANCE:g}%): {"OK" if result["ok"] else "FAILED"}',
+    ]
+    return '\n'.join(lines)
+
+
+def markdown_row(method: str, result: Dict[str, object], command: str = '') -> str:
+    """One row of :data:`MARKDOWN_HEADER`."""
+    return (f'| {method} | {result["official"]["median"]:.3f} | {result["ours"]["median"]:.3f} | '
+            f'{result["ratio"]:.2f} | {result["cpu_ratio"]:.2f} | '
+            f'{100 * result["labels_equal"]:.3f}% | {result["max_diff"]:.1e} | `{command}` |')
+
+
+def random_image(size: Sequence[int], seed: int) -> torch.Tensor:
+    """A smooth random RGB image (3, H, W), integer values 0..255 as float32.
+
+    Drawn at 1/8 resolution and upsampled (bicubic), like the parity
+    generators' inputs, so that it has structure at several scales.
+    """
+    import torch.nn.functional as F
+    h, w = int(size[0]), int(size[1])
+    if h < 8 or w < 8:
+        raise BenchmarkError(f'--image-size {h} {w}: use at least 8 x 8 pixels.')
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=gen) * 255
+    image = F.interpolate(coarse, size=(h, w), mode='bicubic', align_corners=False)
+    return image.clamp(0, 255).round()[0]
+
+
+def _strict(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """Loads strictly (a clear error naming the keys otherwise)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise BenchmarkError(f'the converted official state dict does not fit our model: '
+                             f'missing {sorted(missing)[:8]}, unexpected '
+                             f'{sorted(unexpected)[:8]} (of {len(missing)} / '
+                             f'{len(unexpected)}); the converter or the config is wrong.')
+
+
+# ----------------------------------------------------------------- methods
+def _catseg_pair(generator, args) -> Pair:
+    """CAT-Seg (Cho et al., CVPR 2024): the released slide inference (``eval.sh``:
+    ``TEST.SLIDING_WINDOW True``; 640 x 640, 384 windows at stride 256 plus the global
+    view) of ``CATSeg.inference_sliding_window``, against our ``catseg_slide`` mode."""
+    from mmovss.converters import catseg_official
+    from mmovss.testing.official_parity.catseg import tiny_model_cfg
+
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+
+    classes = args.classes
+    official, state, meta = generator.build_official(args, classes, args.size, sliding=True)
+    ours = MODELS.build(tiny_model_cfg(meta, 'catseg_slide'))
+    ours.test_cfg['return_logits'] = True
+    _strict(ours, catseg_official.convert(state))
+    ours.eval()
+    ours.set_vocabulary(list(classes))
+    image = random_image(args.image_size, args.seed + 2)
+    h, w = image.shape[-2:]
+    mean = torch.tensor(meta['clip_pixel_mean']).view(-1, 1, 1)
+    std = torch.tensor(meta['clip_pixel_std']).view(-1, 1, 1)
+    sample = SegDataSample(metainfo=dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
+                                         padding_size=[0, 0, 0, 0]))
+
+    def run_ours():
+        inputs = ((image - mean) / std)[None]
+        result = ours.predict(inputs, [copy.deepcopy(sample)])[0]
+        return result.seg_logits.data, result.pred_sem_seg.data[0]
+
+    def run_official():
+        out = official([dict(image=image, height=h, width=w)])[0]['sem_seg']
+        return out, out.argmax(dim=0)
+
+    width = meta['tiny']['vision_width']
+    return Pair(run_ours, run_official,
+                f'{args.size} (CLIP width {width}, {meta["tiny"]["vision_layers"]} blocks, '
+                f'aggregator {meta["head"]["hidden_dims"]}), {len(classes)} classes, image '
+                f'{h} x {w}, slide inference', dict(tensors=len(state)))
+
+
+def _lseg_pair(generator, args) -> Pair:
+    """LSeg (Li et al., ICLR 2022): ``LSegNet.forward(x, labelset)`` of
+    ``modules/models/lseg_net.py`` (whole image, as ``lseg_demo.ipynb`` runs it; the official
+    forward encodes the labels' text in every call, in half precision) against our
+    ``LSeg._forward`` (class embeddings cached by the warm-up call), on the same normalised
+    image (``LSegModule.val_transform``: mean = std = 0.5)."""
+    from mmovss.converters.lseg_official import convert
+    from mmovss.testing.official_parity.lseg import tiny_model_cfg
+
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    h, w = args.image_size
+    if h % 32 or w % 32:
+        raise BenchmarkError(f'--image-size {h} {w}: LSeg needs multiples of 32 (e.g. 480 480).')
+    labels = [name.split(',')[0].strip() for name in args.classes]  # one name per class
+    official, state, meta = generator.build_official(args, labels, args.size)
+    init_default_scope('mmseg')
+    ours = MODELS.build(tiny_model_cfg(meta))
+    _strict(ours, convert(state))
+    ours.eval()
+    x = (random_image(args.image_size, args.seed + 2)[None] / 255 - 0.5) / 0.5
+
+    def run_ours():
+        return ours._forward(x)[0]
+
+    def run_official():
+        return official(x, list(labels))[0]
+
+    tiny = meta['tiny']
+    return Pair(run_ours, run_official,
+                f'{args.size} (ViT width {tiny["vit_width"]} x {tiny["vit_depth"]}, features '
+                f'{tiny["features"]}, text width {tiny["clip_text_width"]}), {len(labels)} '
+                f'classes, image {h} x {w}, whole image; official time includes its per-call '
+                f'fp16 text encoding', dict(tensors=len(state)))
+
+
+def _zegformer_pair(generator, args) -> Pair:
+    """ZegFormer (Ding et al., CVPR 2022): the released gzss evaluation
+    (``zegformer_R101_bs32_60k_vit16_coco-stuff_gzss_eval.yaml``: every query's masked crop
+    classified by CLIP, fused with the segment scores, calibration 0.1 on seen classes) of
+    the official ``MaskFormer`` meta-architecture against our ``D2ResNet`` +
+    ``ZegFormerHead``; every third class is unseen. Both use the official text features
+    (computed once when the official model is built)."""
+    from mmovss.converters.zegformer_official import convert, official_temperature
+    from mmovss.models.text_encoders.class_embeddings import ClassEmbeddings
+    from mmovss.testing.official_parity.zegformer import build_tiny_model
+    from mmovss.vocab import Vocabulary
+
+    h, w = args.image_size
+    if h % 32 or w % 32:
+        raise BenchmarkError(f'--image-size {h} {w}: ZegFormer runs here without padding; '
+                             f'use multiples of 32 (e.g. 512 672).')
+    classes = [name.split(',')[0].strip() for name in args.classes]
+    unseen = classes[2::3]
+    official, state, meta, inputs = generator.build_official_sized(args, classes, unseen,
+                                                                   args.size)
+    text = 'sem_seg_head.predictor.clip_model.'
+    state = {k: v for k, v in state.items() if not (
+        k.startswith(text) and not k.startswith(text + 'visual.')
+        and not k.endswith('clip_model.logit_scale'))}  # the text tower (as the fixture)
+    converted = convert(state)
+    backbone, head = build_tiny_model(meta)
+    for module, prefix in ((backbone, 'backbone.'), (head, 'decode_head.')):
+        _strict(module, {k[len(prefix):]: v for k, v in converted.items()
+                         if k.startswith(prefix)})
+    head.temperature = official_temperature(state)
+    vocab = Vocabulary.build(classes)
+    index = torch.arange(len(classes))
+    scale = state[text + 'logit_scale'].float().exp().reshape(())
+    class_embeds = ClassEmbeddings(inputs['text_features'], index, vocab)
+    region_embeds = ClassEmbeddings(inputs['text_features_clip'], index, vocab,
+                                    logit_scale=scale)
+    values = meta['values']
+    image = random_image(args.image_size, args.seed + 2)
+    mean = torch.tensor(values['pixel_mean']).view(1, 3, 1, 1)
+    std = torch.tensor(values['pixel_std']).view(1, 3, 1, 1)
+
+    def run_ours():
+        x = image[None]
+        feats = backbone((x - mean) / std)
+        return head(list(feats) + [x], class_embeds, region_embeds)[0]
+
+    def run_official():
+        with generator.half_as_noop():
+            return official([dict(image=image, height=h, width=w)])[0]['sem_seg']
+
+    tiny = meta['tiny']
+    return Pair(run_ours, run_official,
+                f'{args.size} (R{meta["depth"]} stem {tiny["stem"]}, {tiny["queries"]} queries, '
+                f'{tiny["dec_layers"]} decoder layers of {tiny["hidden"]}, CLIP image tower '
+                f'width {tiny["clip_width"]} x {tiny["clip_layers"]}), {len(classes)} classes '
+                f'({len(unseen)} unseen), image {h} x {w}', dict(tensors=len(state)))
+
+
+def _fcclip_pair(generator, args) -> Pair:
+    """FC-CLIP (Yu et al., NeurIPS 2023): ``FCCLIP.forward`` of the official
+    ``fcclip/fcclip.py`` in semantic mode with ``ENSEMBLE_ON_VALID_MASK`` False (the released
+    ConvNeXt-L setting), masks upsampled before the ensemble, against our
+    ``FCCLIPEncoderDecoder.predict`` (data preprocessing included on both sides); every other
+    class is in the training vocabulary."""
+    import numpy as np
+
+    from mmovss.testing.official_parity.fcclip import _build, _predict
+
+    classes = [name.split(',')[0].strip() for name in args.classes]
+    train = classes[::2]
+    official, state, meta = generator.build_official(args, train, classes, args.size)
+    official.ensemble_on_valid_mask = False
+    official.sem_seg_postprocess_before_inference = False
+    ours = _build(meta, state, gated=False)
+    image = random_image(args.image_size, args.seed + 2)
+    h, w = image.shape[-2:]
+    image_rgb = image.to(torch.uint8).numpy()
+
+    def run_ours():
+        result = _predict(ours, image_rgb)[1]
+        return result.seg_logits.data, result.pred_sem_seg.data[0]
+
+    def run_official():
+        out = official([dict(image=torch.from_numpy(np.ascontiguousarray(image_rgb)).float(),
+                             height=h, width=w)])[0]['sem_seg']
+        return out, out.argmax(dim=0)
+
+    sizes = meta['sizes']
+    return Pair(run_ours, run_official,
+                f'{args.size} (ConvNeXt stages {sizes["stage_channels"]}, {sizes["queries"]} '
+                f'queries, {sizes["dec_layers"]} decoder layers, {sizes["enc_layers"]} encoder '
+                f'layers), {len(classes)} classes ({len(train)} seen), image {h} x {w}',
+                dict(tensors=len(state)))
+
+
+#: method -> ``pair(generator, args)``; ``args``: the tool's arguments plus ``classes``.
+METHODS: Dict[str, Callable] = {
+    'catseg': _catseg_pair,
+    'fcclip': _fcclip_pair,
+    'lseg': _lseg_pair,
+    'zegformer': _zegformer_pair,
+}
+
+
+def class_names(count: int) -> list:
+    """The first ``count`` ADE20K-150 class names (synonyms kept), as the benchmark uses."""
+    from mmovss.vocab import load_benchmark_classes
+    names = list(load_benchmark_classes('ade20k_150'))
+    if not 1 <= count <= len(names):
+        raise BenchmarkError(f'--classes {count}: use 1 to {len(names)}.')
+    return names[:count]

@@ -1,0 +1,142 @@
+"""Side-by-side timing of trained methods against their official code
+(``mmovss.benchmarking.official_reference``, ``tools/analysis_tools/compare_reference_trained.py``).
+
+The generic part (timing, agreement, report) runs on two small torch modules
+everywhere; the end-to-end check runs ZegFormer at tiny size against the
+official code when a clone is at ``/work/official`` (else it skips).
+"""
+import argparse
+import os.path as osp
+
+import pytest
+import torch
+
+from mmovss.benchmarking import BenchmarkError
+from mmovss.benchmarking.official_reference import (
+    LABELS_TOLERANCE,
+    MARKDOWN_HEADER,
+    METHODS,
+    agreement,
+    class_names,
+    format_report,
+    markdown_row,
+    random_image,
+    side_by_side,
+)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+OFFICIAL = '/work/official'
+
+
+def _conv_pair(shift=0.0):
+    """Two copies of one small conv net; the 'official' one's output shifted by ``shift``."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 5, 1)).eval()
+    x = random_image((16, 24), seed=1)[None] / 255
+    calls = []
+
+    def ours():
+        calls.append('ours')
+        return net(x)[0]
+
+    def official():
+        calls.append('official')
+        out = net(x)[0]
+        if shift:
+            out = out.clone()
+            out[0] += shift  # class 0 raised everywhere: labels change where it wins
+        return out
+
+    return ours, official, calls
+
+
+def test_side_by_side_equal_models():
+    ours, official, calls = _conv_pair()
+    result = side_by_side(ours, official, repeat=3, warmup=1)
+    assert result['ok'] and result['max_diff'] == 0.0 and result['labels_equal'] == 1.0
+    # warm-up + 3 timed calls each, alternating which goes first
+    assert calls == ['ours', 'official', 'official', 'ours', 'ours', 'official',
+                     'official', 'ours']
+    assert len(result['ours']['runs']) == len(result['official']['runs']) == 3
+    assert result['ratio'] == pytest.approx(result['ours']['median'] /
+                                            result['official']['median'])
+    assert result['cpu_ratio'] == pytest.approx(result['ours_cpu']['median'] /
+                                                result['official_cpu']['median'])
+
+
+def test_side_by_side_detects_differences():
+    ours, official, _ = _conv_pair(shift=0.5)
+    result = side_by_side(ours, official, repeat=1, warmup=0)
+    assert result['max_diff'] == pytest.approx(0.5, abs=1e-6)
+    assert not result['ok']
+    # labels: the fraction of pixels whose argmax changes when class 0 is raised by 0.5
+    scores = ours()
+    raised = scores.clone()
+    raised[0] += 0.5
+    expected = (scores.argmax(0) == raised.argmax(0)).float().mean().item()
+    assert result['labels_equal'] == pytest.approx(expected)
+    # within the score tolerance but labels differ -> still not ok
+    small = side_by_side(ours, official, repeat=1, warmup=0, atol=1.0)
+    assert small['ok'] == (expected >= LABELS_TOLERANCE)
+
+
+def test_agreement_and_report():
+    scores = torch.rand(4, 6, 7)
+    labels = scores.argmax(0)
+    flipped = labels.clone()
+    flipped[0, 0] = (flipped[0, 0] + 1) % 4
+    got = agreement((scores, labels), (scores, flipped))
+    assert got['max_diff'] == 0.0 and got['labels_equal'] == pytest.approx(1 - 1 / 42)
+    with pytest.raises(BenchmarkError, match='shapes differ'):
+        agreement(scores, scores[:, :5])
+    with pytest.raises(BenchmarkError, match=r'\(C, H, W\)'):
+        agreement(scores[0], scores[0])
+    with pytest.raises(BenchmarkError, match='repeat'):
+        side_by_side(lambda: scores, lambda: scores, repeat=0)
+    ours, official, _ = _conv_pair()
+    result = side_by_side(ours, official, repeat=1, warmup=0)
+    text = format_report('toy', result, 'two conv nets')
+    assert 'ratio ours/official' in text and 'OK' in text and 'toy: two conv nets' in text
+    row = markdown_row('toy', result, 'python x.py')
+    assert row.count('|') == MARKDOWN_HEADER.splitlines()[0].count('|')
+    assert f'{result["ratio"]:.2f}' in row and '`python x.py`' in row
+
+
+def test_class_names_and_image():
+    names = class_names(3)
+    assert len(names) == 3 and len(set(names)) == 3
+    with pytest.raises(BenchmarkError, match='--classes'):
+        class_names(0)
+    image = random_image((20, 30), seed=0)
+    assert image.shape == (3, 20, 30) and image.min() >= 0 and image.max() <= 255
+    assert torch.equal(image, image.round()) and torch.equal(image, random_image((20, 30), 0))
+    with pytest.raises(BenchmarkError, match='--image-size'):
+        random_image((4, 30), 0)
+
+
+@pytest.mark.skipif(not osp.isdir(osp.join(OFFICIAL, 'ZegFormer', 'mask_former'))
+                    or not osp.isdir(osp.join(OFFICIAL, 'detectron2', 'detectron2')),
+                    reason='no official ZegFormer / detectron2 clone under /work/official')
+def test_zegformer_tiny_against_official():
+    """The whole path of the tool: generator build, conversion, strict load, equal outputs."""
+    import importlib.util
+
+    from mmovss.testing.official_parity.official_code import (
+        add_source_dirs,
+        cuda_as_noop,
+        seed_everything,
+    )
+    add_source_dirs(osp.join(OFFICIAL, 'detectron2'), osp.join(OFFICIAL, 'ZegFormer'))
+    path = osp.join(ROOT, 'tools', 'parity', 'zegformer_reference.py')
+    spec = importlib.util.spec_from_file_location('zegformer_reference_timing', path)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    args = argparse.Namespace(official_repo=osp.join(OFFICIAL, 'ZegFormer'), seed=0,
+                              size='tiny', image_size=[32, 64], classes=class_names(3))
+    seed_everything(0)
+    with cuda_as_noop():
+        pair = METHODS['zegformer'](generator, args)
+        result = side_by_side(pair.ours, pair.official, repeat=1, warmup=0)
+    assert result['ok'], format_report('zegformer', result, pair.description)
+    assert result['max_diff'] <= 1e-4 and result['labels_equal'] >= LABELS_TOLERANCE

@@ -19,7 +19,8 @@
 #   benchmark's pipeline).
 #   python tools/test.py configs/catseg/catseg-official_vit-b16_80k_coco-stuff171-384x384.py \
 #       model_base.pth --benchmark ade20k_150
-_base_ = ['./catseg_vit-b16_80k_coco-stuff171-384x384.py']
+_base_ = ['./catseg_vit-b16_80k_coco-stuff171-384x384.py',
+          '../_base_/protocols/detectron2_pipelines.py']
 model = dict(
     type='CATSegEncoderDecoder',
     data_preprocessor=dict(
@@ -37,11 +38,6 @@ model = dict(
         size_divisor=32,
         crop_batch_size=5,
         resize_class_chunk=16))
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -35,7 +35,8 @@
 # comes from it.
 #   python tools/test.py configs/fcclip/fcclip-official_convnext-l_368k_coco-panoptic-1024x1024.py \
 #       fcclip_cocopan.pth --benchmark ade20k_847
-_base_ = ['./fcclip_convnext-l_80k_coco-stuff171-1024x1024.py']
+_base_ = ['./fcclip_convnext-l_80k_coco-stuff171-1024x1024.py',
+          '../_base_/protocols/detectron2_pipelines.py']
 protocol = 'fcclip'
 model = dict(
     type='FCCLIPEncoderDecoder',
@@ -45,11 +46,6 @@ model = dict(
         seen_vocabulary='{{fileDirname}}/coco-panoptic133_seen-names.txt',
         alpha=0.4, beta=0.8, ensemble=True, ensemble_valid_mask=False,
         ov_pooling='features', mask_upsample='logits', ov_logit_scale_max=100.0))
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_800_long_1333}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -25,7 +25,8 @@
 # names, PIL 640 / 2560 resize) for the six benchmarks SAN evaluates.
 #   python tools/test.py configs/san/san-official_vit-b16_60k_coco-stuff171-640x640.py \
 #       san_vit_b_16.pth --benchmark ade20k_150
-_base_ = ['./san_vit-b16_60k_coco-stuff171-640x640.py']
+_base_ = ['./san_vit-b16_60k_coco-stuff171-640x640.py',
+          '../_base_/protocols/detectron2_pipelines.py']
 model = dict(
     type='MaskClassificationEncoderDecoder',
     vocabulary='{{fileDirname}}/../_base_/vocabularies/san/coco_stuff171.txt',
@@ -34,11 +35,6 @@ model = dict(
     decode_head=dict(side_adapter=dict(pos_embed_resize='tokens'), mask_upsample='original'))
 custom_hooks = []  # the vocabulary is the official one, not the dataset's
 protocol = 'san'  # --benchmark KEY: configs/_base_/protocols/san/KEY.py
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

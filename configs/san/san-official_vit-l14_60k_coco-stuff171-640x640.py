@@ -11,7 +11,8 @@
 # images are decoded and resized with PIL, the mask logits are resized to the
 # original image before the sigmoid, and each class name is one prompt even
 # with commas (SAN's names; protocol 'san' for --benchmark).
-_base_ = ['./san_vit-l14_60k_coco-stuff171-640x640.py']
+_base_ = ['./san_vit-l14_60k_coco-stuff171-640x640.py',
+          '../_base_/protocols/detectron2_pipelines.py']
 model = dict(
     type='MaskClassificationEncoderDecoder',
     vocabulary='{{fileDirname}}/../_base_/vocabularies/san/coco_stuff171.txt',
@@ -20,11 +21,6 @@ model = dict(
     decode_head=dict(side_adapter=dict(pos_embed_resize='tokens'), mask_upsample='original'))
 custom_hooks = []  # the vocabulary is the official one, not the dataset's
 protocol = 'san'  # --benchmark KEY: configs/_base_/protocols/san/KEY.py
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

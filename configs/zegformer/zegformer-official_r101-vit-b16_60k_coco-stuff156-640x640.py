@@ -20,7 +20,8 @@
 #   (empty masks too); GroupNorm 32 groups; GZERO_CALIBRATE 0.1 on the seen classes.
 # * the official code runs CLIP in fp16 on GPU; add
 #   --cfg-options model.test_cfg.inference_dtype=fp16 for the same (autocast; float32 here).
-_base_ = ['../_base_/datasets/coco_stuff171.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/datasets/coco_stuff171.py', '../_base_/default_runtime.py',
+          '../_base_/protocols/detectron2_pipelines.py']
 clip_model = 'ViT-B-16'
 clip_pretrained = 'openai'
 templates_single = [
@@ -128,12 +129,7 @@ model = dict(
     test_cfg=dict(mode='whole'))
 custom_hooks = [dict(type='DatasetVocabularyHook')]
 # detectron2's test resize (ResizeShortestEdge 640, max 2560) on PIL-decoded images
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_cfg = dict(type='ValLoop')

@@ -10,14 +10,9 @@
 #   equal to the benchmark's (mmovss/vocab/names/ are these files): vocabulary=None.
 _base_ = [
     '../../datasets/ade20k_847.py', '../../default_runtime.py',
-    '../../schedules/inference_only.py'
+    '../../schedules/inference_only.py', '../detectron2_pipelines.py'
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_800_long_1333}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 train_dataloader = None

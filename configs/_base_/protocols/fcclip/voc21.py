@@ -10,14 +10,9 @@
 #   line (72 words) differs from ours: ../../vocabularies/fcclip/voc21.txt.
 _base_ = [
     '../../datasets/voc21.py', '../../default_runtime.py',
-    '../../schedules/inference_only.py'
+    '../../schedules/inference_only.py', '../detectron2_pipelines.py'
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_800_long_1333}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 train_dataloader = None

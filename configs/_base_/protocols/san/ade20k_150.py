@@ -11,14 +11,9 @@
 # official configs (decode_head.mask_upsample='original'), the same on every benchmark.
 _base_ = [
     '../../datasets/ade20k_150.py', '../../default_runtime.py',
-    '../../schedules/inference_only.py'
+    '../../schedules/inference_only.py', '../detectron2_pipelines.py'
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
-    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 train_dataloader = None

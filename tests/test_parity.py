@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import mmovss  # noqa: F401
+from mmovss.testing.clip import openai_model_cfg
 
 from mmengine.config import Config
 from mmengine.dataset import Compose
@@ -72,36 +73,6 @@ CLEARCLIP_MODES = {  # (model_type, ignore_residual) -> last_block_mode
     ('vanilla', False): 'vanilla',
     ('vanilla', True): 'vanilla_noresidual',
 }
-
-
-def openai_model_cfg(state_dict: dict) -> dict:
-    """open_clip model config of an OpenAI-format CLIP ViT state dict.
-
-    The rules of open_clip's ``build_model_from_openai_state_dict``
-    (64-wide heads, QuickGELU).
-    """
-    def layers(prefix):
-        return len({k[len(prefix):].split('.')[0]
-                    for k in state_dict if k.startswith(prefix)})
-
-    conv = state_dict['visual.conv1.weight']
-    grid = round((state_dict['visual.positional_embedding'].shape[0] - 1)**.5)
-    text_width = state_dict['ln_final.weight'].shape[0]
-    return dict(
-        embed_dim=int(state_dict['text_projection'].shape[1]),
-        quick_gelu=True,
-        vision_cfg=dict(
-            image_size=int(grid * conv.shape[-1]),
-            layers=layers('visual.transformer.resblocks.'),
-            width=int(conv.shape[0]),
-            patch_size=int(conv.shape[-1]),
-            head_width=64),
-        text_cfg=dict(
-            context_length=int(state_dict['positional_embedding'].shape[0]),
-            vocab_size=int(state_dict['token_embedding.weight'].shape[0]),
-            width=int(text_width),
-            heads=int(text_width) // 64,
-            layers=layers('transformer.resblocks.')))
 
 
 def cfg_options(meta: dict, model_cfg: dict, pamr: bool = False) -> dict:

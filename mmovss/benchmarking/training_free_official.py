@@ -15,7 +15,7 @@ hooks (a few ``clone()`` of stage tensors) stay in the timed call; they
 favour ours, if anything.
 
 Our side builds our model from the same fixture (same weights, classes,
-image, slide window and thresholds: ``tests/test_parity_corrclip_trident.py``
+image, slide window and thresholds: ``mmovss.testing.corrclip_trident_runs``
 ``CorrCLIPRun`` / ``TridentRun``) and times one ``predict`` on the same
 preprocessed image, after the text embeddings are computed (the official
 segmentors compute theirs in ``__init__``, outside the timed call).
@@ -121,11 +121,8 @@ def official_predict_times(method: str, command: Sequence[str],
 
 
 def _parity_runs(repo: str):
-    tests = osp.join(repo, 'tests')
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    import test_parity_corrclip_trident as runs
-    return runs
+    from mmovss.testing import corrclip_trident_runs
+    return corrclip_trident_runs
 
 
 def our_predict_time(method: str, repo: str, directory: str,
@@ -146,7 +143,7 @@ def our_predict_time(method: str, repo: str, directory: str,
         cls = runs.TridentRun
     else:
         raise ValueError(f'method={method!r}; one of {sorted(OFFICIAL_CLASSES)}.')
-    missing = runs._missing(directory, json_path)
+    missing = runs.missing_reason(directory, json_path)
     if missing:
         raise FileNotFoundError(f'{method} fixture: {missing}')
     with torch.no_grad():

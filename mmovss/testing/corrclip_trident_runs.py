@@ -63,7 +63,14 @@ def missing_reason(directory: str, json_path: str):
 
 
 class CorrCLIPRun:
-    """The recorded run, our model built from the JSON and its inputs."""
+    """The recorded run, our model built from the JSON and its inputs.
+
+    The options every run shares (tiny CLIP, DINO, vocabulary, head) are set
+    here; :meth:`method_options` adds the method's own.
+    """
+
+    config = CONFIG
+    meta_key = 'corrclip'
 
     def __init__(self, directory: str, json_path: str):
         with open(json_path) as f:
@@ -74,9 +81,8 @@ class CorrCLIPRun:
         state_dict = torch.load(weights, map_location='cpu',
                                 weights_only=True)
         model_cfg = openai_model_cfg(state_dict)
-        ref, dino = meta['corrclip'], meta['dino_cfg']
-        cfg = Config.fromfile(os.path.join(REPO, CONFIG))
-        clip = dict(model_cfg=model_cfg, pretrained=weights)
+        dino = meta['dino_cfg']
+        cfg = Config.fromfile(os.path.join(REPO, self.config))
         options = {
             'model.vocabulary': [', '.join(c) for c in meta['classes']],
             'model.data_preprocessor.mean': meta['normalization']['mean'],
@@ -91,28 +97,35 @@ class CorrCLIPRun:
                                   depth=dino['depth'],
                                   num_heads=dino['num_heads'],
                                   img_size=dino['img_size'][0])),
-            'model.backbone.tau': ref['tau'],
-            'model.backbone.merge_eps': ref['merge_eps'],
-            'model.backbone.alpha': ref['alpha'],
-            'model.backbone.beta': ref['beta'],
-            'model.backbone.spatial_layers': ref['spatial_layers'],
             'model.decode_head.in_channels': model_cfg['embed_dim'],
             'model.decode_head.logit_scale': meta['logit_scale'],
             'model.decode_head.prob_thd': meta['prob_thd'],
             'model.decode_head.background_index': 0,
+        }
+        options.update({f'model.backbone.{key}': meta[self.meta_key][key]
+                        for key in self.backbone_keys})
+        options.update(self.method_options(directory))
+        for part in ('backbone', 'text_encoder'):
+            options[f'model.{part}.model_cfg'] = model_cfg
+            options[f'model.{part}.pretrained'] = weights
+        cfg.merge_from_dict(options)
+        self.cfg = cfg
+        init_default_scope('mmseg')
+        self.model = MODELS.build(cfg.model).eval()
+
+    #: backbone settings copied from ``meta[meta_key]``
+    backbone_keys = ('tau', 'merge_eps', 'alpha', 'beta', 'spatial_layers')
+
+    def method_options(self, directory: str) -> dict:
+        """CorrCLIP's fixed masks and sliding window."""
+        meta = self.meta
+        return {
             'model.decode_head.mask_refinement.generator.mask_dir':
             os.path.join(directory, meta['mask_dir']),
             'model.test_cfg': dict(
                 mode='slide', crop_size=(meta['slide']['crop'], ) * 2,
                 stride=(meta['slide']['stride'], ) * 2, crop_batch_size=4),
         }
-        for part in ('backbone', 'text_encoder'):
-            for key, value in clip.items():
-                options[f'model.{part}.{key}'] = value
-        cfg.merge_from_dict(options)
-        self.cfg = cfg
-        init_default_scope('mmseg')
-        self.model = MODELS.build(cfg.model).eval()
 
     def data(self):
         """The network input (1, 3, H, W) and its samples."""
@@ -131,53 +144,18 @@ class CorrCLIPRun:
 class TridentRun(CorrCLIPRun):
     """The recorded Trident run and our model built from its JSON."""
 
-    def __init__(self, directory: str, json_path: str):
-        with open(json_path) as f:
-            self.meta = meta = json.load(f)
-        self.expected = np.load(json_path[:-len('.json')] + '.npz')
-        weights = shared_file(directory, meta['weights_file'])
-        self.image = shared_file(directory, meta['image_file'])
-        state_dict = torch.load(weights, map_location='cpu',
-                                weights_only=True)
-        model_cfg = openai_model_cfg(state_dict)
-        ref, dino, sam = meta['trident'], meta['dino_cfg'], meta['sam_cfg']
-        cfg = Config.fromfile(os.path.join(REPO, TRIDENT_CONFIG))
+    config = TRIDENT_CONFIG
+    meta_key = 'trident'
+    backbone_keys = ('beta', 'gamma', 'cos_fac', 'refine_neg_cos', 'slide_crop',
+                     'slide_stride')
+
+    def method_options(self, directory: str) -> dict:
+        """Trident's tiny SAM image encoder."""
+        sam = self.meta['sam_cfg']
         encoder_cfg = {k: v for k, v in sam.items() if k != 'norm_eps'}
         encoder_cfg['global_attn_indexes'] = tuple(
             encoder_cfg['global_attn_indexes'])
-        options = {
-            'model.vocabulary': [', '.join(c) for c in meta['classes']],
-            'model.data_preprocessor.mean': meta['normalization']['mean'],
-            'model.data_preprocessor.std': meta['normalization']['std'],
-            'model.text_encoder.templates': 'imagenet',
-            'model.text_encoder.cache_dir': None,
-            'model.backbone.vfm': dict(
-                model_name='vit_small_patch8_224.dino',
-                pretrained=os.path.join(directory,
-                                        meta['dino_weights_file']),
-                model_kwargs=dict(embed_dim=dino['embed_dim'],
-                                  depth=dino['depth'],
-                                  num_heads=dino['num_heads'],
-                                  img_size=dino['img_size'][0])),
-            'model.backbone.sam': dict(
-                model_type='vit_b',
-                checkpoint=os.path.join(directory, meta['sam_weights_file']),
-                encoder_cfg=encoder_cfg),
-            'model.backbone.beta': ref['beta'],
-            'model.backbone.gamma': ref['gamma'],
-            'model.backbone.cos_fac': ref['cos_fac'],
-            'model.backbone.refine_neg_cos': ref['refine_neg_cos'],
-            'model.backbone.slide_crop': ref['slide_crop'],
-            'model.backbone.slide_stride': ref['slide_stride'],
-            'model.decode_head.in_channels': model_cfg['embed_dim'],
-            'model.decode_head.logit_scale': meta['logit_scale'],
-            'model.decode_head.prob_thd': meta['prob_thd'],
-            'model.decode_head.background_index': 0,
-        }
-        for part in ('backbone', 'text_encoder'):
-            options[f'model.{part}.model_cfg'] = model_cfg
-            options[f'model.{part}.pretrained'] = weights
-        cfg.merge_from_dict(options)
-        self.cfg = cfg
-        init_default_scope('mmseg')
-        self.model = MODELS.build(cfg.model).eval()
+        return {'model.backbone.sam': dict(
+            model_type='vit_b',
+            checkpoint=os.path.join(directory, self.meta['sam_weights_file']),
+            encoder_cfg=encoder_cfg)}

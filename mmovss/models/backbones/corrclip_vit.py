@@ -65,7 +65,6 @@ from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region
 from . import tower_context
 from .proxyclip_vit import ProxyCLIPViT
-from .training_free_vit import resize_pos_embed_by_scale
 
 __all__ = [
     'CorrCLIPViT', 'dbscan_min_samples_one', 'merge_regions',
@@ -245,20 +244,7 @@ class CorrCLIPViT(ProxyCLIPViT):
         (heads concatenated), class token dropped, L2-normalised.
         """
         vit = self.vfm
-        x = inputs * self._vfm_scale + self._vfm_shift
-        x = vit.patch_embed.proj(x.to(vit.cls_token.dtype))
-        grid_hw = tuple(x.shape[2:])
-        x = x.flatten(2).transpose(1, 2)
-        if getattr(vit.patch_embed, 'norm', None) is not None:
-            x = vit.patch_embed.norm(x)
-        cls = vit.cls_token.expand(x.shape[0], -1, -1)
-        pos = resize_pos_embed_by_scale(vit.pos_embed[0],
-                                        tuple(vit.patch_embed.grid_size),
-                                        grid_hw)
-        x = torch.cat([cls, x], dim=1) + pos
-        for name in ('pos_drop', 'patch_drop', 'norm_pre'):
-            if getattr(vit, name, None) is not None:
-                x = getattr(vit, name)(x)
+        x, grid_hw = self.vfm_tokens(inputs)
         for block in vit.blocks[:-1]:
             x = block(x)
         last = vit.blocks[-1]

@@ -212,6 +212,17 @@ class ProxyCLIPViT(TrainingFreeCLIPViT):
 
         Its final norm is applied, as DINO's ``get_intermediate_layers``.
         """
+        x, grid_hw = self.vfm_tokens(inputs)
+        x = self.vfm.norm(self.vfm.blocks(x))
+        return self._to_map(x, grid_hw)
+
+    def vfm_tokens(self, inputs: Tensor) -> Tuple[Tensor, tuple]:
+        """The VFM's input tokens (B, 1 + h*w, C') before its blocks, and the grid.
+
+        CLIP-normalised images are renormalised for the VFM, patch-embedded,
+        and given the class token and the position embedding resized to the
+        grid (any image size).
+        """
         vit = self.vfm
         x = inputs * self._vfm_scale + self._vfm_shift
         x = vit.patch_embed.proj(x.to(vit.cls_token.dtype))
@@ -227,8 +238,7 @@ class ProxyCLIPViT(TrainingFreeCLIPViT):
         for name in ('pos_drop', 'patch_drop', 'norm_pre'):
             if getattr(vit, name, None) is not None:
                 x = getattr(vit, name)(x)
-        x = vit.norm(vit.blocks(x))
-        return self._to_map(x, grid_hw)
+        return x, grid_hw
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor]:
         if inputs.dim() != 4 or inputs.shape[1] != 3:

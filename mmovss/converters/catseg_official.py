@@ -102,6 +102,18 @@ def _rewrite(rest: str, rules) -> Optional[str]:
     return None
 
 
+def _clip_tower_key(rest: str, out: str, plain) -> Optional[str]:
+    """One CLIP tower's key (``rest`` after its prefix) under our prefix ``out``."""
+    if rest in plain:
+        return out + rest
+    m = re.match(r'^transformer\.resblocks\.(\d+)\.(.+)$', rest)
+    if m:
+        inner = _rewrite(m.group(2), _CLIP_BLOCK)
+        return None if inner is None else \
+            f'{out}transformer.resblocks.{m.group(1)}.{inner}'
+    return None
+
+
 def convert_key(key: str) -> Optional[str]:
     """The mmovss key of an official key (None: no place, or a Q/K/V part).
 
@@ -109,25 +121,9 @@ def convert_key(key: str) -> Optional[str]:
     :func:`convert` into ``attn.in_proj_weight``.
     """
     if key.startswith(CLIP + 'visual.'):
-        rest, out = key[len(CLIP + 'visual.'):], 'backbone.visual.'
-        if rest in _TOWER_PLAIN:
-            return out + rest
-        m = re.match(r'^transformer\.resblocks\.(\d+)\.(.+)$', rest)
-        if m:
-            inner = _rewrite(m.group(2), _CLIP_BLOCK)
-            return None if inner is None else \
-                f'{out}transformer.resblocks.{m.group(1)}.{inner}'
-        return None
+        return _clip_tower_key(key[len(CLIP + 'visual.'):], 'backbone.visual.', _TOWER_PLAIN)
     if key.startswith(CLIP):
-        rest, out = key[len(CLIP):], 'text_encoder.tower.'
-        if rest in _TEXT_PLAIN:
-            return out + rest
-        m = re.match(r'^transformer\.resblocks\.(\d+)\.(.+)$', rest)
-        if m:
-            inner = _rewrite(m.group(2), _CLIP_BLOCK)
-            return None if inner is None else \
-                f'{out}transformer.resblocks.{m.group(1)}.{inner}'
-        return None
+        return _clip_tower_key(key[len(CLIP):], 'text_encoder.tower.', _TEXT_PLAIN)
     if key.startswith(AGG):
         rest = key[len(AGG):]
         plain = _rewrite(rest, _AGG_PLAIN)

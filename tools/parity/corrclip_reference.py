@@ -42,6 +42,7 @@ Example::
         --seed 0 --out tests/data/parity_corrclip_trident
 """
 import argparse
+import contextlib
 import hashlib
 import inspect
 import json
@@ -94,6 +95,49 @@ def seed_everything(seed: int):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def record_returns(obj, name: str, store: list) -> None:
+    """Replaces ``obj.<name>`` by a wrapper that appends a copy of each output to ``store``."""
+    original = getattr(obj, name)
+
+    def recording(*a, **k):
+        out = original(*a, **k)
+        store.append(out.detach().clone())
+        return out
+
+    setattr(obj, name, recording)
+
+
+@contextlib.contextmanager
+def float32_reference(dino: nn.Module):
+    """The reference's float16 casts as no-ops and ``torch.hub.load`` returning ``dino``."""
+    half_tensor, half_module = torch.Tensor.half, nn.Module.half
+    hub_load = torch.hub.load
+    torch.Tensor.half = lambda self, *a, **k: self
+    nn.Module.half = lambda self, *a, **k: self
+    torch.hub.load = lambda *a, **k: dino
+    try:
+        yield
+    finally:
+        torch.Tensor.half, nn.Module.half = half_tensor, half_module
+        torch.hub.load = hub_load
+
+
+def reference_batch(model, image: str, short_side: int) -> dict:
+    """The image through mmseg's pipeline, as the references' configs, and their preprocessor."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    import mmseg.datasets  # noqa: F401  (registers the transforms)
+    pipeline = Compose([
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(2048, short_side), keep_ratio=True),
+        dict(type='PackSegInputs')
+    ])
+    sample = pipeline(dict(img_path=osp.abspath(image)))
+    return model.data_preprocessor(
+        dict(inputs=[sample['inputs']], data_samples=[sample['data_samples']]), False)
 
 
 def git_commit(path: str) -> str:
@@ -258,13 +302,9 @@ def main():
                         instance_mask=masks)
 
     # --- build the reference segmentor (float16 casts as no-ops)
-    half_tensor, half_module = torch.Tensor.half, nn.Module.half
-    torch.Tensor.half = lambda self, *a, **k: self
-    nn.Module.half = lambda self, *a, **k: self
-    hub_load = torch.hub.load
-    torch.hub.load = lambda *a, **k: dino
     ref.create_model = lambda *a, **k: clip
-    try:
+    torch_bmm = torch.bmm
+    with float32_reference(dino):
         model = ref.CorrCLIPSegmentation(
             clip_type='tiny', model_type='tiny', dino_type='dino_tiny',
             name_path=class_file, device=torch.device('cpu'),
@@ -295,7 +335,6 @@ def main():
         clip.visual.ln_post.register_forward_hook(
             lambda m, i, o: ln_post_out.append(o.detach().clone()))
         bmm_args = []
-        torch_bmm = torch.bmm
 
         def recording_bmm(a, b, *rest, **kw):
             if a.dim() == 3 and a.shape[0] == 2 and a.shape[1] == a.shape[2]:
@@ -303,46 +342,17 @@ def main():
             return torch_bmm(a, b, *rest, **kw)
 
         torch.bmm = recording_bmm
-        crop_features = []
-        encode_image = clip.encode_image
-
-        def recording_encode_image(*a, **k):
-            out = encode_image(*a, **k)
-            crop_features.append(out.detach().clone())
-            return out
-
-        clip.encode_image = recording_encode_image
-        slide_out = []
-        forward_slide = model.forward_slide
-
-        def recording_forward_slide(*a, **k):
-            out = forward_slide(*a, **k)
-            slide_out.append(out.detach().clone())
-            return out
-
-        model.forward_slide = recording_forward_slide
+        crop_features, slide_out = [], []
+        record_returns(clip, 'encode_image', crop_features)
+        record_returns(model, 'forward_slide', slide_out)
 
         # --- data through mmseg's pipeline, as the reference's configs
-        from mmengine.dataset import Compose
-        from mmengine.registry import init_default_scope
-        init_default_scope('mmseg')
-        import mmseg.datasets  # noqa: F401  (registers the transforms)
-        pipeline = Compose([
-            dict(type='LoadImageFromFile'),
-            dict(type='Resize', scale=(2048, args.short_side),
-                 keep_ratio=True),
-            dict(type='PackSegInputs')
-        ])
-        sample = pipeline(dict(img_path=osp.abspath(args.image)))
-        batch = model.data_preprocessor(
-            dict(inputs=[sample['inputs']],
-                 data_samples=[sample['data_samples']]), False)
-        with torch.no_grad():
-            out = model.predict(batch['inputs'], batch['data_samples'])
-    finally:
-        torch.Tensor.half, nn.Module.half = half_tensor, half_module
-        torch.hub.load = hub_load
-        torch.bmm = torch_bmm
+        batch = reference_batch(model, args.image, args.short_side)
+        try:
+            with torch.no_grad():
+                out = model.predict(batch['inputs'], batch['data_samples'])
+        finally:
+            torch.bmm = torch_bmm
 
     inputs = batch['inputs']
     resized_hw = list(inputs.shape[2:])

@@ -28,6 +28,7 @@ Example::
         --seed 0 --out tests/data/parity_corrclip_trident
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -43,8 +44,11 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from corrclip_reference import (  # noqa: E402
     CLASSES,
     DINO_CFG,
+    float32_reference,
     git_commit,
     install_mmcv_compat,
+    record_returns,
+    reference_batch,
     seed_everything,
     stub,
 )
@@ -154,16 +158,13 @@ def main():
     with open(class_file, 'w') as f:
         f.write('\n'.join('; '.join(c) for c in CLASSES))
 
-    half_tensor, half_module = torch.Tensor.half, nn.Module.half
-    torch.Tensor.half = lambda self, *a, **k: self
-    nn.Module.half = lambda self, *a, **k: self
-    hub_load = torch.hub.load
-    torch.hub.load = lambda *a, **k: dino
     ref.create_model = lambda *a, **k: clip
     ref.sam_model_registry = {'vit_b': lambda checkpoint=None: sam}
     vt = oc_transformer.VisionTransformer
     get_sam_sim = vt.get_sam_sim
-    try:
+    with float32_reference(dino), contextlib.ExitStack() as restore:
+        restore.callback(os.chdir, cwd)
+        restore.callback(setattr, vt, 'get_sam_sim', get_sam_sim)
         os.chdir(root)
         model = ref.Trident(
             clip_type='tiny', model_type='ViT-B/16', vfm_model='dino',
@@ -186,44 +187,12 @@ def main():
             return out
 
         vt.get_sam_sim = staticmethod(recording_get_sam_sim)
-        encode_image = clip.encode_image
+        record_returns(clip, 'encode_image', feats)
+        record_returns(model, 'get_trident_seg', logits)
 
-        def recording_encode_image(*a, **k):
-            out = encode_image(*a, **k)
-            feats.append(out.detach().clone())
-            return out
-
-        clip.encode_image = recording_encode_image
-        get_trident_seg = model.get_trident_seg
-
-        def recording_seg(*a, **k):
-            out = get_trident_seg(*a, **k)
-            logits.append(out.detach().clone())
-            return out
-
-        model.get_trident_seg = recording_seg
-
-        from mmengine.dataset import Compose
-        from mmengine.registry import init_default_scope
-        init_default_scope('mmseg')
-        import mmseg.datasets  # noqa: F401
-        pipeline = Compose([
-            dict(type='LoadImageFromFile'),
-            dict(type='Resize', scale=(2048, args.short_side),
-                 keep_ratio=True),
-            dict(type='PackSegInputs')
-        ])
-        sample = pipeline(dict(img_path=osp.abspath(args.image)))
-        batch = model.data_preprocessor(
-            dict(inputs=[sample['inputs']],
-                 data_samples=[sample['data_samples']]), False)
+        batch = reference_batch(model, args.image, args.short_side)
         with torch.no_grad():
             out = model.predict(batch['inputs'], batch['data_samples'])
-    finally:
-        os.chdir(cwd)
-        torch.Tensor.half, nn.Module.half = half_tensor, half_module
-        torch.hub.load = hub_load
-        vt.get_sam_sim = get_sam_sim
 
     w = weights[0][0, 0]  # heads share the weights
     m = w.shape[0]

@@ -62,7 +62,7 @@ from mmseg.registry import MODELS
 from ..utils.open_clip_weights import build_open_clip
 from ..utils.trainable_params import freeze_except
 from .training_free_modes import neighbourhood_bias, softmax_attention
-from .training_free_vit import INCOMPLETE_PATCHES, POS_EMBED_RESIZES, resize_pos_embed_by_scale
+from .training_free_vit import check_grid_options, resize_pos_embed_by_scale
 
 __all__ = [
     'OpenCLIPTimmViT', 'TIMM_LAST_BLOCK_MODES', 'timm_create_kwargs',
@@ -350,12 +350,7 @@ class OpenCLIPTimmViT(BaseModule):
                                       'supported.')
         self.visual = visual
         del clip
-        if pos_embed_resize not in POS_EMBED_RESIZES:
-            raise ValueError(f'pos_embed_resize={pos_embed_resize!r}; use one '
-                             f'of {POS_EMBED_RESIZES}.')
-        if incomplete_patches not in INCOMPLETE_PATCHES:
-            raise ValueError(f'incomplete_patches={incomplete_patches!r}; use '
-                             f'one of {INCOMPLETE_PATCHES}.')
+        check_grid_options(pos_embed_resize, incomplete_patches)
         self.pos_embed_resize = pos_embed_resize
         self.incomplete_patches = incomplete_patches
         self.patch_size = tuple(trunk.patch_embed.patch_size)

@@ -40,6 +40,17 @@ POS_EMBED_RESIZES = ('scale_factor', 'size')
 INCOMPLETE_PATCHES = ('drop', 'pad')
 
 
+def check_grid_options(pos_embed_resize: str, incomplete_patches: str) -> None:
+    """Refuses unknown ``pos_embed_resize`` / ``incomplete_patches`` values."""
+    if pos_embed_resize not in POS_EMBED_RESIZES:
+        raise ValueError(f'pos_embed_resize={pos_embed_resize!r}; use one '
+                         f'of {POS_EMBED_RESIZES}.')
+    if incomplete_patches not in INCOMPLETE_PATCHES:
+        raise ValueError(f'incomplete_patches={incomplete_patches!r}; use '
+                         f'one of {INCOMPLETE_PATCHES}.')
+
+
+
 def resize_pos_embed_by_scale(pos: Tensor, src_hw: Tuple[int, int],
                               grid_hw: Tuple[int, int]) -> Tensor:
     """Resizes (1 + H*W, C) position embeddings as DINO does.
@@ -92,12 +103,7 @@ class TrainingFreeCLIPViT(OpenCLIPViT):
                  **kwargs):
         kwargs.setdefault('out_indices', ())
         super().__init__(last_block_mode=last_block_mode, **kwargs)
-        if pos_embed_resize not in POS_EMBED_RESIZES:
-            raise ValueError(f'pos_embed_resize={pos_embed_resize!r}; use one '
-                             f'of {POS_EMBED_RESIZES}.')
-        if incomplete_patches not in INCOMPLETE_PATCHES:
-            raise ValueError(f'incomplete_patches={incomplete_patches!r}; use '
-                             f'one of {INCOMPLETE_PATCHES}.')
+        check_grid_options(pos_embed_resize, incomplete_patches)
         self.pos_embed_resize = pos_embed_resize
         self.incomplete_patches = incomplete_patches
         self.last_block_options = dict(last_block_options or {})

@@ -73,6 +73,16 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
             self.backbone.text_feedback = self.text_feedback
         self._precision_mode()
 
+    @staticmethod
+    def store_prediction(sample, out, return_probs: bool) -> None:
+        """Sets ``pred_sem_seg`` (and ``seg_logits`` when ``out`` is (labels, probs))."""
+        fields = {}
+        if return_probs:
+            out, probs = out
+            fields['seg_logits'] = PixelData(data=probs)
+        fields['pred_sem_seg'] = PixelData(data=out)
+        sample.set_data(fields)
+
     def _precision_mode(self) -> str:
         mode = self.test_cfg.get('precision_mode', 'cast')
         if mode not in self.PRECISION_MODES:
@@ -160,10 +170,5 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
                 sims, class_embeds, size, image=image,
                 return_probs=return_probs,
                 img_meta=None if only_prediction else meta)
-            fields = {}
-            if return_probs:
-                out, probs = out
-                fields['seg_logits'] = PixelData(data=probs)
-            fields['pred_sem_seg'] = PixelData(data=out)
-            data_samples[i].set_data(fields)
+            self.store_prediction(data_samples[i], out, return_probs)
         return data_samples

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
@@ -75,12 +74,7 @@ class TridentSegmentor(TrainingFreeSegmentor):
                                       image=inputs[i],
                                       return_probs=return_probs,
                                       img_meta=meta)
-            fields = {}
-            if return_probs:
-                out, probs = out
-                fields['seg_logits'] = PixelData(data=probs)
-            fields['pred_sem_seg'] = PixelData(data=out)
-            data_samples[i].set_data(fields)
+            self.store_prediction(data_samples[i], out, return_probs)
         return data_samples
 
     def image_similarities(self, inputs: Tensor, meta: dict,

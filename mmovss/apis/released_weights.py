@@ -225,18 +225,6 @@ def converted_path(source: str, fmt: str, cache_dir: Optional[str] = None) -> st
                     f'{stem}-{fmt}-{_source_key(source)}.pth')
 
 
-class _NotLoaded:
-    """Inert stand-in for a Python object stored in a released checkpoint
-    beside its tensors (e.g. PyTorch Lightning's callbacks and hyper-parameter
-    classes): it takes any arguments and state and does nothing."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-
 def _load_header(path: str) -> dict:
     """The checkpoint, read weights-only, memory-mapped where possible (keys
     and meta are read, tensors only when touched). The file is CRC-checked
@@ -244,10 +232,14 @@ def _load_header(path: str) -> dict:
 
     Python objects that weights-only loading refuses (globals other than
     tensors, containers and the allow-list of :mod:`mmovss.compat`) become
-    inert :class:`_NotLoaded` stand-ins named after them: nothing of the
+    inert :class:`mmovss.runtime.InertObject` stand-ins named after them: nothing of the
     file's code is imported or run, and the tensors load as they are.
     """
-    from mmovss.runtime import check_checkpoint_file, load_checkpoint_safely
+    from mmovss.runtime import (
+        check_checkpoint_file,
+        load_checkpoint_safely,
+        load_with_inert_objects,
+    )
     try:
         check_checkpoint_file(path)
     except (ValueError, FileNotFoundError) as err:
@@ -261,16 +253,8 @@ def _load_header(path: str) -> dict:
     except ValueError as err:
         refused = str(err)
     try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # noqa: BLE001 - a legacy file: keep the safe loader's message
-        unsafe = []
-    if not unsafe:
-        raise ReleasedWeightsError(refused)
-    stand_ins = [(type(name.rsplit('.', 1)[-1], (_NotLoaded, ), {}), name) for name in unsafe]
-    try:
-        with torch.serialization.safe_globals(stand_ins):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception:  # noqa: BLE001
+        return load_with_inert_objects(path)
+    except Exception:  # noqa: BLE001 - a legacy file, or still refused: the safe loader's message
         raise ReleasedWeightsError(refused) from None
 
 

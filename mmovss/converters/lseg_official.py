@@ -208,33 +208,19 @@ def convert_checkpoint(checkpoint) -> Tuple[Dict[str, torch.Tensor], dict]:
     return convert(state), meta
 
 
-class _NotLoaded:
-    """Inert stand-in for a Python object a Lightning checkpoint pickles (a callback
-    class used as a dict key, a hyper-parameter namespace): never the real class."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-
 def load_lightning_checkpoint(path: str) -> dict:
     """Reads a PyTorch-Lightning checkpoint weights-only, without its Python objects.
 
     PyTorch-Lightning 1.x keys ``callbacks`` by the callback *class* (e.g.
     ``pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint``), which
     ``torch.load(weights_only=True)`` refuses. Each such global is replaced by
-    an inert stand-in (:class:`_NotLoaded`, named after it): nothing of the
+    an inert stand-in (:class:`mmovss.runtime.InertObject`, named after it): nothing of the
     file's code is imported or run, and the tensors (``state_dict``) load as
     they are.
 
     Raises:
         FileNotFoundError / ValueError: Missing, truncated or corrupt file.
     """
-    from mmovss.runtime import check_checkpoint_file
+    from mmovss.runtime import check_checkpoint_file, load_with_inert_objects
     check_checkpoint_file(path)
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    stand_ins = [(type(name.rsplit('.', 1)[-1], (_NotLoaded, ), {}), name) for name in unsafe]
-    with torch.serialization.safe_globals(stand_ins):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    return load_with_inert_objects(path)

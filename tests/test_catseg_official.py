@@ -122,8 +122,9 @@ def test_tool_converts_and_refuses_a_truncated_file(official, tmp_path):
     data = src.read_bytes()
     cut = tmp_path / 'cut.pth'
     cut.write_bytes(data[:len(data) // 2])
-    with pytest.raises(ValueError, match='truncated or corrupt'):
+    with pytest.raises(SystemExit, match='truncated or corrupt'):
         _tool().main([str(cut), str(tmp_path / 'out.pth')])
+    assert not (tmp_path / 'out.pth').exists()
 
 
 def test_first_synonym_option_embeds_only_the_first_name():

@@ -15,6 +15,7 @@ import mmovss  # noqa: F401
 from mmovss.converters import formats
 from mmovss.converters.common import ConversionError
 from mmovss.converters.fcclip_official import DROPPED, FORMAT, convert, matches
+from mmovss.converters.files import CONVERTED_META_KEY
 from mmovss.testing.official_parity import default_fixture_root, load_fixture
 from mmovss.testing.official_parity import fcclip as parity
 
@@ -125,11 +126,11 @@ def test_tool_wrapper_converts_and_refuses(tmp_path, official):
     torch.save({'model': official}, src)
     tool.main([str(src), str(dst)])
     saved = torch.load(dst, weights_only=True)
-    assert saved['meta']['converted_from'] == FORMAT
+    assert saved['meta'][CONVERTED_META_KEY]['format'] == FORMAT
     assert set(saved['state_dict']) == set(convert(official))
     foreign = tmp_path / 'foreign.pth'
     torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(1)}}, foreign)
-    with pytest.raises(SystemExit, match='not an official FC-CLIP checkpoint'):
+    with pytest.raises(SystemExit, match='not a fcclip_official checkpoint'):
         tool.main([str(foreign), str(tmp_path / 'x.pth')])
 
 

@@ -295,6 +295,7 @@ def test_converter_tool_writes_a_checkpoint_that_loads(tmp_path, fixture, offici
     torch.save({'model': official}, src)
     tool.main([str(src), str(dst)])
     saved = torch.load(dst, map_location='cpu', weights_only=True)
-    assert saved['meta']['source_format'] == 'ovseg_official'
+    from mmovss.converters.files import CONVERTED_META_KEY
+    assert saved['meta'][CONVERTED_META_KEY]['format'] == 'ovseg_official'
     assert saved['meta']['backbone'] == 'r101c'
     model.load_state_dict(saved['state_dict'], strict=True)

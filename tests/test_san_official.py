@@ -153,7 +153,8 @@ def test_tool_wrapper(official, tmp_path):
     torch.save({'model': official, 'iteration': 59999}, src)
     tool.main([str(src), str(dst)])
     saved = torch.load(dst, map_location='cpu', weights_only=True)
-    assert saved['meta']['converted_from'] == 'san_official'
+    from mmovss.converters.files import CONVERTED_META_KEY
+    assert saved['meta'][CONVERTED_META_KEY]['format'] == 'san_official'
     _build(TINY).load_state_dict(saved['state_dict'], strict=True)
 
 

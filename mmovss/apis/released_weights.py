@@ -43,15 +43,14 @@ from typing import Optional, Tuple
 
 import torch
 
+from mmovss.converters.files import CONVERTED_META_KEY, conversion_record, save_atomically
+
 __all__ = ['WEIGHTS_DIR_ENV', 'CONVERTED_META_KEY', 'PreparedWeights', 'ReleasedWeightsError',
            'converted_path', 'download_path', 'download_weights', 'is_url', 'load_prepared',
            'prepare_weights', 'weights_dir']
 
 WEIGHTS_DIR_ENV = 'MMOVSS_WEIGHTS_DIR'
 """Environment variable: the folder for downloaded and converted checkpoints."""
-
-CONVERTED_META_KEY = 'mmovss_converted'
-"""``meta`` key of a converted checkpoint: source, format, converter version."""
 
 _CONVERTED_DIR = 'mmovss_converted'
 _MAGIC = (b'PK\x03\x04', b'\x80')  # torch.save zip archive, legacy pickle
@@ -226,36 +225,14 @@ def converted_path(source: str, fmt: str, cache_dir: Optional[str] = None) -> st
 
 
 def _load_header(path: str) -> dict:
-    """The checkpoint, read weights-only, memory-mapped where possible (keys
-    and meta are read, tensors only when touched). The file is CRC-checked
-    first.
-
-    Python objects that weights-only loading refuses (globals other than
-    tensors, containers and the allow-list of :mod:`mmovss.compat`) become
-    inert :class:`mmovss.runtime.InertObject` stand-ins named after them: nothing of the
-    file's code is imported or run, and the tensors load as they are.
-    """
-    from mmovss.runtime import (
-        check_checkpoint_file,
-        load_checkpoint_safely,
-        load_with_inert_objects,
-    )
+    """The checkpoint, read by :func:`mmovss.converters.files.read_checkpoint`
+    (CRC-checked, weights-only, memory-mapped where possible; refused Python
+    objects become inert stand-ins: nothing of the file's code is run)."""
+    from mmovss.converters.files import read_checkpoint
     try:
-        check_checkpoint_file(path)
+        return read_checkpoint(path)
     except (ValueError, FileNotFoundError) as err:
         raise ReleasedWeightsError(str(err)) from None
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - legacy files cannot be memory-mapped; the
-        pass  # safe loader below reads them (or says which object it refuses)
-    try:
-        return load_checkpoint_safely(path)
-    except ValueError as err:
-        refused = str(err)
-    try:
-        return load_with_inert_objects(path)
-    except Exception:  # noqa: BLE001 - a legacy file, or still refused: the safe loader's message
-        raise ReleasedWeightsError(refused) from None
 
 
 def _conversion_record(checkpoint) -> Optional[dict]:
@@ -289,19 +266,6 @@ def _cached_conversion(dst: str, source_key: str) -> Optional[dict]:
             f'{dst} exists but is not a conversion of this source made by mmovss; it is not '
             f'overwritten. Move it away, or set ${WEIGHTS_DIR_ENV} to another folder.')
     return record
-
-
-def _save_atomically(obj, dst: str) -> None:
-    folder = osp.dirname(dst)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=osp.basename(dst) + '.', suffix='.part', dir=folder)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def prepare_weights(weights: str, cache_dir: Optional[str] = None,
@@ -373,7 +337,8 @@ def prepare_weights(weights: str, cache_dir: Optional[str] = None,
     except ConversionError as err:
         raise ReleasedWeightsError(f'Checkpoint {source!r} ({fmt}): {err}') from None
     converted = {k: v.clone() if torch.is_tensor(v) else v for k, v in converted.items()}
-    meta = {CONVERTED_META_KEY: dict(source=source, file=osp.realpath(local), format=fmt,
-                                     version=_converter_version(module), source_key=key)}
-    _save_atomically(dict(state_dict=converted, meta=meta), dst)
+    meta = {CONVERTED_META_KEY: conversion_record(fmt, source, local, source_key=key)}
+    if hasattr(module, 'conversion_meta'):
+        meta.update(module.conversion_meta(checkpoint))
+    save_atomically(dict(state_dict=converted, meta=meta), dst)
     return PreparedWeights(dst, source, fmt, converted=True, fresh=True)

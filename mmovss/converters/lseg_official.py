@@ -32,7 +32,7 @@ import torch
 from .common import ConversionError, check_accounted, unwrap_state_dict
 
 __all__ = ['FORMAT', 'DROPPED', 'LOGIT_SCALE', 'matches', 'convert', 'convert_checkpoint',
-           'official_readout', 'official_prefix', 'load_lightning_checkpoint']
+           'conversion_meta', 'official_readout', 'official_prefix', 'load_lightning_checkpoint']
 
 FORMAT = 'lseg_official'
 
@@ -195,17 +195,22 @@ def convert(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return out
 
 
-def convert_checkpoint(checkpoint) -> Tuple[Dict[str, torch.Tensor], dict]:
-    """A loaded checkpoint file -> (mmovss state dict, meta with the readout found)."""
+def conversion_meta(checkpoint) -> dict:
+    """Facts kept beside the converted weights: the readout found, the fixed
+    logit scale and the official hyper-parameters (plain values only)."""
     state = unwrap_state_dict(checkpoint)
-    meta = dict(source_format=FORMAT, readout_type=official_readout(state) or 'ignore/add',
-                logit_scale=LOGIT_SCALE)
+    meta = dict(readout_type=official_readout(state) or 'ignore/add', logit_scale=LOGIT_SCALE)
     if isinstance(checkpoint, dict):
         hyper = checkpoint.get('hyper_parameters')
         if isinstance(hyper, dict):
             meta['official_hyper_parameters'] = {
                 k: v for k, v in hyper.items() if isinstance(v, (int, float, str, bool))}
-    return convert(state), meta
+    return meta
+
+
+def convert_checkpoint(checkpoint) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """A loaded checkpoint file -> (mmovss state dict, :func:`conversion_meta`)."""
+    return convert(unwrap_state_dict(checkpoint)), conversion_meta(checkpoint)
 
 
 def load_lightning_checkpoint(path: str) -> dict:

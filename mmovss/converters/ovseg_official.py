@@ -41,7 +41,8 @@ import torch
 from .common import ConversionError, check_accounted, unwrap_state_dict
 
 __all__ = ['FORMAT', 'DROPPED', 'matches', 'convert', 'convert_key', 'official_backbone',
-           'deeplab_resnet_key', 'd2_swin_key', 'convert_deeplab_resnet', 'convert_d2_swin']
+           'conversion_meta', 'deeplab_resnet_key', 'd2_swin_key', 'convert_deeplab_resnet',
+           'convert_d2_swin']
 
 FORMAT = 'ovseg_official'
 
@@ -204,6 +205,10 @@ def official_backbone(state: Mapping[str, torch.Tensor]) -> str:
         'OVSeg checkpoint without a known backbone: expected backbone.stem.conv3 '
         '(DeepLab ResNet, ovseg_R101c_*) or backbone.patch_embed.proj (Swin, '
         'ovseg_swinbase_*).')
+
+def conversion_meta(checkpoint) -> dict:
+    """Facts kept beside the converted weights: the backbone kind (:func:`official_backbone`)."""
+    return dict(backbone=official_backbone(unwrap_state_dict(checkpoint)))
 
 
 # ---------------------------------------------------------------- head, CLIP

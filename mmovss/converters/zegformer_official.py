@@ -41,7 +41,7 @@ from .common import ConversionError, check_accounted, unwrap_state_dict
 from .d2_resnet import D2_RESNET_KEY, d2_resnet_to_mmovss
 
 __all__ = ['FORMAT', 'DROPPED', 'matches', 'convert', 'convert_key', 'official_temperature',
-           'CLIP_VISUAL_KEYS', 'CLIP_TEXT_KEYS', 'clip_keys']
+           'conversion_meta', 'CLIP_VISUAL_KEYS', 'CLIP_TEXT_KEYS', 'clip_keys']
 
 FORMAT = 'zegformer_official'
 _NAME = 'ZegFormer (official)'
@@ -236,6 +236,12 @@ def official_temperature(state_dict: Mapping) -> float:
     if key not in sd:
         raise ConversionError(f'{_NAME}: no {key!r} in the checkpoint.')
     return math.exp(-float(sd[key].reshape(-1)[0]))
+
+def conversion_meta(checkpoint) -> dict:
+    """Facts kept beside the converted weights: the segment temperature
+    (:func:`official_temperature`), which the configs set as
+    ``decode_head.temperature``."""
+    return dict(temperature=official_temperature(checkpoint))
 
 
 def clip_keys(clip_state_dict: Mapping, region_text_encoder: bool = True

@@ -1,34 +1,22 @@
 """Convert a CAT-Seg checkpoint as released by its authors to mmovss's layout.
 
-Thin wrapper of :mod:`mmovss.converters.catseg_official`::
+Thin wrapper of :mod:`mmovss.converters.catseg_official` (through
+:func:`mmovss.converters.files.converter_main`)::
 
     python tools/model_converters/catseg_official_to_mmovss.py model_base.pth catseg_vit-b16.pth
-    python tools/test.py configs/catseg/catseg_vit-b16_official_coco-stuff171.py \
+    python tools/test.py configs/catseg/catseg-official_vit-b16_80k_coco-stuff171-384x384.py \
         catseg_vit-b16.pth --benchmark ade20k_150
 """
-import argparse
 import os.path as osp
 import sys
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmovss.converters import catseg_official  # noqa: E402
-from mmovss.io import check_planned_outputs  # noqa: E402
-from mmovss.runtime import load_checkpoint_safely  # noqa: E402
+from mmovss.converters.files import converter_main  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='released checkpoint (model_base.pth / model_large.pth)')
-    parser.add_argument('dst', help='output checkpoint (mmovss keys)')
-    args = parser.parse_args(argv)
-    check_planned_outputs([args.dst], [args.src], flag='dst')
-    # weights_only loading (CRC-checked): a crafted pickle cannot run code.
-    state = catseg_official.convert(load_checkpoint_safely(args.src))
-    torch.save(dict(state_dict=state, meta=dict(converted_from=catseg_official.FORMAT)),
-               args.dst)
-    print(f'saved {len(state)} tensors to {args.dst}')
+    return converter_main('catseg_official', argv, __doc__.split('\n')[0],
+                          src_help='released checkpoint (model_base.pth / model_large.pth)')
 
 
 if __name__ == '__main__':

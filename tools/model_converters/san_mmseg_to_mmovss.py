@@ -10,9 +10,8 @@ import math
 import os.path as osp
 import sys
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmovss.converters.files import save_atomically  # noqa: E402
 from mmovss.converters.san_mmseg import mmovss_to_mmseg, mmseg_to_mmovss  # noqa: E402
 from mmovss.io import check_planned_outputs  # noqa: E402
 from mmovss.runtime import load_checkpoint_safely  # noqa: E402
@@ -43,7 +42,7 @@ def main(argv=None):
         if scale is None:
             scale = meta.get('san_logit_scale', math.log(100.0))
         state = mmovss_to_mmseg(state, scale)
-    torch.save(dict(state_dict=state, meta=meta), args.dst)
+    save_atomically(dict(state_dict=state, meta=meta), args.dst)
     print(f'saved {len(state)} tensors to {args.dst}')
 
 

@@ -1,0 +1,91 @@
+"""One converter command line for every released format (mmovss/converters/files.py).
+
+The official-format state dicts are the parity fixtures' (tests/data/official_parity/).
+"""
+import importlib.util
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from mmovss.apis.released_weights import prepare_weights
+from mmovss.converters.common import ConversionError
+from mmovss.converters.files import CONVERTED_META_KEY, convert_file, read_checkpoint
+from mmovss.converters.formats import format_module
+from mmovss.testing.official_parity import default_fixture_root
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _official(method: str, tmp_path, name: str = 'official.pth') -> str:
+    state = torch.load(osp.join(default_fixture_root(), method, 'seed0', 'state_dict.pth'),
+                       map_location='cpu', weights_only=True)
+    src = str(tmp_path / name)
+    torch.save({'model': state}, src)
+    return src
+
+
+def _tool(fmt: str):
+    path = osp.join(REPO, 'tools', 'model_converters', f'{fmt}_to_mmovss.py')
+    spec = importlib.util.spec_from_file_location(f'{fmt}_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_a_file_of_another_format_is_refused_naming_its_converter(tmp_path):
+    src = _official('catseg', tmp_path)
+    with pytest.raises(SystemExit, match=r"not a fcclip_official checkpoint \(its keys are "
+                       r"those of 'catseg_official': use tools/model_converters/"
+                       r"catseg_official_to_mmovss.py\)"):
+        _tool('fcclip_official').main([src, str(tmp_path / 'out.pth')])
+    assert os.listdir(tmp_path) == ['official.pth']
+
+
+def test_unknown_key_writes_nothing(tmp_path):
+    state = torch.load(osp.join(default_fixture_root(), 'san_official', 'seed0',
+                                'state_dict.pth'), map_location='cpu', weights_only=True)
+    state['clip_rec_head.resblocks.0.attn.q_norm.weight'] = torch.zeros(1)
+    src = str(tmp_path / 'extra.pth')
+    torch.save({'model': state}, src)
+    with pytest.raises(ConversionError, match='q_norm'):
+        convert_file('san_official', src, str(tmp_path / 'out.pth'))
+    assert sorted(os.listdir(tmp_path)) == ['extra.pth']  # no output, no temporary
+
+
+def test_converted_file_carries_the_record_and_the_format_facts(tmp_path):
+    src = _official('zegformer', tmp_path)
+    dst = str(tmp_path / 'ours.pth')
+    meta = _tool('zegformer_official').main([src, dst])
+    saved = read_checkpoint(dst)
+    record = saved['meta'][CONVERTED_META_KEY]
+    assert record['format'] == 'zegformer_official'
+    assert record['file'] == osp.realpath(src)
+    module = format_module('zegformer_official')
+    assert saved['meta']['temperature'] == pytest.approx(
+        module.official_temperature(read_checkpoint(src)))
+    assert meta == saved['meta']
+    expected = module.convert(read_checkpoint(src))
+    assert set(saved['state_dict']) == set(expected)
+    assert all(torch.equal(saved['state_dict'][k], v) for k, v in expected.items())
+
+
+def test_a_file_converted_by_hand_is_taken_as_is_by_the_weights_loader(tmp_path):
+    src = _official('ovseg', tmp_path)
+    dst = str(tmp_path / 'ours.pth')
+    _tool('ovseg_official').main([src, dst])
+    before = os.path.getmtime(dst)
+    prepared = prepare_weights(dst, cache_dir=str(tmp_path / 'cache'), verbose=False)
+    assert prepared.path == dst and prepared.converted and not prepared.fresh
+    assert prepared.format == 'ovseg_official'
+    assert os.path.getmtime(dst) == before
+    assert not osp.exists(tmp_path / 'cache')
+
+
+def test_the_tool_never_writes_over_its_input(tmp_path):
+    src = _official('san_official', tmp_path)
+    size = os.path.getsize(src)
+    with pytest.raises(SystemExit, match='error: '):
+        _tool('san_official').main([src, src])
+    assert os.path.getsize(src) == size

@@ -20,17 +20,16 @@ from typing import Optional, Sequence, Tuple
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ..utils.open_clip_weights import build_open_clip
-from ..utils.trainable_params import freeze_except
+from ..utils.trainable_params import PretrainedTower
 
 __all__ = ['OpenCLIPConvNeXt']
 
 
 @MODELS.register_module()
-class OpenCLIPConvNeXt(BaseModule):
+class OpenCLIPConvNeXt(PretrainedTower):
     """Stage maps and joint-space dense embeddings of an open_clip ConvNeXt.
 
     Args:
@@ -99,22 +98,7 @@ class OpenCLIPConvNeXt(BaseModule):
         self.out_indices = tuple(out_indices)
         self.stage_channels = tuple(f['num_chs'] for f in trunk.feature_info)
         self.size_divisor = trunk.feature_info[-1]['reduction']
-        self.eval_mode = eval_mode
-        if frozen:
-            freeze_except(self.visual, unfrozen, type(self).__name__)
-        elif unfrozen:
-            raise ValueError('`unfrozen` only applies with frozen=True.')
-
-    def init_weights(self):
-        """Weights come from ``pretrained``; only ``init_cfg`` is applied."""
-        if self.init_cfg:
-            super().init_weights()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.eval_mode:
-            self.visual.eval()
-        return self
+        self.set_trainable(frozen, unfrozen, eval_mode)
 
     def project_dense(self, x: Tensor) -> Tensor:
         """The CLIP head at every position: (B, C, h, w) -> (B, D, h, w)."""

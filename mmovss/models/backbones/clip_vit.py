@@ -28,13 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region
 from ..utils.open_clip_weights import build_open_clip
-from ..utils.trainable_params import freeze_except
+from ..utils.trainable_params import PretrainedTower
 
 __all__ = [
     'OpenCLIPViT', 'LAST_BLOCK_MODES', 'register_last_block_mode',
@@ -69,7 +68,7 @@ def vanilla_block(block: nn.Module, x: Tensor, grid_hw: Tuple[int, int]):
 
 
 @MODELS.register_module()
-class OpenCLIPViT(BaseModule):
+class OpenCLIPViT(PretrainedTower):
     """Dense features and joint-space embeddings from an open_clip ViT.
 
     Args:
@@ -140,12 +139,8 @@ class OpenCLIPViT(BaseModule):
             self._check_index(i, num_blocks) for i in out_indices)
         self.last_block_mode = last_block_mode
         self._check_mode(last_block_mode)
-        self.eval_mode = eval_mode
         self._pos_cache: Dict[tuple, Tensor] = {}
-        if frozen:
-            freeze_except(self.visual, unfrozen, type(self).__name__)
-        elif unfrozen:
-            raise ValueError('`unfrozen` only applies with frozen=True.')
+        self.set_trainable(frozen, unfrozen, eval_mode)
 
     @staticmethod
     def _check_index(index: int, num_blocks: int) -> int:
@@ -159,17 +154,6 @@ class OpenCLIPViT(BaseModule):
         if mode not in LAST_BLOCK_MODES:
             raise KeyError(f'Unknown last_block_mode {mode!r}; registered: '
                            f'{sorted(LAST_BLOCK_MODES)}.')
-
-    def init_weights(self):
-        """Weights come from ``pretrained``; only ``init_cfg`` is applied."""
-        if self.init_cfg:
-            super().init_weights()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.eval_mode:
-            self.visual.eval()
-        return self
 
     # ------------------------------------------------------------ pieces
     def interpolated_pos_embed(self, grid_hw: Tuple[int, int]) -> Tensor:

@@ -56,11 +56,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ..utils.open_clip_weights import build_open_clip
-from ..utils.trainable_params import freeze_except
+from ..utils.trainable_params import PretrainedTower
 from .training_free_modes import neighbourhood_bias, softmax_attention
 from .training_free_vit import check_grid_options, resize_pos_embed_by_scale
 
@@ -278,7 +277,7 @@ def _naclip(block, x, grid_hw, rope, num_prefix_tokens,
 
 
 @MODELS.register_module()
-class OpenCLIPTimmViT(BaseModule):
+class OpenCLIPTimmViT(PretrainedTower):
     """Dense features and joint-space embeddings from an open_clip timm tower.
 
     Args:
@@ -362,10 +361,8 @@ class OpenCLIPTimmViT(BaseModule):
         self.last_block_mode = last_block_mode
         self.last_block_options = dict(last_block_options or {})
         self._check_mode(last_block_mode, self.last_block_options)
-        self.eval_mode = eval_mode
         self._pos_cache: Dict[tuple, Tensor] = {}
-        if frozen:
-            freeze_except(self.visual, (), type(self).__name__)
+        self.set_trainable(frozen, (), eval_mode)
         self.visual.eval()
 
     @property
@@ -393,17 +390,6 @@ class OpenCLIPTimmViT(BaseModule):
             raise TypeError(
                 f'last_block_options {options} do not fit last_block_mode '
                 f'{mode!r} ({e}).') from None
-
-    def init_weights(self):
-        """Weights come from ``pretrained``; only ``init_cfg`` is applied."""
-        if self.init_cfg:
-            super().init_weights()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.eval_mode:
-            self.visual.eval()
-        return self
 
     # ------------------------------------------------------------ pieces
     def _resized_patch_pos(self, grid_hw: Tuple[int, int]) -> Tensor:

@@ -34,12 +34,12 @@ from .position_embedding import sine_position_embedding
 from .query_decoder_layer import QueryDecoderLayer
 from .region_clip_classifier import RegionCLIPClassifier, mask_boxes
 from .running_max import chunked_argmax
-from .trainable_params import QKV_PARTS, freeze_except, restrict_in_proj_grad
+from .trainable_params import QKV_PARTS, PretrainedTower, freeze_except, restrict_in_proj_grad
 
 __all__ = [
     'ClassMaps', 'FPNPixelDecoder', 'HungarianMaskMatcher',
     'INFERENCE_DTYPES', 'MaskFormerDecoder', 'NonFiniteMatchingCost', 'PAMR',
-    'PretrainedWeightsUnavailable', 'QKV_PARTS', 'QueryDecoder',
+    'PretrainedTower', 'PretrainedWeightsUnavailable', 'QKV_PARTS', 'QueryDecoder',
     'QueryDecoderLayer', 'RegionCLIPClassifier', 'SlideLogits',
     'build_open_clip', 'check_inference_dtype', 'chunked_argmax',
     'clip_block', 'file_sha256', 'float32_region', 'freeze_except',

@@ -20,7 +20,9 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ['QKV_PARTS', 'freeze_except', 'restrict_in_proj_grad']
+from mmengine.model import BaseModule
+
+__all__ = ['QKV_PARTS', 'PretrainedTower', 'freeze_except', 'restrict_in_proj_grad']
 
 QKV_PARTS = ('q', 'k', 'v')
 
@@ -87,3 +89,38 @@ def restrict_in_proj_grad(module: nn.Module, parts: Sequence[str]) -> int:
                 lambda grad, mask=mask: grad * mask.to(grad.device, grad.dtype))
             count += 1
     return count
+
+
+class PretrainedTower(BaseModule):
+    """Base of the backbones that wrap a pretrained CLIP image tower ``self.visual``.
+
+    The weights come from the tower's ``pretrained`` file, so
+    :meth:`init_weights` applies only an explicit ``init_cfg``;
+    :meth:`set_trainable` freezes the tower except named parameters
+    (:func:`freeze_except`), and with ``eval_mode`` the tower stays in eval
+    mode (no dropout or stochastic depth) while the rest of the model trains.
+    """
+
+    def set_trainable(self, frozen: bool, unfrozen: Sequence[str] = (),
+                      eval_mode: bool = True) -> None:
+        """Freezes ``self.visual`` (except ``unfrozen`` patterns) and records ``eval_mode``.
+
+        Raises:
+            ValueError: ``unfrozen`` patterns without ``frozen``.
+        """
+        self.eval_mode = eval_mode
+        if frozen:
+            freeze_except(self.visual, unfrozen, type(self).__name__)
+        elif unfrozen:
+            raise ValueError('`unfrozen` only applies with frozen=True.')
+
+    def init_weights(self):
+        """Weights come from ``pretrained``; only ``init_cfg`` is applied."""
+        if self.init_cfg:
+            super().init_weights()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.eval_mode:
+            self.visual.eval()
+        return self

@@ -146,3 +146,25 @@ def test_every_dataset_root_of_a_wrapped_training_set_is_redirected(repo_root):
     assert 'train_dataloader.dataset.data_root' not in info['train_roots']
     free = config_info(FREE, repo_root)
     assert not free['trained'] and not any(k.startswith('train_') for k in free['test_roots'])
+
+
+def test_every_training_free_config_is_only_tested(repo_root):
+    """The per-method training-free rows (MaskCLIP ... Trident) are tested
+    without training, every recipe with a schedule field (``_1k_``, the naming
+    rule of docs/configs.md) is trained."""
+    from mmovss.models.segmentors import TrainingFreeSegmentor
+    from mmovss.ovshapes.table import config_info, default_configs
+
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    free_methods = set()
+    for config in default_configs(repo_root):
+        info = config_info(config, repo_root)
+        has_schedule = len(Path(config).stem.split('_')) == 4
+        assert info['trained'] == has_schedule, config
+        segmentor = MODELS.get(Config.fromfile(str(repo_root / config)).model.type)
+        if issubclass(segmentor, TrainingFreeSegmentor):
+            assert not info['trained'], config
+            free_methods.add(Path(config).stem.split('_')[0])
+    assert {'maskclip', 'sclip', 'clearclip', 'naclip', 'naclip-pamr', 'resclip', 'scclip',
+            'proxyclip', 'corrclip', 'trident'} <= free_methods

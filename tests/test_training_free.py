@@ -237,6 +237,28 @@ def test_proxy_attention_thresholds_and_vfm_file(tmp_path):
         build_timm_vfm(TINY_VFM['model_name'], str(tmp_path / 'no.pth'))
 
 
+def test_vfm_from_an_open_clip_file_is_that_clip_vision_tower(tmp_path):
+    """A CLIP's own image tower as the proxy (configs/ovshapes ProxyCLIP):
+    timm converts the open_clip keys and the projection (``head.*`` after
+    the conversion) is dropped; the VFM's features are then CLIP's
+    ``ln_post`` tokens (float32 rounding, atol 1e-5)."""
+    from mmovss.testing.clip import build_tiny_clip
+    clip = build_tiny_clip(CFG, seed=3)
+    path = tmp_path / 'clip.pt'
+    torch.save(clip.state_dict(), path)
+    v = CFG['vision_cfg']
+    vfm = build_timm_vfm('vit_base_patch16_clip_224', str(path), dict(
+        img_size=v['image_size'], patch_size=v['patch_size'], embed_dim=v['width'],
+        depth=v['layers'], num_heads=v['width'] // v['head_width']))
+    x = torch.randn(2, 3, 32, 32)
+    visual = clip.visual
+    with torch.no_grad():
+        t = visual.conv1(x).flatten(2).transpose(1, 2)
+        t = torch.cat([visual.class_embedding.expand(2, 1, -1), t], dim=1)
+        t = visual.ln_post(visual.transformer(visual.ln_pre(t + visual.positional_embedding)))
+        torch.testing.assert_close(vfm.forward_features(x), t, atol=1e-5, rtol=1e-5)
+
+
 # ------------------------------------------------------------ PAMR
 def naive_pamr(image, mask, num_iter, dilations):
     """PAMR written out pixel by pixel (Araslanov & Roth, Eq. 3-5)."""

@@ -71,8 +71,10 @@ def build_timm_vfm(model_name: str = 'vit_base_patch8_224.dino',
         model_name (str): A timm ViT name, e.g. ``'vit_base_patch8_224.dino'``
             (DINO ViT-B/8), ``'vit_small_patch8_224.dino'``.
         pretrained (bool | str | None): True: timm's weights of the name
-            (downloaded by timm); a path: a local weight file; None/False:
-            random (tests).
+            (downloaded by timm); a path: a local weight file (a timm/DINO
+            state dict, or an OpenAI/open_clip CLIP whose ``visual.*`` keys
+            timm converts, for a ``vit_*_clip_*`` name; its projection is
+            dropped); None/False: random (tests).
         model_kwargs (dict, optional): Extra ``timm.create_model`` arguments
             (e.g. a tiny ``embed_dim``/``depth`` in tests).
     """
@@ -103,7 +105,10 @@ def build_timm_vfm(model_name: str = 'vit_base_patch8_224.dino',
         if from_file:
             state = _read_state_dict(os.fspath(pretrained))
             from timm.models.vision_transformer import checkpoint_filter_fn
-            state = checkpoint_filter_fn(state, model)
+            # timm turns an OpenAI/open_clip CLIP's `visual.proj` into
+            # `head.*`; like a DINO head it is not part of the features
+            state = {k: v for k, v in checkpoint_filter_fn(state, model).items()
+                     if not k.startswith('head')}
             result = model.load_state_dict(state, strict=False)
             missing = [k for k in result.missing_keys
                        if not k.startswith('head')]

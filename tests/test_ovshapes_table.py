@@ -52,9 +52,17 @@ def _table_rows(text):
 @pytest.fixture(scope='module')
 def table(tmp_path_factory, repo_root):
     work = tmp_path_factory.mktemp('ovshapes_table')
-    proc = _run_tool(repo_root, work)
+    proc = _run_tool(repo_root, work, '--jobs', '2', '--threads', '1')
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work
+
+
+def test_jobs_run_cells_at_the_same_time(table):
+    results = [json.loads(p.read_text()) for p in (table / 'cells').glob('*/seed*/result.json')]
+    assert len(results) == 2 * len(SEEDS) and all(r['threads'] == 1 for r in results)
+    spans = sorted((r['started'], r['finished']) for r in results)
+    # with --jobs 2 some cell starts before the previous one has finished
+    assert any(nxt[0] < cur[1] for cur, nxt in zip(spans, spans[1:])), spans
 
 
 def _check_table(work):

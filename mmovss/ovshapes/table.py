@@ -28,7 +28,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -160,11 +162,16 @@ class TableRunner:
         train_options: ``--cfg-options`` added to every train run only.
         log: Progress callback (one line per call).
         python: Interpreter of the subprocesses.
+        jobs: Cells run at the same time (each a subprocess; worlds are
+            generated first). Results do not depend on it.
+        threads: ``OMP_NUM_THREADS`` of every subprocess (None: inherited).
+            On a small machine, ``jobs=2, threads=1`` keeps two cores busy
+            with the tiny models better than one run on two threads.
     """
 
     def __init__(self, repo_root, work_root, configs, seeds, iters=None, num_train=2000,
                  num_val=200, extra_options=(), train_options=(), log: Callable[[str], None] = None,
-                 python: str = sys.executable):
+                 python: str = sys.executable, jobs: int = 1, threads: Optional[int] = None):
         self.repo_root = Path(repo_root).resolve()
         self.work_root = Path(work_root).resolve()
         self.configs = list(configs)
@@ -177,6 +184,11 @@ class TableRunner:
         self.train_options = list(train_options)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.python = python
+        if int(jobs) < 1 or (threads is not None and int(threads) < 1):
+            raise TableError(f'--jobs ({jobs}) and --threads ({threads}) must be >= 1')
+        self.jobs = int(jobs)
+        self.threads = None if threads is None else int(threads)
+        self._lock = threading.Lock()
         self.settings = dict(iters=iters, num_train=self.num_train, num_val=self.num_val,
                              extra_options=self.extra_options,
                              train_options=self.train_options)
@@ -262,10 +274,13 @@ class TableRunner:
 
     def _run(self, cmd: List[str], log_path: Path) -> float:
         """Runs one command from the repository root; returns its wall time (s)."""
+        env = dict(os.environ)
+        if self.threads is not None:
+            env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         start = time.perf_counter()
         with open(log_path, 'w') as log:
             proc = subprocess.run([self.python, *cmd[1:]], cwd=self.repo_root,
-                                  stdout=log, stderr=subprocess.STDOUT)
+                                  stdout=log, stderr=subprocess.STDOUT, env=env)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             tail = ''.join(log_path.read_text().splitlines(True)[-15:])
@@ -279,13 +294,15 @@ class TableRunner:
             shutil.rmtree(cell)
         cell.mkdir(parents=True)
         cmds = self.cell_commands(config, seed, info)
+        started = time.time()
         train_time = None
         if 'train' in cmds:
             train_time = self._run(cmds['train'], cell / 'train.log')
         self._run(cmds['test'], cell / 'test.log')
         result = dict(config=config, seed=seed, trained=info['trained'],
                       metrics=read_test_metrics(cell / 'test'), train_time_s=train_time,
-                      commands={k: ' '.join(v) for k, v in cmds.items()})
+                      commands={k: ' '.join(v) for k, v in cmds.items()},
+                      started=started, finished=time.time(), threads=self.threads)
         _write_json(cell / 'result.json', result)
         return result
 
@@ -298,7 +315,7 @@ class TableRunner:
         total = len(self.configs) * len(self.seeds)
         done = sum(len(v) for v in self.load_results().values())
         self.log(f'{done}/{total} cells already finished in {self.work_root}')
-        failures, k = [], 0
+        pending, k = [], 0
         for seed in self.seeds:
             for config in self.configs:
                 k += 1
@@ -306,21 +323,36 @@ class TableRunner:
                 if (self.cell_dir(config, seed) / 'result.json').exists():
                     self.log(f'{tag}: finished earlier, skipped')
                     continue
-                self.ensure_world(seed)
-                what = ('train + test' if infos[config]['trained'] else 'test (training-free)')
-                self.log(f'{tag}: {what} ...')
-                start = time.perf_counter()
-                try:
-                    result = self.run_cell(config, seed, infos[config])
-                except TableError as err:
+                pending.append((tag, config, seed))
+        for seed in sorted({seed for _, _, seed in pending}):
+            self.ensure_world(seed)
+        failures = []
+
+        def run_one(item):
+            tag, config, seed = item
+            what = ('train + test' if infos[config]['trained'] else 'test (training-free)')
+            self.log(f'{tag}: {what} ...')
+            start = time.perf_counter()
+            try:
+                result = self.run_cell(config, seed, infos[config])
+            except TableError as err:
+                with self._lock:
                     failures.append(str(err))
-                    self.log(f'{tag}: FAILED: {err}')
-                    continue
-                m = result['metrics']
-                self.log(f'{tag}: done in {time.perf_counter() - start:.0f} s: seen '
-                         f"{m['mIoU_seen']:.2f} unseen {m['mIoU_unseen']:.2f} "
-                         f"hIoU {m['hIoU']:.2f}")
+                self.log(f'{tag}: FAILED: {err}')
+                return
+            m = result['metrics']
+            self.log(f'{tag}: done in {time.perf_counter() - start:.0f} s: seen '
+                     f"{m['mIoU_seen']:.2f} unseen {m['mIoU_unseen']:.2f} "
+                     f"hIoU {m['hIoU']:.2f}")
+            with self._lock:
                 self._write_state()
+
+        if self.jobs == 1:
+            for item in pending:
+                run_one(item)
+        else:
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                list(pool.map(run_one, pending))
         return failures
 
     # -- the table ---------------------------------------------------------

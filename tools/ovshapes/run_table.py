@@ -41,6 +41,11 @@ def main(argv=None):
     parser.add_argument('--train-cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='extra overrides for the train runs only, e.g. '
                         'train_dataloader.batch_size=2')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='cells run at the same time (results do not depend on it)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='OMP_NUM_THREADS of every run (default: inherited); e.g. '
+                             '--jobs 2 --threads 1 on a 2-core machine')
     parser.add_argument('--out', default=None,
                         help='markdown file of the table (default: <work-root>/table.md)')
     args = parser.parse_args(argv)
@@ -51,7 +56,8 @@ def main(argv=None):
         runner = TableRunner(REPO_ROOT, args.work_root, configs, args.seeds, iters=args.iters,
                              num_train=args.num_train, num_val=args.num_val,
                              extra_options=args.cfg_options,
-                             train_options=args.train_cfg_options)
+                             train_options=args.train_cfg_options, jobs=args.jobs,
+                             threads=args.threads)
         failures = runner.run()
     except TableError as err:
         sys.exit(f'run_table: {err}')

@@ -11,7 +11,12 @@ from mmseg.registry import MODELS
 
 from ..text_encoders.catseg_text_encoder import per_template_embeds
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from .catseg_aggregation import CATSegClassAggregation, CATSegSpatialAggregation, class_chunks
+from .catseg_aggregation import (
+    CATSegClassAggregation,
+    CATSegSpatialAggregation,
+    class_chunks,
+    use_fused,
+)
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['CATSegHead', 'CATSegUpBlock']
@@ -48,14 +53,61 @@ class CATSegUpBlock(nn.Module):
 
         self.convs = nn.Sequential(conv(in_channels, out_channels),
                                    conv(out_channels, out_channels))
+        #: fused path (under no_grad): the transposed conv as one product,
+        #: channels-last convolutions, and the first conv split as
+        #: ``conv([u; g]) = conv_u(u) + conv_g(g)`` (its bias, if any, in the
+        #: first term), the guidance part computed once per view, not once per
+        #: class (False: the reference path)
+        self.fused = True
 
     def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
         """x: (B*m, C, H, W); guidance: (B, G, 2H, 2W), repeated m times."""
+        if use_fused(self):
+            return self._forward_fused(x, guidance)
         x = self.up(x)
         if guidance is not None:
             reps = x.shape[0] // guidance.shape[0]
             x = torch.cat([x, guidance.repeat_interleave(reps, dim=0)], dim=1)
         return self.convs(x)
+
+    def upsample(self, x: Tensor) -> Tensor:
+        """The 2x2, stride-2 transposed conv as one product, channels-last.
+
+        Its windows do not overlap: ``out[2i+a, 2j+b] = W[:, :, a, b]^T x[i, j]
+        + bias``, so it is (B*H*W, C_in) x (C_in, 4 C_out) followed by the
+        pixel interleave (which adds the bias on the way).
+        """
+        up = self.up
+        if tuple(up.kernel_size) != (2, 2) or tuple(up.stride) != (2, 2) or \
+                tuple(up.padding) != (0, 0) or tuple(up.output_padding) != (0, 0) \
+                or up.groups != 1 or tuple(up.dilation) != (1, 1):
+            return up(x.contiguous(memory_format=torch.channels_last))
+        n, cin, h, w = x.shape
+        cout = up.out_channels
+        tokens = x.permute(0, 2, 3, 1).reshape(n * h * w, cin)
+        prod = torch.mm(tokens, up.weight.permute(0, 2, 3, 1).reshape(cin, 4 * cout))
+        prod = prod.view(n, h, w, 2, 2, cout).permute(0, 1, 3, 2, 4, 5)
+        out = x.new_empty(n, h, 2, w, 2, cout)
+        if up.bias is not None:
+            torch.add(prod, up.bias, out=out)
+        else:
+            out.copy_(prod)
+        return out.view(n, 2 * h, 2 * w, cout).permute(0, 3, 1, 2)
+
+    def _forward_fused(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
+        x = self.upsample(x)
+        if guidance is None:
+            return self.convs(x)
+        first = self.convs[0]
+        conv = first.conv
+        split = x.shape[1]
+        y = F.conv2d(x, conv.weight[:, :split], conv.bias, conv.stride, conv.padding,
+                     conv.dilation, conv.groups)
+        g = F.conv2d(guidance.contiguous(memory_format=torch.channels_last),
+                     conv.weight[:, split:], None, conv.stride, conv.padding,
+                     conv.dilation, conv.groups)
+        y.view(g.shape[0], -1, *y.shape[1:]).add_(g[:, None])
+        return self.convs[1](first.activate(first.norm(y)))
 
 
 @MODELS.register_module()
@@ -104,6 +156,16 @@ class CATSegHead(OpenVocabDecodeHead):
         pad_len (int): Fixed class-sequence length (0: none; CAT-Seg: 256).
         class_chunk_size (int, optional): Classes processed at once
             (None: all).
+        fused (bool): Fused inference paths: the cost embedding kept in a
+            channels-last layout, guidance projections computed once per
+            view or class, Swin windows gathered once, channels-last
+            decoder (:mod:`.catseg_aggregation`, :class:`CATSegUpBlock`).
+            Equal to the reference paths (False) within float rounding.
+        decoder_class_chunk_size (int, optional): Classes decoded at once on
+            the fused path, at most ``class_chunk_size`` (None: that). The
+            decoder's activations at 4x the grid are the largest tensors
+            (5 views x 16 classes x 64 channels x 96 x 96 floats = 189 MB);
+            the decoder is per class, so the result does not depend on it.
         **kwargs: :class:`OpenVocabDecodeHead` arguments (``loss_decode``:
             CAT-Seg uses per-pixel binary cross-entropy,
             ``CrossEntropyLoss(use_sigmoid=True)``).
@@ -127,6 +189,8 @@ class CATSegHead(OpenVocabDecodeHead):
                  attention: str = 'linear',
                  pad_len: int = 256,
                  class_chunk_size: Optional[int] = None,
+                 fused: bool = True,
+                 decoder_class_chunk_size: Optional[int] = 16,
                  **kwargs):
         if len(in_channels) != 3 or len(in_index) != 3:
             raise ValueError(
@@ -155,6 +219,8 @@ class CATSegHead(OpenVocabDecodeHead):
         self.pad_len = pad_len
         self.class_chunk_size = class_chunk_size
         class_chunks(1, class_chunk_size)  # validates the value
+        class_chunks(1, decoder_class_chunk_size)
+        self.decoder_class_chunk_size = decoder_class_chunk_size
 
         def relu_conv(cin, cout):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1),
@@ -192,6 +258,23 @@ class CATSegHead(OpenVocabDecodeHead):
                           decoder_guidance_proj_channels[1]),
         ])
         self.to_logit = nn.Conv2d(decoder_channels[1], 1, 3, padding=1)
+        self.fused = fused
+
+    @property
+    def fused(self) -> bool:
+        """Fused inference paths (default); False: the reference paths.
+
+        Setting it sets the same switch of the aggregation layers and
+        decoder blocks (see :mod:`.catseg_aggregation`).
+        """
+        return self._fused
+
+    @fused.setter
+    def fused(self, value: bool):
+        self._fused = bool(value)
+        for module in self.modules():
+            if module is not self and hasattr(module, 'fused'):
+                module.fused = self._fused
 
     # ------------------------------------------------------------ pieces
     def cost_volume(self, embeds: Tensor, text: Tensor) -> Tensor:
@@ -210,15 +293,48 @@ class CATSegHead(OpenVocabDecodeHead):
         score = cost.transpose(1, 2).flatten(2).amax(dim=-1)  # (B, N)
         return score.topk(self.pad_len, dim=-1, sorted=False).indices
 
-    def per_class(self, fn, x: Tensor) -> Tensor:
-        """Applies ``fn`` to (B*m, C, H, W) slices of x (B, C, N, H, W)."""
+    def per_class(self, fn, x: Tensor, chunk: Optional[int] = None) -> Tensor:
+        """Applies ``fn`` to (B*m, C, H, W) slices of x (B, C, N, H, W).
+
+        Fused: the slices are channels-last, ``chunk`` classes at a time
+        (default ``class_chunk_size``), and the result is a
+        (B, C', N, H', W') view of a channels-last (B, N, H', W', C')
+        tensor.
+        """
         b, _, n = x.shape[:3]
+        if use_fused(self):
+            return self._per_class_channels_last(fn, x, chunk or self.class_chunk_size)
         outs = []
         for start, end in class_chunks(n, self.class_chunk_size):
             part = x[:, :, start:end].transpose(1, 2).flatten(0, 1)
             out = fn(part)
             outs.append(out.view(b, end - start, *out.shape[1:]))
         return torch.cat(outs, dim=1).transpose(1, 2)
+
+    def _per_class_channels_last(self, fn, x: Tensor, chunk: Optional[int]) -> Tensor:
+        b, _, n, h, w = x.shape
+        tokens = x.permute(0, 2, 3, 4, 1)  # (B, N, H, W, C)
+        chunks = class_chunks(n, chunk)
+        out = None
+        for start, end in chunks:
+            part = tokens[:, start:end].reshape(b * (end - start), h, w, -1)
+            res = fn(part.permute(0, 3, 1, 2))
+            res = res.permute(0, 2, 3, 1).reshape(b, end - start, *res.shape[2:],
+                                                  res.shape[1])
+            if len(chunks) == 1:
+                return res.permute(0, 4, 1, 2, 3)
+            if out is None:
+                out = res.new_empty(b, n, *res.shape[2:])
+            out[:, start:end] = res
+        return out.permute(0, 4, 1, 2, 3)
+
+    def embed_cost(self, cost: Tensor) -> Tensor:
+        """Eq. 2 on (B*m, P, H, W) costs; channels-last output when fused."""
+        if use_fused(self):
+            cost = cost.contiguous(memory_format=torch.channels_last)
+            weight = self.cost_embed.weight.contiguous(memory_format=torch.channels_last)
+            return F.conv2d(cost, weight, self.cost_embed.bias, padding=self.cost_embed.padding)
+        return self.cost_embed(cost)
 
     def decode(self, x: Tensor, guidance: List[Optional[Tensor]]) -> Tensor:
         """Upsampling decoder on (B*m, C, H, W) -> logits (B*m, 1, 4H, 4W)."""
@@ -271,14 +387,17 @@ class CATSegHead(OpenVocabDecodeHead):
             proj(up(g)) for up, proj, g in zip(
                 self.guidance_up, self.guidance_proj, (guide_a, guide_b))
         ]
-        x = self.per_class(self.cost_embed, cost)  # (B, C, N, H, W)
+        x = self.per_class(self.embed_cost, cost)  # (B, C, N, H, W)
         pooling = self.pooling_size if self.training else \
             self.test_pooling_size
         for spatial, cls in zip(self.spatial_layers, self.class_layers):
             x = spatial(x, appearance, self.class_chunk_size)
             x = cls(x, text_guidance, pooling, self.class_chunk_size)
-        logits = self.per_class(lambda t: self.decode(t, decoder_guidance),
-                                x)[:, 0]  # (B, N', 4H, 4W)
+        decoder_chunk = self.class_chunk_size
+        if self.decoder_class_chunk_size is not None:
+            decoder_chunk = min(self.decoder_class_chunk_size, decoder_chunk or x.shape[2])
+        logits = self.per_class(lambda t: self.decode(t, decoder_guidance), x,
+                                decoder_chunk)[:, 0]  # (B, N', 4H, 4W)
         if keep is not None:
             full = logits.new_full((b, num_names, *logits.shape[2:]), -100.0)
             logits = full.scatter(1, keep[:, :, None, None].expand_as(logits),

@@ -27,7 +27,11 @@ paper, ``eval.sh``)
     map) and resized to the original image size.
 
 Both return probabilities, not logits; labels are their argmax, computed
-``resize_class_chunk`` classes at a time.
+``resize_class_chunk`` classes at a time. With more names than the head's
+``pad_len`` (A-847, PC-459) the names it does not aggregate get the logit
+-100 in every view, hence identical probability maps: for the labels only
+the first of them is resized (:meth:`CATSegEncoderDecoder.resized_classes`;
+the argmax keeps the earliest class of a tie, so the labels are unchanged).
 """
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -78,9 +82,11 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
     ``mode`` (``'catseg_slide'`` / ``'catseg_whole'``), ``crop_size``
     (384, 384), ``stride`` (256, 256), ``resize_to`` (640, 640),
     ``global_view`` (True), ``size_divisor`` (32), ``crop_batch_size``
-    (views per forward, 8), ``resize_class_chunk`` (16) and
-    ``return_logits`` (store the original-size probabilities as
-    ``seg_logits``). Other modes behave as in the parent class.
+    (views per forward, 8), ``resize_class_chunk`` (16),
+    ``skip_dropped_classes`` (True: resize only the first of the names the
+    head did not aggregate, :meth:`resized_classes`; the labels are the
+    same) and ``return_logits`` (store the original-size probabilities as
+    ``seg_logits``; every class is resized). Other modes behave as in the parent class.
     """
 
     # ---------------------------------------------------------- modes
@@ -202,6 +208,32 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
                 probs = probs.flip(2 if direction == 'horizontal' else 1)
             yield start, probs
 
+    #: The logit :class:`~mmovss.models.decode_heads.CATSegHead` gives the names
+    #: it does not aggregate (``pad_len`` exceeded).
+    dropped_logit = -100.0
+
+    def resized_classes(self, logits: Tensor) -> Optional[Tensor]:
+        """Classes whose probabilities the labels need, or None for all.
+
+        Classes whose logits are :attr:`dropped_logit` everywhere in every
+        view have identical probability maps at every step (each class is
+        resized on its own); the argmax only needs the first of them, the
+        others lose every tie to it.
+
+        Args:
+            logits (Tensor): (V, C, h, w) head logits of :meth:`views`.
+
+        Returns:
+            Tensor | None: Increasing class indices (int64), or None when
+            fewer than two classes are such copies.
+        """
+        same = (logits == self.dropped_logit).flatten(2).all(dim=-1).all(dim=0)
+        if int(same.sum()) < 2:
+            return None
+        keep = ~same
+        keep[int(same.nonzero()[0, 0])] = True
+        return keep.nonzero()[:, 0]
+
     # ---------------------------------------------------------- inference
     def chunked_inference(self, inputs: Tensor, batch_img_metas: List[dict],
                           class_embeds: Optional[ClassEmbeddings] = None):
@@ -252,10 +284,16 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
         for image, meta, sample in zip(inputs, batch_img_metas, data_samples):
             image = self.unpadded(image, meta)
             logits = self.view_logits(self.views(image), class_embeds)
+            select = None if return_logits or not self.test_cfg.get(
+                'skip_dropped_classes', True) else self.resized_classes(logits)
+            if select is not None:
+                logits = logits[:, select]
             chunks = self.original_size_probabilities(logits, meta, image.shape[-2:])
             if return_logits:
                 chunks = list(chunks)
             pred = chunked_argmax(iter(chunks))[1][None]
+            if select is not None:
+                pred = select[pred]
             fields = {'pred_sem_seg': PixelData(data=pred)}
             if return_logits:
                 fields['seg_logits'] = PixelData(data=torch.cat([c for _, c in chunks]))

@@ -276,3 +276,102 @@ def hard_negative(scene: Scene, rng: np.random.Generator) -> str:
         colour = colours[int(rng.integers(len(colours)))]
     objects[i] = object_class_name(pattern, colour)
     return caption(Scene(scene.image, scene.label, scene.stuff, tuple(objects)), rng)
+
+
+# ----------------------------------------------------------------------------
+# Pretraining scenes (tiny-CLIP pretraining only; worlds on disk use
+# render_scene above and are unchanged)
+
+
+def visible_classes(label: np.ndarray, min_pixels: int = 1) -> Tuple[Tuple[str, ...],
+                                                                      Tuple[str, ...]]:
+    """The (stuff, objects) class names with at least ``min_pixels`` pixels.
+
+    Stuff in :data:`STUFF` order, objects in the order of :func:`class_names`.
+    """
+    names = class_names()
+    counts = np.bincount(label.ravel(), minlength=len(names))
+    shown = [names[i] for i in np.flatnonzero(counts >= max(min_pixels, 1))]
+    stuff = tuple(n for n in shown if n in STUFF)
+    return stuff, tuple(n for n in shown if n not in STUFF)
+
+
+def render_crowded_scene(rng: np.random.Generator,
+                         num_objects: Tuple[int, int] = (0, 6),
+                         radius: Tuple[float, float] = (4.0, 15.0),
+                         min_pixels: int = 12,
+                         size: int = IMAGE_SIZE) -> Scene:
+    """A pretraining scene: many objects of many sizes, cut by the border.
+
+    As :func:`render_scene` (one or two stuff regions, patterned objects of
+    random outline), but with a wider range of object counts and radii, and
+    centres anywhere in the image, so that objects may be cut by the border
+    as in a random crop of a larger scene. Classes left with fewer than
+    ``min_pixels`` visible pixels are painted over with the background, so
+    that ``scene.stuff`` and ``scene.objects`` name exactly the classes of
+    ``scene.label`` (every one with at least ``min_pixels`` pixels, except a
+    stuff class that only ever has fewer).
+    """
+    names = class_names()
+    index = {n: i for i, n in enumerate(names)}
+    pool = list(names[len(STUFF):])
+    label = np.zeros((size, size), np.uint8)
+    if rng.random() < 0.5:
+        stuff = (STUFF[rng.integers(len(STUFF))],)
+        image = render_stuff(stuff[0], size, size, rng)
+        label[:] = index[stuff[0]]
+    else:
+        a, b = rng.choice(len(STUFF), size=2, replace=False)
+        stuff = (STUFF[a], STUFF[b])
+        split = int(rng.integers(size // 8, 7 * size // 8))
+        wave = np.round(
+            2 * np.sin(np.arange(size) / rng.uniform(4, 9) + rng.uniform(0, 6))).astype(int)
+        top = np.arange(size)[:, None] < (split + wave)[None, :]
+        image = np.where(top[..., None], render_stuff(stuff[0], size, size, rng),
+                         render_stuff(stuff[1], size, size, rng))
+        label[:] = np.where(top, index[stuff[0]], index[stuff[1]])
+    background, background_label = image.copy(), label.copy()
+    for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
+        name = pool[int(rng.integers(len(pool)))]
+        pattern, colour = name.split(' ')
+        r = rng.uniform(*radius)
+        cy, cx = rng.uniform(-r * 0.3, size + r * 0.3, size=2)
+        mask = shape_mask(SHAPES[rng.integers(len(SHAPES))], size, size, cy, cx, r, rng)
+        if not mask.any():
+            continue
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        inside = mask[box]
+        patch = render_pattern(pattern, colour, inside.shape[0], inside.shape[1], rng)
+        image[box][inside] = patch[inside]
+        label[box][inside] = index[name]
+    counts = np.bincount(label.ravel(), minlength=len(names))
+    for i in np.flatnonzero((counts > 0) & (counts < min_pixels)):
+        if names[i] in STUFF:
+            continue
+        gone = label == i
+        image[gone] = background[gone]
+        label[gone] = background_label[gone]
+    image = image + rng.normal(0, 3, size=image.shape)
+    shown_stuff, shown_objects = visible_classes(label)
+    return Scene(np.clip(image, 0, 255).astype(np.uint8), label,
+                 tuple(s for s in stuff if s in shown_stuff), shown_objects)
+
+
+def crop_scene(scene: Scene, top: int, left: int, crop: int,
+               size: int = IMAGE_SIZE, min_pixels: int = 1) -> Scene:
+    """A square crop of a scene, zoomed to ``size`` (nearest neighbour).
+
+    The returned scene names exactly the classes with at least
+    ``min_pixels`` pixels in the crop (counted on the zoomed label map).
+    """
+    h, w = scene.label.shape
+    if not (0 <= top and 0 <= left and top + crop <= h and left + crop <= w and crop > 0):
+        raise ValueError(f'crop ({top}, {left}, {crop}) is outside the {h} x {w} scene.')
+    src = (np.arange(size) * crop) // size
+    rows, cols = top + src[:, None], left + src[None, :]
+    image, label = scene.image[rows, cols], scene.label[rows, cols]
+    stuff, objects = visible_classes(label, min_pixels)
+    return Scene(image, label, tuple(s for s in scene.stuff if s in stuff),
+                 tuple(o for o in scene.objects if o in objects)
+                 + tuple(o for o in objects if o not in scene.objects))

@@ -148,3 +148,56 @@ def test_zegformer_tiny_against_official():
         result = side_by_side(pair.ours, pair.official, repeat=1, warmup=0)
     assert result['ok'], format_report('zegformer', result, pair.description)
     assert result['max_diff'] <= 1e-4 and result['labels_equal'] >= LABELS_TOLERANCE
+
+
+def _d2_missing(clone_dir: str, marker: str) -> bool:
+    return (not osp.exists(osp.join(clone_dir, marker))
+            or not osp.isdir(osp.join(OFFICIAL, 'detectron2', 'detectron2'))
+            or any(importlib.util.find_spec(m) is None for m in D2_DEPENDENCIES))
+
+
+SAN_CLONE = osp.join(OFFICIAL, 'SAN')
+# OVSeg needs a full clone (third_party/CLIP included): env MMOVSS_OVSEG_CLONE
+OVSEG_CLONE = os.environ.get('MMOVSS_OVSEG_CLONE', osp.join(OFFICIAL, 'ov-seg'))
+
+
+def _tiny_side_by_side(method, repo, classes, image_size, generator=None):
+    from mmovss.testing.official_parity.official_code import cuda_as_noop, seed_everything
+    args = argparse.Namespace(official_repo=repo, detectron2=osp.join(OFFICIAL, 'detectron2'),
+                              seed=0, size='tiny', image_size=list(image_size),
+                              classes=class_names(classes))
+    seed_everything(0)
+    with cuda_as_noop():
+        pair = METHODS[method](generator, args)
+        result = side_by_side(pair.ours, pair.official, repeat=1, warmup=1)
+    return pair, result
+
+
+@pytest.mark.skipif(_d2_missing(SAN_CLONE, 'san/model/san.py'),
+                    reason=f'no official SAN clone at {SAN_CLONE} / detectron2 clone under '
+                    f'{OFFICIAL} (env MMOVSS_OFFICIAL_CLONES) or detectron2\'s dependencies')
+def test_san_official_tiny_against_official():
+    """SAN built by mmovss.benchmarking.official_builders (no generator) at the parity
+    fixture's tiny sizes: conversion, strict load, equal scores and labels."""
+    pair, result = _tiny_side_by_side('san_official', SAN_CLONE, 4, (64, 96))
+    assert result['ok'], format_report('san_official', result, pair.description)
+    assert result['max_diff'] <= 1e-4 and result['labels_equal'] >= LABELS_TOLERANCE
+    assert 'side adapter width 16' in pair.description and '4 classes' in pair.description
+
+
+@pytest.mark.skipif(_d2_missing(OVSEG_CLONE, 'third_party/CLIP/clip/model.py'),
+                    reason=f'no full official OVSeg clone (third_party/CLIP) at {OVSEG_CLONE} '
+                    f'(env MMOVSS_OVSEG_CLONE) / detectron2 clone or its dependencies')
+def test_ovseg_tiny_against_official():
+    """OVSeg: the official model of the generator's tiny sizes; every non-empty proposal
+    classified by the mask-prompted CLIP on both sides."""
+    path = osp.join(ROOT, 'tools', 'parity', 'ovseg_reference.py')
+    spec = importlib.util.spec_from_file_location('ovseg_reference_timing', path)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    pair, result = _tiny_side_by_side('ovseg', OVSEG_CLONE, 4, (64, 64), generator)
+    assert result['ok'], format_report('ovseg', result, pair.description)
+    assert result['max_diff'] <= 1e-4 and result['labels_equal'] >= LABELS_TOLERANCE
+    assert pair.extra['crops'] >= 1  # the CLIP branch ran (the ensemble is compared)
+    with pytest.raises(BenchmarkError, match='multiples of 32'):
+        METHODS['ovseg'](generator, argparse.Namespace(image_size=[60, 64]))

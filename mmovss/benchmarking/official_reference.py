@@ -13,6 +13,9 @@ image; the outputs must agree (per-pixel class scores within ``atol``, labels
 report gives the median seconds per image of each and the ratio ours /
 official, in wall-clock and in process CPU time.
 
+SAN (official) and OVSeg are built by :mod:`mmovss.benchmarking.official_builders`
+(shared with their generators).
+
 Generic pieces (any two callables): :func:`agreement`, :func:`side_by_side`,
 :func:`format_report`, :func:`markdown_row`. Method pieces:
 :data:`METHODS` maps a method to a ``pair(generator, args)`` function
@@ -29,7 +32,7 @@ from .timing import summarize_times, timed_call
 
 __all__ = ['Pair', 'agreement', 'side_by_side', 'format_report', 'markdown_row',
            'MARKDOWN_HEADER', 'METHODS', 'SIZES', 'LABELS_TOLERANCE', 'random_image',
-           'class_names']
+           'class_names', 'PACKAGE_BUILT']
 
 #: Minimum fraction of equal labels (``tests/test_official_parity.py``).
 LABELS_TOLERANCE = 0.999
@@ -362,13 +365,157 @@ def _fcclip_pair(generator, args) -> Pair:
                 dict(tensors=len(state)))
 
 
+def _san_official_pair(generator, args) -> Pair:
+    """SAN (Xu et al., CVPR 2023) as released (github.com/MendelXu/SAN): ``SAN.forward`` of
+    ``san/model/san.py`` built from ``configs/san_clip_vit_large_res4_coco.yaml``
+    (:data:`~mmovss.benchmarking.official_builders.SAN_FULL`: CLIP ViT-L/14-336 at 0.7x input,
+    side adapter ``vit_w240n6d8_patch16``, 100 queries; ``size`` 'tiny': the parity fixture's
+    :data:`~mmovss.testing.official_parity.san_official.TINY`), against our
+    ``MaskClassificationEncoderDecoder.predict`` (``configs/san/san-official_*`` options;
+    data preprocessing included on both sides). The generator is not needed (the builders
+    are :mod:`mmovss.benchmarking.official_builders`)."""
+    from mmovss.benchmarking import official_builders as ob
+    from mmovss.converters.san_official import convert
+    from mmovss.testing.official_parity.san_official import TINY, tiny_config
+
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+
+    sizes = ob.SAN_FULL if args.size == 'full' else TINY
+    classes = [name.split(',')[0].strip() for name in args.classes]
+    san_module, add_san_config = ob.import_san(args.official_repo, args.detectron2)
+    vit_name = ob.register_san_side_vit(sizes['side_adapter'])
+    cfg = ob.san_cfg(args.official_repo, add_san_config, vit_name, sizes, len(classes))
+    san_module.open_clip.create_model_and_transforms = \
+        lambda *a, **k: ob.san_open_clip(sizes['clip_cfg'])
+    official = san_module.SAN(cfg).eval()
+    ob.randomise_san(official, args.seed)
+    state = official.state_dict()
+    ours_cfg = tiny_config(sizes, classes, cfg.MODEL.SAN.CLIP_RESOLUTION,
+                           cfg.MODEL.SAN.SIZE_DIVISIBILITY)
+    ours_cfg['data_preprocessor'] = MODELS.build(ours_cfg['data_preprocessor'])
+    ours = MODELS.build(ours_cfg)
+    _strict(ours, convert(state))
+    ours.eval()
+    image = random_image(args.image_size, args.seed + 2).to(torch.uint8)
+    h, w = image.shape[-2:]
+
+    def run_ours():
+        sample = SegDataSample(metainfo=dict(ori_shape=(h, w), img_shape=(h, w)))
+        data = ours.data_preprocessor(dict(inputs=[image.flip(0)], data_samples=[sample]),
+                                      False)  # RGB -> BGR: the preprocessor flips back
+        result = ours.predict(data['inputs'], data['data_samples'])[0]
+        return result.seg_logits.data, result.pred_sem_seg.data[0]
+
+    def run_official():
+        out = official([dict(image=image.float(), height=h, width=w,
+                             vocabulary=list(classes))])[0]['sem_seg']
+        return out, out.argmax(dim=0)
+
+    vision = sizes['clip_cfg']['vision_cfg']
+    side = sizes['side_adapter']
+    return Pair(run_ours, run_official,
+                f'{args.size} (CLIP ViT width {vision["width"]} x {vision["layers"]}, patch '
+                f'{vision["patch_size"]}, {cfg.MODEL.SAN.CLIP_RESOLUTION}x input; side adapter '
+                f'width {side["embed_dims"]} x {side["num_layers"]}, {side["num_queries"]} '
+                f'queries), {len(classes)} classes, image {h} x {w}', dict(tensors=len(state)))
+
+
+def _ovseg_pair(generator, args) -> Pair:
+    """OVSeg (Liang et al., CVPR 2023) as released (github.com/facebookresearch/ov-seg):
+    ``OVSeg.forward`` of ``open_vocab_seg/ovseg_model.py`` built from
+    ``configs/ovseg_R101c_vitB_bs32_120k.yaml`` (DeepLab R101c, MaskFormer head of 100
+    queries, the clone's mask-prompted CLIP ViT-B/16 classifying every non-empty proposal's
+    crop, ensemble weight 0.7; ``size`` 'tiny': the generator's ``TINY``), against our
+    ``TwoStageEncoderDecoder.encode_decode`` (``configs/ovseg/ovseg-official_*`` options),
+    normalisation included on both sides. Builders:
+    :mod:`mmovss.benchmarking.official_builders`; ``generator`` (the parity generator) gives
+    the tiny sizes."""
+    from mmovss.benchmarking import official_builders as ob
+    from mmovss.converters.ovseg_official import convert
+    from mmovss.testing.official_parity.ovseg import tiny_model_cfg
+
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    h, w = args.image_size
+    if h % 32 or w % 32:
+        raise BenchmarkError(f'--image-size {h} {w}: OVSeg runs here without padding; use '
+                             f'multiples of 32 (e.g. 512 672).')
+    classes = [name.split(',')[0].strip() for name in args.classes]
+    clip, clip_model = ob.import_ovseg(args.official_repo, args.detectron2)
+    import open_vocab_seg.modeling.clip_adapter.utils as adapter_utils
+    from detectron2.data import MetadataCatalog
+    from detectron2.modeling import build_model
+    full = args.size == 'full'
+    spec = ob.OVSEG_RELEASED_CLIP['r101c'] if full else generator.TINY['clip']
+    head_width = None if full else 8
+    clip.load = adapter_utils.clip.load = ob.ovseg_clip_loader(clip_model, spec, head_width)
+    cfg = ob.ovseg_cfg(args.official_repo, 'r101c', None if full else generator.TINY)
+    dataset = f'ovseg_timing_{abs(hash(tuple(classes)))}'
+    MetadataCatalog.get(dataset).set(stuff_classes=list(classes))
+    official = build_model(cfg).eval()
+    ob.randomise_ovseg(official, args.seed)
+    state = official.state_dict()
+    c = cfg.MODEL
+    meta = dict(
+        class_names=classes, backbone='r101c',
+        backbone_cfg={k: c.RESNETS[k] for k in ('DEPTH', 'STEM_OUT_CHANNELS',
+                                                  'RES2_OUT_CHANNELS', 'WIDTH_PER_GROUP')},
+        head_cfg={k: c.SEM_SEG_HEAD[k] for k in ('EMBEDDING_DIM', 'EMBED_HIDDEN_DIM',
+                                                   'CONVS_DIM', 'MASK_DIM')},
+        mask_former_cfg={k: c.MASK_FORMER[k] for k in ('HIDDEN_DIM', 'NUM_OBJECT_QUERIES',
+                                                         'NHEADS', 'DIM_FEEDFORWARD',
+                                                         'DEC_LAYERS')},
+        clip_cfg=spec, clip_vision_head_width=head_width or 64,
+        ensemble_weight=c.CLIP_ADAPTER.CLIP_ENSEMBLE_WEIGHT, mask_thr=c.CLIP_ADAPTER.MASK_THR,
+        mask_prompt_depth=c.CLIP_ADAPTER.MASK_PROMPT_DEPTH, mask_fill=c.CLIP_ADAPTER.MASK_FILL,
+        text_templates=c.CLIP_ADAPTER.TEXT_TEMPLATES, pixel_mean=list(c.PIXEL_MEAN),
+        pixel_std=list(c.PIXEL_STD))
+    if not c.CLIP_ADAPTER.MASK_PROMPT_FWD:
+        raise BenchmarkError('the OVSeg config does not use mask prompts in the forward '
+                             '(MASK_PROMPT_FWD False); our options follow the released one.')
+    init_default_scope('mmseg')
+    ours = MODELS.build(tiny_model_cfg(meta)).eval()
+    _strict(ours, convert(state))
+    image = random_image(args.image_size, args.seed + 2)
+    mean = torch.tensor(meta['pixel_mean']).view(1, 3, 1, 1)
+    std = torch.tensor(meta['pixel_std']).view(1, 3, 1, 1)
+    extra = dict(tensors=len(state), crops=None)
+
+    def count_crops(_module, _inputs, output):
+        extra['crops'] = int(output[1].sum())
+    ours.decode_head.region_classifier.register_forward_hook(count_crops)
+    shape = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w))
+
+    def run_ours():
+        return ours.encode_decode((image[None] - mean) / std, [dict(shape)])[0]
+
+    def run_official():
+        return official([dict(image=image, height=h, width=w,
+                              meta=dict(dataset_name=dataset))])[0]['sem_seg']
+
+    mf = meta['mask_former_cfg']
+    return Pair(run_ours, run_official,
+                f'{args.size} (ResNet-{meta["backbone_cfg"]["DEPTH"]}c, {mf["NUM_OBJECT_QUERIES"]} '
+                f'queries, {mf["DEC_LAYERS"]} decoder layers of {mf["HIDDEN_DIM"]}, CLIP ViT width '
+                f'{spec["vision_width"]} x {spec["vision_layers"]} with mask prompts), '
+                f'{len(classes)} classes, image {h} x {w}', extra)
+
+
 #: method -> ``pair(generator, args)``; ``args``: the tool's arguments plus ``classes``.
 METHODS: Dict[str, Callable] = {
     'catseg': _catseg_pair,
     'fcclip': _fcclip_pair,
     'lseg': _lseg_pair,
+    'ovseg': _ovseg_pair,
+    'san_official': _san_official_pair,
     'zegformer': _zegformer_pair,
 }
+
+#: Methods whose official model is built by :mod:`mmovss.benchmarking.official_builders`
+#: (their parity generator is loaded only for its tiny sizes, if at all).
+PACKAGE_BUILT = ('ovseg', 'san_official')
 
 
 def class_names(count: int) -> list:

@@ -2,7 +2,8 @@
 
 Builds the official model with the method's parity generator
 (``tools/parity/<method>_reference.py``, ``build_official``: the released
-architecture, every parameter re-drawn from ``--seed``), converts its state
+architecture, every parameter re-drawn from ``--seed``; SAN (official) and
+OVSeg: :mod:`mmovss.benchmarking.official_builders`), converts its state
 dict with our converter, loads it strictly into our model, runs both on the
 same random image (alternately, after ``--warmup`` untimed calls of each),
 checks that the outputs agree (class scores within ``--atol``, labels >=
@@ -35,6 +36,7 @@ if REPO not in sys.path:
 from mmovss.benchmarking import BenchmarkError, command_line, device_name  # noqa: E402
 from mmovss.benchmarking.official_reference import (  # noqa: E402
     METHODS,
+    PACKAGE_BUILT,
     SIZES,
     class_names,
     format_report,
@@ -77,8 +79,8 @@ def load_generator(method: str):
     spec = importlib.util.spec_from_file_location(f'{method}_reference', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if not hasattr(module, 'build_official_sized' if method == 'zegformer' else
-                   'build_official'):
+    if method not in PACKAGE_BUILT and not hasattr(
+            module, 'build_official_sized' if method == 'zegformer' else 'build_official'):
         raise BenchmarkError(f'{path} has no build_official(args, ...) function.')
     return module
 
@@ -101,6 +103,8 @@ def main(argv=None):
         raise SystemExit(str(err)) from None
     load = os.getloadavg()[0]
     print(format_report(args.method, result, pair.description))
+    if pair.extra:
+        print(', '.join(f'{k}: {v}' for k, v in pair.extra.items()))
     print(f'{device_name("cpu")}, {torch.get_num_threads()} threads, float32; load average '
           f'(1 min) after the run {load:.2f}')
     if args.markdown:

@@ -19,7 +19,8 @@ of which changes a computation: ``clip.load`` builds a tiny random CLIP of the o
 (vision heads of width 8, as the tiny width would give none), ``Tensor.cuda`` is a no-op, an
 empty ``wandb`` module, the class names as the metadata of a dataset ``ovseg_parity_val``.
 Rows of the CLIP token embedding that no prompt uses are zeroed before the run and stored as a
-sparse tensor (the fixture stays small; the values the model sees are the stored ones).
+sparse tensor (the fixture stays small; the values the model sees are the stored ones). The
+builders are shared with the side-by-side timing (:mod:`mmovss.benchmarking.official_builders`).
 """
 import argparse
 import os.path as osp
@@ -30,13 +31,18 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+from mmovss.benchmarking.official_builders import (  # noqa: E402
+    OVSEG_CONFIGS,
+    OVSEG_RELEASED_CLIP,
+    import_ovseg,
+    ovseg_cfg,
+    ovseg_clip_loader,
+    randomise_ovseg,
+)
 from mmovss.testing.official_parity import write_fixture  # noqa: E402
 from mmovss.testing.official_parity.official_code import (  # noqa: E402
-    add_source_dirs,
     cuda_as_noop,
-    detectron2_dir,
     seed_everything,
-    stub_module,
 )
 
 CLASS_NAMES = ['cat', 'grass', 'sky']
@@ -72,94 +78,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def import_official(repo, d2):
-    clip_dir = osp.join(repo, 'third_party', 'CLIP')
-    if not osp.isfile(osp.join(clip_dir, 'clip', 'model.py')):
-        raise FileNotFoundError(f'{clip_dir} has no clip/model.py: pass a full clone of '
-                                f'facebookresearch/ov-seg (third_party/CLIP included).')
-    d2 = detectron2_dir(d2)
-    add_source_dirs(repo, clip_dir, d2, osp.join(d2, 'projects', 'DeepLab') if d2 else None)
-    stub_module('wandb')
-    import clip
-    import clip.model as clip_model
-    import deeplab  # noqa: F401  registers build_resnet_deeplab_backbone
-    import open_vocab_seg  # noqa: F401  registers OVSeg, D2SwinTransformer, heads
-    return clip, clip_model
-
-
-def tiny_clip_loader(clip_model, spec):
-    """``clip.load`` stub: a random CLIP of the official class at tiny widths."""
-
-    class TinyHeadsViT(clip_model.VisionTransformer):
-        def __init__(self, **kwargs):
-            kwargs['heads'] = max(kwargs['width'] // 8, 1)  # width // 64 is 0 here
-            super().__init__(**kwargs)
-
-    def load(name, mask_prompt_depth=0, device='cpu', jit=False):
-        saved = clip_model.VisionTransformer
-        clip_model.VisionTransformer = TinyHeadsViT
-        try:
-            model = clip_model.CLIP(mask_prompt_depth=mask_prompt_depth, **spec)
-        finally:
-            clip_model.VisionTransformer = saved
-        return model.float().eval(), None
-
-    return load
-
-
-def build_cfg(repo, backbone):
-    from deeplab import add_deeplab_config
-    from detectron2.config import get_cfg
-    from open_vocab_seg import add_ovseg_config
-    cfg = get_cfg()
-    add_deeplab_config(cfg)
-    add_ovseg_config(cfg)
-    name = 'ovseg_swinB_vitL_bs32_120k.yaml' if backbone == 'swin' else \
-        'ovseg_R101c_vitB_bs32_120k.yaml'
-    cfg.merge_from_file(osp.join(repo, 'configs', name))
-    for key, value in TINY['resnet' if backbone == 'r101c' else 'swin'].items():
-        setattr(cfg.MODEL.RESNETS if backbone == 'r101c' else cfg.MODEL.SWIN, key, value)
-    for key, value in TINY['head'].items():
-        setattr(cfg.MODEL.SEM_SEG_HEAD, key, value)
-    for key, value in TINY['mask_former'].items():
-        setattr(cfg.MODEL.MASK_FORMER, key, value)
-    cfg.MODEL.CLIP_ADAPTER.CLIP_MODEL_NAME = 'tiny'
-    cfg.MODEL.CLIP_ADAPTER.CLIP_ENSEMBLE_WEIGHT = TINY['ensemble_weight']
-    cfg.MODEL.CLIP_ADAPTER.MASK_THR = TINY['mask_thr']
-    cfg.MODEL.CLIP_ADAPTER.MASK_PROMPT_DEPTH = TINY['mask_prompt_depth']
-    cfg.MODEL.CLIP_ADAPTER.MASK_PROMPT_FWD = True
-    cfg.MODEL.WEIGHTS = ''
-    cfg.MODEL.DEVICE = 'cpu'
-    cfg.freeze()
-    return cfg
-
-
-@torch.no_grad()
-def randomise(model, seed):
-    """Seeded values for the tensors the official init leaves constant (norms, BN statistics,
-    mask prompts, GroupNorm), so that every parameter matters."""
-    gen = torch.Generator().manual_seed(seed + 1)
-    for name, t in list(model.state_dict(keep_vars=True).items()):
-        if not t.is_floating_point() or t.numel() == 0:
-            continue
-        flat = t.detach().flatten()
-        if not bool((flat == flat[0]).all()) and 'mask_embedding' not in name:
-            continue
-        noise = torch.randn(t.shape, generator=gen)
-        if name.endswith('running_var'):
-            new = 0.5 + torch.rand(t.shape, generator=gen)
-        elif name.endswith('logit_scale'):
-            continue
-        elif float(flat[0]) == 1.0:
-            new = 1.0 + 0.1 * noise
-        else:
-            new = 0.1 * noise
-        t.data.copy_(new)
-    for name, module in model.named_modules():
-        if name.endswith('query_embed'):  # sharper query attention: distinct proposals
-            module.weight.data.mul_(4.0)
-
-
 def used_tokens(clip, templates, names):
     tokens = torch.cat([clip.tokenize(t.format(n)) for t in templates for n in names])
     return torch.unique(tokens)
@@ -184,7 +102,7 @@ def run_backbone_only(args, cfg):
     seed_everything(args.seed)
     backbone = build_backbone(cfg)
     backbone.eval()  # D2SwinTransformer.train returns None
-    randomise(backbone, args.seed)
+    randomise_ovseg(backbone, args.seed)
     img = image_input(args.image_size, args.seed)
     mean = torch.tensor(cfg.MODEL.PIXEL_MEAN).view(3, 1, 1)
     std = torch.tensor(cfg.MODEL.PIXEL_STD).view(3, 1, 1)
@@ -209,7 +127,7 @@ def run_model(args, cfg, clip):
     MetadataCatalog.get(DATASET).set(stuff_classes=list(CLASS_NAMES))
     seed_everything(args.seed)
     model = build_model(cfg).eval()
-    randomise(model, args.seed)
+    randomise_ovseg(model, args.seed)
     adapter = model.clip_adapter
     emb = adapter.clip_model.token_embedding.weight
     keep = used_tokens(clip, VILD_PROMPT, CLASS_NAMES)
@@ -314,16 +232,6 @@ def run_model(args, cfg, clip):
     return meta, state, {'image': to_np(img).astype(np.uint8)}, stages
 
 
-# the released CLIPs (OpenAI ViT-B/16 and ViT-L/14), as clip.model.build_model infers them
-RELEASED_CLIP = dict(
-    r101c=dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
-               vision_patch_size=16, context_length=77, vocab_size=49408,
-               transformer_width=512, transformer_heads=8, transformer_layers=12),
-    swin=dict(embed_dim=768, image_resolution=224, vision_layers=24, vision_width=1024,
-              vision_patch_size=14, context_length=77, vocab_size=49408,
-              transformer_width=768, transformer_heads=12, transformer_layers=12))
-
-
 def write_key_layout(args, clip, clip_model):
     """Names and shapes of the released model's state dict (built on the meta device from
     the released config, no values), for the converter test at full size."""
@@ -335,7 +243,7 @@ def write_key_layout(args, clip, clip_model):
     from detectron2.config import get_cfg
     from detectron2.modeling import META_ARCH_REGISTRY
     from open_vocab_seg import add_ovseg_config
-    spec = RELEASED_CLIP[args.key_layout]
+    spec = OVSEG_RELEASED_CLIP[args.key_layout]
 
     def load(name, mask_prompt_depth=0, device='cpu', jit=False):
         return clip_model.CLIP(mask_prompt_depth=mask_prompt_depth, **spec), None
@@ -343,8 +251,7 @@ def write_key_layout(args, clip, clip_model):
     cfg = get_cfg()
     add_deeplab_config(cfg)
     add_ovseg_config(cfg)
-    name = 'ovseg_swinB_vitL_bs32_120k.yaml' if args.key_layout == 'swin' else \
-        'ovseg_R101c_vitB_bs32_120k.yaml'
+    name = OVSEG_CONFIGS[args.key_layout]
     cfg.merge_from_file(osp.join(args.official_repo, 'configs', name))
     cfg.MODEL.CLIP_ADAPTER.CLIP_MODEL_NAME = 'released'
     linspace = torch.linspace  # Swin's drop-path rates are read with .item(): on the CPU
@@ -362,14 +269,14 @@ def write_key_layout(args, clip, clip_model):
 
 def main():
     args = parse_args()
-    clip, clip_model = import_official(args.official_repo, args.detectron2)
+    clip, clip_model = import_ovseg(args.official_repo, args.detectron2)
     if args.key_layout:
         write_key_layout(args, clip, clip_model)
         return
-    clip.load = tiny_clip_loader(clip_model, TINY['clip'])
+    clip.load = ovseg_clip_loader(clip_model, TINY['clip'], head_width=8)
     import open_vocab_seg.modeling.clip_adapter.utils as adapter_utils
     adapter_utils.clip.load = clip.load
-    cfg = build_cfg(args.official_repo, args.backbone_only or 'r101c')
+    cfg = ovseg_cfg(args.official_repo, args.backbone_only or 'r101c', TINY)
     with cuda_as_noop():
         if args.backbone_only:
             meta, state, inputs, stages = run_backbone_only(args, cfg)

@@ -7,8 +7,9 @@ weights and writes an official-parity fixture (mmovss/testing/official_parity).
 
 The official model is built by the clone's own ``SAN.from_config`` from its
 ``configs/san_clip_vit_large_res4_coco.yaml`` (0.7x CLIP input, FUSION_MAP
-layout) with tiny widths put into the config. Nothing of the clone is edited;
-at run time:
+layout) with tiny widths put into the config (the builders are shared with the
+side-by-side timing: :mod:`mmovss.benchmarking.official_builders`). Nothing of
+the clone is edited; at run time:
 
 * ``wandb`` (imported by ``san.utils``) is stubbed, and the ``san`` package
   is registered without running ``san/__init__.py`` (dataset registration
@@ -35,7 +36,6 @@ import json
 import os
 import os.path as osp
 import sys
-import types
 
 import numpy as np
 import torch
@@ -43,17 +43,16 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmovss.testing.official_parity import write_fixture  # noqa: E402
-from mmovss.testing.official_parity.official_code import (  # noqa: E402
-    add_source_dirs,
-    detectron2_dir,
-    seed_everything,
-    stub_module,
+from mmovss.benchmarking.official_builders import (  # noqa: E402
+    import_san,
+    randomise_san,
+    register_san_side_vit,
+    san_cfg,
+    san_open_clip,
 )
+from mmovss.testing.official_parity import write_fixture  # noqa: E402
+from mmovss.testing.official_parity.official_code import seed_everything  # noqa: E402
 from mmovss.testing.official_parity.san_official import CLASS_NAMES, TINY  # noqa: E402
-
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def parse_args():
@@ -66,127 +65,6 @@ def parse_args():
                    help='commit of the clone, recorded in meta.json (default: its git HEAD)')
     p.add_argument('--image-size', type=int, nargs=2, default=(56, 88), metavar=('H', 'W'))
     return p.parse_args()
-
-
-def import_official(repo: str, d2: str):
-    """Imports the clone's ``san.model`` / ``san.config`` (see module docstring)."""
-    if not osp.isfile(osp.join(repo, 'san', 'model', 'san.py')):
-        raise FileNotFoundError(f'--official-repo {repo!r} has no san/model/san.py; pass a '
-                                f'clone of github.com/MendelXu/SAN.')
-    add_source_dirs(detectron2_dir(d2), repo)
-    stub_module('wandb')
-    if 'san' not in sys.modules:
-        package = types.ModuleType('san')
-        package.__path__ = [osp.join(repo, 'san')]
-        sys.modules['san'] = package
-    import san.model.san as san_module
-    from san.config import add_san_config
-    from san.model.side_adapter.timm_wrapper import PatchEmbed  # noqa: F401
-    return san_module, add_san_config
-
-
-def tiny_open_clip():
-    """open_clip 3.x CLIP with open_clip 2.16's sequence-first blocks."""
-    import open_clip
-    model = open_clip.CLIP(**TINY['clip_cfg'])
-    for tower in (model.visual.transformer, model.transformer):
-        for block in tower.resblocks:
-            block.attn.batch_first = False
-    # open_clip 2.16 attributes read by FeatureExtractor / RecWithAttnbiasHead
-    model.visual.input_patchnorm = False
-    model.visual.patchnorm_pre_ln = False
-    model.visual.global_average_pool = False
-    preprocess = types.SimpleNamespace(
-        transforms=[types.SimpleNamespace(mean=OPENAI_MEAN, std=OPENAI_STD)])
-    return model, None, preprocess
-
-
-def register_tiny_side_vit():
-    from timm.models import register_model
-    from timm.models.vision_transformer import _create_vision_transformer
-    side = TINY['side_adapter']
-    name = f"vit_w{side['embed_dims']}n{side['num_heads']}d{side['num_layers']}_patch16"
-
-    def build(pretrained=False, **kwargs):
-        assert not pretrained
-        return _create_vision_transformer(
-            'vit_tiny_patch16_224', pretrained=False, patch_size=side['patch_size'],
-            embed_dim=side['embed_dims'], depth=side['num_layers'],
-            num_heads=side['num_heads'], **kwargs)
-    build.__name__ = name
-    try:
-        register_model(build)
-    except (RuntimeError, ValueError):
-        pass  # registered by an earlier run in this process
-    return name
-
-
-def build_cfg(repo: str, add_san_config, vit_name: str):
-    from detectron2.config import get_cfg
-    cfg = get_cfg()
-    add_san_config(cfg)
-    cfg.merge_from_file(osp.join(repo, 'configs', 'san_clip_vit_large_res4_coco.yaml'))
-    side = TINY['side_adapter']
-    cfg.MODEL.SAN.FEATURE_LAST_LAYER_IDX = TINY['start_block']
-    cfg.MODEL.SAN.NUM_CLASSES = len(CLASS_NAMES)
-    cfg.MODEL.SIDE_ADAPTER.VIT_NAME = vit_name
-    cfg.MODEL.SIDE_ADAPTER.IMAGE_SIZE = side['pretrain_grid'] * side['patch_size']
-    cfg.MODEL.SIDE_ADAPTER.NUM_QUERIES = side['num_queries']
-    cfg.MODEL.SIDE_ADAPTER.FUSION_MAP = [f'{src}->{dst}' for src, dst in TINY['fusion_map']]
-    cfg.MODEL.SIDE_ADAPTER.DEEP_SUPERVISION_IDXS = list(TINY['deep_supervision_idxs'])
-    cfg.MODEL.SIDE_ADAPTER.ATTN_BIAS.NUM_HEADS = TINY['clip_cfg']['vision_cfg']['width'] // \
-        TINY['clip_cfg']['vision_cfg']['head_width']
-    cfg.MODEL.SIDE_ADAPTER.ATTN_BIAS.EMBED_CHANNELS = side['decoder']['embed_channels']
-    cfg.MODEL.SIDE_ADAPTER.ATTN_BIAS.MLP_CHANNELS = side['decoder']['mlp_channels']
-    cfg.freeze()
-    return cfg
-
-
-def randomise(model: torch.nn.Module, seed: int) -> None:
-    """Makes the random weights informative, then rounds them to float16 values.
-
-    * constant inits (LayerNorm 1/0, zero biases) are perturbed;
-    * the side adapter's query tokens get unit scale (0.02 in the official
-      init) and the mask decoder's MLPs He-normal weights, so that the mask
-      logits and attention biases are O(1) and differ between queries (with
-      the official init every [SLS] token would see nearly the same bias and
-      every pixel the same class); the mask logits reach O(40), so that
-      resizing them before or after the sigmoid (the ``resized/`` stages)
-      differs by far more than the tolerance;
-    * CLIP's attention output projections get std width^-0.5 (open_clip's
-      is sqrt(2 x layers) times smaller), 8 width^-0.5 in the deep blocks
-      (only the recognition uses them), so that the biased [SLS] attention
-      moves each query's embedding away from the class token's;
-    * the text tower's position embedding gets unit scale (0.01), so that
-      names of different token lengths (:data:`CLASS_NAMES`) embed apart
-      after the template ensemble;
-    * CLIP's temperature (frozen in SAN, never trained) keeps open_clip's
-      initial value.
-    """
-    gen = torch.Generator().manual_seed(seed + 1)
-    net = model.side_adapter_network
-    with torch.no_grad():
-        model.ov_classifier.positional_embedding.normal_(0, 1.0, generator=gen)
-        for gain, blocks in ((1.0, model.clip_visual_extractor.resblocks),
-                             (8.0, model.clip_rec_head.resblocks)):
-            for block in blocks:
-                block.attn.out_proj.weight.normal_(0, gain * block.attn.embed_dim ** -0.5,
-                                                   generator=gen)
-        net.query_embed.normal_(0, 1.0, generator=gen)
-        net.query_pos_embed.normal_(0, 1.0, generator=gen)
-        last = f'layers.{net.mask_decoder.query_mlp.num_layers - 1}.'
-        for name, p in sorted(net.mask_decoder.named_parameters(), key=lambda kv: kv[0]):
-            if 'mlp' in name and name.endswith('weight'):
-                std = (2.0 / p[0].numel()) ** 0.5
-                if last in name:  # masks O(15), biases O(10): peaked [SLS] attention
-                    std = std * (3.0 if name.startswith('attn_mlp') else 1 / 1.5)
-                p.normal_(0, std, generator=gen)
-        for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-            if name == 'ov_classifier.logit_scale':
-                continue
-            if p.numel() > 1 and bool((p == p.flatten()[0]).all()) or p.numel() == 1:
-                p.add_(0.1 * torch.randn(p.shape, generator=gen))
-            p.copy_(p.half().float())
 
 
 def random_image(h: int, w: int, gen: torch.Generator) -> torch.Tensor:
@@ -254,17 +132,18 @@ def run_resized(model, image: torch.Tensor, original_hw, prefix: str):
 
 def main():
     args = parse_args()
-    san_module, add_san_config = import_official(args.official_repo, args.detectron2)
+    san_module, add_san_config = import_san(args.official_repo, args.detectron2)
     seed_everything(args.seed)
-    vit_name = register_tiny_side_vit()
-    cfg = build_cfg(args.official_repo, add_san_config, vit_name)
+    vit_name = register_san_side_vit(TINY['side_adapter'])
+    cfg = san_cfg(args.official_repo, add_san_config, vit_name, TINY, len(CLASS_NAMES))
     # the token embedding: overlapping rows of one vector (fixture size)
     clip_cfg = TINY['clip_cfg']
     vocab, width = clip_cfg['text_cfg']['vocab_size'], clip_cfg['text_cfg']['width']
     token_base = torch.randn(vocab + width).half()  # unit scale: names differ clearly
-    san_module.open_clip.create_model_and_transforms = lambda *a, **k: tiny_open_clip()
+    san_module.open_clip.create_model_and_transforms = \
+        lambda *a, **k: san_open_clip(TINY['clip_cfg'])
     model = san_module.SAN(cfg).eval()
-    randomise(model, args.seed)
+    randomise_san(model, args.seed)
     with torch.no_grad():
         emb = model.ov_classifier.token_embedding.weight
         emb.copy_(token_base.float().as_strided((vocab, width), (1, 1)))

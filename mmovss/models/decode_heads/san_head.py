@@ -223,7 +223,7 @@ class SideAdapter(nn.Module):
         masks, biases = [], []
         last = len(self.layers)
         for i, layer in enumerate(self.layers, start=1):
-            x = layer(x)
+            x = encoder_layer_sdpa(layer, x)
             if i in fusion_at:
                 x = self.fuse(fusion_at[i], x, clip_maps[fusion_at[i]],
                               grid_hw)
@@ -361,6 +361,33 @@ class SANRecognizer(nn.Module):
             x, sls = self.block(block, x, sls, bias.to(x.dtype), i < last)
         sls = self.ln_post(sls) @ self.proj
         return F.normalize(sls, dim=-1)
+
+
+def encoder_layer_sdpa(layer: TransformerEncoderLayer, x: Tensor) -> Tensor:
+    """``layer(x)`` of an mmseg ``TransformerEncoderLayer`` (pre-LN, batch first), in
+    inference with the attention through ``F.scaled_dot_product_attention``.
+
+    mmcv's ``MultiheadAttention`` calls ``nn.MultiheadAttention`` with
+    ``need_weights=True``, which on CPU materialises the (B, heads, N, N)
+    softmax and averages it over the heads (unused here); SDPA gives the same
+    output (to float rounding) without them. In training, or for any other
+    attention configuration, the layer runs its own ``forward``.
+    """
+    wrapper = getattr(layer, 'attn', None)
+    mha = getattr(wrapper, 'attn', None)
+    if (layer.training or getattr(layer, 'with_cp', False)
+            or type(mha) is not nn.MultiheadAttention or not mha._qkv_same_embed_dim
+            or mha.in_proj_weight is None or mha.bias_k is not None or mha.add_zero_attn
+            or not getattr(wrapper, 'batch_first', False)):
+        return layer(x)
+    b, n, c = x.shape
+    heads = mha.num_heads
+    qkv = F.linear(layer.norm1(x), mha.in_proj_weight, mha.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    out = F.scaled_dot_product_attention(q, k, v)
+    out = mha.out_proj(out.transpose(1, 2).reshape(b, n, c))
+    x = x + wrapper.dropout_layer(wrapper.proj_drop(out))  # identities in eval
+    return layer.ffn(layer.norm2(x), identity=x)
 
 
 @MODELS.register_module()

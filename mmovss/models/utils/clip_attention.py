@@ -13,11 +13,12 @@ is the same to float rounding; ``tests/test_fast_paths.py``).
 """
 from typing import Optional
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['clip_block']
+__all__ = ['clip_block', 'clip_mlp', 'QUICK_GELU_SCALE']
 
 
 def _sdpa_ready(block: nn.Module) -> bool:
@@ -42,7 +43,8 @@ def clip_block(block: nn.Module, x: Tensor,
     (Vaswani et al., NeurIPS 2017, Eq. 1; pre-LN as in CLIP), the softmax
     attention computed by ``F.scaled_dot_product_attention``. Blocks of any
     other form (cross-attention, ``bias_k``, dropout in training, a
-    replaced ``attn``) run their own ``forward``.
+    replaced ``attn``) run their own ``forward``. The MLP runs through
+    :func:`clip_mlp`.
 
     Args:
         block (nn.Module): A batch-first open_clip ``ResidualAttentionBlock``.
@@ -63,4 +65,43 @@ def clip_block(block: nn.Module, x: Tensor,
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     out = attn.out_proj(out.transpose(1, 2).reshape(b, n, c))
     x = x + block.ls_1(out)
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
+    return x + block.ls_2(clip_mlp(block.mlp, block.ln_2(x)))
+
+
+def _has_hooks(*modules: nn.Module) -> bool:
+    from torch.nn.modules import module as module_mod
+    if module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+#: QuickGELU's constant (``x * sigmoid(1.702 x)``, OpenAI CLIP).
+QUICK_GELU_SCALE = 1.702
+
+
+def clip_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
+    """``mlp(x)`` of an open_clip block; a QuickGELU MLP with one elementwise pass.
+
+    ``c_proj(h * sigmoid(1.702 h))`` with ``h = c_fc(x)`` equals
+    ``c_proj'(silu(c_fc'(x)))`` with ``c_fc'`` scaled by 1.702 and ``c_proj``'s
+    weight by 1 / 1.702 (``silu(z) = z sigmoid(z)``): the scales go into the
+    weights (a matrix the size of the weights, not of the activations), and
+    the activation takes one in-place SiLU instead of QuickGELU's three
+    passes (the same values to float rounding). Other MLPs, float32-less
+    weights (cast once to bf16 / fp16) and modules with forward hooks run as
+    they are.
+    """
+    act = getattr(mlp, 'gelu', None)
+    if not (isinstance(mlp, nn.Sequential) and len(mlp) == 3 and
+            type(act).__name__ == 'QuickGELU' and
+            isinstance(getattr(mlp, 'c_fc', None), nn.Linear) and
+            isinstance(getattr(mlp, 'c_proj', None), nn.Linear)):
+        return mlp(x)
+    fc, proj = mlp.c_fc, mlp.c_proj
+    if fc.weight.dtype != torch.float32 or _has_hooks(mlp, fc, act, proj):
+        # weights cast once to bf16 / fp16 (a scaled copy would round again), or
+        # hooks that expect the modules to be called
+        return mlp(x)
+    s = QUICK_GELU_SCALE
+    h = F.linear(x, fc.weight * s, None if fc.bias is None else fc.bias * s)
+    return F.linear(F.silu(h, inplace=not h.requires_grad), proj.weight / s, proj.bias)

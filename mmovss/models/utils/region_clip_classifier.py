@@ -25,7 +25,9 @@ Cost: one CLIP forward per proposal (100 for ZegFormer / OVSeg), so the
 crops are encoded ``crop_batch_size`` at a time (the results equal one crop
 per forward), empty masks are never encoded, callers may exclude more
 proposals with ``keep`` (e.g. ``ZegFormerHead(skip_score_threshold=...)``),
-and in inference the encoder runs under ``inference_dtype`` autocast when
+the last CLIP block computes the class token's row only
+(:func:`class_token_block`: the embedding reads nothing else), and in
+inference the encoder runs under ``inference_dtype`` autocast when
 the segmentor sets one (``test_cfg.inference_dtype``; residual stream,
 LayerNorms and the final projection stay float32, embeddings are float32).
 """
@@ -40,11 +42,11 @@ from torchvision.ops import masks_to_boxes, roi_align
 from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from .clip_attention import clip_block
+from .clip_attention import _sdpa_ready, clip_block, clip_mlp
 from .mask_classification import open_vocab_class_logits
 from .mixed_precision import check_inference_dtype, float32_region, inference_autocast
 
-__all__ = ['RegionCLIPClassifier', 'mask_boxes', 'zegformer_mask_boxes']
+__all__ = ['RegionCLIPClassifier', 'mask_boxes', 'zegformer_mask_boxes', 'class_token_block']
 
 MASK_FILLS = ('mean', 'zero')
 CROP_STYLES = ('cropmask', 'crop', 'mask')
@@ -113,6 +115,31 @@ def mask_boxes(masks: Tensor, expand_ratio: float = 1.0) -> Tensor:
         limit = boxes.new_tensor([w, h, w, h])
         boxes = torch.minimum(boxes.clamp(min=0), limit)
     return boxes
+
+
+def class_token_block(block: nn.Module, x: Tensor) -> Tensor:
+    """The class token's row of :func:`clip_block` ``(block, x)``, (B, 1, C).
+
+    The last block of a CLIP image tower whose class token alone is read
+    (the region embedding, ``ln_post(x[:, 0]) @ proj``): the query, attention
+    output, residual and MLP of the class token only, keys and values of
+    every token - the same values as the whole block's first row (to float
+    rounding), at about a sixth of its cost. ``block`` must pass
+    ``clip_attention._sdpa_ready``.
+    """
+    attn = block.attn
+    b, n, c = x.shape
+    heads = attn.num_heads
+    y = block.ln_1(x)
+    weight, bias = attn.in_proj_weight, attn.in_proj_bias
+    q = F.linear(y[:, :1], weight[:c], None if bias is None else bias[:c])
+    kv = F.linear(y, weight[c:], None if bias is None else bias[c:])
+    q = q.view(b, 1, heads, c // heads).transpose(1, 2)
+    k, v = kv.view(b, n, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
+    out = F.scaled_dot_product_attention(q, k, v)
+    out = attn.out_proj(out.transpose(1, 2).reshape(b, 1, c))
+    x = x[:, :1] + block.ls_1(out)
+    return x + block.ls_2(clip_mlp(block.mlp, block.ln_2(x)))
 
 
 @MODELS.register_module()
@@ -254,13 +281,17 @@ class RegionCLIPClassifier(nn.Module):
             return like.new_zeros(3, 1, 1)
         return -self.clip_mean.to(like) / self.clip_std.to(like)
 
-    def crop_regions(self, pixels: Tensor, masks: Tensor
-                     ) -> Tuple[Tensor, Tensor]:
+    def crop_regions(self, pixels: Tensor, masks: Tensor, with_masks: bool = True
+                     ) -> Tuple[Tensor, Optional[Tensor]]:
         """Masked crops of one image, in CLIP's normalised space.
 
         Args:
             pixels (Tensor): (3, H, W) image in pixel values [0, 255].
             masks (Tensor): (N, H, W) bool masks.
+            with_masks (bool): Also return the crop masks; False may return
+                None for them where the crops do not need them (``roi_align``
+                crops with ``crop_style='crop'``, or ``'cropmask'`` with
+                ``mask_before_crop``), saving their resampling.
 
         Returns:
             tuple[Tensor, Tensor]: (N, 3, S, S) crops and (N, S, S) bool
@@ -284,20 +315,26 @@ class RegionCLIPClassifier(nn.Module):
             boxes = zegformer_mask_boxes(masks) if self.box_style == 'zegformer' \
                 else mask_boxes(masks, self.expand_ratio)
         rois = torch.cat([boxes.new_zeros(n, 1), boxes], dim=1).to(image)
-        crops = roi_align(image, rois, size, spatial_scale=1.0,
-                          sampling_ratio=-1, aligned=True)
         rois_self = torch.cat([torch.arange(n, device=rois.device,
                                             dtype=rois.dtype)[:, None],
                                rois[:, 1:]], dim=1)
-        crop_masks = roi_align(masks[:, None].to(image), rois_self, size,
-                               spatial_scale=1.0, sampling_ratio=-1,
-                               aligned=True)[:, 0] > 0.5
-        if self.crop_style == 'cropmask' and self.mask_before_crop:
-            keep = masks[:, None].to(image)
-            filled = image * keep + self.fill_value(image) * (1 - keep)
+        fill_first = self.crop_style == 'cropmask' and self.mask_before_crop
+        crop_masks = None
+        if with_masks or self.crop_style == 'mask' or \
+                (self.crop_style == 'cropmask' and not fill_first):
+            crop_masks = roi_align(masks[:, None].to(image), rois_self, size,
+                                   spatial_scale=1.0, sampling_ratio=-1,
+                                   aligned=True)[:, 0] > 0.5
+        if fill_first:
+            # the image filled outside each mask (one select: the same values
+            # as image * m + fill * (1 - m)), then cropped
+            filled = torch.where(masks[:, None], image, self.fill_value(image))
             crops = roi_align(filled, rois_self, size, spatial_scale=1.0,
                               sampling_ratio=-1, aligned=True)
-        elif self.crop_style != 'crop':
+            return crops, crop_masks
+        crops = roi_align(image, rois, size, spatial_scale=1.0,
+                          sampling_ratio=-1, aligned=True)
+        if self.crop_style != 'crop':
             keep = crop_masks[:, None].to(crops)
             crops = crops * keep + self.fill_value(crops) * (1 - keep)
         return crops, crop_masks
@@ -383,13 +420,17 @@ class RegionCLIPClassifier(nn.Module):
                     f'grid but the crops give {tuple(grid_hw)}; feed '
                     f'{self.crop_size}x{self.crop_size} crops.')
             masked = self.masked_patches(crop_masks)[..., None]
-        for i, block in enumerate(clip.visual.transformer.resblocks):
+        blocks = clip.visual.transformer.resblocks
+        for i, block in enumerate(blocks):
             if masked is not None and i < self.mask_prompt_depth and \
                     not (at_embed and i == 0):
                 patches = torch.where(masked, self.mask_prompts[i].to(x),
                                       x[:, 1:])
                 x = torch.cat([x[:, :1], patches], dim=1)
-            x = clip_block(block, x)
+            if i == len(blocks) - 1 and _sdpa_ready(block):
+                x = class_token_block(block, x)  # only x[:, 0] is used
+            else:
+                x = clip_block(block, x)
         with float32_region(x.device.type):
             embeds = clip.visual.ln_post(x[:, 0].float()) @ \
                 clip.visual.proj.float()
@@ -407,7 +448,8 @@ class RegionCLIPClassifier(nn.Module):
             check_inference_dtype(self.inference_dtype)
         for start in range(0, masks.shape[0], self.crop_batch_size):
             crops, crop_masks = self.crop_regions(
-                pixels, masks[start:start + self.crop_batch_size])
+                pixels, masks[start:start + self.crop_batch_size],
+                with_masks=self.mask_prompts is not None)
             with inference_autocast(dtype, crops.device.type):
                 out.append(self.encode(crops, crop_masks).float())
         if not out:

@@ -177,6 +177,41 @@ class Scene:
     objects: Tuple[str, ...]   # object class names, in painting order
 
 
+def render_background(rng: np.random.Generator, size: int, index: dict, split_low: int,
+                      split_high: int):
+    """One or two background ("stuff") regions filling a ``size`` x ``size`` image.
+
+    Half of the images show one background class; the others two, split by a
+    wavy horizontal line at a row drawn from ``[split_low, split_high)``.
+
+    Args:
+        rng: Random generator (the background is a function of its state).
+        size: Image side in pixels.
+        index: Class name -> label value.
+        split_low, split_high: Range of the split row of two-region images.
+
+    Returns:
+        tuple: ``(image (size, size, 3) uint8, label (size, size) uint8,
+        stuff class names)``.
+    """
+    label = np.zeros((size, size), np.uint8)
+    if rng.random() < 0.5:
+        stuff = (STUFF[rng.integers(len(STUFF))],)
+        image = render_stuff(stuff[0], size, size, rng)
+        label[:] = index[stuff[0]]
+    else:
+        a, b = rng.choice(len(STUFF), size=2, replace=False)
+        stuff = (STUFF[a], STUFF[b])
+        split = int(rng.integers(split_low, split_high))
+        wave = np.round(
+            2 * np.sin(np.arange(size) / rng.uniform(4, 9) + rng.uniform(0, 6))).astype(int)
+        top = np.arange(size)[:, None] < (split + wave)[None, :]
+        image = np.where(top[..., None], render_stuff(stuff[0], size, size, rng),
+                         render_stuff(stuff[1], size, size, rng))
+        label[:] = np.where(top, index[stuff[0]], index[stuff[1]])
+    return image, label, stuff
+
+
 def render_scene(rng: np.random.Generator,
                  object_pool: Sequence[str] = None,
                  num_objects: Tuple[int, int] = (1, 3),
@@ -192,21 +227,7 @@ def render_scene(rng: np.random.Generator,
     names = class_names()
     index = {n: i for i, n in enumerate(names)}
     pool = list(object_pool) if object_pool is not None else list(names[len(STUFF):])
-    label = np.zeros((size, size), np.uint8)
-    if rng.random() < 0.5:
-        stuff = (STUFF[rng.integers(len(STUFF))],)
-        image = render_stuff(stuff[0], size, size, rng)
-        label[:] = index[stuff[0]]
-    else:
-        a, b = rng.choice(len(STUFF), size=2, replace=False)
-        stuff = (STUFF[a], STUFF[b])
-        split = int(rng.integers(size // 4, 3 * size // 4))
-        wave = np.round(
-            2 * np.sin(np.arange(size) / rng.uniform(4, 9) + rng.uniform(0, 6))).astype(int)
-        top = np.arange(size)[:, None] < (split + wave)[None, :]
-        image = np.where(top[..., None], render_stuff(stuff[0], size, size, rng),
-                         render_stuff(stuff[1], size, size, rng))
-        label[:] = np.where(top, index[stuff[0]], index[stuff[1]])
+    image, label, stuff = render_background(rng, size, index, size // 4, 3 * size // 4)
     objects = []
     for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
         name = pool[int(rng.integers(len(pool)))]
@@ -315,21 +336,7 @@ def render_crowded_scene(rng: np.random.Generator,
     names = class_names()
     index = {n: i for i, n in enumerate(names)}
     pool = list(names[len(STUFF):])
-    label = np.zeros((size, size), np.uint8)
-    if rng.random() < 0.5:
-        stuff = (STUFF[rng.integers(len(STUFF))],)
-        image = render_stuff(stuff[0], size, size, rng)
-        label[:] = index[stuff[0]]
-    else:
-        a, b = rng.choice(len(STUFF), size=2, replace=False)
-        stuff = (STUFF[a], STUFF[b])
-        split = int(rng.integers(size // 8, 7 * size // 8))
-        wave = np.round(
-            2 * np.sin(np.arange(size) / rng.uniform(4, 9) + rng.uniform(0, 6))).astype(int)
-        top = np.arange(size)[:, None] < (split + wave)[None, :]
-        image = np.where(top[..., None], render_stuff(stuff[0], size, size, rng),
-                         render_stuff(stuff[1], size, size, rng))
-        label[:] = np.where(top, index[stuff[0]], index[stuff[1]])
+    image, label, stuff = render_background(rng, size, index, size // 8, 7 * size // 8)
     background, background_label = image.copy(), label.copy()
     for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
         name = pool[int(rng.integers(len(pool)))]

@@ -143,6 +143,19 @@ def test_summarize_is_mean_and_sample_std():
     assert summarize([4.0]) == (4.0, 0.0)
 
 
+def test_a_row_of_one_world_shows_no_spread(tmp_path):
+    from mmovss.ovshapes.table import TableRunner
+    runner = TableRunner(tmp_path, tmp_path / 'work', [TRAINED], [1, 2])
+    cell = runner.cell_dir(TRAINED, 1)
+    cell.mkdir(parents=True)
+    metrics = dict(mIoU_seen=50.0, mIoU_unseen=25.0, hIoU=33.33)
+    (cell / 'result.json').write_text(json.dumps(dict(
+        config=TRAINED, seed=1, trained=True, metrics=metrics, train_time_s=200.0,
+        commands={'train': 'python tools/train.py x', 'test': 'python tools/test.py x'})))
+    row = _table_rows(runner.render())[Path(TRAINED).stem]
+    assert row[1:6] == ['1/2', '50.00', '25.00', '33.33', '200']
+
+
 def test_every_dataset_root_of_a_wrapped_training_set_is_redirected(repo_root):
     from mmovss.ovshapes.table import config_info
     info = config_info('configs/ovshapes/openseg_tiny-clip_1k_ovshapes-seen-captions.py',

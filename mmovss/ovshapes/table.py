@@ -373,12 +373,13 @@ class TableRunner:
                 lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | |')
                 continue
             rows = list(by_seed.values())
-            cells = [f'{m:.2f} +- {s:.2f}' for m, s in
+            # one world has no spread: its value alone, never '+- 0.00'
+            cells = [f'{m:.2f} +- {s:.2f}' if len(rows) > 1 else f'{m:.2f}' for m, s in
                      (summarize([r['metrics'][key] for r in rows]) for _, key in COLUMNS)]
             trained = rows[0]['trained']
             if trained:
                 t_mean, t_std = summarize([r['train_time_s'] for r in rows])
-                t_cell = f'{t_mean:.0f} +- {t_std:.0f}'
+                t_cell = f'{t_mean:.0f} +- {t_std:.0f}' if len(rows) > 1 else f'{t_mean:.0f}'
             else:
                 t_cell = '-'
             lines.append(f'| `{config_name(config)}` | {"yes" if trained else "none"} | '

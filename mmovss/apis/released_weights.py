@@ -43,7 +43,12 @@ from typing import Optional, Tuple
 
 import torch
 
-from mmovss.converters.files import CONVERTED_META_KEY, conversion_record, save_atomically
+from mmovss.converters.files import (
+    CONVERTED_META_KEY,
+    conversion_record,
+    converter_version,
+    save_atomically,
+)
 
 __all__ = ['WEIGHTS_DIR_ENV', 'CONVERTED_META_KEY', 'PreparedWeights', 'ReleasedWeightsError',
            'converted_path', 'download_path', 'download_weights', 'is_url', 'load_prepared',
@@ -241,10 +246,6 @@ def _conversion_record(checkpoint) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def _converter_version(module) -> int:
-    return int(getattr(module, 'VERSION', 1))
-
-
 def _cached_conversion(dst: str, source_key: str) -> Optional[dict]:
     """The record of a usable cached conversion at ``dst``, else None.
 
@@ -307,7 +308,7 @@ def prepare_weights(weights: str, cache_dir: Optional[str] = None,
                     module = format_module(record.get('format'))
                 except (KeyError, ImportError):
                     continue
-                if record.get('version') == _converter_version(module):
+                if record.get('version') == converter_version(module):
                     return PreparedWeights(dst, source, record['format'], converted=True)
     checkpoint = _load_header(local)
     if _conversion_record(checkpoint) is not None:  # a converted file passed again
@@ -328,7 +329,7 @@ def prepare_weights(weights: str, cache_dir: Optional[str] = None,
     except UnsafeOutputError as err:
         raise ReleasedWeightsError(str(err)) from None
     record = _cached_conversion(dst, key)
-    if record is not None and record.get('version') == _converter_version(module):
+    if record is not None and record.get('version') == converter_version(module):
         return PreparedWeights(dst, source, fmt, converted=True)
     if verbose:
         print(f'Converting {source} ({fmt}) to mmovss keys -> {dst}', flush=True)

@@ -30,13 +30,10 @@ from mmovss.testing.official_parity.official_code import (
     stub_module,
 )
 
-__all__ = ['OPENAI_MEAN', 'OPENAI_STD', 'SAN_CONFIG', 'SAN_FULL', 'import_san', 'san_open_clip',
+__all__ = ['SAN_CONFIG', 'SAN_FULL', 'import_san', 'san_open_clip',
            'register_san_side_vit', 'san_cfg', 'randomise_san', 'OVSEG_CONFIGS',
            'OVSEG_RELEASED_CLIP', 'import_ovseg', 'ovseg_clip_loader', 'ovseg_cfg',
            'randomise_ovseg']
-
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # ----------------------------------------------------------------------------- SAN
 SAN_CONFIG = 'configs/san_clip_vit_large_res4_coco.yaml'
@@ -112,7 +109,8 @@ def san_open_clip(clip_cfg: dict):
     model.visual.patchnorm_pre_ln = False
     model.visual.global_average_pool = False
     preprocess = types.SimpleNamespace(
-        transforms=[types.SimpleNamespace(mean=OPENAI_MEAN, std=OPENAI_STD)])
+        transforms=[types.SimpleNamespace(mean=open_clip.OPENAI_DATASET_MEAN,
+                                          std=open_clip.OPENAI_DATASET_STD)])
     return model, None, preprocess
 
 

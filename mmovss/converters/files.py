@@ -26,7 +26,8 @@ from .common import ConversionError, unwrap_state_dict
 from .formats import detect_format, format_module
 
 __all__ = [
-    'CONVERTED_META_KEY', 'read_checkpoint', 'save_atomically', 'conversion_record',
+    'CONVERTED_META_KEY', 'read_checkpoint', 'save_atomically', 'converter_version',
+    'conversion_record',
     'convert_file', 'converter_main'
 ]
 
@@ -90,11 +91,16 @@ def save_atomically(obj, dst: str) -> None:
             os.remove(tmp)
 
 
+def converter_version(module) -> int:
+    """A converter module's ``VERSION`` (1 if it defines none): a cached conversion
+    made by an older version is redone."""
+    return int(getattr(module, 'VERSION', 1))
+
+
 def conversion_record(fmt: str, source: str, local: Optional[str] = None, **extra) -> dict:
     """The record stored under ``meta[CONVERTED_META_KEY]`` of a converted file."""
-    module = format_module(fmt)
     return dict(source=source, file=osp.realpath(local or source), format=fmt,
-                version=int(getattr(module, 'VERSION', 1)), **extra)
+                version=converter_version(format_module(fmt)), **extra)
 
 
 def _not_this_format(fmt: str, src: str, state: Dict[str, torch.Tensor]) -> ConversionError:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmovss.ovshapes.table import summarize, train_options
@@ -25,7 +26,8 @@ def _run_tool(repo_root, work, *extra):
     cmd = [sys.executable, 'tools/ovshapes/run_table.py', '--configs', FREE, TRAINED,
            '--seeds', *map(str, SEEDS), '--iters', str(ITERS), '--num-train', '8',
            '--num-val', '4', '--work-root', str(work), '--out', str(work / 'table.md'),
-           '--train-cfg-options', 'train_dataloader.batch_size=2', *extra]
+           '--train-cfg-options', 'train_dataloader.batch_size=2',
+           'default_hooks.logger.interval=1', *extra]
     return subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=900)
 
 
@@ -41,8 +43,9 @@ def _mmengine_metrics(work, config, seed):
 
 
 def _table_rows(text):
+    """The rows of the results table (not of the loss-curve table below it)."""
     rows = {}
-    for line in text.splitlines():
+    for line in text.split('\nTraining loss')[0].splitlines():
         if line.startswith('| `'):
             cells = [c.strip() for c in line.strip('|').split('|')]
             rows[cells[0].strip('`')] = cells[1:]
@@ -81,7 +84,24 @@ def _check_table(work):
     assert rows[Path(FREE).stem][0] == 'none' and rows[Path(FREE).stem][5] == '-'
     assert rows[Path(TRAINED).stem][0] == 'yes'
     assert float(rows[Path(TRAINED).stem][5].split('+-')[0]) > 0
+    assert rows[Path(FREE).stem][6] == '-'
+    # loss fall over the last half: a line fitted here with numpy to the loss
+    # points mmengine logged (iterations 3..5 of 5), relative to its end value
+    drops = []
+    for seed in SEEDS:
+        scalars = list((_cell(work, TRAINED, seed) / 'train').glob('*/vis_data/scalars.json'))
+        assert len(scalars) == 1, scalars
+        points = [json.loads(line) for line in scalars[0].read_text().splitlines()]
+        points = [(p['iter'], p['loss']) for p in points if 'loss' in p]
+        assert [i for i, _ in points] == list(range(1, ITERS + 1))
+        xs, ys = np.array(points[2:]).T
+        slope, icpt = np.polyfit(xs, ys, 1)
+        drops.append(100 * -slope * (xs[-1] - xs[0]) / (slope * xs[-1] + icpt))
+    got_mean, got_std = (float(v) for v in rows[Path(TRAINED).stem][6].split('+-'))
+    assert got_mean == pytest.approx(statistics.mean(drops), abs=0.51), (drops, got_mean)
+    assert got_std == pytest.approx(statistics.stdev(drops), abs=0.51), (drops, got_std)
     text = (work / 'table.md').read_text()
+    assert f'| `{Path(TRAINED).stem}` | ' in text.split('Training loss')[1]  # the curves
     for seed in SEEDS:  # the exact commands of every cell
         result = json.loads((_cell(work, TRAINED, seed) / 'result.json').read_text())
         assert result['commands']['train'] in text and result['commands']['test'] in text
@@ -153,7 +173,7 @@ def test_a_row_of_one_world_shows_no_spread(tmp_path):
         config=TRAINED, seed=1, trained=True, metrics=metrics, train_time_s=200.0,
         commands={'train': 'python tools/train.py x', 'test': 'python tools/test.py x'})))
     row = _table_rows(runner.render())[Path(TRAINED).stem]
-    assert row[1:6] == ['1/2', '50.00', '25.00', '33.33', '200']
+    assert row[1:7] == ['1/2', '50.00', '25.00', '33.33', '200', '-']  # no train dir: no curve
 
 
 def test_every_dataset_root_of_a_wrapped_training_set_is_redirected(repo_root):

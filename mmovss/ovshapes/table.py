@@ -19,7 +19,9 @@ A rerun skips every cell whose ``result.json`` exists and redoes the others
 from scratch (an interrupted cell's train/test dirs are removed first), so the
 table can be built in several sessions. The table reports mean +- sample
 standard deviation (n - 1) over the worlds of mIoU_seen, mIoU_unseen, hIoU and
-the wall time of the training subprocess.
+the wall time of the training subprocess, and for trained configs how much
+the training loss still fell over the second half of the schedule
+(:mod:`mmovss.ovshapes.convergence`), with the mean loss curves below the table.
 """
 import json
 import os
@@ -33,6 +35,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
+
+from .convergence import CONVERGED_DROP, CurveError, curves_markdown, late_drop, read_loss_curve
 
 METRICS = ('mIoU_seen', 'mIoU_unseen', 'hIoU')
 COLUMNS = (('seen', 'mIoU_seen'), ('unseen', 'mIoU_unseen'), ('hIoU', 'hIoU'))
@@ -146,6 +150,13 @@ def summarize(values: Sequence[float]) -> tuple:
     values = [float(v) for v in values]
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.mean(values), std
+
+
+def mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> List[tuple]:
+    """The pointwise mean of several loss curves over the iterations they all logged."""
+    common = set.intersection(*({int(i) for i, _ in c} for c in curves))
+    maps = [{int(i): float(v) for i, v in c} for c in curves]
+    return [(i, statistics.mean(m[i] for m in maps)) for i in sorted(common)]
 
 
 class TableRunner:
@@ -301,10 +312,27 @@ class TableRunner:
         self._run(cmds['test'], cell / 'test.log')
         result = dict(config=config, seed=seed, trained=info['trained'],
                       metrics=read_test_metrics(cell / 'test'), train_time_s=train_time,
+                      loss_curve=self._loss_curve(cell) if info['trained'] else None,
                       commands={k: ' '.join(v) for k, v in cmds.items()},
                       started=started, finished=time.time(), threads=self.threads)
         _write_json(cell / 'result.json', result)
         return result
+
+    @staticmethod
+    def _loss_curve(cell: Path) -> Optional[List[List[float]]]:
+        """The training loss curve of a cell, or None where none was logged."""
+        try:
+            return [[i, v] for i, v in read_loss_curve(cell / 'train')]
+        except CurveError:
+            return None
+
+    def curve_of(self, result: dict) -> Optional[List[List[float]]]:
+        """A finished cell's loss curve (from its result, else read from its train dir)."""
+        if result.get('loss_curve') is not None:
+            return result['loss_curve']
+        if not result.get('trained'):
+            return None
+        return self._loss_curve(self.cell_dir(result['config'], result['seed']))
 
     def run(self) -> List[str]:
         """Runs every unfinished cell; returns the error messages of failed cells."""
@@ -365,12 +393,14 @@ class TableRunner:
             f'{self.num_train} train / {self.num_val} val images each), training: {it}. '
             'mIoU in %, mean +- sample std over the worlds; training time = wall time of '
             '`tools/train.py` (s).', '',
-            '| config | training | worlds | seen | unseen | hIoU | training time (s) |',
-            '| --- | --- | --- | --- | --- | --- | --- |']
+            '| config | training | worlds | seen | unseen | hIoU | training time (s) | '
+            'loss fall, last half (%) |',
+            '| --- | --- | --- | --- | --- | --- | --- | --- |']
+        curves = {}
         for config in self.configs:
             by_seed = results.get(config, {})
             if not by_seed:
-                lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | |')
+                lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | | |')
                 continue
             rows = list(by_seed.values())
             # one world has no spread: its value alone, never '+- 0.00'
@@ -382,8 +412,26 @@ class TableRunner:
                 t_cell = f'{t_mean:.0f} +- {t_std:.0f}' if len(rows) > 1 else f'{t_mean:.0f}'
             else:
                 t_cell = '-'
+            drop_cell = '-'
+            if trained:
+                runs = [c for c in (self.curve_of(r) for r in rows) if c]
+                drops = [d for d in (late_drop(c) for c in runs) if d is not None]
+                if drops:
+                    d_mean, d_std = summarize([100 * d for d in drops])
+                    drop_cell = (f'{d_mean:.0f} +- {d_std:.0f}' if len(drops) > 1
+                                 else f'{d_mean:.0f}')
+                if runs:
+                    curves[config_name(config)] = mean_curve(runs)
             lines.append(f'| `{config_name(config)}` | {"yes" if trained else "none"} | '
-                         f'{len(rows)}/{len(self.seeds)} | {" | ".join(cells)} | {t_cell} |')
+                         f'{len(rows)}/{len(self.seeds)} | {" | ".join(cells)} | {t_cell} | '
+                         f'{drop_cell} |')
+        if curves:
+            lines += ['', 'Training loss (the logged window means), mean over the worlds; '
+                      '"loss fall, last half": fall of a least-squares line through the '
+                      'second half of each curve, relative to its end value '
+                      '(`mmovss.ovshapes.convergence.late_drop`; about 0: flattened, '
+                      f'converged below {100 * CONVERGED_DROP:.0f} %).', '',
+                      curves_markdown(curves)]
         lines += ['', 'Commands (run from the repository root):', '', '```bash']
         lines += [' '.join(self.world_command(s)) for s in self.seeds]
         for config in self.configs:

@@ -66,9 +66,13 @@ def test_mean_curve_and_markdown():
     b = [(100, 4.0), (200, 3.0), (300, 1.5), (400, 0.5), (500, 0.5)]
     mean = mean_curve([a, b])
     assert mean == [(100, 3.0), (200, 2.0), (300, 1.0), (400, 0.5)]  # iterations both logged
-    text = curves_markdown({'run_a': mean, 'short': [(1, 1.0)]})
-    assert text.splitlines()[0] == '| run | 1 | 100 | 200 | 300 | 400 | late drop |'
+    text = curves_markdown({'run_a': mean, 'long': [(i, 1000.0 / i) for i in range(10, 101, 10)]},
+                           columns=4)
+    assert text.splitlines()[0] == '| run | iterations | 25 % | 50 % | 75 % | 100 % | late drop |'
     row = text.splitlines()[2]
-    assert row.startswith('| `run_a` |  | 3 | 2 | 1 | 0.5 |')
+    # 400 iterations: the points nearest to 100, 200, 300, 400
+    assert row.startswith('| `run_a` | 400 | 3 | 2 | 1 | 0.5 |')
     assert row.endswith(f'| {100 * late_drop(mean):.0f} % |') and late_drop(mean) > 0.5
-    assert text.splitlines()[3] == '| `short` | 1 |  |  |  |  | - |'
+    # 100 iterations logged every 10: 25 % and 75 % fall between two points (the
+    # first is taken: 20, 70), 50 % and 100 % on one
+    assert text.splitlines()[3].startswith('| `long` | 100 | 50 | 20 | 14.3 | 10 |')

@@ -89,20 +89,28 @@ def late_drop(curve: Sequence[Tuple[int, float]], fraction: float = 0.5) -> Opti
     return -slope * (xs[-1] - xs[0]) / end
 
 
-def curves_markdown(curves: dict) -> str:
-    """A markdown table of loss curves: one row per name, one column per logged iteration.
+def curves_markdown(curves: dict, columns: int = 10) -> str:
+    """A markdown table of loss curves, one row per run, at fixed fractions of each run.
+
+    Runs of different lengths share the columns: column ``k`` of ``columns``
+    holds the logged point nearest to ``k / columns`` of the run's last
+    iteration.
 
     Args:
         curves: ``{name: [(iteration, loss), ...]}``; names with several runs
             should be averaged by the caller.
+        columns: Number of fractions shown.
     """
-    iters = sorted({i for curve in curves.values() for i, _ in curve})
-    lines = ['| run | ' + ' | '.join(str(i) for i in iters) + ' | late drop |',
-             '| --- |' + ' --- |' * (len(iters) + 1)]
+    fractions = [k / columns for k in range(1, columns + 1)]
+    lines = ['| run | iterations | ' + ' | '.join(f'{100 * f:.0f} %' for f in fractions)
+             + ' | late drop |', '| --- |' + ' --- |' * (columns + 2)]
     for name, curve in curves.items():
-        values = dict(curve)
-        cells = [f'{values[i]:.3g}' if i in values else '' for i in iters]
+        last = curve[-1][0]
+        cells = []
+        for f in fractions:
+            i, v = min(curve, key=lambda p: abs(p[0] - f * last))
+            cells.append(f'{v:.3g}')
         drop = late_drop(curve)
-        lines.append(f'| `{name}` | ' + ' | '.join(cells) + ' | '
+        lines.append(f'| `{name}` | {last} | ' + ' | '.join(cells) + ' | '
                      + ('-' if drop is None else f'{100 * drop:.0f} %') + ' |')
     return '\n'.join(lines)

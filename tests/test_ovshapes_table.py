@@ -209,3 +209,19 @@ def test_every_training_free_config_is_only_tested(repo_root):
             free_methods.add(Path(config).stem.split('_')[0])
     assert {'maskclip', 'sclip', 'clearclip', 'naclip', 'naclip-pamr', 'resclip', 'scclip',
             'proxyclip', 'corrclip', 'trident'} <= free_methods
+
+
+def test_state_lists_the_cells_of_every_run_on_the_work_root(tmp_path):
+    """Two runs of different configs on one work root: the second run's state
+    keeps the first run's cells (it used to list its own grid only)."""
+    from mmovss.ovshapes.table import TableRunner
+    work = tmp_path / 'work'
+    for config, seed in ((TRAINED, 1), (FREE, 2)):
+        cell = TableRunner(tmp_path, work, [config], [seed]).cell_dir(config, seed)
+        cell.mkdir(parents=True)
+        (cell / 'result.json').write_text(json.dumps(dict(config=config, seed=seed)))
+    TableRunner(tmp_path, work, [FREE], [2])._write_state()  # the second run
+    state = json.loads((work / 'state.json').read_text())
+    assert sorted(state['cells']) == [f'{Path(FREE).stem}/seed2', f'{Path(TRAINED).stem}/seed1']
+    assert state['cells'][f'{Path(TRAINED).stem}/seed1']['seed'] == 1
+    assert not list(work.glob('*.tmp'))

@@ -49,7 +49,9 @@ class TableError(RuntimeError):
 
 def _write_json(path: Path, obj) -> None:
     """Writes ``obj`` atomically (a crash leaves the old file or none)."""
-    tmp = path.with_name(path.name + '.tmp')
+    # one temporary name per process and thread: runs sharing a work root never
+    # write into each other's temporary file
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.{threading.get_ident()}.tmp')
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n')
     os.replace(tmp, path)
 
@@ -264,8 +266,16 @@ class TableRunner:
         return results
 
     def _write_state(self) -> None:
-        cells = {f'{config_name(c)}/seed{s}': r
-                 for c, by_seed in self.load_results().items() for s, r in by_seed.items()}
+        """``state.json``: the settings and every finished cell of the work root.
+
+        Every ``cells/<config>/seed<k>/result.json`` on disk is listed, not only
+        this run's grid, so that runs of other configs or seeds on the same work
+        root (one after another or at the same time) never drop each other's
+        cells from the state.
+        """
+        cells = {}
+        for path in sorted((self.work_root / 'cells').glob('*/seed*/result.json')):
+            cells[f'{path.parent.parent.name}/{path.parent.name}'] = json.loads(path.read_text())
         _write_json(self.work_root / STATE_FILE, dict(settings=self.settings, cells=cells))
 
     # -- running -----------------------------------------------------------

@@ -15,11 +15,12 @@ second half (``fraction=0.5``); about 0 (or negative) means it had flattened.
 A line, not two points, because each logged value is a noisy window mean.
 """
 import json
+import statistics
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-#: A run whose loss falls by less than this (relative, over the last half) is
-#: counted as converged in the table.
+#: The fall (relative, over the last half) below which the table's caption
+#: calls a curve flattened; a label only, nothing is decided by it.
 CONVERGED_DROP = 0.05
 
 
@@ -79,11 +80,8 @@ def late_drop(curve: Sequence[Tuple[int, float]], fraction: float = 0.5) -> Opti
     if len(tail) < 3:
         return None
     xs = [float(i) for i, _ in tail]
-    ys = [float(v) for _, v in tail]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    end = my + slope * (xs[-1] - mx)
+    slope, intercept = statistics.linear_regression(xs, [float(v) for _, v in tail])
+    end = intercept + slope * xs[-1]
     if end <= 0:
         return None
     return -slope * (xs[-1] - xs[0]) / end
@@ -108,7 +106,7 @@ def curves_markdown(curves: dict, columns: int = 10) -> str:
         last = curve[-1][0]
         cells = []
         for f in fractions:
-            i, v = min(curve, key=lambda p: abs(p[0] - f * last))
+            _, v = min(curve, key=lambda p: abs(p[0] - f * last))
             cells.append(f'{v:.3g}')
         drop = late_drop(curve)
         lines.append(f'| `{name}` | {last} | ' + ' | '.join(cells) + ' | '

@@ -154,6 +154,13 @@ def summarize(values: Sequence[float]) -> tuple:
     return statistics.mean(values), std
 
 
+def mean_std_cell(values: Sequence[float], digits: int) -> str:
+    """``'mean +- std'`` of a table cell; one value alone is shown without a spread
+    (never ``'+- 0.00'``)."""
+    mean, std = summarize(values)
+    return f'{mean:.{digits}f} +- {std:.{digits}f}' if len(values) > 1 else f'{mean:.{digits}f}'
+
+
 def mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> List[tuple]:
     """The pointwise mean of several loss curves over the iterations they all logged."""
     common = set.intersection(*({int(i) for i, _ in c} for c in curves))
@@ -413,23 +420,15 @@ class TableRunner:
                 lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | | |')
                 continue
             rows = list(by_seed.values())
-            # one world has no spread: its value alone, never '+- 0.00'
-            cells = [f'{m:.2f} +- {s:.2f}' if len(rows) > 1 else f'{m:.2f}' for m, s in
-                     (summarize([r['metrics'][key] for r in rows]) for _, key in COLUMNS)]
+            cells = [mean_std_cell([r['metrics'][key] for r in rows], 2) for _, key in COLUMNS]
             trained = rows[0]['trained']
+            t_cell = drop_cell = '-'
             if trained:
-                t_mean, t_std = summarize([r['train_time_s'] for r in rows])
-                t_cell = f'{t_mean:.0f} +- {t_std:.0f}' if len(rows) > 1 else f'{t_mean:.0f}'
-            else:
-                t_cell = '-'
-            drop_cell = '-'
-            if trained:
+                t_cell = mean_std_cell([r['train_time_s'] for r in rows], 0)
                 runs = [c for c in (self.curve_of(r) for r in rows) if c]
-                drops = [d for d in (late_drop(c) for c in runs) if d is not None]
+                drops = [100 * d for d in (late_drop(c) for c in runs) if d is not None]
                 if drops:
-                    d_mean, d_std = summarize([100 * d for d in drops])
-                    drop_cell = (f'{d_mean:.0f} +- {d_std:.0f}' if len(drops) > 1
-                                 else f'{d_mean:.0f}')
+                    drop_cell = mean_std_cell(drops, 0)
                 if runs:
                     curves[config_name(config)] = mean_curve(runs)
             lines.append(f'| `{config_name(config)}` | {"yes" if trained else "none"} | '

@@ -126,7 +126,9 @@ def precision_context(model, dtype: Optional[str], device: str):
 
     The segmentors' mixed-precision switch, ``test_cfg.inference_dtype``
     (:mod:`mmovss.models.utils.mixed_precision`: autocast of the image and
-    text towers, float32 heads), is set when the model has it; other models
+    text towers, float32 heads; with ``test_cfg.precision_mode='cast'`` the
+    weights cast once, :mod:`mmovss.models.utils.low_precision`), is set
+    when the model has it; other models
     run their whole forward under ``torch.autocast``.
 
     Args:
@@ -157,9 +159,15 @@ def precision_context(model, dtype: Optional[str], device: str):
     if isinstance(test_cfg, dict):
         test_cfg['inference_dtype'] = dtype
         how = 'autocast towers'
-        if hasattr(model, 'inference_precision') and \
-                test_cfg.get('precision_mode') == 'cast':
-            how = 'image tower cast once'  # models/utils/low_precision.py
+        if hasattr(model, 'cast_modules') and model._precision_mode() == 'cast':
+            # models/utils/low_precision.py
+            parts = dict(backbone='image tower', neck='neck',
+                         decode_head='decode head', text_encoder='text tower')
+            cast = [m for m in model.cast_modules() if m is not None]
+            how = ', '.join(label for name, label in parts.items()
+                            if any(getattr(model, name, None) is m
+                                   for m in cast)) + ' cast once'
+
         return contextlib.nullcontext, (
             dtype if dtype == 'fp32' else
             f'{dtype} (test_cfg.inference_dtype: {how})')

@@ -171,6 +171,8 @@ class CATSegHead(OpenVocabDecodeHead):
             ``CrossEntropyLoss(use_sigmoid=True)``).
     """
 
+    supports_low_precision_cast = True
+
     def __init__(self,
                  in_channels: Sequence[int],
                  in_index: Sequence[int] = (0, 1, 2),
@@ -259,6 +261,15 @@ class CATSegHead(OpenVocabDecodeHead):
         ])
         self.to_logit = nn.Conv2d(decoder_channels[1], 1, 3, padding=1)
         self.fused = fused
+
+    #: Submodules kept float32 when the head is cast to low precision
+    #: (``test_cfg.precision_mode='cast'``, :func:`~mmovss.models.utils.
+    #: low_precision.cast_tower`): Eq. 2's embedding of the cost volume and
+    #: the final logit convolution. With the cost volume itself (Eq. 1,
+    #: always float32) they keep the small differences between the classes'
+    #: cosines and logits out of bfloat16's 8-bit mantissa; the aggregation
+    #: layers and the decoder run in the low precision.
+    float32_modules = ('cost_embed', 'to_logit')
 
     @property
     def fused(self) -> bool:
@@ -367,7 +378,8 @@ class CATSegHead(OpenVocabDecodeHead):
         text = per_template_embeds(class_embeds).to(embeds)
         self._check_text(text)
         b = embeds.shape[0]
-        cost = self.cost_volume(embeds, text)  # (B, P, N, H, W)
+        stream = embeds.dtype  # the head's dtype (low on the cast path)
+        cost = self.cost_volume(embeds.float(), text.float())  # (B, P, N, H, W)
         num_names = cost.shape[2]
         keep = self.select_classes(cost)
         text_unit = F.normalize(F.normalize(text, dim=-1).mean(dim=1), dim=-1)
@@ -387,7 +399,8 @@ class CATSegHead(OpenVocabDecodeHead):
             proj(up(g)) for up, proj, g in zip(
                 self.guidance_up, self.guidance_proj, (guide_a, guide_b))
         ]
-        x = self.per_class(self.embed_cost, cost)  # (B, C, N, H, W)
+        x = self.per_class(lambda c: self.embed_cost(c).to(stream),
+                           cost)  # (B, C, N, H, W)
         pooling = self.pooling_size if self.training else \
             self.test_pooling_size
         for spatial, cls in zip(self.spatial_layers, self.class_layers):

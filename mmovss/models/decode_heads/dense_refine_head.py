@@ -45,6 +45,14 @@ class DenseEmbeddingRefineHead(OpenVocabDecodeHead):
         **kwargs: Other :class:`OpenVocabDecodeHead` arguments.
     """
 
+    supports_low_precision_cast = True
+    #: Kept float32 on the cast path (``low_precision.cast_tower``): the
+    #: residual's projection into the joint space and the logit scale, so
+    #: ``e'``, its normalisation and the logits are float32; the decoder
+    #: ``g`` runs in the low precision.
+    float32_modules = ('to_residual', )
+    float32_parameters = ('log_logit_scale', )
+
     def __init__(self,
                  in_channels: Sequence[int],
                  in_index: Sequence[int] = (0, -1),

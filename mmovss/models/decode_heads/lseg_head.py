@@ -133,6 +133,14 @@ class LSegHead(OpenVocabDecodeHead):
             the DPT fusion norm; LSeg uses BN).
     """
 
+    supports_low_precision_cast = True
+    #: Kept float32 on the cast path (``low_precision.cast_tower``): the
+    #: projection into the joint space, the spatial regularisation of the
+    #: logits and the logit scale, so the pixel-text logits are float32; the
+    #: DPT decoder runs in the low precision.
+    float32_modules = ('to_embed', 'regularization')
+    float32_parameters = ('log_logit_scale', )
+
     def __init__(self,
                  in_channels: int,
                  embed_dim: int,

@@ -34,6 +34,12 @@ class OpenVocabDecodeHead(BaseDecodeHead):
             ``num_classes``/``out_channels`` (set by the vocabulary).
     """
 
+    #: Whether the head runs with its weights cast to low precision
+    #: (``test_cfg.precision_mode='cast'`` of
+    #: :class:`~mmovss.models.segmentors.OpenVocabEncoderDecoder`): set by
+    #: the heads checked in bf16 against float32 (tests/test_low_precision.py).
+    supports_low_precision_cast = False
+
     def __init__(self, in_channels, channels, init_cfg=None, **kwargs):
         for key in ('num_classes', 'out_channels'):
             if kwargs.pop(key, None) is not None:

@@ -145,7 +145,8 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
         batch = int(self.test_cfg.get('crop_batch_size', 8))
         if batch < 1:
             raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got {batch}.')
-        outs = [self.decode_head(self.extract_feat(views[s:s + batch]), class_embeds)
+        outs = [self.decode_head(*self.head_inputs(self.extract_feat(views[s:s + batch]),
+                                                   class_embeds)).float()
                 for s in range(0, views.shape[0], batch)]
         return torch.cat(outs)
 

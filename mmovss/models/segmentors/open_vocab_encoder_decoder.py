@@ -27,12 +27,26 @@ stores the original-size logits as mmseg does). Heads whose ``predict`` is
 not a plain resize (SAN) take mmseg's path with a dense window average.
 
 Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
-``'bf16'``, or ``'fp16'`` on CUDA) runs the image tower (backbone + neck)
-and the text encoder under :func:`torch.autocast` in inference; the decode
-head gets float32 features and returns float32 logits (see
-:mod:`mmovss.models.utils.mixed_precision`). Training is left to mmengine's
-``AmpOptimWrapper``.
+``'bf16'``, or ``'fp16'`` on CUDA) selects the inference precision, and
+``test_cfg.precision_mode`` how it is run:
+
+* ``'autocast'`` (default): the image tower (backbone + neck) and the text
+  encoder run under :func:`torch.autocast`; the decode head gets float32
+  features and returns float32 logits (see
+  :mod:`mmovss.models.utils.mixed_precision`);
+* ``'cast'``: the image tower *and the decode head* are low precision, their
+  weights cast once (norms, the patch embedding and the final CLIP
+  projection kept float32, :mod:`mmovss.models.utils.low_precision`); the
+  head gets its features and class embeddings in its dtype and its logits
+  are returned in float32, so everything after the head (window averages,
+  resizes, argmax) is float32. Only heads with
+  ``supports_low_precision_cast`` (checked against float32) accept it; the
+  others refuse it with the fix. On a CPU whose bf16 products are slower
+  than float32 it runs float32 and says so.
+
+Training is left to mmengine's ``AmpOptimWrapper``.
 """
+import contextlib
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -58,7 +72,13 @@ from mmseg.utils import (
 from ..decode_heads.open_vocab_head import OpenVocabDecodeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps, SlideLogits
-from ..utils.mixed_precision import check_inference_dtype, inference_autocast, to_float32
+from ..utils.low_precision import prepare_low_precision, tower_dtype
+from ..utils.mixed_precision import (
+    check_inference_dtype,
+    inference_autocast,
+    to_dtype,
+    to_float32,
+)
 from ..utils.running_max import chunked_argmax
 
 __all__ = ['OpenVocabEncoderDecoder']
@@ -81,9 +101,16 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             forward in slide mode, default 8), ``resize_class_chunk``
             (classes resized at once, default 16), ``return_logits``
             (store full-size logits in the results, default False) and
-            ``inference_dtype`` (``'fp32'``, ``'bf16'`` or ``'fp16'``:
-            autocast of the image and text towers in inference).
+            ``inference_dtype`` (``'fp32'``, ``'bf16'`` or ``'fp16'``) and
+            ``precision_mode`` (``'autocast'``: autocast of the image and
+            text towers, default; ``'cast'``: image tower and decode head
+            cast once, see the module docstring).
     """
+
+    #: ``test_cfg.precision_mode`` values.
+    PRECISION_MODES = ('autocast', 'cast')
+    #: ``precision_mode`` when ``test_cfg`` names none.
+    DEFAULT_PRECISION_MODE = 'autocast'
 
     def __init__(self,
                  backbone: ConfigType,
@@ -111,6 +138,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         self._dataset_vocabulary = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
+        self._precision_mode()
 
     # ---------------------------------------------------------- vocabulary
     @property
@@ -167,21 +195,83 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             embeds = embeds.to(torch.float32)
         return embeds
 
+    def _precision_mode(self) -> str:
+        """``test_cfg.precision_mode``, checked."""
+        mode = self.test_cfg.get('precision_mode', self.DEFAULT_PRECISION_MODE)
+        if mode not in self.PRECISION_MODES:
+            raise ValueError(
+                f'test_cfg.precision_mode={mode!r}; use one of '
+                f'{self.PRECISION_MODES} (e.g. --cfg-options '
+                f'model.test_cfg.precision_mode={self.DEFAULT_PRECISION_MODE}).')
+        head = self.decode_head
+        if mode == 'cast' and any(m is head for m in self.cast_modules()) and \
+                not getattr(head, 'supports_low_precision_cast', False):
+            raise ValueError(
+                f"test_cfg.precision_mode='cast' casts the decode head, and "
+                f'{type(head).__name__} has no low-precision path (only the '
+                f'heads checked against float32 do: CATSegHead, LSegHead, '
+                f"DenseEmbeddingRefineHead); use precision_mode='autocast' "
+                f'(--cfg-options model.test_cfg.precision_mode=autocast).')
+        return mode
+
+    def _cast_path(self) -> bool:
+        """Whether inference takes the cast path (``precision_mode='cast'``;
+        with ``inference_dtype='fp32'`` it casts nothing, and refuses float32
+        after an earlier cast)."""
+        return not self.training and self._precision_mode() == 'cast'
+
+    def cast_modules(self) -> tuple:
+        """The modules the cast path casts: image tower, neck, decode head
+        and, with ``test_cfg.cast_text_encoder``, the text encoder."""
+        text = self.text_encoder if \
+            self.test_cfg.get('cast_text_encoder', False) else None
+        return (self.backbone, self.neck if self.with_neck else None,
+                self.decode_head, text)
+
     def _autocast(self, device_type: str):
-        return inference_autocast(self.test_cfg.get('inference_dtype'),
-                                  device_type)
+        """Autocast of the towers, or (cast path) their weights cast once."""
+        if not self._cast_path():
+            return inference_autocast(self.test_cfg.get('inference_dtype'),
+                                      device_type)
+        prepare_low_precision(self, self.cast_modules(),
+                              self.test_cfg.get('inference_dtype'), device_type)
+        return contextlib.nullcontext()
+
+    @property
+    def inference_precision(self) -> Optional[dict]:
+        """What the last cast-path preparation ran (None: not yet):
+        ``requested``, ``run`` (``'fp32'`` after a fallback), ``notes``."""
+        return getattr(self, '_low_precision', None)
+
+    def head_dtype(self) -> Optional[torch.dtype]:
+        """The decode head's dtype when the cast path made it low precision,
+        else None (the head runs on float32 inputs)."""
+        if not self._cast_path():
+            return None
+        dtype = tower_dtype(self.decode_head)
+        return None if dtype in (None, torch.float32) else dtype
+
+    def head_inputs(self, feats, class_embeds: ClassEmbeddings):
+        """Features and class embeddings in the decode head's dtype
+        (identity unless :meth:`head_dtype` is low precision)."""
+        dtype = self.head_dtype()
+        if dtype is None:
+            return feats, class_embeds
+        return to_dtype(feats, dtype), class_embeds.to(dtype)
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         """Backbone (+ neck) features; autocast in inference.
 
         Under ``test_cfg.inference_dtype`` the towers run in mixed precision
-        and the features are returned in float32.
+        and the features are returned in float32, or in the head's dtype
+        where the cast path made the head low precision.
         """
         if self.training:
             return super().extract_feat(inputs)
         with self._autocast(inputs.device.type):
             feats = super().extract_feat(inputs)
-        return to_float32(feats)
+        dtype = self.head_dtype()
+        return to_float32(feats) if dtype is None else to_dtype(feats, dtype)
 
     # ---------------------------------------------------------- training
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
@@ -207,9 +297,10 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         """Class logits of a batch, resized to the input size."""
         if class_embeds is None:
             class_embeds = self.class_embeddings()
-        x = self.extract_feat(inputs)
+        x, class_embeds = self.head_inputs(self.extract_feat(inputs),
+                                           class_embeds)
         return self.decode_head.predict(x, class_embeds, batch_img_metas,
-                                        self.test_cfg)
+                                        self.test_cfg).float()
 
     def _test_mode(self) -> str:
         """``test_cfg.mode``, checked: ``'slide'`` or ``'whole'``."""
@@ -323,9 +414,9 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             class_embeds = self.class_embeddings()
         batch_size, _, h_img, w_img = inputs.shape
         if mode == 'whole':
-            low = head.predict_low_res(self.extract_feat(inputs),
-                                       class_embeds, batch_img_metas,
-                                       self.test_cfg)
+            low = head.predict_low_res(
+                *self.head_inputs(self.extract_feat(inputs), class_embeds),
+                batch_img_metas, self.test_cfg).float()
             size = head.predict_size(batch_img_metas)
             out = SlideLogits(batch_size, low.shape[1], size,
                               head.align_corners)
@@ -335,8 +426,9 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         out = None
         num_windows, batches = self._crop_batches(inputs, batch_img_metas)
         for chunk, crops, metas in batches:
-            low = head.predict_low_res(self.extract_feat(crops),
-                                       class_embeds, metas, self.test_cfg)
+            low = head.predict_low_res(
+                *self.head_inputs(self.extract_feat(crops), class_embeds),
+                metas, self.test_cfg).float()
             if out is None:
                 out = SlideLogits(batch_size, low.shape[1], (h_img, w_img),
                                   head.align_corners, num_windows=num_windows)

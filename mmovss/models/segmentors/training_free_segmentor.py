@@ -23,7 +23,6 @@ cast too only with ``test_cfg.cast_text_encoder=True``: its embeddings are
 computed once per vocabulary (and cached), and in bfloat16 they change more
 labels than the rule of docs/benchmarks.md allows on the tiny test models.
 """
-import contextlib
 from typing import Optional, Union
 
 from torch import Tensor
@@ -37,7 +36,6 @@ from ..backbones.tower_context import TextFeedback
 from ..decode_heads.training_free_head import TrainingFreeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps, SlideLogits
-from ..utils.low_precision import prepare_low_precision
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 
 __all__ = ['TrainingFreeSegmentor']
@@ -59,7 +57,8 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
             ``cast_text_encoder`` (cast the text tower too; default False).
     """
 
-    PRECISION_MODES = ('cast', 'autocast')
+    #: Weights cast once unless ``precision_mode='autocast'``.
+    DEFAULT_PRECISION_MODE = 'cast'
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -71,7 +70,6 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
             # modes scoring against the vocabulary inside the backbone
             # (ResCLIP's semantic feedback, backbones/tower_context.py)
             self.backbone.text_feedback = self.text_feedback
-        self._precision_mode()
 
     @staticmethod
     def store_prediction(sample, out, return_probs: bool) -> None:
@@ -83,32 +81,10 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
         fields['pred_sem_seg'] = PixelData(data=out)
         sample.set_data(fields)
 
-    def _precision_mode(self) -> str:
-        mode = self.test_cfg.get('precision_mode', 'cast')
-        if mode not in self.PRECISION_MODES:
-            raise ValueError(
-                f'test_cfg.precision_mode={mode!r}; use one of '
-                f"{self.PRECISION_MODES} (e.g. --cfg-options "
-                f"model.test_cfg.precision_mode=cast).")
-        return mode
-
-    def _autocast(self, device_type: str):
-        """Autocast (``precision_mode='autocast'``) or towers cast once."""
-        if self._precision_mode() == 'autocast':
-            return super()._autocast(device_type)
-        text = self.text_encoder if \
-            self.test_cfg.get('cast_text_encoder', False) else None
-        prepare_low_precision(self, (self.backbone, self.neck if
-                                     self.with_neck else None, text),
-                              self.test_cfg.get('inference_dtype'),
-                              device_type)
-        return contextlib.nullcontext()
-
-    @property
-    def inference_precision(self) -> Optional[dict]:
-        """What the last low-precision preparation ran (None: not yet):
-        ``requested``, ``run`` (``'fp32'`` after a fallback), ``notes``."""
-        return getattr(self, '_low_precision', None)
+    def cast_modules(self) -> tuple:
+        """The towers only: the training-free heads' few parameters (the
+        logit scale) stay float32."""
+        return tuple(m for m in super().cast_modules() if m is not self.decode_head)
 
     def text_feedback(self) -> TextFeedback:
         """The current vocabulary's name embeddings and the head's scale."""

@@ -93,13 +93,23 @@ def _float32_output(module, args, output):
     return output.float() if torch.is_tensor(output) else output
 
 
+def _float32_input(module, args):
+    """Casts a kept float32 module's low-precision inputs to float32."""
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point()
+                 else a for a in args)
+
+
 def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
     """Casts a tower's weights to ``dtype`` once, in place.
 
     Every floating parameter and buffer is cast, except those of norm
     layers, :data:`FLOAT32_MODULES` and :data:`FLOAT32_PARAMETERS` (kept
-    float32); the norms named in
-    :data:`FLOAT32_OUTPUT_NORMS` return float32. Idempotent.
+    float32); the norms named in :data:`FLOAT32_OUTPUT_NORMS` return
+    float32. A tower (e.g. a decode head) can name more in its own
+    ``float32_modules`` (submodule attribute names: kept float32, their
+    inputs cast to float32, so their outputs are float32) and
+    ``float32_parameters`` (parameter paths, e.g. a logit scale).
+    Idempotent.
 
     Args:
         tower (nn.Module): An image or text tower (or a whole segmentor
@@ -110,20 +120,32 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
         dict: ``cast`` and ``kept`` (numbers of parameters), ``kept_names``.
     """
     cast, kept_names = 0, []
+    own_modules = tuple(getattr(tower, 'float32_modules', ()))
+    own_parameters = tuple(getattr(tower, 'float32_parameters', ()))
+    kept_trees = []  # the tower's own float32 modules, with their children
     for module_name, module in tower.named_modules():
         norm = isinstance(module, _NORMS)
-        keep = norm or module_name.split('.')[-1] in FLOAT32_MODULES
-        if norm and not getattr(module, '_mmovss_low_precision', False):
-            module.forward = types.MethodType(_float32_norm_forward, module)
-            if module_name.split('.')[-1] in FLOAT32_OUTPUT_NORMS:
-                module.register_forward_hook(_float32_output)
+        attr = module_name.split('.')[-1]
+        own = attr in own_modules and module_name != ''
+        inside = any(module_name.startswith(t + '.') for t in kept_trees)
+        if own and not inside:
+            kept_trees.append(module_name)
+        keep = norm or attr in FLOAT32_MODULES or own or inside
+        if not getattr(module, '_mmovss_low_precision', False):
+            if norm:
+                module.forward = types.MethodType(_float32_norm_forward, module)
+                if attr in FLOAT32_OUTPUT_NORMS:
+                    module.register_forward_hook(_float32_output)
+            elif own and not inside:
+                module.register_forward_pre_hook(_float32_input)
             module._mmovss_low_precision = True
         for name, param in module.named_parameters(recurse=False):
             if not param.is_floating_point():
                 continue
-            if keep or name in FLOAT32_PARAMETERS:
+            full_name = f'{module_name}.{name}'.lstrip('.')
+            if keep or name in FLOAT32_PARAMETERS or full_name in own_parameters:
                 param.data = param.data.float()
-                kept_names.append(f'{module_name}.{name}'.lstrip('.'))
+                kept_names.append(full_name)
             else:
                 param.data = param.data.to(dtype)
                 cast += 1
@@ -135,11 +157,19 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
 
 
 def tower_dtype(tower: nn.Module) -> Optional[torch.dtype]:
-    """The dtype of a tower's matrix weights (``nn.Linear``), or None."""
-    for module in tower.modules():
+    """The dtype of a module's matrix weights, or None.
+
+    Its first ``nn.Linear``; without one, its first convolution other than
+    :data:`FLOAT32_MODULES` (which stay float32 in a cast tower).
+    """
+    convs = []
+    for name, module in tower.named_modules():
         if isinstance(module, nn.Linear):
             return module.weight.dtype
-    return None
+        if isinstance(module, nn.modules.conv._ConvNd) and \
+                name.split('.')[-1] not in FLOAT32_MODULES:
+            convs.append(module.weight.dtype)
+    return convs[0] if convs else None
 
 
 def cpu_bf16_check(measure=None, refresh: bool = False) -> dict:

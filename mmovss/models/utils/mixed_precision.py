@@ -22,7 +22,7 @@ import torch
 
 __all__ = [
     'INFERENCE_DTYPES', 'check_inference_dtype', 'inference_autocast',
-    'float32_region', 'to_float32'
+    'float32_region', 'to_dtype', 'to_float32'
 ]
 
 #: ``test_cfg.inference_dtype`` values and their autocast dtype (None: off).
@@ -76,12 +76,17 @@ def float32_region(device_type: str) -> ContextManager:
     return torch.autocast(device_type=device_type, enabled=False)
 
 
+def to_dtype(obj: Any, dtype: torch.dtype) -> Any:
+    """Casts floating tensors (also inside tuples/lists/dicts) to ``dtype``."""
+    if torch.is_tensor(obj):
+        return obj.to(dtype) if obj.is_floating_point() else obj
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_dtype(o, dtype) for o in obj)
+    if isinstance(obj, dict):
+        return {k: to_dtype(v, dtype) for k, v in obj.items()}
+    return obj
+
+
 def to_float32(obj: Any) -> Any:
     """Casts floating tensors (also inside tuples/lists/dicts) to float32."""
-    if torch.is_tensor(obj):
-        return obj.float() if obj.is_floating_point() else obj
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(to_float32(o) for o in obj)
-    if isinstance(obj, dict):
-        return {k: to_float32(v) for k, v in obj.items()}
-    return obj
+    return to_dtype(obj, torch.float32)

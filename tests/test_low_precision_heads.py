@@ -1,0 +1,276 @@
+"""bf16 with the decode head cast once (``test_cfg.precision_mode='cast'``).
+
+:class:`OpenVocabEncoderDecoder` casts the image tower *and* the decode head
+of CAT-Seg, LSeg and the light decoder (``supports_low_precision_cast``);
+each head keeps its joint-space projection, logit scale and cost / logit
+layers in float32 (``float32_modules``, ``float32_parameters``). Checked
+here against float32 on the same weights: the right modules are cast, the
+logits are float32, close and give the same labels within the stated
+rules; heads without a low-precision path refuse the mode with the fix; the
+agreement tool (``tools/analysis_tools/precision_agreement.py``) pairs the
+runs correctly. Measured on trained OVShapes models: docs/benchmarks.md,
+"bf16 with the decode head cast once".
+"""
+import copy
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import mmovss  # noqa: F401
+import mmovss.models.utils.low_precision as lp
+
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tests'))
+from test_fast_paths import ovshapes_scenes  # noqa: E402
+
+#: name -> (config, agreement of labels with float32 on 4 OVShapes scenes,
+#: largest |logit difference| relative to the float32 logits' std). The
+#: backbone is the shipped (trained) tiny CLIP, the heads are random, so
+#: many pixels are near ties between classes: measured 0.92 / 0.987 / 0.992
+#: agreement and 0.06 / 0.08 / 0.02 relative error (CAT-Seg's random
+#: aggregator leaves the smallest margins). A head left in float32, or a
+#: float32 step done in bf16, changes these by far less than a broken cast
+#: (wrong weights, a missing input cast) would, which the dtype checks catch.
+HEADS = {
+    'catseg': ('catseg_tiny-clip_1k_ovshapes-seen.py', 0.90, 0.15),
+    'lseg': ('lseg_tiny-clip_1k_ovshapes-seen.py', 0.98, 0.15),
+    'dense-refine': ('dense-refine_tiny-clip_1k_ovshapes-seen.py', 0.98, 0.05),
+}
+#: The float32 modules of each head (class attribute ``float32_modules``).
+KEPT = {'catseg': ('cost_embed', 'to_logit'), 'lseg': ('to_embed', 'regularization'),
+        'dense-refine': ('to_residual', )}
+
+
+@pytest.fixture(autouse=True)
+def bf16_is_fast(monkeypatch):
+    """The CPU check says bf16 is faster (the fallback is tested in
+    test_low_precision.py)."""
+    monkeypatch.setattr(lp, 'cpu_bf16_check', lambda measure=None: dict(
+        kept=True, message=None, bf16_gflops=2.0, fp32_gflops=1.0))
+    init_default_scope('mmseg')
+
+
+def pair(config, **test_cfg):
+    """(float32 model, bf16 cast model) of one OVShapes config, same weights."""
+    from mmovss.ovshapes import world
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes', config))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg['test_cfg'] = dict(mode='whole')
+    torch.manual_seed(0)
+    fp32 = MODELS.build(model_cfg)
+    fp32.init_weights()
+    head = fp32.decode_head
+    if hasattr(head, 'to_residual'):  # zero at init: give the decoder a say
+        nn.init.normal_(head.to_residual.weight, std=0.05)
+    model_cfg['test_cfg'] = dict(mode='whole', inference_dtype='bf16',
+                                 precision_mode='cast', **test_cfg)
+    bf16 = MODELS.build(model_cfg)
+    bf16.load_state_dict(fp32.state_dict())
+    for model in (fp32, bf16):
+        model.eval()
+        model.set_vocabulary(list(world.class_names()))
+    return fp32, bf16
+
+
+def metas(num):
+    return [dict(ori_shape=(64, 64), img_shape=(64, 64), pad_shape=(64, 64))
+            for _ in range(num)]
+
+
+def matrix_dtypes(module, exclude=()):
+    """dtypes of the Linear / conv weights of ``module`` outside ``exclude``."""
+    out = set()
+    for name, m in module.named_modules():
+        if any(name == e or name.startswith(e + '.') for e in exclude):
+            continue
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            out.add(m.weight.dtype)
+    return out
+
+
+@pytest.mark.parametrize('name', list(HEADS))
+def test_cast_head_agrees_with_fp32(name):
+    config, agreement, rel_err = HEADS[name]
+    fp32, bf16 = pair(config)
+    x = ovshapes_scenes(4)
+    with torch.no_grad():
+        ref = fp32.inference(x, metas(4))
+        out = bf16.inference(x, metas(4))
+    head = bf16.decode_head
+    assert bf16.inference_precision['run'] == 'bf16'
+    assert matrix_dtypes(head, exclude=KEPT[name]) == {torch.bfloat16}
+    for kept in KEPT[name]:
+        assert matrix_dtypes(getattr(head, kept)) == {torch.float32}, kept
+    if hasattr(head, 'log_logit_scale'):
+        assert head.log_logit_scale.dtype == torch.float32
+    assert torch.bfloat16 in matrix_dtypes(bf16.backbone)
+    assert matrix_dtypes(fp32.decode_head) == {torch.float32}  # a copy, not shared
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    err = float((out - ref).abs().max())
+    assert 0 < err <= rel_err * float(ref.std()), err
+    labels, ref_labels = out.argmax(1), ref.argmax(1)
+    assert len(ref_labels.unique()) > 4
+    assert float((labels == ref_labels).float().mean()) >= agreement
+
+
+def test_catseg_cast_on_official_parity_fixture():
+    """The released CAT-Seg architecture (tiny, official weights of the
+    parity fixture), slide protocol: probabilities within bf16 rounding of
+    float32 and the same label wherever float32 is not a near tie."""
+    from mmovss.converters import catseg_official
+    from mmovss.testing.official_parity import catseg as parity
+    from mmovss.testing.official_parity import list_fixtures, load_fixture
+
+    paths = list_fixtures('catseg')
+    if not paths:
+        pytest.skip('no CAT-Seg parity fixture (tests/data/official_parity/catseg)')
+    fixture = load_fixture(paths[0])
+    meta = fixture.meta
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in fixture.state_dict.items()}
+    for key, spec in meta.get('regenerated', {}).items():
+        state[key] = parity.regenerate(spec)
+    converted = catseg_official.convert(state)
+    image = torch.from_numpy(fixture.inputs['image']).float()
+    mean = torch.tensor(meta['clip_pixel_mean']).view(-1, 1, 1)
+    std = torch.tensor(meta['clip_pixel_std']).view(-1, 1, 1)
+    h, w = image.shape[-2:]
+
+    def run(dtype):
+        cfg = parity.tiny_model_cfg(meta, 'catseg_slide')
+        cfg['test_cfg'].update(inference_dtype=dtype, precision_mode='cast')
+        model = MODELS.build(cfg)
+        model.load_state_dict(converted, strict=True)
+        model.eval()
+        model.set_vocabulary(list(meta['classes']))
+        sample = SegDataSample(metainfo=dict(
+            img_shape=(h, w), pad_shape=(h, w), ori_shape=tuple(meta['output_size']),
+            padding_size=[0, 0, 0, 0]))
+        with torch.no_grad():
+            result = model.predict(((image - mean) / std)[None], [sample])[0]
+        return model, result.seg_logits.data, result.pred_sem_seg.data[0]
+
+    _, probs32, labels32 = run('fp32')
+    model, probs16, labels16 = run('bf16')
+    assert matrix_dtypes(model.decode_head.spatial_layers) == {torch.bfloat16}
+    assert probs16.dtype == torch.float32
+    # measured 0.0086: bf16 rounding of probabilities near 0.5
+    assert float((probs16 - probs32).abs().max()) <= 0.02
+    top = probs32.topk(2, dim=0).values
+    clear = (top[0] - top[1]) > 0.01  # 22% of the pixels here; the rest are ties
+    assert float(clear.float().mean()) > 0.1
+    assert float((labels16 == labels32)[clear].float().mean()) >= 0.995
+
+
+def test_heads_without_a_low_precision_path_refuse_the_cast_mode():
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes',
+                                       'san_tiny-clip_1k_ovshapes-seen.py'))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg['test_cfg'] = dict(mode='whole', inference_dtype='bf16', precision_mode='cast')
+    with pytest.raises(ValueError, match=r"SANHead has no low-precision path.*"
+                       r"precision_mode=autocast"):
+        MODELS.build(model_cfg)
+    model_cfg['test_cfg']['precision_mode'] = 'autocast'
+    MODELS.build(model_cfg)  # the default path stays available
+
+
+def test_float32_after_a_cast_is_refused_and_autocast_stays_default():
+    fp32, bf16 = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    x = ovshapes_scenes(1)
+    with torch.no_grad():
+        bf16.inference(x, metas(1))
+        bf16.test_cfg['inference_dtype'] = 'fp32'
+        with pytest.raises(ValueError, match='rebuild the model'):
+            bf16.inference(x, metas(1))
+        fp32.test_cfg['inference_dtype'] = 'bf16'  # no precision_mode: autocast
+        fp32.inference(x, metas(1))
+    assert matrix_dtypes(fp32.decode_head) == {torch.float32}
+    assert fp32.inference_precision is None
+
+
+def test_slow_bf16_cpu_runs_the_head_in_float32(monkeypatch):
+    monkeypatch.setattr(lp, 'cpu_bf16_check', lambda measure=None: dict(
+        kept=False, bf16_gflops=1.0, fp32_gflops=2.0,
+        message='bf16 matrix products are slower than fp32 on this CPU'))
+    fp32, bf16 = pair('lseg_tiny-clip_1k_ovshapes-seen.py')
+    x = ovshapes_scenes(2)
+    with pytest.warns(UserWarning, match='running float32 instead'), torch.no_grad():
+        out = bf16.inference(x, metas(2))
+    with torch.no_grad():
+        ref = fp32.inference(x, metas(2))
+    assert bf16.inference_precision['run'] == 'fp32'
+    assert matrix_dtypes(bf16.decode_head) == {torch.float32}
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def tiny_world(tmp_path_factory):
+    """A tiny OVShapes world on disk (4 validation scenes)."""
+    import subprocess
+    root = tmp_path_factory.mktemp('world')
+    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'ovshapes', 'make_dataset.py'),
+                    '--out', str(root), '--num-train', '2', '--num-val', '4', '--seed', '5'],
+                   check=True, capture_output=True, cwd=REPO)
+    return str(root)
+
+
+def _checkpoint(tmp_path, model):
+    path = str(tmp_path / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+    return path
+
+
+def test_agreement_tool_pairs_the_runs(tmp_path, tiny_world, monkeypatch):
+    from mmovss.benchmarking.precision import compare_precisions, format_precision_report
+
+    config = os.path.join(REPO, 'configs', 'ovshapes', 'dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    fp32, _ = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    checkpoint = _checkpoint(tmp_path, fp32)
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': tiny_world})
+    result = compare_precisions(cfg, checkpoint, 'bf16', 'cast')
+    assert result['images'] == 4 and result['pixels'] == 4 * 64 * 64
+    assert result['run'] == 'bf16' and result['precision_mode'] == 'cast'
+    assert 0.9 <= result['labels_equal'] < 1.0  # bf16 flips a few near ties
+    assert set(result['fp32']) == set(result['low']) and 'mIoU' in result['diff']
+    assert result['diff']['mIoU'] == pytest.approx(
+        result['low']['mIoU'] - result['fp32']['mIoU'])
+    assert 'labels equal' in format_precision_report(result)
+    # a CPU without fast bf16 runs float32: the same labels and metrics
+    monkeypatch.setattr(lp, 'cpu_bf16_check', lambda measure=None: dict(
+        kept=False, bf16_gflops=1.0, fp32_gflops=2.0, message='slower'))
+    with pytest.warns(UserWarning):
+        same = compare_precisions(cfg, checkpoint, 'bf16', 'cast', max_images=2)
+    assert same['run'] == 'fp32' and same['images'] == 2
+    assert same['labels_equal'] == 1.0
+    assert all(abs(v) < 1e-9 for v in same['diff'].values())
+
+
+def test_agreement_tool_command_line(tmp_path, tiny_world):
+    import subprocess
+    config = os.path.join(REPO, 'configs', 'ovshapes', 'dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    tool = os.path.join(REPO, 'tools', 'analysis_tools', 'precision_agreement.py')
+    missing = subprocess.run([sys.executable, tool, config, str(tmp_path / 'none.pth')],
+                             capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode != 0 and 'none.pth' in missing.stderr
+    fp32, _ = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    checkpoint = _checkpoint(tmp_path, fp32)
+    out = tmp_path / 'result.json'
+    done = subprocess.run([sys.executable, tool, config, checkpoint, '--max-images', '2',
+                           '--precision-mode', 'cast', '--json', str(out), '--cfg-options',
+                           f'test_dataloader.dataset.data_root={tiny_world}'],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'labels equal' in done.stdout and 'mIoU' in done.stdout
+    import json
+    result = json.loads(out.read_text())
+    assert result['images'] == 2 and np.isfinite(result['labels_equal'])

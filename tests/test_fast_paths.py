@@ -345,7 +345,7 @@ def test_bf16_catseg_keeps_per_template_text_embeddings():
     from test_catseg import MODEL as CATSEG
     torch.manual_seed(0)
     cfg = copy.deepcopy(CATSEG)
-    cfg['test_cfg'] = dict(mode='whole', inference_dtype='bf16')
+    cfg['test_cfg'] = dict(mode='whole', inference_dtype='bf16', precision_mode='autocast')
     model = MODELS.build(cfg).eval()
     model.set_vocabulary(['cat', 'dog', 'sky'])
     x = photo(40, 40)

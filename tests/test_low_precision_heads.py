@@ -183,7 +183,7 @@ def test_heads_without_a_low_precision_path_refuse_the_cast_mode():
     MODELS.build(model_cfg)  # the default path stays available
 
 
-def test_float32_after_a_cast_is_refused_and_autocast_stays_default():
+def test_float32_after_a_cast_is_refused_and_autocast_keeps_float32_weights():
     fp32, bf16 = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')
     x = ovshapes_scenes(1)
     with torch.no_grad():
@@ -191,10 +191,23 @@ def test_float32_after_a_cast_is_refused_and_autocast_stays_default():
         bf16.test_cfg['inference_dtype'] = 'fp32'
         with pytest.raises(ValueError, match='rebuild the model'):
             bf16.inference(x, metas(1))
-        fp32.test_cfg['inference_dtype'] = 'bf16'  # no precision_mode: autocast
+        fp32.test_cfg.update(inference_dtype='bf16', precision_mode='autocast')
         fp32.inference(x, metas(1))
     assert matrix_dtypes(fp32.decode_head) == {torch.float32}
     assert fp32.inference_precision is None
+
+
+@pytest.mark.parametrize('config,mode', [
+    ('catseg_tiny-clip_1k_ovshapes-seen.py', 'cast'),
+    ('lseg_tiny-clip_1k_ovshapes-seen.py', 'cast'),
+    ('san_tiny-clip_1k_ovshapes-seen.py', 'autocast'),
+    ('zegformer_tiny-clip_1k_ovshapes-seen.py', 'autocast'),
+])
+def test_default_precision_mode_follows_the_head(config, mode):
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes', config))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg['test_cfg'] = dict(mode='whole', inference_dtype='bf16')
+    assert MODELS.build(model_cfg)._precision_mode() == mode
 
 
 def test_slow_bf16_cpu_runs_the_head_in_float32(monkeypatch):

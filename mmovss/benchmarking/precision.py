@@ -99,12 +99,11 @@ def compare_precisions(cfg, checkpoint: str, dtype: str = 'bf16',
     diff = {k: metrics['low'][k] - v for k, v in metrics['fp32'].items()
             if isinstance(v, float) and isinstance(metrics['low'].get(k), float)}
     precision = getattr(models['low'], 'inference_precision', None) or {}
-    mode = models['low'].test_cfg.get('precision_mode') if hasattr(models['low'], 'test_cfg') \
-        else None
+    low = models['low']
+    mode = low._precision_mode() if hasattr(low, '_precision_mode') else 'autocast'
     return dict(fp32=metrics['fp32'], low=metrics['low'], diff=diff,
                 labels_equal=equal / max(pixels, 1), pixels=pixels, images=images,
-                run=precision.get('run', dtype), dtype=dtype,
-                precision_mode=mode or getattr(models['low'], 'DEFAULT_PRECISION_MODE', None))
+                run=precision.get('run', dtype), dtype=dtype, precision_mode=mode)
 
 
 def format_precision_report(result: dict) -> str:

@@ -30,11 +30,12 @@ Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
 ``'bf16'``, or ``'fp16'`` on CUDA) selects the inference precision, and
 ``test_cfg.precision_mode`` how it is run:
 
-* ``'autocast'`` (default): the image tower (backbone + neck) and the text
-  encoder run under :func:`torch.autocast`; the decode head gets float32
-  features and returns float32 logits (see
-  :mod:`mmovss.models.utils.mixed_precision`);
-* ``'cast'``: the image tower *and the decode head* are low precision, their
+* ``'autocast'`` (the default for heads without a low-precision path): the
+  image tower (backbone + neck) and the text encoder run under
+  :func:`torch.autocast`; the decode head gets float32 features and returns
+  float32 logits (see :mod:`mmovss.models.utils.mixed_precision`);
+* ``'cast'`` (the default for heads with one: CAT-Seg, LSeg, the light
+  decoder): the image tower *and the decode head* are low precision, their
   weights cast once (norms, the patch embedding and the final CLIP
   projection kept float32, :mod:`mmovss.models.utils.low_precision`); the
   head gets its features and class embeddings in its dtype and its logits
@@ -102,15 +103,16 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             (classes resized at once, default 16), ``return_logits``
             (store full-size logits in the results, default False) and
             ``inference_dtype`` (``'fp32'``, ``'bf16'`` or ``'fp16'``) and
-            ``precision_mode`` (``'autocast'``: autocast of the image and
-            text towers, default; ``'cast'``: image tower and decode head
-            cast once, see the module docstring).
+            ``precision_mode`` (``'cast'``: image tower and decode head cast
+            once, the default where the head supports it; ``'autocast'``:
+            autocast of the image and text towers; see the module docstring).
     """
 
     #: ``test_cfg.precision_mode`` values.
     PRECISION_MODES = ('autocast', 'cast')
-    #: ``precision_mode`` when ``test_cfg`` names none.
-    DEFAULT_PRECISION_MODE = 'autocast'
+    #: ``precision_mode`` when ``test_cfg`` names none (None: ``'cast'``
+    #: where the decode head has a low-precision path, else ``'autocast'``).
+    DEFAULT_PRECISION_MODE = None
 
     def __init__(self,
                  backbone: ConfigType,
@@ -195,14 +197,21 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             embeds = embeds.to(torch.float32)
         return embeds
 
+    def default_precision_mode(self) -> str:
+        """The ``precision_mode`` used when ``test_cfg`` names none."""
+        if self.DEFAULT_PRECISION_MODE is not None:
+            return self.DEFAULT_PRECISION_MODE
+        return 'cast' if getattr(self.decode_head, 'supports_low_precision_cast',
+                                 False) else 'autocast'
+
     def _precision_mode(self) -> str:
         """``test_cfg.precision_mode``, checked."""
-        mode = self.test_cfg.get('precision_mode', self.DEFAULT_PRECISION_MODE)
+        mode = self.test_cfg.get('precision_mode') or self.default_precision_mode()
         if mode not in self.PRECISION_MODES:
             raise ValueError(
                 f'test_cfg.precision_mode={mode!r}; use one of '
                 f'{self.PRECISION_MODES} (e.g. --cfg-options '
-                f'model.test_cfg.precision_mode={self.DEFAULT_PRECISION_MODE}).')
+                f'model.test_cfg.precision_mode={self.default_precision_mode()}).')
         head = self.decode_head
         if mode == 'cast' and any(m is head for m in self.cast_modules()) and \
                 not getattr(head, 'supports_low_precision_cast', False):

@@ -287,3 +287,28 @@ def test_agreement_tool_command_line(tmp_path, tiny_world):
     import json
     result = json.loads(out.read_text())
     assert result['images'] == 2 and np.isfinite(result['labels_equal'])
+
+
+def test_a_model_being_trained_validates_without_casting():
+    """Validation inside training must not cast the weights being trained."""
+    _, model = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    assert not getattr(model, '_being_trained', False)  # building is not training
+    model.train()
+    model.eval()  # as mmengine's validation loop does
+    x = ovshapes_scenes(1)
+    with pytest.warns(UserWarning, match='not used while the model is being trained'), \
+            torch.no_grad():
+        out = model.inference(x, metas(1))
+    assert out.dtype == torch.float32
+    assert matrix_dtypes(model.decode_head) == {torch.float32}
+    assert matrix_dtypes(model.backbone) == {torch.float32}
+    assert model.inference_precision is None
+
+
+def test_training_a_cast_model_is_refused():
+    _, model = pair('lseg_tiny-clip_1k_ovshapes-seen.py')
+    with torch.no_grad():
+        model.inference(ovshapes_scenes(1), metas(1))
+    assert torch.bfloat16 in matrix_dtypes(model.decode_head)
+    with pytest.raises(RuntimeError, match='load its checkpoint again before training'):
+        model.train()

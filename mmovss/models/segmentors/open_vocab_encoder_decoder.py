@@ -48,6 +48,7 @@ Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
 Training is left to mmengine's ``AmpOptimWrapper``.
 """
 import contextlib
+import warnings
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -226,8 +227,44 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
     def _cast_path(self) -> bool:
         """Whether inference takes the cast path (``precision_mode='cast'``;
         with ``inference_dtype='fp32'`` it casts nothing, and refuses float32
-        after an earlier cast)."""
-        return not self.training and self._precision_mode() == 'cast'
+        after an earlier cast).
+
+        Never for a model that is being trained (:meth:`train` was called):
+        validating it would cast the weights being trained, so its
+        validation runs the autocast path instead (said once).
+        """
+        if self.training or self._precision_mode() != 'cast':
+            return False
+        if getattr(self, '_being_trained', False):
+            if check_inference_dtype(self.test_cfg.get('inference_dtype')) != 'fp32' \
+                    and not getattr(self, '_warned_training_cast', False):
+                self._warned_training_cast = True
+                warnings.warn(
+                    "test_cfg.precision_mode='cast' is not used while the model is "
+                    'being trained (it would cast the weights being trained); its '
+                    'validation runs the towers under autocast instead. Test the '
+                    'saved checkpoint with tools/test.py for the cast path.')
+            return False
+        return True
+
+    def train(self, mode: bool = True):
+        """Sets the training mode; a model switched to training is never cast
+        to low precision afterwards (:meth:`_cast_path`).
+
+        Raises:
+            RuntimeError: Its weights were already cast by a low-precision
+                inference (training them in bf16 is not supported).
+        """
+        if mode:
+            state = getattr(self, '_low_precision', None)
+            if state is not None and state.get('dtype') is not None:
+                raise RuntimeError(
+                    f"The model's weights were cast to {state['dtype']} by a "
+                    f"low-precision inference (test_cfg.inference_dtype="
+                    f"{state['requested']!r}, precision_mode='cast'); rebuild the "
+                    f'model or load its checkpoint again before training it.')
+            self._being_trained = True
+        return super().train(mode)
 
     def cast_modules(self) -> tuple:
         """The modules the cast path casts: image tower, neck, decode head

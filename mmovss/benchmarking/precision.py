@@ -98,8 +98,8 @@ def compare_precisions(cfg, checkpoint: str, dtype: str = 'bf16',
         logger.setLevel(level)
     diff = {k: metrics['low'][k] - v for k, v in metrics['fp32'].items()
             if isinstance(v, float) and isinstance(metrics['low'].get(k), float)}
-    precision = getattr(models['low'], 'inference_precision', None) or {}
     low = models['low']
+    precision = getattr(low, 'inference_precision', None) or {}
     mode = low._precision_mode() if hasattr(low, '_precision_mode') else 'autocast'
     return dict(fp32=metrics['fp32'], low=metrics['low'], diff=diff,
                 labels_equal=equal / max(pixels, 1), pixels=pixels, images=images,

@@ -145,9 +145,10 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
         batch = int(self.test_cfg.get('crop_batch_size', 8))
         if batch < 1:
             raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got {batch}.')
-        outs = [self.decode_head(*self.head_inputs(self.extract_feat(views[s:s + batch]),
-                                                   class_embeds)).float()
-                for s in range(0, views.shape[0], batch)]
+        outs = []
+        for s in range(0, views.shape[0], batch):
+            feats = self.extract_feat(views[s:s + batch])  # casts the model on its first call
+            outs.append(self.decode_head(feats, self.head_class_embeds(class_embeds)).float())
         return torch.cat(outs)
 
     def probabilities(self, logits: Tensor, image_hw: Sequence[int]) -> Tensor:

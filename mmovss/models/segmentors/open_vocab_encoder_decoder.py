@@ -74,7 +74,7 @@ from mmseg.utils import (
 from ..decode_heads.open_vocab_head import OpenVocabDecodeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps, SlideLogits
-from ..utils.low_precision import prepare_low_precision, tower_dtype
+from ..utils.low_precision import prepare_low_precision
 from ..utils.mixed_precision import (
     check_inference_dtype,
     inference_autocast,
@@ -291,19 +291,20 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
 
     def head_dtype(self) -> Optional[torch.dtype]:
         """The decode head's dtype when the cast path made it low precision,
-        else None (the head runs on float32 inputs)."""
-        if not self._cast_path():
+        else None (the head runs on float32 inputs). Read from the state the
+        cast recorded (:func:`prepare_low_precision`), not from the weights."""
+        state = self.inference_precision
+        if state is None or state['dtype'] is None or not self._cast_path() or \
+                not any(m is self.decode_head for m in self.cast_modules()):
             return None
-        dtype = tower_dtype(self.decode_head)
-        return None if dtype in (None, torch.float32) else dtype
+        return state['dtype']
 
-    def head_inputs(self, feats, class_embeds: ClassEmbeddings):
-        """Features and class embeddings in the decode head's dtype
-        (identity unless :meth:`head_dtype` is low precision)."""
+    def head_class_embeds(self, class_embeds: ClassEmbeddings) -> ClassEmbeddings:
+        """Class embeddings in the decode head's dtype (unchanged unless
+        :meth:`head_dtype` is low precision; :meth:`extract_feat` already
+        returns the features in that dtype)."""
         dtype = self.head_dtype()
-        if dtype is None:
-            return feats, class_embeds
-        return to_dtype(feats, dtype), class_embeds.to(dtype)
+        return class_embeds if dtype is None else class_embeds.to(dtype)
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         """Backbone (+ neck) features; autocast in inference.
@@ -343,10 +344,9 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         """Class logits of a batch, resized to the input size."""
         if class_embeds is None:
             class_embeds = self.class_embeddings()
-        x, class_embeds = self.head_inputs(self.extract_feat(inputs),
-                                           class_embeds)
-        return self.decode_head.predict(x, class_embeds, batch_img_metas,
-                                        self.test_cfg).float()
+        x = self.extract_feat(inputs)
+        return self.decode_head.predict(x, self.head_class_embeds(class_embeds),
+                                        batch_img_metas, self.test_cfg).float()
 
     def _test_mode(self) -> str:
         """``test_cfg.mode``, checked: ``'slide'`` or ``'whole'``."""
@@ -461,7 +461,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         batch_size, _, h_img, w_img = inputs.shape
         if mode == 'whole':
             low = head.predict_low_res(
-                *self.head_inputs(self.extract_feat(inputs), class_embeds),
+                self.extract_feat(inputs), self.head_class_embeds(class_embeds),
                 batch_img_metas, self.test_cfg).float()
             size = head.predict_size(batch_img_metas)
             out = SlideLogits(batch_size, low.shape[1], size,
@@ -473,7 +473,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         num_windows, batches = self._crop_batches(inputs, batch_img_metas)
         for chunk, crops, metas in batches:
             low = head.predict_low_res(
-                *self.head_inputs(self.extract_feat(crops), class_embeds),
+                self.extract_feat(crops), self.head_class_embeds(class_embeds),
                 metas, self.test_cfg).float()
             if out is None:
                 out = SlideLogits(batch_size, low.shape[1], (h_img, w_img),

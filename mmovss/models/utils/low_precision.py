@@ -157,19 +157,11 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
 
 
 def tower_dtype(tower: nn.Module) -> Optional[torch.dtype]:
-    """The dtype of a module's matrix weights, or None.
-
-    Its first ``nn.Linear``; without one, its first convolution other than
-    :data:`FLOAT32_MODULES` (which stay float32 in a cast tower).
-    """
-    convs = []
-    for name, module in tower.named_modules():
+    """The dtype of a tower's matrix weights (``nn.Linear``), or None."""
+    for module in tower.modules():
         if isinstance(module, nn.Linear):
             return module.weight.dtype
-        if isinstance(module, nn.modules.conv._ConvNd) and \
-                name.split('.')[-1] not in FLOAT32_MODULES:
-            convs.append(module.weight.dtype)
-    return convs[0] if convs else None
+    return None
 
 
 def cpu_bf16_check(measure=None, refresh: bool = False) -> dict:

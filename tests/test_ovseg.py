@@ -246,3 +246,98 @@ def test_build_region_data_refuses_an_out_inside_the_images(tmp_path):
     with pytest.raises(ValueError, match='not empty'):
         tool.main(common + ['--out', str(tmp_path / 'old')])
     assert (tmp_path / 'old' / 'regions.json').read_text() == '{}'
+
+
+def _ovshapes_model(name):
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(repo, 'configs', 'ovshapes', name))
+    return MODELS.build(cfg.model)
+
+
+def test_merged_mask_prompts_load_strictly_into_the_prompted_ovshapes_config():
+    """OVSeg's two runs on OVShapes: the tuner's prompts go into the mask
+    model's checkpoint, which loads strictly into the prompted config."""
+    from mmovss.models.segmentors import merge_mask_prompts
+    torch.manual_seed(0)
+    mask_model = _ovshapes_model('ovseg_tiny-clip_3k_ovshapes-seen.py')
+    tuner = _ovshapes_model('ovseg_tiny-clip_mask-prompt-tuning_ovshapes-regions.py')
+    with torch.no_grad():
+        tuner.region_classifier.mask_prompts.normal_()
+    merged, taken = merge_mask_prompts(mask_model.state_dict(), tuner.state_dict())
+    assert taken == ['decode_head.region_classifier.mask_prompts']
+    prompted = _ovshapes_model('ovseg-mpt_tiny-clip_3k_ovshapes-seen.py')
+    prompted.load_state_dict(merged, strict=True)
+    assert torch.equal(prompted.decode_head.region_classifier.mask_prompts,
+                       tuner.region_classifier.mask_prompts)
+    for key, value in mask_model.state_dict().items():
+        assert torch.equal(prompted.state_dict()[key], value), key
+    # the prompts change the crop embeddings of masked crops
+    pixels = torch.rand(3, 64, 64) * 255
+    masks = torch.zeros(1, 64, 64, dtype=torch.bool)
+    masks[0, 8:40, 10:20] = True  # an L: its box holds fully masked-out patches
+    masks[0, 30:40, 10:50] = True
+    prompted.eval()
+    mask_model.eval()
+    with torch.no_grad():
+        with_prompts = prompted.decode_head.region_classifier.region_embeddings(pixels, masks)
+        without = mask_model.decode_head.region_classifier.region_embeddings(pixels, masks)
+    assert not torch.allclose(with_prompts, without, atol=1e-4)
+
+
+def test_merge_mask_prompts_refuses_another_clip_or_depth():
+    from mmovss.models.segmentors import merge_mask_prompts
+    mask_state = {'decode_head.region_classifier.clip.w': torch.ones(2),
+                  'decode_head.mask_decoder.q': torch.zeros(3)}
+    tuner_state = {'region_classifier.clip.w': torch.ones(2),
+                   'region_classifier.mask_prompts': torch.zeros(3, 4),
+                   'text_encoder.t': torch.ones(1)}
+    merged, taken = merge_mask_prompts(mask_state, tuner_state)
+    assert taken == ['decode_head.region_classifier.mask_prompts']
+    assert 'text_encoder.t' not in merged and 'decode_head.text_encoder.t' not in merged
+    other = dict(tuner_state, **{'region_classifier.clip.w': torch.zeros(2)})
+    with pytest.raises(ValueError, match='frozen CLIP weight'):
+        merge_mask_prompts(mask_state, other)
+    untrained = dict(mask_state, **{'decode_head.region_classifier.mask_prompts': torch.ones(3, 4)})
+    replaced, _ = merge_mask_prompts(untrained, tuner_state)
+    assert torch.equal(replaced['decode_head.region_classifier.mask_prompts'], torch.zeros(3, 4))
+    deeper = dict(mask_state, **{'decode_head.region_classifier.mask_prompts': torch.zeros(1, 4)})
+    with pytest.raises(ValueError, match='mask_prompt_depth'):
+        merge_mask_prompts(deeper, tuner_state)
+    with pytest.raises(ValueError, match='MaskPromptTuner'):
+        merge_mask_prompts(mask_state, {'text_encoder.t': torch.ones(1)})
+    with pytest.raises(ValueError, match='region classifier'):
+        merge_mask_prompts({'decode_head.x': torch.ones(1)}, tuner_state)
+
+
+def test_merge_mask_prompts_command_line_never_overwrites(tmp_path):
+    import subprocess
+    import sys
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    tool = osp.join(repo, 'tools', 'ovseg', 'merge_mask_prompts.py')
+    mask = str(tmp_path / 'mask.pth')
+    prompts = str(tmp_path / 'prompts.pth')
+    torch.save(dict(state_dict={'decode_head.region_classifier.clip.w': torch.ones(2)},
+                    meta=dict(iter=3)), mask)
+    torch.save(dict(state_dict={'region_classifier.clip.w': torch.ones(2),
+                                'region_classifier.mask_prompts': torch.full((1, 4), 2.0)}),
+               prompts)
+    out = tmp_path / 'merged.pth'
+
+    def run(*args):
+        return subprocess.run([sys.executable, tool, *args], capture_output=True, text=True)
+
+    assert run(mask, prompts, mask).returncode != 0  # an input is never the output
+    assert torch.load(mask, weights_only=True)['meta'] == dict(iter=3)
+    done = run(mask, prompts, str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    merged = torch.load(str(out), weights_only=True)
+    assert torch.equal(merged['state_dict']['decode_head.region_classifier.mask_prompts'],
+                       torch.full((1, 4), 2.0))
+    assert merged['meta']['iter'] == 3
+    again = run(mask, prompts, str(out))
+    assert again.returncode != 0 and '--overwrite' in again.stderr
+    assert run(mask, prompts, str(out), '--overwrite').returncode == 0
+    missing = run(str(tmp_path / 'none.pth'), prompts, str(tmp_path / 'x.pth'))
+    assert missing.returncode != 0 and 'none.pth' in missing.stderr

@@ -225,3 +225,17 @@ def test_state_lists_the_cells_of_every_run_on_the_work_root(tmp_path):
     assert sorted(state['cells']) == [f'{Path(FREE).stem}/seed2', f'{Path(TRAINED).stem}/seed1']
     assert state['cells'][f'{Path(TRAINED).stem}/seed1']['seed'] == 1
     assert not list(work.glob('*.tmp'))
+
+
+def test_configs_that_are_not_one_cell_stay_out_of_the_default_table(repo_root):
+    """OVSeg's prompt-tuning run and the config testing the merged checkpoint
+    are not train + test cells: run_table.py must not train them."""
+    from mmovss.ovshapes.table import NOT_A_CELL, default_configs
+    configs = default_configs(repo_root)
+    folder = sorted(p.name for p in (repo_root / 'configs' / 'ovshapes').glob('*.py'))
+    left_out = sorted(set(folder) - {Path(c).name for c in configs})
+    assert left_out == ['ovseg-mpt_tiny-clip_3k_ovshapes-seen.py',
+                        'ovseg_tiny-clip_mask-prompt-tuning_ovshapes-regions.py']
+    for name in left_out:
+        assert NOT_A_CELL in (repo_root / 'configs' / 'ovshapes' / name).read_text()
+    assert 'configs/ovshapes/ovseg_tiny-clip_3k_ovshapes-seen.py' in configs

@@ -13,8 +13,11 @@
 # (MaskPromptTuner on region crops pseudo-labelled with caption nouns by
 # tools/ovseg/build_region_data.py from this config's trained mask model,
 # with `--file-prefix train/` on OVShapes so that only training captions are
-# used). That second run has not been made for this row; randomly
-# initialised prompts would only hurt, so the prompt depth stays 0 here.
+# used). This row is the mask model alone with the plain CLIP (prompt depth
+# 0; untrained prompts would only hurt); the two-run recipe is
+# ovseg_tiny-clip_mask-prompt-tuning_ovshapes-regions.py +
+# ovseg-mpt_tiny-clip_3k_ovshapes-seen.py (configs/ovshapes/README.md,
+# "OVSeg's mask-adapted CLIP").
 #   python tools/train.py configs/ovshapes/ovseg_tiny-clip_1k_ovshapes-seen.py
 _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',

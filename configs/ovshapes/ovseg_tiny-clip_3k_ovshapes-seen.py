@@ -3,8 +3,9 @@
 # it). Screened on world seeds 11 and 12, not the table's worlds
 # (configs/ovshapes/README.md, "Schedules"): unseen mIoU 6.95 at 1000
 # iterations, 9.10 at 3000 (seen 24.41 -> 31.91), so 3000 is the better
-# length; its three table worlds are not run yet (the table row is the
-# 1000-iteration config).
+# length. On the three table worlds: seen 30.31, unseen 10.01, hIoU 14.99
+# (1000 iterations: 24.94 / 9.82 / 14.07). The mask model of OVSeg's
+# mask-adapted row (ovseg-mpt_tiny-clip_3k_ovshapes-seen.py).
 #   python tools/train.py configs/ovshapes/ovseg_tiny-clip_3k_ovshapes-seen.py
 _base_ = './ovseg_tiny-clip_1k_ovshapes-seen.py'
 max_iters = 3000

@@ -9,7 +9,7 @@ from .openseg_encoder_decoder import OpenSegEncoderDecoder
 from .training_free_segmentor import TrainingFreeSegmentor
 from .trident_segmentor import TridentSegmentor
 from .two_stage_encoder_decoder import TwoStageEncoderDecoder
-from .two_stage_mask_prompt_tuner import MaskPromptTuner
+from .two_stage_mask_prompt_tuner import MaskPromptTuner, merge_mask_prompts
 
 __all__ = [
     'CATSegEncoderDecoder',
@@ -17,5 +17,6 @@ __all__ = [
     'MaskClassificationEncoderDecoder',
     'MaskGuidedSegmentor', 'MaskPromptTuner', 'MultiScaleFlipEncoderDecoder',
     'MultiScaleFlipInference', 'OpenSegEncoderDecoder', 'OpenVocabEncoderDecoder',
-    'TrainingFreeSegmentor', 'TridentSegmentor', 'TwoStageEncoderDecoder'
+    'TrainingFreeSegmentor', 'TridentSegmentor', 'TwoStageEncoderDecoder',
+    'merge_mask_prompts'
 ]

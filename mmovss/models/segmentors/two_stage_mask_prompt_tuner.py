@@ -13,7 +13,7 @@ positive is its noun (image -> text), and each noun's positives are all its
 crops (text -> image, averaged), which is CLIP's loss when nouns are
 distinct.
 """
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ from mmseg.utils import OptSampleList, SampleList
 
 from ..utils.mask_classification import open_vocab_class_logits
 
-__all__ = ['MaskPromptTuner', 'multi_positive_clip_loss']
+__all__ = ['MaskPromptTuner', 'multi_positive_clip_loss', 'merge_mask_prompts']
 
 
 def multi_positive_clip_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -164,3 +164,63 @@ class MaskPromptTuner(BaseModel):
         if mode == 'tensor':
             return self.class_logits(inputs, data_samples)
         raise ValueError(f'Unknown mode {mode!r}.')
+
+
+def merge_mask_prompts(mask_state: Dict[str, Tensor], tuner_state: Dict[str, Tensor],
+                       head_prefix: str = 'decode_head.'
+                       ) -> Tuple[Dict[str, Tensor], List[str]]:
+    """Puts the tuned mask prompts into a trained OVSeg mask model.
+
+    The tuner's ``region_classifier.*`` weights have the names of the head's
+    ``decode_head.region_classifier.*`` (OVSeg's recipe: the mask model and
+    the mask-adapted CLIP are trained separately, Sec. 3). The frozen CLIP
+    weights must be equal in both; the mask prompts are added (a mask model
+    without prompts) or replace the untrained ones of a mask model built
+    with ``mask_prompt_depth`` (same shape). The tuner's text encoder is not
+    copied.
+
+    Args:
+        mask_state (dict): State dict of the mask model (``OVSegHead`` with a
+            ``region_classifier``; any prompt depth).
+        tuner_state (dict): State dict of the :class:`MaskPromptTuner`.
+        head_prefix (str): Prefix of the head's keys in ``mask_state``.
+
+    Returns:
+        tuple[dict, list[str]]: The merged state dict (a new dict) and the
+        keys taken from the tuner that the mask model did not have or held
+        different values for (prompts).
+
+    Raises:
+        ValueError: No region classifier on one side, a shape mismatch, or
+            a frozen CLIP weight that differs (another CLIP was tuned).
+    """
+    source = 'region_classifier.'
+    tuned = {k: v for k, v in tuner_state.items() if k.startswith(source)}
+    if not tuned:
+        raise ValueError('merge_mask_prompts: the prompt checkpoint has no '
+                         '`region_classifier.*` weights; pass the checkpoint '
+                         'that tools/train.py wrote for a MaskPromptTuner config.')
+    if not any(k.startswith(head_prefix + source) for k in mask_state):
+        raise ValueError(f'merge_mask_prompts: the mask model has no '
+                         f'`{head_prefix}{source}*` weights; pass an OVSeg '
+                         f'(or ZegFormer) checkpoint with a region classifier.')
+    merged = dict(mask_state)
+    taken = []
+    for key, value in tuned.items():
+        target = head_prefix + key
+        old = mask_state.get(target)
+        if old is not None and old.shape != value.shape:
+            raise ValueError(f'merge_mask_prompts: {target} is {tuple(old.shape)} in '
+                             f'the mask model but {tuple(value.shape)} in the '
+                             f'prompt checkpoint (a different mask_prompt_depth '
+                             f'or CLIP).')
+        if 'mask_prompts' not in key:
+            if old is None or not torch.equal(old, value):
+                raise ValueError(
+                    f'merge_mask_prompts: the frozen CLIP weight {key} differs '
+                    f'between the two checkpoints; tune the prompts of the '
+                    f'mask model\'s own CLIP (same `clip` config and weights).')
+            continue
+        merged[target] = value
+        taken.append(target)
+    return merged, taken

@@ -1,0 +1,261 @@
+"""Which stage limits a mask-classification segmentor: oracle ablations.
+
+Mask-classification methods (MaskFormer's family: ZegFormer, OVSeg, SAN,
+FC-CLIP) segment in two steps, class-agnostic mask proposals and then a class
+for each proposal. Replacing one step by the ground truth bounds what the
+other step can reach (OVSeg, Liang et al., CVPR 2023, Sec. 3.2: "ground-truth
+masks classified by CLIP" and "MaskFormer's proposals with ground-truth
+classes" locate the bottleneck). Three runs over the same test images, all
+scored by the config's evaluator (seen / unseen / hIoU with
+:class:`~mmovss.evaluation.OpenVocabIoUMetric`):
+
+* ``model``: the method as configured (``model.test_step``);
+* ``oracle_labels``: the model's own proposals and "no object" scores, each
+  proposal named by the ground-truth class covering most of its pixels
+  (``sigmoid(m_q) > 0.5``, ignored pixels not counted)::
+
+      S_c(p) = sum_q (1 - p_q(void)) [y_q = c] sigmoid(m_q(p))
+
+  (MaskFormer's semantic inference, Cheng et al., NeurIPS 2021, Sec. 3.4,
+  with one-hot class probabilities): the ceiling of the mask proposals under
+  a perfect classifier;
+* ``oracle_masks`` (heads with a CLIP ``region_classifier``: ZegFormer,
+  OVSeg): one ground-truth mask per class present in the image, classified by
+  the method's own :class:`~mmovss.models.utils.RegionCLIPClassifier` on the
+  masked crop (argmax over the vocabulary, the CLIP branch's class
+  embeddings): the ceiling of the CLIP crop classifier under perfect masks.
+"""
+import copy
+import logging
+import numbers
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ['ORACLE_RUNS', 'gt_at_input', 'majority_labels', 'oracle_label_scores',
+           'gt_segment_logits', 'segment_label_scores', 'stage_oracles',
+           'format_oracle_report']
+
+#: Runs of :func:`stage_oracles`, in report order.
+ORACLE_RUNS = ('model', 'oracle_labels', 'oracle_masks')
+
+
+def gt_at_input(gt: Tensor, meta: dict, input_hw, ignore_index: int = 255) -> Tensor:
+    """Ground-truth labels placed like the image in the network input.
+
+    Args:
+        gt (Tensor): (H, W) labels at ``meta['ori_shape']``.
+        meta (dict): The sample's metainfo (``img_shape``, ``padding_size``
+            ``[left, right, top, bottom]`` of mmseg's data preprocessor).
+        input_hw (Sequence[int]): (H, W) of the batch input.
+        ignore_index (int): Label of padded pixels.
+
+    Returns:
+        Tensor: (H_in, W_in) int64 labels, resized (nearest) to ``img_shape``
+        and padded with ``ignore_index``.
+    """
+    if meta.get('flip', False):
+        raise ValueError('stage oracles: the test pipeline flips the image; '
+                         'remove RandomFlip / test-time augmentation from '
+                         'test_dataloader.dataset.pipeline.')
+    h, w = meta.get('img_shape', gt.shape[-2:])[:2]
+    gt = gt.long()
+    if tuple(gt.shape[-2:]) != (h, w):
+        gt = F.interpolate(gt[None, None].float(), size=(h, w), mode='nearest')[0, 0].long()
+    left, _, top, _ = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+    out = gt.new_full(tuple(input_hw), ignore_index)
+    out[top:top + h, left:left + w] = gt
+    return out
+
+
+def majority_labels(mask_logits: Tensor, gt: Tensor, num_classes: int,
+                    ignore_index: int = 255):
+    """The ground-truth class covering most pixels of every proposal.
+
+    Args:
+        mask_logits (Tensor): (Q, H, W) mask logits at the size of ``gt``.
+        gt (Tensor): (H, W) labels.
+        num_classes (int): ``C``; labels outside ``[0, C)`` are ignored.
+        ignore_index (int): Label never counted.
+
+    Returns:
+        tuple[Tensor, Tensor]: (Q,) int64 classes and (Q,) bool, proposals
+        with at least one counted pixel (the others have no class).
+    """
+    binary = (mask_logits.float().sigmoid() > 0.5).flatten(1).float()
+    labels = gt.flatten()
+    counted = (labels != ignore_index) & (labels >= 0) & (labels < num_classes)
+    onehot = F.one_hot(labels.clamp(0, num_classes - 1), num_classes).float()
+    onehot = onehot * counted[:, None].float()
+    counts = binary @ onehot  # (Q, C)
+    return counts.argmax(dim=1), counts.sum(dim=1) > 0
+
+
+def oracle_label_scores(mask_logits: Tensor, class_logits: Tensor, gt: Tensor,
+                        ignore_index: int = 255) -> Tensor:
+    """``S_c = sum_q (1 - p_q(void)) [y_q = c] sigmoid(m_q)`` of one image.
+
+    Args:
+        mask_logits (Tensor): (Q, H, W) mask logits at the size of ``gt``.
+        class_logits (Tensor): (Q, C + 1) class logits, void last.
+        gt (Tensor): (H, W) labels.
+
+    Returns:
+        Tensor: (C, H, W) scores.
+    """
+    num_classes = class_logits.shape[-1] - 1
+    classes, named = majority_labels(mask_logits, gt, num_classes, ignore_index)
+    objectness = 1.0 - class_logits.float().softmax(dim=-1)[:, -1]
+    probs = F.one_hot(classes, num_classes).float() * (objectness * named.float())[:, None]
+    return torch.einsum('qc,qhw->chw', probs, mask_logits.float().sigmoid())
+
+
+def gt_segment_logits(gt: Tensor, num_classes: int, ignore_index: int = 255,
+                      value: float = 20.0):
+    """One mask per class present in ``gt``, as logits (+-``value``).
+
+    Returns:
+        tuple[Tensor, Tensor]: (K, H, W) mask logits and (K,) their classes.
+    """
+    present = [c for c in torch.unique(gt).tolist()
+               if c != ignore_index and 0 <= c < num_classes]
+    classes = torch.tensor(present, dtype=torch.long, device=gt.device)
+    masks = gt[None] == classes[:, None, None]
+    return (masks.float() * 2 - 1) * value, classes
+
+
+def segment_label_scores(gt: Tensor, segment_classes: Tensor, predicted: Tensor,
+                         num_classes: int) -> Tensor:
+    """(C, H, W) one-hot scores: every pixel of ground-truth segment ``k``
+    (class ``segment_classes[k]``) gets class ``predicted[k]``; other pixels
+    (ignored ones) class 0."""
+    labels = torch.zeros_like(gt)
+    for cls, pred in zip(segment_classes.tolist(), predicted.tolist()):
+        labels[gt == cls] = pred
+    return F.one_hot(labels, num_classes).permute(2, 0, 1).float()
+
+
+def _head_parts(model):
+    head = model.decode_head
+    if not hasattr(head, 'forward_sets'):
+        raise ValueError(f'stage oracles need a mask-classification head '
+                         f'(forward_sets: ZegFormer, OVSeg, SAN, FC-CLIP); '
+                         f'{type(head).__name__} predicts per-pixel scores.')
+    if model.test_cfg.get('mode', 'whole') != 'whole':
+        raise ValueError("stage oracles run whole-image inference; set "
+                         "--cfg-options model.test_cfg.mode=whole.")
+    return head
+
+
+@torch.no_grad()
+def _oracle_batch(model, data: dict, masks_oracle: bool) -> Dict[str, list]:
+    head = _head_parts(model)
+    ignore = int(getattr(head, 'ignore_index', 255))
+    runs = {}
+    for name in ('oracle_labels', 'oracle_masks')[:1 + masks_oracle]:
+        batch = model.data_preprocessor(copy.deepcopy(data), False)
+        inputs, samples = batch['inputs'], batch['data_samples']
+        feats = model.extract_feat(inputs)
+        class_embeds = model.head_class_embeds(model.class_embeddings())
+        num_classes = class_embeds.num_classes
+        gts = [gt_at_input(s.gt_sem_seg.data[0], s.metainfo, inputs.shape[-2:], ignore)
+               for s in samples]
+        scores = []
+        if name == 'oracle_labels':
+            masks, logits = head.forward_sets(feats, class_embeds)
+            masks = F.interpolate(masks[-1].float(), size=inputs.shape[-2:],
+                                  mode='bilinear', align_corners=False)
+            for b, gt in enumerate(gts):
+                scores.append(oracle_label_scores(masks[b], logits[-1][b], gt, ignore))
+        else:
+            region_embeds = head.region_class_embeds(class_embeds) \
+                if hasattr(head, 'region_class_embeds') else class_embeds
+            pixels = feats[-1]
+            for b, gt in enumerate(gts):
+                seg_logits, classes = gt_segment_logits(gt, num_classes, ignore)
+                predicted = classes
+                if len(classes):
+                    clip_logits, _ = head.region_classifier(
+                        pixels[b:b + 1], seg_logits[None], region_embeds)
+                    predicted = clip_logits[0].argmax(dim=-1)
+                scores.append(segment_label_scores(gt, classes, predicted, num_classes))
+        runs[name] = model.postprocess_result(torch.stack(scores), samples)
+    return runs
+
+
+def stage_oracles(cfg, checkpoint: Optional[str] = None,
+                  max_images: Optional[int] = None,
+                  model=None) -> Dict[str, object]:
+    """Scores a mask-classification segmentor and its two stage oracles.
+
+    Args:
+        cfg (mmengine.Config): The config (``--cfg-options`` applied), with
+            ``test_dataloader`` and ``test_evaluator``.
+        checkpoint (str, optional): Trained weights, loaded strictly.
+        max_images (int, optional): Stop after this many images.
+        model (nn.Module, optional): An already built model (instead of
+            building ``cfg.model`` with ``checkpoint``).
+
+    Returns:
+        dict: ``metrics`` (run name -> metric dict, runs of
+        :data:`ORACLE_RUNS`; ``oracle_masks`` only for heads with a
+        ``region_classifier``) and ``images``.
+    """
+    from mmengine.evaluator import Evaluator
+    from mmengine.logging import MMLogger
+    from mmengine.runner import Runner, load_checkpoint
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader))
+    metainfo = loader.dataset.metainfo
+    if model is None:
+        model = MODELS.build(copy.deepcopy(cfg.model))
+        if checkpoint is not None:
+            load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                            logger='silent')
+    model.eval()
+    if hasattr(model, 'set_dataset_vocabulary'):
+        model.set_dataset_vocabulary(metainfo)
+    head = _head_parts(model)
+    masks_oracle = getattr(head, 'region_classifier', None) is not None
+    runs: List[str] = [r for r in ORACLE_RUNS if masks_oracle or r != 'oracle_masks']
+    evaluators = {}
+    for run in runs:
+        evaluator = Evaluator(copy.deepcopy(cfg.test_evaluator))
+        evaluator.dataset_meta = metainfo
+        evaluators[run] = evaluator
+    images = 0
+    with torch.no_grad():
+        for data in loader:
+            outputs = {'model': model.test_step(copy.deepcopy(data))}
+            outputs.update(_oracle_batch(model, data, masks_oracle))
+            for run in runs:
+                evaluators[run].process(data_samples=outputs[run], data_batch=data)
+            images += len(outputs['model'])
+            if max_images is not None and images >= max_images:
+                break
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the metric's per-class tables
+    try:
+        metrics = {run: {k: float(v) if isinstance(v, numbers.Real) else v
+                         for k, v in ev.evaluate(images).items()}
+                   for run, ev in evaluators.items()}
+    finally:
+        logger.setLevel(level)
+    return dict(metrics=metrics, images=images)
+
+
+def format_oracle_report(result: dict) -> str:
+    """One line per run: every numeric metric."""
+    metrics = result['metrics']
+    keys = [k for k, v in next(iter(metrics.values())).items() if isinstance(v, float)]
+    lines = [f"{'run':<14}" + ''.join(f'{k:>12}' for k in keys)]
+    for run, values in metrics.items():
+        lines.append(f'{run:<14}' + ''.join(f'{values[k]:12.2f}' for k in keys))
+    lines.append(f"{result['images']} images")
+    return '\n'.join(lines)

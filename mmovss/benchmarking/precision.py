@@ -9,13 +9,11 @@ docs/benchmarks.md ("Mixed precision: accuracy": at most 0.5 mIoU points of
 change, at least 99.5% of labels equal on a trained model).
 """
 import copy
-import logging
-import numbers
 from typing import Dict, Optional
 
 import torch
 
-from mmengine.logging import MMLogger
+from ..evaluation.side_by_side import build_evaluators, evaluate_quietly
 
 __all__ = ['compare_precisions', 'format_precision_report']
 
@@ -59,7 +57,6 @@ def compare_precisions(cfg, checkpoint: str, dtype: str = 'bf16',
         ``images``, ``run`` (the precision the low model ran, ``'fp32'``
         after a fallback) and ``dtype`` / ``precision_mode``.
     """
-    from mmengine.evaluator import Evaluator
     from mmengine.runner import Runner
     from mmseg.utils import register_all_modules
 
@@ -68,11 +65,7 @@ def compare_precisions(cfg, checkpoint: str, dtype: str = 'bf16',
     metainfo = loader.dataset.metainfo
     models = {'fp32': _build(cfg, checkpoint, 'fp32', None, metainfo),
               'low': _build(cfg, checkpoint, dtype, precision_mode, metainfo)}
-    evaluators = {}
-    for key in models:
-        evaluator = Evaluator(copy.deepcopy(cfg.test_evaluator))
-        evaluator.dataset_meta = metainfo
-        evaluators[key] = evaluator
+    evaluators = build_evaluators(cfg, models, metainfo)
     equal = pixels = images = 0
     with torch.no_grad():
         for data in loader:
@@ -87,15 +80,7 @@ def compare_precisions(cfg, checkpoint: str, dtype: str = 'bf16',
             images += len(labels['fp32'])
             if max_images is not None and images >= max_images:
                 break
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # the metric's per-class tables, twice
-    try:
-        metrics = {key: {k: float(v) if isinstance(v, numbers.Real) else v
-                         for k, v in ev.evaluate(images).items()}
-                   for key, ev in evaluators.items()}
-    finally:
-        logger.setLevel(level)
+    metrics = evaluate_quietly(evaluators, images)
     diff = {k: metrics['low'][k] - v for k, v in metrics['fp32'].items()
             if isinstance(v, float) and isinstance(metrics['low'].get(k), float)}
     low = models['low']

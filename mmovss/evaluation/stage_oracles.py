@@ -26,13 +26,13 @@ scored by the config's evaluator (seen / unseen / hIoU with
   embeddings): the ceiling of the CLIP crop classifier under perfect masks.
 """
 import copy
-import logging
-import numbers
 from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .side_by_side import build_evaluators, evaluate_quietly
 
 __all__ = ['ORACLE_RUNS', 'gt_at_input', 'majority_labels', 'oracle_label_scores',
            'gt_segment_logits', 'segment_label_scores', 'stage_oracles',
@@ -203,8 +203,6 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
         :data:`ORACLE_RUNS`; ``oracle_masks`` only for heads with a
         ``region_classifier``) and ``images``.
     """
-    from mmengine.evaluator import Evaluator
-    from mmengine.logging import MMLogger
     from mmengine.runner import Runner, load_checkpoint
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
@@ -223,11 +221,7 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
     head = _head_parts(model)
     masks_oracle = getattr(head, 'region_classifier', None) is not None
     runs: List[str] = [r for r in ORACLE_RUNS if masks_oracle or r != 'oracle_masks']
-    evaluators = {}
-    for run in runs:
-        evaluator = Evaluator(copy.deepcopy(cfg.test_evaluator))
-        evaluator.dataset_meta = metainfo
-        evaluators[run] = evaluator
+    evaluators = build_evaluators(cfg, runs, metainfo)
     images = 0
     with torch.no_grad():
         for data in loader:
@@ -238,15 +232,7 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
             images += len(outputs['model'])
             if max_images is not None and images >= max_images:
                 break
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # the metric's per-class tables
-    try:
-        metrics = {run: {k: float(v) if isinstance(v, numbers.Real) else v
-                         for k, v in ev.evaluate(images).items()}
-                   for run, ev in evaluators.items()}
-    finally:
-        logger.setLevel(level)
+    metrics = evaluate_quietly(evaluators, images)
     return dict(metrics=metrics, images=images)
 
 

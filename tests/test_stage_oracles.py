@@ -188,6 +188,38 @@ def test_a_perfect_crop_classifier_reaches_100(tiny_world):
     assert 'oracle_masks' in format_oracle_report(result)
 
 
+def test_fcclip_names_ground_truth_masks_by_mask_pooling(tiny_world):
+    """FC-CLIP's oracle-mask run pools its frozen CLIP inside each ground-truth
+    mask: with a pooling that recognises the masks perfectly it scores 100."""
+    from mmovss.evaluation.stage_oracles import mask_classifier_kind
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes',
+                                       'fcclip_tiny-clip_1k_ovshapes-seen.py'))
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': tiny_world})
+    model = _model(cfg)
+    head = model.decode_head
+    assert mask_classifier_kind(head) == 'pooling'
+    regions = [gt == c for _, gt in GroundTruthByImage(cfg).items
+               for c in torch.unique(gt).tolist() if c != 255]
+    classes = [c for _, gt in GroundTruthByImage(cfg).items
+               for c in torch.unique(gt).tolist() if c != 255]
+    pooled_masks = []
+
+    def perfect_pooling(inputs, masks):
+        out = torch.zeros(*masks.shape[:2], 40)
+        for q, mask in enumerate(masks[0] > 0):
+            for region, cls in zip(regions, classes):
+                if region.shape == mask.shape and torch.equal(region, mask):
+                    out[0, q, cls] = 1.0
+                    pooled_masks.append(cls)
+        return out
+
+    head.pooled_clip_embeddings = perfect_pooling
+    head.out_vocab_logits = lambda pooled, class_embeds: pooled
+    result = stage_oracles(cfg, model=model, max_images=2)
+    assert result['metrics']['oracle_masks']['mIoU'] == pytest.approx(100.0)
+    assert len(pooled_masks) >= 2  # every ground-truth segment went through the pooling
+
+
 def test_heads_without_proposals_are_refused(tiny_world):
     cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes',
                                        'dense-refine_tiny-clip_1k_ovshapes-seen.py'))

@@ -19,11 +19,15 @@ scored by the config's evaluator (seen / unseen / hIoU with
   (MaskFormer's semantic inference, Cheng et al., NeurIPS 2021, Sec. 3.4,
   with one-hot class probabilities): the ceiling of the mask proposals under
   a perfect classifier;
-* ``oracle_masks`` (heads with a CLIP ``region_classifier``: ZegFormer,
-  OVSeg): one ground-truth mask per class present in the image, classified by
-  the method's own :class:`~mmovss.models.utils.RegionCLIPClassifier` on the
-  masked crop (argmax over the vocabulary, the CLIP branch's class
-  embeddings): the ceiling of the CLIP crop classifier under perfect masks.
+* ``oracle_masks``: one ground-truth mask per class present in the image,
+  named by the method's own CLIP classifier (argmax over the vocabulary):
+  the ceiling of that classifier under perfect masks. Heads with a
+  ``region_classifier`` (ZegFormer, OVSeg) classify the masked crop with
+  :class:`~mmovss.models.utils.RegionCLIPClassifier` (the CLIP branch's class
+  embeddings); FC-CLIP's head classifies the frozen CLIP's embeddings
+  mask-pooled inside the mask (its out-of-vocabulary classifier, Yu et al.,
+  NeurIPS 2023, Sec. 3.3). Other heads (SAN) have no such separate
+  classifier and get no ``oracle_masks`` run.
 """
 import copy
 from typing import Dict, List, Optional
@@ -35,7 +39,8 @@ from torch import Tensor
 from .side_by_side import build_evaluators, evaluate_quietly
 
 __all__ = ['ORACLE_RUNS', 'gt_at_input', 'majority_labels', 'oracle_label_scores',
-           'gt_segment_logits', 'segment_label_scores', 'stage_oracles',
+           'gt_segment_logits', 'segment_label_scores', 'mask_classifier_kind',
+           'stage_oracles',
            'format_oracle_report']
 
 #: Runs of :func:`stage_oracles`, in report order.
@@ -149,12 +154,39 @@ def _head_parts(model):
     return head
 
 
+def mask_classifier_kind(head) -> Optional[str]:
+    """How ``head`` names a given mask with CLIP: ``'crops'`` (a
+    ``region_classifier``), ``'pooling'`` (FC-CLIP's mask-pooled
+    out-of-vocabulary classifier) or None."""
+    if getattr(head, 'region_classifier', None) is not None:
+        return 'crops'
+    if hasattr(head, 'pooled_clip_embeddings') and hasattr(head, 'out_vocab_logits'):
+        return 'pooling'
+    return None
+
+
+def _name_gt_segments(head, kind: str, feats, b: int, seg_logits: Tensor,
+                      class_embeds) -> Tensor:
+    """(K,) classes the head's CLIP classifier gives the (K, H, W) mask
+    logits of image ``b``."""
+    if kind == 'crops':
+        region_embeds = head.region_class_embeds(class_embeds) \
+            if hasattr(head, 'region_class_embeds') else class_embeds
+        logits, _ = head.region_classifier(feats[-1][b:b + 1], seg_logits[None],
+                                           region_embeds)
+    else:
+        image_feats = [f[b:b + 1] for f in feats]
+        pooled = head.pooled_clip_embeddings(image_feats, seg_logits[None])
+        logits = head.out_vocab_logits(pooled, class_embeds)
+    return logits[0].argmax(dim=-1)
+
+
 @torch.no_grad()
-def _oracle_batch(model, data: dict, masks_oracle: bool) -> Dict[str, list]:
+def _oracle_batch(model, data: dict, masks_kind: Optional[str]) -> Dict[str, list]:
     head = _head_parts(model)
     ignore = int(getattr(head, 'ignore_index', 255))
     runs = {}
-    for name in ('oracle_labels', 'oracle_masks')[:1 + masks_oracle]:
+    for name in ('oracle_labels', 'oracle_masks')[:1 + (masks_kind is not None)]:
         batch = model.data_preprocessor(copy.deepcopy(data), False)
         inputs, samples = batch['inputs'], batch['data_samples']
         feats = model.extract_feat(inputs)
@@ -170,16 +202,12 @@ def _oracle_batch(model, data: dict, masks_oracle: bool) -> Dict[str, list]:
             for b, gt in enumerate(gts):
                 scores.append(oracle_label_scores(masks[b], logits[-1][b], gt, ignore))
         else:
-            region_embeds = head.region_class_embeds(class_embeds) \
-                if hasattr(head, 'region_class_embeds') else class_embeds
-            pixels = feats[-1]
             for b, gt in enumerate(gts):
                 seg_logits, classes = gt_segment_logits(gt, num_classes, ignore)
                 predicted = classes
                 if len(classes):
-                    clip_logits, _ = head.region_classifier(
-                        pixels[b:b + 1], seg_logits[None], region_embeds)
-                    predicted = clip_logits[0].argmax(dim=-1)
+                    predicted = _name_gt_segments(head, masks_kind, feats, b,
+                                                  seg_logits, class_embeds)
                 scores.append(segment_label_scores(gt, classes, predicted, num_classes))
         runs[name] = model.postprocess_result(torch.stack(scores), samples)
     return runs
@@ -200,8 +228,8 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
 
     Returns:
         dict: ``metrics`` (run name -> metric dict, runs of
-        :data:`ORACLE_RUNS`; ``oracle_masks`` only for heads with a
-        ``region_classifier``) and ``images``.
+        :data:`ORACLE_RUNS`; ``oracle_masks`` only for heads with a separate
+        CLIP classifier, :func:`mask_classifier_kind`) and ``images``.
     """
     from mmengine.runner import Runner, load_checkpoint
     from mmseg.registry import MODELS
@@ -219,14 +247,14 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
     if hasattr(model, 'set_dataset_vocabulary'):
         model.set_dataset_vocabulary(metainfo)
     head = _head_parts(model)
-    masks_oracle = getattr(head, 'region_classifier', None) is not None
-    runs: List[str] = [r for r in ORACLE_RUNS if masks_oracle or r != 'oracle_masks']
+    masks_kind = mask_classifier_kind(head)
+    runs: List[str] = [r for r in ORACLE_RUNS if masks_kind or r != 'oracle_masks']
     evaluators = build_evaluators(cfg, runs, metainfo)
     images = 0
     with torch.no_grad():
         for data in loader:
             outputs = {'model': model.test_step(copy.deepcopy(data))}
-            outputs.update(_oracle_batch(model, data, masks_oracle))
+            outputs.update(_oracle_batch(model, data, masks_kind))
             for run in runs:
                 evaluators[run].process(data_samples=outputs[run], data_batch=data)
             images += len(outputs['model'])

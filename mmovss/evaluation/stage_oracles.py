@@ -185,15 +185,15 @@ def _name_gt_segments(head, kind: str, feats, b: int, seg_logits: Tensor,
 def _oracle_batch(model, data: dict, masks_kind: Optional[str]) -> Dict[str, list]:
     head = _head_parts(model)
     ignore = int(getattr(head, 'ignore_index', 255))
+    batch = model.data_preprocessor(copy.deepcopy(data), False)
+    inputs, samples = batch['inputs'], batch['data_samples']
+    feats = model.extract_feat(inputs)
+    class_embeds = model.head_class_embeds(model.class_embeddings())
+    num_classes = class_embeds.num_classes
+    gts = [gt_at_input(s.gt_sem_seg.data[0], s.metainfo, inputs.shape[-2:], ignore)
+           for s in samples]
     runs = {}
     for name in ('oracle_labels', 'oracle_masks')[:1 + (masks_kind is not None)]:
-        batch = model.data_preprocessor(copy.deepcopy(data), False)
-        inputs, samples = batch['inputs'], batch['data_samples']
-        feats = model.extract_feat(inputs)
-        class_embeds = model.head_class_embeds(model.class_embeddings())
-        num_classes = class_embeds.num_classes
-        gts = [gt_at_input(s.gt_sem_seg.data[0], s.metainfo, inputs.shape[-2:], ignore)
-               for s in samples]
         scores = []
         if name == 'oracle_labels':
             masks, logits = head.forward_sets(feats, class_embeds)
@@ -209,7 +209,7 @@ def _oracle_batch(model, data: dict, masks_kind: Optional[str]) -> Dict[str, lis
                     predicted = _name_gt_segments(head, masks_kind, feats, b,
                                                   seg_logits, class_embeds)
                 scores.append(segment_label_scores(gt, classes, predicted, num_classes))
-        runs[name] = model.postprocess_result(torch.stack(scores), samples)
+        runs[name] = model.postprocess_result(torch.stack(scores), copy.deepcopy(samples))
     return runs
 
 

@@ -1,12 +1,13 @@
 """Several runs over one test set, each scored by its own copy of the
-config's evaluator (used by the precision agreement and the stage oracles).
+config's evaluator (used by the precision agreement and the stage oracles),
+and the command line those tools share.
 """
 import copy
 import logging
 import numbers
 from typing import Dict, Iterable
 
-__all__ = ['build_evaluators', 'evaluate_quietly']
+__all__ = ['build_evaluators', 'evaluate_quietly', 'side_by_side_parser', 'run_side_by_side_tool']
 
 
 def build_evaluators(cfg, runs: Iterable[str], metainfo: dict) -> Dict[str, object]:
@@ -34,3 +35,50 @@ def evaluate_quietly(evaluators: Dict[str, object], size: int) -> Dict[str, dict
                 for run, evaluator in evaluators.items()}
     finally:
         logger.setLevel(level)
+
+
+def side_by_side_parser(description: str):
+    """The arguments every side-by-side tool takes: CONFIG, CHECKPOINT,
+    ``--max-images``, ``--json`` and ``--cfg-options`` (add your own)."""
+    import argparse
+
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='trained checkpoint (loaded strictly)')
+    parser.add_argument('--max-images', type=int, default=None,
+                        help='stop after this many test images')
+    parser.add_argument('--json', help='also write the result to this JSON file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, as tools/test.py')
+    return parser
+
+
+def run_side_by_side_tool(parser, argv, measure, report):
+    """Parses ``argv``, checks the checkpoint, loads the config (with
+    ``--cfg-options``), calls ``measure(cfg, args)``, prints
+    ``report(result)`` and writes ``--json``; a ValueError ends the program
+    with its message."""
+    import json
+    import os.path as osp
+    import sys
+
+    from mmovss.runtime import load_config
+    args = parser.parse_args(argv)
+    if args.max_images is not None and args.max_images < 1:
+        parser.error('--max-images must be >= 1')
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'error: checkpoint {args.checkpoint!r} does not exist; pass the '
+                 f'.pth file tools/train.py wrote (e.g. work_dirs/NAME/iter_1000.pth).')
+    cfg = load_config(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    try:
+        result = measure(cfg, args)
+    except ValueError as err:
+        sys.exit(f'error: {err}')
+    print(report(result))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result

@@ -13,8 +13,6 @@ Example (an OVShapes world made by ``tools/ovshapes/make_dataset.py``)::
         --dtype bf16 --precision-mode cast \\
         --cfg-options test_dataloader.dataset.data_root=data/ovshapes
 """
-import argparse
-import json
 import os.path as osp
 import sys
 
@@ -27,49 +25,28 @@ from mmovss.benchmarking.precision import (  # noqa: E402
     compare_precisions,
     format_precision_report,
 )
-from mmovss.runtime import load_config  # noqa: E402
+from mmovss.evaluation.side_by_side import (  # noqa: E402
+    run_side_by_side_tool,
+    side_by_side_parser,
+)
 
 
-def parse_args(argv=None):
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
-        description='bf16/fp16 inference against float32 on a test set')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='trained checkpoint (loaded strictly)')
+def build_parser():
+    parser = side_by_side_parser('bf16/fp16 inference against float32 on a test set')
     parser.add_argument('--dtype', default='bf16', choices=['bf16', 'fp16'],
                         help='the low precision (fp16 needs CUDA)')
     parser.add_argument('--precision-mode', choices=['cast', 'autocast'], default=None,
                         help="test_cfg.precision_mode of the low-precision run "
                         "(default: the config's, else the segmentor's)")
-    parser.add_argument('--max-images', type=int, default=None,
-                        help='stop after this many test images')
-    parser.add_argument('--json', help='also write the result to this JSON file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides, as tools/test.py')
-    args = parser.parse_args(argv)
-    if args.max_images is not None and args.max_images < 1:
-        parser.error('--max-images must be >= 1')
-    return args
+    return parser
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint!r} does not exist; pass the '
-                 f'.pth file tools/train.py wrote (e.g. work_dirs/NAME/iter_1000.pth).')
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    try:
-        result = compare_precisions(cfg, args.checkpoint, args.dtype,
-                                    args.precision_mode, args.max_images)
-    except ValueError as err:
-        sys.exit(f'error: {err}')
-    print(format_precision_report(result))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
-    return result
+    return run_side_by_side_tool(
+        build_parser(), argv,
+        lambda cfg, args: compare_precisions(cfg, args.checkpoint, args.dtype,
+                                             args.precision_mode, args.max_images),
+        format_precision_report)
 
 
 if __name__ == '__main__':

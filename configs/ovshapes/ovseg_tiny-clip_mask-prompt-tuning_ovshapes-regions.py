@@ -37,7 +37,7 @@ model = dict(
                       templates={{_base_.templates}}))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSegAnnotations'),  # the checking loader (masks: 0 outside, 1 inside)
     dict(type='Resize', scale=(64, 64), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs', meta_keys=('img_path', 'img_shape', 'ori_shape',

@@ -91,11 +91,15 @@ def majority_labels(mask_logits: Tensor, gt: Tensor, num_classes: int,
     """
     binary = (mask_logits.float().sigmoid() > 0.5).flatten(1).float()
     labels = gt.flatten()
-    counted = (labels != ignore_index) & (labels >= 0) & (labels < num_classes)
-    onehot = F.one_hot(labels.clamp(0, num_classes - 1), num_classes).float()
-    onehot = onehot * counted[:, None].float()
-    counts = binary @ onehot  # (Q, C)
-    return counts.argmax(dim=1), counts.sum(dim=1) > 0
+    present = [c for c in torch.unique(labels).tolist()
+               if c != ignore_index and 0 <= c < num_classes]
+    if not present:
+        empty = torch.zeros(binary.shape[0], dtype=torch.long, device=binary.device)
+        return empty, empty.bool()
+    classes = torch.tensor(present, device=labels.device)
+    # (HW, K) over the classes present only: ADE-847 stays small
+    counts = binary @ (labels[:, None] == classes[None]).float()  # (Q, K)
+    return classes[counts.argmax(dim=1)], counts.sum(dim=1) > 0
 
 
 def oracle_label_scores(mask_logits: Tensor, class_logits: Tensor, gt: Tensor,

@@ -31,3 +31,23 @@ def tiny_dataset(tmp_path_factory):
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope='session')
+def make_ovshapes_world(tmp_path_factory):
+    """``make(num_val, seed)``: the folder of a tiny OVShapes world (2 training
+    scenes, ``num_val`` validation scenes of 64 x 64) written by
+    ``tools/ovshapes/make_dataset.py``; one world per arguments per session."""
+    import subprocess
+    made = {}
+
+    def make(num_val: int, seed: int) -> str:
+        if (num_val, seed) not in made:
+            root = tmp_path_factory.mktemp(f'ovshapes_world_{seed}')
+            tool = REPO_ROOT / 'tools' / 'ovshapes' / 'make_dataset.py'
+            subprocess.run([sys.executable, str(tool), '--out', str(root), '--num-train', '2',
+                            '--num-val', str(num_val), '--seed', str(seed)],
+                           check=True, capture_output=True, cwd=REPO_ROOT)
+            made[num_val, seed] = str(root)
+        return made[num_val, seed]
+    return make

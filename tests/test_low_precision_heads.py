@@ -226,14 +226,9 @@ def test_slow_bf16_cpu_runs_the_head_in_float32(monkeypatch):
 
 
 @pytest.fixture(scope='module')
-def tiny_world(tmp_path_factory):
+def tiny_world(make_ovshapes_world):
     """A tiny OVShapes world on disk (4 validation scenes)."""
-    import subprocess
-    root = tmp_path_factory.mktemp('world')
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'ovshapes', 'make_dataset.py'),
-                    '--out', str(root), '--num-train', '2', '--num-val', '4', '--seed', '5'],
-                   check=True, capture_output=True, cwd=REPO)
-    return str(root)
+    return make_ovshapes_world(num_val=4, seed=5)
 
 
 def _checkpoint(tmp_path, model):

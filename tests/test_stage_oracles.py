@@ -83,12 +83,8 @@ def test_gt_segments_round_trip():
 
 
 @pytest.fixture(scope='module')
-def tiny_world(tmp_path_factory):
-    root = tmp_path_factory.mktemp('world')
-    subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'ovshapes', 'make_dataset.py'),
-                    '--out', str(root), '--num-train', '2', '--num-val', '3', '--seed', '7'],
-                   check=True, capture_output=True, cwd=REPO)
-    return str(root)
+def tiny_world(make_ovshapes_world):
+    return make_ovshapes_world(num_val=3, seed=7)
 
 
 def _cfg(world):

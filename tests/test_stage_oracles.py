@@ -194,16 +194,14 @@ def test_fcclip_names_ground_truth_masks_by_mask_pooling(tiny_world):
     model = _model(cfg)
     head = model.decode_head
     assert mask_classifier_kind(head) == 'pooling'
-    regions = [gt == c for _, gt in GroundTruthByImage(cfg).items
-               for c in torch.unique(gt).tolist() if c != 255]
-    classes = [c for _, gt in GroundTruthByImage(cfg).items
-               for c in torch.unique(gt).tolist() if c != 255]
+    segments = [(gt == c, c) for _, gt in GroundTruthByImage(cfg).items
+                for c in torch.unique(gt).tolist() if c != 255]
     pooled_masks = []
 
     def perfect_pooling(inputs, masks):
         out = torch.zeros(*masks.shape[:2], 40)
         for q, mask in enumerate(masks[0] > 0):
-            for region, cls in zip(regions, classes):
+            for region, cls in segments:
                 if region.shape == mask.shape and torch.equal(region, mask):
                     out[0, q, cls] = 1.0
                     pooled_masks.append(cls)

@@ -38,10 +38,9 @@ from torch import Tensor
 
 from .side_by_side import build_evaluators, evaluate_quietly
 
-__all__ = ['ORACLE_RUNS', 'gt_at_input', 'majority_labels', 'oracle_label_scores',
-           'gt_segment_logits', 'segment_label_scores', 'mask_classifier_kind',
-           'stage_oracles',
-           'format_oracle_report']
+__all__ = ['ORACLE_RUNS', 'gt_at_input', 'present_classes', 'majority_labels',
+           'oracle_label_scores', 'gt_segment_logits', 'segment_label_scores',
+           'mask_classifier_kind', 'stage_oracles', 'format_oracle_report']
 
 #: Runs of :func:`stage_oracles`, in report order.
 ORACLE_RUNS = ('model', 'oracle_labels', 'oracle_masks')
@@ -75,6 +74,14 @@ def gt_at_input(gt: Tensor, meta: dict, input_hw, ignore_index: int = 255) -> Te
     return out
 
 
+def present_classes(gt: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
+    """(K,) int64, the classes in ``[0, num_classes)`` that label a pixel of
+    ``gt`` (ascending; ``ignore_index`` and other values left out)."""
+    present = [c for c in torch.unique(gt).tolist()
+               if c != ignore_index and 0 <= c < num_classes]
+    return torch.tensor(present, dtype=torch.long, device=gt.device)
+
+
 def majority_labels(mask_logits: Tensor, gt: Tensor, num_classes: int,
                     ignore_index: int = 255):
     """The ground-truth class covering most pixels of every proposal.
@@ -91,12 +98,10 @@ def majority_labels(mask_logits: Tensor, gt: Tensor, num_classes: int,
     """
     binary = (mask_logits.float().sigmoid() > 0.5).flatten(1).float()
     labels = gt.flatten()
-    present = [c for c in torch.unique(labels).tolist()
-               if c != ignore_index and 0 <= c < num_classes]
-    if not present:
+    classes = present_classes(gt, num_classes, ignore_index)
+    if not len(classes):
         empty = torch.zeros(binary.shape[0], dtype=torch.long, device=binary.device)
         return empty, empty.bool()
-    classes = torch.tensor(present, device=labels.device)
     # (HW, K) over the classes present only: ADE-847 stays small
     counts = binary @ (labels[:, None] == classes[None]).float()  # (Q, K)
     return classes[counts.argmax(dim=1)], counts.sum(dim=1) > 0
@@ -128,9 +133,7 @@ def gt_segment_logits(gt: Tensor, num_classes: int, ignore_index: int = 255,
     Returns:
         tuple[Tensor, Tensor]: (K, H, W) mask logits and (K,) their classes.
     """
-    present = [c for c in torch.unique(gt).tolist()
-               if c != ignore_index and 0 <= c < num_classes]
-    classes = torch.tensor(present, dtype=torch.long, device=gt.device)
+    classes = present_classes(gt, num_classes, ignore_index)
     masks = gt[None] == classes[:, None, None]
     return (masks.float() * 2 - 1) * value, classes
 
@@ -146,7 +149,9 @@ def segment_label_scores(gt: Tensor, segment_classes: Tensor, predicted: Tensor,
     return F.one_hot(labels, num_classes).permute(2, 0, 1).float()
 
 
-def _head_parts(model):
+def _mask_classification_head(model):
+    """The model's decode head, checked: proposals (``forward_sets``) and
+    whole-image inference."""
     head = model.decode_head
     if not hasattr(head, 'forward_sets'):
         raise ValueError(f'stage oracles need a mask-classification head '
@@ -186,8 +191,7 @@ def _name_gt_segments(head, kind: str, feats, b: int, seg_logits: Tensor,
 
 
 @torch.no_grad()
-def _oracle_batch(model, data: dict, masks_kind: Optional[str]) -> Dict[str, list]:
-    head = _head_parts(model)
+def _oracle_batch(model, head, data: dict, masks_kind: Optional[str]) -> Dict[str, list]:
     ignore = int(getattr(head, 'ignore_index', 255))
     batch = model.data_preprocessor(copy.deepcopy(data), False)
     inputs, samples = batch['inputs'], batch['data_samples']
@@ -250,7 +254,7 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
     model.eval()
     if hasattr(model, 'set_dataset_vocabulary'):
         model.set_dataset_vocabulary(metainfo)
-    head = _head_parts(model)
+    head = _mask_classification_head(model)
     masks_kind = mask_classifier_kind(head)
     runs: List[str] = [r for r in ORACLE_RUNS if masks_kind or r != 'oracle_masks']
     evaluators = build_evaluators(cfg, runs, metainfo)
@@ -258,7 +262,7 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
     with torch.no_grad():
         for data in loader:
             outputs = {'model': model.test_step(copy.deepcopy(data))}
-            outputs.update(_oracle_batch(model, data, masks_kind))
+            outputs.update(_oracle_batch(model, head, data, masks_kind))
             for run in runs:
                 evaluators[run].process(data_samples=outputs[run], data_batch=data)
             images += len(outputs['model'])

@@ -16,6 +16,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmovss.converters.common import ConversionError, unwrap_state_dict  # noqa: E402
 from mmovss.converters.files import save_atomically  # noqa: E402
 from mmovss.io import check_planned_outputs  # noqa: E402
 from mmovss.models.segmentors.two_stage_mask_prompt_tuner import (  # noqa: E402
@@ -43,9 +44,8 @@ def main(argv=None):
     mask = load_checkpoint_safely(args.mask_checkpoint)
     tuner = load_checkpoint_safely(args.prompt_checkpoint)
     try:
-        state, taken = merge_mask_prompts(mask.get('state_dict', mask),
-                                          tuner.get('state_dict', tuner))
-    except ValueError as err:
+        state, taken = merge_mask_prompts(unwrap_state_dict(mask), unwrap_state_dict(tuner))
+    except (ConversionError, ValueError) as err:
         sys.exit(f'error: {err}')
     meta = dict(mask.get('meta', {})) if 'state_dict' in mask else {}
     meta['mask_prompts_from'] = osp.abspath(args.prompt_checkpoint)

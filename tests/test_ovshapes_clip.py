@@ -17,12 +17,13 @@ def test_shipped_tiny_clip_is_small_and_classifies_unseen_classes():
     tokenizer = open_clip.get_tokenizer(
         'ViT-B-16', context_length=OVSHAPES_CLIP_CFG['text_cfg']['context_length'])
     acc = zero_shot_accuracy(clip.float().eval(), tokenizer, seed=777, per_class=5)
-    # chance is 1/36. The first tiny CLIP ('single' recipe) scored 0.85 here; the
-    # 'crowded' one shipped for its dense tokens (issue #22) trades image-level accuracy
-    # for them: 0.63 unseen / 0.55 seen with this seed (0.60 / 0.53 in its record), so
-    # the guard is 0.45, still 16x chance (a random model: test below).
-    assert acc['unseen'] >= 0.45, acc
-    assert acc['seen'] >= 0.45, acc
+    # chance is 1/36. Issue #22's goal is >= 0.8 on unseen compositions. With this
+    # seed: the shipped two-stage CLIP ('crowded', then 'single' from it) 0.98 unseen /
+    # 0.94 seen (0.95 / 0.91 in its record). The 'crowded' stage alone (0.63 / 0.55) fails
+    # it; the first tiny CLIP ('single' only, 0.93 / 0.86) passes it and is caught by its
+    # patch tokens (tests/test_ovshapes_training_free_e2e.py); a random model: below.
+    assert acc['unseen'] >= 0.8, acc
+    assert acc['seen'] >= 0.8, acc
 
 
 def test_random_weights_are_at_chance():

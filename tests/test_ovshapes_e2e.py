@@ -15,20 +15,20 @@ enforced by the dataset (tests/test_ovshapes_world.py).
 
 Measured with this exact test setup (300 train / 40 val images, 300
 iterations, batch 8) on 2 CPU cores, one run per world seed (mIoU %), with the
-first tiny CLIP (``--recipe single``; the test also passes with the current
-``crowded`` one, issue #22):
+shipped two-stage tiny CLIP (md5 2a973255) and, before it, the first tiny
+CLIP (``--recipe single``):
 
-=====  =====  ======  ======  =====
-seed   all    seen    unseen  hIoU
-=====  =====  ======  ======  =====
-1      30.61  35.80   18.92   24.76
-2      31.30  39.78   10.50   16.62
-3      31.55  36.81   19.27   25.30
-4      30.41  36.11   17.10   23.21
-=====  =====  ======  ======  =====
+=====  =====  ======  ======  =====  ==========================
+seed   all    seen    unseen  hIoU   first tiny CLIP: unseen
+=====  =====  ======  ======  =====  ==========================
+1      46.03  49.67   37.52   42.75  18.92
+2      46.14  50.19   36.70   42.40  10.50
+3      48.72  50.18   45.31   47.62  19.27
+4      43.09  48.93   29.45   36.77  17.10
+=====  =====  ======  ======  =====  ==========================
 
-The test uses seed 1; THRESHOLD = 6 % is 4-10x the chance level and below
-the worst seed with margin.
+The test uses seed 1; THRESHOLD = 15 % is 10-20x the chance level and half
+the worst seed with the shipped CLIP (seen must reach twice that).
 """
 import re
 import subprocess
@@ -40,7 +40,7 @@ from mmovss.ovshapes import world
 
 CONFIG = 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py'
 ITERS = 300
-THRESHOLD = 6.0  # unseen mIoU in %
+THRESHOLD = 15.0  # unseen mIoU in %; measured 37.52 on this world (module docstring)
 
 
 def _options(root, extra=()):

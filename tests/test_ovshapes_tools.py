@@ -35,6 +35,36 @@ def test_pretrain_tool_saves_float16_weights_and_their_record(tmp_path, capsys):
     assert 'zero-shot accuracy' in capsys.readouterr().out
 
 
+def test_pretrain_tool_continues_from_a_saved_clip_and_carries_its_record(tmp_path):
+    """``--init``: the second stage of the shipped two-stage recipe starts from the
+    first stage's weights (a zero-step run returns them unchanged), records the
+    first stage's record, and refuses a missing file or writing over its input."""
+    tool = _load_tool('pretrain_clip')
+    first, second = tmp_path / 'first.pt', tmp_path / 'second.pt'
+    tool.main(['--out', str(first), '--steps', '2', '--batch-size', '4', '--eval-every', '0',
+               '--threads', '1'])
+    tool.main(['--out', str(second), '--init', str(first), '--recipe', 'single', '--steps', '0',
+               '--batch-size', '4', '--eval-every', '0', '--threads', '1'])
+    a = torch.load(first, map_location='cpu', weights_only=True)
+    b = torch.load(second, map_location='cpu', weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    record = json.loads((tmp_path / 'second.json').read_text())
+    assert record['init'] == str(first)
+    assert record['init_record'] == json.loads((tmp_path / 'first.json').read_text())
+    # a run that trains moves the weights away from its start
+    third = tmp_path / 'third.pt'
+    tool.main(['--out', str(third), '--init', str(first), '--recipe', 'single', '--steps', '1',
+               '--warmup', '1', '--batch-size', '4', '--eval-every', '0', '--threads', '1'])
+    c = torch.load(third, map_location='cpu', weights_only=True)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(SystemExit, match='no such file'):
+        tool.main(['--out', str(tmp_path / 'x.pt'), '--init', str(tmp_path / 'missing.pt')])
+    with pytest.raises(SystemExit, match='same file'):
+        tool.main(['--out', str(first), '--init', str(first), '--force'])
+    assert torch.equal(torch.load(first, weights_only=True)['positional_embedding'],
+                       a['positional_embedding'])
+
+
 def test_save_pretrained_records_the_accuracy_of_the_rounded_weights(tmp_path):
     import open_clip
 

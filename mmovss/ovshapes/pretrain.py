@@ -24,6 +24,14 @@ segmentation name included. Zoomed random crops (``zoom_prob``) are an
 option, off by default (they did not help in screening, see
 ``configs/ovshapes/README.md``). ``'single'`` reproduces
 the first shipped tiny CLIP's batches draw for draw.
+
+The shipped tiny CLIP is trained in two stages (``init``): ``'crowded'``
+from scratch, then ``'single'`` from there. The second stage, like a
+curriculum that ends on clean whole-object images, restores the class
+token's pattern words, which the crowded captions blur (zero-shot accuracy
+on unseen compositions 0.60 -> 0.95), and it also sharpens the patch tokens
+(training-free unseen mIoU about doubles); ``'single'`` alone gives neither
+meaningful patch tokens nor this accuracy (README, "The tiny CLIP").
 """
 import copy
 import json
@@ -236,9 +244,11 @@ def pretrain(steps: int = 4000, batch_size: int = 128, lr: float = 1e-3,
              weight_decay: float = 0.1, warmup: int = 200, seed: int = 0,
              model_cfg: Optional[dict] = None, log_every: int = 100,
              eval_every: int = 0, logger: Callable[[str], None] = print,
-             recipe: Union[str, dict] = 'crowded'):
-    """Trains the tiny CLIP from scratch; returns (model, history).
+             recipe: Union[str, dict] = 'crowded', init: Optional[str] = None):
+    """Trains the tiny CLIP; returns (model, history).
 
+    From scratch, or, with ``init``, continued from a saved tiny CLIP (a
+    :func:`save_pretrained` file of the same ``model_cfg``; loaded strictly).
     Deterministic given ``seed`` (and the same number of torch threads).
     """
     import open_clip
@@ -246,6 +256,10 @@ def pretrain(steps: int = 4000, batch_size: int = 128, lr: float = 1e-3,
     rng = np.random.default_rng(seed)
     cfg = copy.deepcopy(model_cfg or OVSHAPES_CLIP_CFG)
     model = open_clip.CLIP(**cfg)
+    if init is not None:
+        from mmovss.models.utils.open_clip_weights import load_clip_state_dict
+        state, _ = load_clip_state_dict(init)
+        model.load_state_dict({k: v.float() for k, v in state.items()})
     tokenizer = ovshapes_tokenizer(cfg)
 
     def decays(name, param):

@@ -32,6 +32,15 @@ from mmovss.ovshapes.pretrain import (  # noqa: E402
 )
 
 
+def init_record(path):
+    """The JSON record written next to a tiny CLIP by this tool, or None."""
+    record = osp.splitext(path)[0] + '.json'
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        return json.load(f)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Pretrain the OVShapes tiny CLIP')
     parser.add_argument('--out', required=True, help='output checkpoint (.pt)')
@@ -39,6 +48,9 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--warmup', type=int, default=200, help='linear warm-up steps')
+    parser.add_argument('--init', help='continue from this tiny CLIP (a file written by this '
+                        'tool) instead of training from scratch')
     parser.add_argument('--eval-every', type=int, default=500,
                         help='log zero-shot accuracy every N steps (0: never)')
     parser.add_argument('--threads', type=int, default=2, help='torch threads (determinism)')
@@ -66,6 +78,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if osp.exists(args.out) and not args.force:
         sys.exit(f'{args.out} exists; pass --force to overwrite it.')
+    if args.init and not osp.isfile(args.init):
+        sys.exit(f'--init {args.init}: no such file; pass a tiny CLIP written by this tool.')
+    if args.init and osp.abspath(args.init) == osp.abspath(args.out):
+        sys.exit(f'--init and --out are the same file ({args.out}); write the continued '
+                 'model to another path.')
     recipe = dict(RECIPES[args.recipe])
     for key in ('num_objects', 'radius', 'min_pixels', 'zoom_prob', 'crop', 'stuff_synonyms',
                 'single_fraction'):
@@ -78,15 +95,18 @@ def main(argv=None):
     start = time.time()
     model, history = pretrain(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, eval_every=args.eval_every,
-                              recipe=recipe)
+                              recipe=recipe, warmup=args.warmup, init=args.init)
     train_seconds = time.time() - start
     print(f'zero-shot accuracy: {zero_shot_accuracy(model, ovshapes_tokenizer())}')
-    # the accuracy recorded is that of the float16-rounded weights actually shipped
-    record = save_pretrained(model, args.out, dict(
+    extra = dict(
         command='python ' + ' '.join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]]),
         train_seconds=round(train_seconds, 1), threads=args.threads,
         recipe=dict(name=args.recipe, **recipe),
-        final_loss=history[-1]['loss'] if history else None))
+        final_loss=history[-1]['loss'] if history else None)
+    if args.init:  # a continued run carries the record of the run it continues
+        extra.update(init=args.init, init_record=init_record(args.init))
+    # the accuracy recorded is that of the float16-rounded weights actually shipped
+    record = save_pretrained(model, args.out, extra)
     print(json.dumps(record, indent=2))
 
 

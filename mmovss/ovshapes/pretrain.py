@@ -248,18 +248,19 @@ def pretrain(steps: int = 4000, batch_size: int = 128, lr: float = 1e-3,
     """Trains the tiny CLIP; returns (model, history).
 
     From scratch, or, with ``init``, continued from a saved tiny CLIP (a
-    :func:`save_pretrained` file of the same ``model_cfg``; loaded strictly).
+    :func:`save_pretrained` file of the same ``model_cfg``, loaded by
+    :func:`mmovss.models.utils.build_open_clip` as the configs load it).
     Deterministic given ``seed`` (and the same number of torch threads).
     """
     import open_clip
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cfg = copy.deepcopy(model_cfg or OVSHAPES_CLIP_CFG)
-    model = open_clip.CLIP(**cfg)
-    if init is not None:
-        from mmovss.models.utils.open_clip_weights import load_clip_state_dict
-        state, _ = load_clip_state_dict(init)
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+    if init is None:
+        model = open_clip.CLIP(**cfg)
+    else:  # loaded as the configs load the shipped file
+        from mmovss.models.utils import build_open_clip
+        model, _ = build_open_clip(None, init, cfg)
     tokenizer = ovshapes_tokenizer(cfg)
 
     def decays(name, param):
@@ -336,6 +337,19 @@ def save_pretrained(model, path: str, record: Optional[dict] = None) -> dict:
     out.update(record or {})
     out.update(torch=torch.__version__,
                zero_shot_accuracy=zero_shot_accuracy(model, ovshapes_tokenizer()))
-    with open(osp.splitext(path)[0] + '.json', 'w') as f:
+    with open(record_path(path), 'w') as f:
         json.dump(out, f, indent=2)
     return out
+
+
+def record_path(path: str) -> str:
+    """The JSON record :func:`save_pretrained` writes next to ``path``."""
+    return osp.splitext(path)[0] + '.json'
+
+
+def load_record(path: str) -> Optional[dict]:
+    """The record of the tiny CLIP saved at ``path``, or None without one."""
+    if not osp.isfile(record_path(path)):
+        return None
+    with open(record_path(path)) as f:
+        return json.load(f)

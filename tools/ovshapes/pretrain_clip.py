@@ -25,20 +25,12 @@ import torch  # noqa: E402
 
 from mmovss.ovshapes.pretrain import (  # noqa: E402
     RECIPES,
+    load_record,
     ovshapes_tokenizer,
     pretrain,
     save_pretrained,
     zero_shot_accuracy,
 )
-
-
-def init_record(path):
-    """The JSON record written next to a tiny CLIP by this tool, or None."""
-    record = osp.splitext(path)[0] + '.json'
-    if not osp.isfile(record):
-        return None
-    with open(record) as f:
-        return json.load(f)
 
 
 def main(argv=None):
@@ -104,7 +96,7 @@ def main(argv=None):
         recipe=dict(name=args.recipe, **recipe),
         final_loss=history[-1]['loss'] if history else None)
     if args.init:  # a continued run carries the record of the run it continues
-        extra.update(init=args.init, init_record=init_record(args.init))
+        extra.update(init=args.init, init_record=load_record(args.init))
     # the accuracy recorded is that of the float16-rounded weights actually shipped
     record = save_pretrained(model, args.out, extra)
     print(json.dumps(record, indent=2))

@@ -5,6 +5,7 @@ fall-back decision (with faked peaks: the real ones depend on the machine).
 """
 import importlib.util
 import os.path as osp
+import statistics
 
 import pytest
 import torch
@@ -118,10 +119,10 @@ def test_encoder_count_sums_every_call_and_nested_calls_once():
     with torch.no_grad():
         model(images)
     timer.remove()
-    assert timer.calls == 1 and timer.seconds > 0
-    before = timer.seconds
+    assert timer.calls == 1 and timer.seconds > 0 and timer.cpu_seconds > 0
+    before = timer.seconds, timer.cpu_seconds
     model(images)  # hooks removed: no more time
-    assert timer.seconds == before
+    assert (timer.seconds, timer.cpu_seconds) == before
 
 
 def test_matmul_peak_measures_the_shape_in_its_precision():
@@ -129,6 +130,22 @@ def test_matmul_peak_measures_the_shape_in_its_precision():
     assert result['shape'] == [32, 16, 8] and result['dtype'] == 'fp32'
     assert result['calls'] >= 1 and result['threads'] == torch.get_num_threads()
     assert 0 < result['median_gflops'] <= result['gflops']
+    assert result['cpu_gflops'] > 0
+
+
+def test_matmul_peak_on_cpu_time_is_not_lowered_by_a_lost_core(monkeypatch):
+    """A run that waits for its core (3 s of wall time, 1 s of CPU time)
+    gives a wall-clock peak a third of the peak on CPU time."""
+    def shared_core(fn, repeat, warmup=0, device='cpu', cpu_times=None):
+        if cpu_times is not None:
+            cpu_times.extend([1.0] * repeat)
+        return [3.0] * repeat
+
+    monkeypatch.setattr(peak_module, 'timed_runs', shared_core)
+    result = bench.matmul_peak((256, 128, 64), 'fp32', repeat=3)
+    flops = 2 * 256 * 128 * 64 * result['calls']
+    assert result['gflops'] == pytest.approx(flops / 3.0 / 1e9)
+    assert result['cpu_gflops'] == pytest.approx(flops / 1.0 / 1e9)
 
 
 def test_matmul_peaks_interleave_and_keep_the_best_round():
@@ -143,6 +160,16 @@ def test_matmul_peaks_interleave_and_keep_the_best_round():
     assert seen == ['bf16', 'fp32', 'bf16', 'fp32']
     assert best['bf16']['gflops'] == 7.0 and best['fp32']['gflops'] == 9.0
     assert best['bf16']['rounds'] == 2
+    # the best round on CPU time is kept even when another round is faster
+    # in wall time
+    rounds = iter([(9.0, 4.0), (5.0, 8.0)])
+
+    def fake_cpu(shape, dtype, device):
+        wall, cpu = next(rounds)
+        return dict(shape=list(shape), dtype=dtype, gflops=wall, cpu_gflops=cpu)
+
+    best = bench.matmul_peaks((4, 4, 4), ('fp32',), rounds=2, measure=fake_cpu)
+    assert best['fp32']['gflops'] == 9.0 and best['fp32']['cpu_gflops'] == 8.0
 
 
 def test_efficiency_is_flops_over_time_and_its_fraction_of_peak():
@@ -164,8 +191,8 @@ def _fake_peaks(monkeypatch, rates):
     """Replaces the measured matrix peak by fixed rates per precision."""
     def fake(shape, dtype, device):
         return dict(shape=list(shape), dtype=dtype, gflops=rates[dtype],
-                    median_gflops=rates[dtype], calls=1, repeat=5,
-                    threads=torch.get_num_threads())
+                    median_gflops=rates[dtype], cpu_gflops=rates[dtype] / 2,
+                    calls=1, repeat=5, threads=torch.get_num_threads())
     monkeypatch.setattr(peak_module, 'matmul_peak', fake)
 
 
@@ -184,12 +211,23 @@ def test_report_has_the_efficiency_fields(tool, monkeypatch, capsys):
         assert part['achieved_gflops'] == pytest.approx(part['gflop'] / part['seconds'])
         assert part['fraction'] == pytest.approx(part['achieved_gflops'] / 50.0)
     assert eff['dominant_matmul']['shape'] == eff['peak']['shape']
+    # the same on CPU time, against the peak on CPU time (25 here)
+    assert eff['predict_cpu']['seconds'] == statistics.median(
+        [data['cpu_s_per_image']])
+    for key, part in (('predict_cpu', predict), ('encoder_cpu', encoder)):
+        cpu = eff[key]
+        assert cpu['gflop'] == part['gflop'] and cpu['seconds'] > 0
+        assert cpu['fraction'] == pytest.approx(cpu['gflop'] / cpu['seconds'] / 25.0)
+    assert eff['encoder_cpu']['seconds'] <= eff['predict_cpu']['seconds']
     report = bench.format_report(data)
+    assert f"predict {eff['predict_cpu']['fraction']:.1%}" in report
     assert 'matrix peak' in report and 'image encoder' in report
     assert f"{predict['fraction']:.1%} of peak" in report
     row = bench.efficiency_row(data)
     assert row.count('|') == bench.EFFICIENCY_HEADER.splitlines()[0].count('|')
     assert f"{encoder['fraction']:.1%}" in row and data['device_name'] in row
+    assert (f"{eff['predict_cpu']['fraction']:.1%} / "
+            f"{eff['encoder_cpu']['fraction']:.1%}") in row
     out = capsys.readouterr().out
     assert bench.EFFICIENCY_HEADER in out and row in out
 
@@ -223,7 +261,7 @@ def test_bf16_is_kept_where_faster(tool, monkeypatch):
     assert data['dtype'] == 'bf16' and data['dtype_check']['kept'] is True
     assert data['efficiency']['peak'] == dict(
         shape=data['efficiency']['dominant_matmul']['shape'], dtype='bf16',
-        gflops=80.0, median_gflops=80.0, calls=1, repeat=5,
+        gflops=80.0, median_gflops=80.0, cpu_gflops=40.0, calls=1, repeat=5,
         threads=torch.get_num_threads(), rounds=3)
     assert not any('fell back' in note for note in data['notes'])
 

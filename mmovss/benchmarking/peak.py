@@ -42,8 +42,9 @@ def matmul_peak(shape: Sequence[int], dtype: str = 'fp32', device='cpu',
 
     Returns:
         dict: ``shape``, ``dtype``, ``gflops`` (the peak, GFLOP/s),
-        ``median_gflops``, ``calls`` (products per run), ``repeat`` and
-        ``threads``.
+        ``median_gflops``, ``cpu_gflops`` (the peak per second of this
+        process's CPU time, all threads: :func:`efficiency` on CPU time),
+        ``calls`` (products per run), ``repeat`` and ``threads``.
     """
     m, k, n = (int(v) for v in shape)
     generator = torch.Generator().manual_seed(0)
@@ -57,11 +58,13 @@ def matmul_peak(shape: Sequence[int], dtype: str = 'fp32', device='cpu',
         for _ in range(calls):
             torch.mm(a, b, out=out)
 
-    times = sorted(timed_runs(run, repeat, warmup, device))
+    cpu_times = []
+    times = sorted(timed_runs(run, repeat, warmup, device, cpu_times))
     synchronize(device)
     flops = 2.0 * m * k * n * calls
     return dict(shape=[m, k, n], dtype=dtype, gflops=flops / times[0] / 1e9,
                 median_gflops=flops / times[len(times) // 2] / 1e9,
+                cpu_gflops=flops / max(min(cpu_times), 1e-9) / 1e9,
                 calls=calls, repeat=repeat, threads=torch.get_num_threads())
 
 
@@ -83,15 +86,21 @@ def matmul_peaks(shape: Sequence[int], dtypes: Sequence[str], device='cpu',
 
     Returns:
         dict: ``{dtype: matmul_peak result}`` (the round with most GFLOP/s,
-        ``rounds`` added).
+        ``rounds`` added; ``cpu_gflops``, where measured, is the best
+        round's on CPU time, which may be another round).
     """
     measure = measure or matmul_peak
     best = {}
     for _ in range(max(1, rounds)):
         for dtype in dtypes:
             result = measure(shape, dtype, device)
+            cpu = max(filter(None, (result.get('cpu_gflops'),
+                                    best.get(dtype, {}).get('cpu_gflops'))),
+                      default=None)
             if dtype not in best or result['gflops'] > best[dtype]['gflops']:
                 best[dtype] = dict(result, rounds=rounds)
+            if cpu is not None:
+                best[dtype]['cpu_gflops'] = cpu
     return best
 
 

@@ -118,6 +118,14 @@ def efficiency_rows(result: dict) -> list:
         rows.append((name, f"{part['gflop']:.4g} GFLOP{calls} -> "
                      f"{_gflops(part['achieved_gflops'])} GFLOP/s = "
                      f"{part['fraction']:.1%} of peak"))
+    if peak.get('cpu_gflops'):
+        parts = [f"{name} {eff[key]['fraction']:.1%}"
+                 for name, key in (('predict', 'predict_cpu'),
+                                   ('encoder', 'encoder_cpu'))
+                 if eff.get(key)]
+        rows.append(('on CPU time', f"peak {_gflops(peak['cpu_gflops'])} "
+                     f"GFLOP per CPU second; " + ', '.join(parts) +
+                     ' of it (compare these on a shared machine)'))
     return rows
 
 
@@ -133,9 +141,9 @@ EFFICIENCY_HEADER = (
     '| method | config | input (net) | classes | device | threads | dtype | '
     'peak GFLOP/s (mm M x K x N) | predict GFLOP | predict GFLOP/s | '
     'predict % peak | encoder GFLOP | encoder GFLOP/s | encoder % peak | '
-    'command |\n'
+    'predict / encoder % peak on CPU time | load | command |\n'
     '| --- | --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | '
-    '---: | ---: | ---: | --- |')
+    '---: | ---: | ---: | ---: | ---: | --- |')
 
 
 def efficiency_row(result: dict) -> str:
@@ -161,6 +169,11 @@ def efficiency_row(result: dict) -> str:
         cells += (['-'] * 3 if part is None else [
             f"{part['gflop']:.4g}", f"{part['achieved_gflops']:.1f}",
             f"{part['fraction']:.1%}"])
+    cells.append(' / '.join(
+        f"{eff[key]['fraction']:.1%}" if eff.get(key) else '-'
+        for key in ('predict_cpu', 'encoder_cpu')))
+    load = result.get('load_average')
+    cells.append(f'{load[0]:.1f} -> {load[1]:.1f}' if load else '-')
     cells.append(f"`{result['command']}`")
     return '| ' + ' | '.join(cells) + ' |'
 

@@ -195,7 +195,7 @@ def benchmark_segmentor(config: str,
                     lambda m, i, o: sam_masks.append(int(o[0].shape[0]))))
         outputs = []
         done = []
-        encoder_times = []
+        encoder_times, encoder_cpu_times = [], []
         timer = EncoderTimer(encoder_modules(model), device) \
             if count else None
 
@@ -203,10 +203,12 @@ def benchmark_segmentor(config: str,
             data = runs.pop()
             start = time.perf_counter()
             encoder_start = timer.seconds if timer else 0.0
+            encoder_cpu_start = timer.cpu_seconds if timer else 0.0
             with torch.no_grad(), autocast():
                 outputs.append(model.test_step(data))
             if timer:
                 encoder_times.append(timer.seconds - encoder_start)
+                encoder_cpu_times.append(timer.cpu_seconds - encoder_cpu_start)
             del outputs[:-1]
             progress(f'image {len(done) + 1}/{warmup + repeat} (warm-up: '
                      f'{warmup}): {time.perf_counter() - start:.2f} s')
@@ -287,7 +289,8 @@ def benchmark_segmentor(config: str,
         memory=memory,
         text=text,
         efficiency=_efficiency_result(count, peak, times,
-                                      encoder_times[warmup:]),
+                                      encoder_times[warmup:], cpu_times,
+                                      encoder_cpu_times[warmup:]),
         dtype_requested=requested,
         dtype_check=dtype_check,
         notes=notes)
@@ -350,18 +353,38 @@ def _count_and_peak(model, packed, autocast, device, precision,
     return count, matmul_peaks(shape, (dtype,), device)[dtype]
 
 
-def _efficiency_result(count, peak, times, encoder_times):
-    """The ``efficiency`` field of the results (None without counting)."""
+def _efficiency_result(count, peak, times, encoder_times, cpu_times=None,
+                       encoder_cpu_times=None):
+    """The ``efficiency`` field of the results (None without counting).
+
+    ``predict`` and ``encoder`` use wall-clock seconds against the wall-clock
+    peak; ``predict_cpu`` and ``encoder_cpu`` use the process's CPU time
+    against the peak on CPU time (``peak['cpu_gflops']``): with one thread
+    on a machine shared with other jobs these stay near what an idle core
+    gives, while the wall-clock fractions fall with the share of the core
+    the run got.
+    """
     if not count:
         return None
     gflops = peak['gflops']
-    encoder = efficiency(
-        count['encoder'],
-        statistics.median(encoder_times) if encoder_times else None, gflops)
+
+    def median(values):
+        return statistics.median(values) if values else None
+
+    encoder = efficiency(count['encoder'], median(encoder_times), gflops)
+    cpu_peak = peak.get('cpu_gflops')
+    cpu = dict(predict_cpu=None, encoder_cpu=None)
+    if cpu_peak:
+        cpu = dict(
+            predict_cpu=efficiency(count['total'], median(cpu_times),
+                                   cpu_peak),
+            encoder_cpu=efficiency(count['encoder'],
+                                   median(encoder_cpu_times), cpu_peak))
     return dict(
         peak=peak,
         predict=efficiency(count['total'], statistics.median(times), gflops),
         encoder=encoder,
+        **cpu,
         encoder_calls=count['encoder_calls'],
         dominant_matmul=count['dominant_matmul'],
         by_op=count['by_op'])

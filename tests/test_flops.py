@@ -281,3 +281,29 @@ def test_attention_kernels_are_counted_as_their_products():
     assert count['total'] == projections + 2 * (2 * 2 * 5 * 5 * 16)
     flops = bench.flops._attention_flops((3, 1, 4, 6), (3, 1, 9, 6), (3, 1, 9, 2))
     assert flops == 2 * 3 * 4 * 9 * (6 + 2)
+
+
+class LearnedQueries(nn.Module):
+    """FC-CLIP's decoder pattern: learned queries, a view of a parameter
+    made under no_grad (it requires grad without a grad_fn), go through a
+    norm and a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.queries = nn.Embedding(4, 8)
+        self.norm = nn.LayerNorm(8)
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, batch: int):
+        q = self.queries.weight[None].expand(batch, -1, -1)
+        return self.proj(self.norm(q))
+
+
+def test_count_handles_views_of_parameters_and_restores_requires_grad():
+    model = LearnedQueries().eval()
+    with torch.no_grad():
+        with pytest.raises(AssertionError, match='gradient function'):
+            bench.count_flops(lambda: model(2))  # PyTorch's module tracker
+        count = bench.count_flops(lambda: model(2), model=model)
+    assert count['total'] == 2 * (2 * 4) * 8 * 8  # 8 query rows through 8 x 8
+    assert all(p.requires_grad for p in model.parameters())

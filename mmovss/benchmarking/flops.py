@@ -20,6 +20,7 @@ The *image encoder* is the segmentor's ``backbone`` plus its ``neck`` (if
 any), over every call of a predict (all sliding windows): the counter's total
 is read around each outermost call of those modules.
 """
+import contextlib
 import math
 import time
 from collections import defaultdict
@@ -202,8 +203,30 @@ class MatmulShapes(TorchDispatchMode):
                     share=flops / sum(self.flops.values()))
 
 
+@contextlib.contextmanager
+def parameters_without_grad(model: Optional[torch.nn.Module]):
+    """Sets ``requires_grad`` False on ``model``'s parameters, restored after.
+
+    PyTorch's ``FlopCounterMode`` tracks modules with autograd hooks on
+    their inputs, and a view of a parameter made under ``torch.no_grad``
+    (e.g. learned queries ``weight.unsqueeze(0).repeat(...)`` passed to a
+    norm, as FC-CLIP's decoder does) requires grad without a ``grad_fn``:
+    the tracker then fails ("Expected gradient function to be set").
+    """
+    params = [p for p in model.parameters() if p.requires_grad] \
+        if model is not None else []
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
+
+
 def count_flops(fn: Callable[[], object],
-                encoder: Sequence[torch.nn.Module] = ()) -> dict:
+                encoder: Sequence[torch.nn.Module] = (),
+                model: Optional[torch.nn.Module] = None) -> dict:
     """Counts the FLOPs of one call of ``fn`` (untimed).
 
     Args:
@@ -212,6 +235,8 @@ def count_flops(fn: Callable[[], object],
         encoder: The modules of the image encoder
             (:func:`encoder_modules`); their outermost calls are counted
             apart.
+        model: The model ``fn`` runs: its parameters do not require
+            gradients during the count (:func:`parameters_without_grad`).
 
     Returns:
         dict: ``total`` (FLOPs of the call), ``encoder`` (FLOPs inside the
@@ -229,7 +254,7 @@ def count_flops(fn: Callable[[], object],
             0, inside[0] + counter.get_total_flops() - marks.pop()))
     # The shape recorder below the counter sees the products the counter
     # decomposes composite operators (``linear``, ``matmul``) into.
-    with calls, shapes, counter:
+    with parameters_without_grad(model), calls, shapes, counter:
         fn()
     by_op = {str(op): int(v) for op, v in
              counter.get_flop_counts().get('Global', {}).items()}

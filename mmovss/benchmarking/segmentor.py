@@ -342,7 +342,7 @@ def _count_and_peak(model, packed, autocast, device, precision,
     data = pseudo_collate([copy.deepcopy(packed)])
     with torch.no_grad(), autocast():
         count = count_flops(lambda: model.test_step(data),
-                            encoder_modules(model))
+                            encoder_modules(model), model)
     dominant = count['dominant_matmul']
     shape = dominant['shape'] if dominant else list(DEFAULT_SHAPE)
     if not dominant:

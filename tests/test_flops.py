@@ -226,6 +226,7 @@ def test_report_has_the_efficiency_fields(tool, monkeypatch, capsys):
     row = bench.efficiency_row(data)
     assert row.count('|') == bench.EFFICIENCY_HEADER.splitlines()[0].count('|')
     assert f"{encoder['fraction']:.1%}" in row and data['device_name'] in row
+    assert '50.0 / 25.0 (' in row  # both peaks
     assert (f"{eff['predict_cpu']['fraction']:.1%} / "
             f"{eff['encoder_cpu']['fraction']:.1%}") in row
     out = capsys.readouterr().out

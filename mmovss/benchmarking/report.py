@@ -139,7 +139,7 @@ def _config_cell(result: dict) -> str:
 
 EFFICIENCY_HEADER = (
     '| method | config | input (net) | classes | device | threads | dtype | '
-    'peak GFLOP/s (mm M x K x N) | predict GFLOP | predict GFLOP/s | '
+    'peak GFLOP/s, wall / CPU time (mm M x K x N) | predict GFLOP | predict GFLOP/s | '
     'predict % peak | encoder GFLOP | encoder GFLOP/s | encoder % peak | '
     'predict / encoder % peak on CPU time | load | command |\n'
     '| --- | --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | '
@@ -163,7 +163,9 @@ def efficiency_row(result: dict) -> str:
              f"({result['test_mode']})",
              str(result['vocabulary']['num_classes']), result['device_name'],
              str(result['threads']), result['dtype'],
-             f"{peak['gflops']:.1f} ({'x'.join(map(str, peak['shape']))})"]
+             f"{peak['gflops']:.1f}"
+             + (f" / {peak['cpu_gflops']:.1f}" if peak.get('cpu_gflops') else '')
+             + f" ({'x'.join(map(str, peak['shape']))})"]
     for key in ('predict', 'encoder'):
         part = eff[key]
         cells += (['-'] * 3 if part is None else [

@@ -264,3 +264,31 @@ def test_splice_windows_averages_overlaps():
                            torch.full((1, 2, 2), 3.0)])
     out = splice_windows(windows, [(0, 0, 2, 2), (0, 1, 2, 3)], (2, 3))
     assert out[0].tolist() == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+
+
+@pytest.mark.parametrize('method', ['corrclip', 'trident'])
+def test_bf16_cast_runs_and_keeps_the_labels(method):
+    """``inference_dtype='bf16'`` with the towers cast once (SAM and DINO
+    included) runs on the fixture's model and keeps its float32 labels (the
+    tiny random CLIP's near ties allow 2 % to flip, as in
+    tests/test_low_precision.py)."""
+    directory = CORRCLIP_DIR if method == 'corrclip' else TRIDENT_DIR
+    json_path = CORRCLIP_JSON if method == 'corrclip' else TRIDENT_JSON
+    reason = missing_reason(directory, json_path)
+    if reason:
+        pytest.skip(f'{method} parity: {reason}')
+    run = (CorrCLIPRun if method == 'corrclip' else TridentRun)(directory, json_path)
+    inputs, samples = run.data()
+    model = run.model
+    model.test_cfg.update(precision_mode='cast')
+
+    def labels(dtype):
+        model.test_cfg['inference_dtype'] = dtype
+        with torch.no_grad():
+            return model.predict(inputs, samples)[0].pred_sem_seg.data
+
+    ref, out = labels('fp32'), labels('bf16')
+    assert model.inference_precision['run'] == 'bf16'
+    assert {m.weight.dtype for m in model.backbone.modules()
+            if isinstance(m, torch.nn.Linear)} == {torch.bfloat16}
+    assert float((out == ref).float().mean()) >= 0.98

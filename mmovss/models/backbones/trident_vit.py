@@ -155,7 +155,7 @@ def sam_guidance_weights(encoder: nn.Module, rgb: np.ndarray, cos_fac: float,
     from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
     device = encoder.patch_embed.proj.weight.device
     x, input_hw = _sam_input(encoder, rgb)
-    x = encoder.patch_embed(x.to(device))
+    x = encoder.patch_embed(x.to(device, encoder.patch_embed.proj.weight.dtype))
     if encoder.pos_embed is not None:
         x = x + encoder.pos_embed
     for block in encoder.blocks[:-1]:
@@ -170,7 +170,9 @@ def sam_guidance_weights(encoder: nn.Module, rgb: np.ndarray, cos_fac: float,
     valid = torch.zeros(gh, gw, dtype=torch.bool, device=device)
     valid[:vh, :vw] = True
     valid = valid.flatten()
-    v_valid = F.normalize(v[:, valid], dim=-1)  # (heads, M, d)
+    # the thresholds below compare similarities: float32 also when SAM
+    # runs in bf16 (test_cfg.inference_dtype)
+    v_valid = F.normalize(v[:, valid].float(), dim=-1)  # (heads, M, d)
     # t(i) = cos_fac * mean_h mean_j <v_i, v_j>: the row means need no matrix
     row_mean = torch.einsum('hmc,hc->hm', v_valid, v_valid.mean(1))
     thresh = cos_fac * row_mean.mean(0)[:, None]
@@ -185,7 +187,7 @@ def sam_guidance_weights(encoder: nn.Module, rgb: np.ndarray, cos_fac: float,
             logits = add_decomposed_rel_pos(logits, q[h:h + 1],
                                             attn.rel_pos_h, attn.rel_pos_w,
                                             (gh, gw), (gh, gw))
-        weights = logits.softmax(dim=-1)[0][valid][:, valid]
+        weights = logits.float().softmax(dim=-1)[0][valid][:, valid]
         sim = v_valid[h] @ v_valid[h].T
         kept = torch.where(sim > thresh, weights, torch.zeros_like(weights))
         refined = kept if refined is None else refined + kept

@@ -209,7 +209,7 @@ def parameters_without_grad(model: Optional[torch.nn.Module]):
 
     PyTorch's ``FlopCounterMode`` tracks modules with autograd hooks on
     their inputs, and a view of a parameter made under ``torch.no_grad``
-    (e.g. learned queries ``weight.unsqueeze(0).repeat(...)`` passed to a
+    (e.g. learned queries ``weight[None].expand(...)`` passed to a
     norm, as FC-CLIP's decoder does) requires grad without a ``grad_fn``:
     the tracker then fails ("Expected gradient function to be set").
     """

@@ -353,8 +353,8 @@ def _count_and_peak(model, packed, autocast, device, precision,
     return count, matmul_peaks(shape, (dtype,), device)[dtype]
 
 
-def _efficiency_result(count, peak, times, encoder_times, cpu_times=None,
-                       encoder_cpu_times=None):
+def _efficiency_result(count, peak, times, encoder_times, cpu_times,
+                       encoder_cpu_times):
     """The ``efficiency`` field of the results (None without counting).
 
     ``predict`` and ``encoder`` use wall-clock seconds against the wall-clock
@@ -382,7 +382,7 @@ def _efficiency_result(count, peak, times, encoder_times, cpu_times=None,
                                    median(encoder_cpu_times), cpu_peak))
     return dict(
         peak=peak,
-        predict=efficiency(count['total'], statistics.median(times), gflops),
+        predict=efficiency(count['total'], median(times), gflops),
         encoder=encoder,
         **cpu,
         encoder_calls=count['encoder_calls'],

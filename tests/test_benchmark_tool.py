@@ -102,7 +102,7 @@ def test_bf16_on_cpu_sets_the_inference_dtype(tool, monkeypatch):
     """--dtype bf16 runs on the CPU through the segmentor's precision switch."""
     # bf16 products faster than fp32 (the fall-back where they are slower is
     # tested in tests/test_flops.py with the same fake)
-    monkeypatch.setattr(bench.peak, 'matmul_peak', lambda shape, dtype, device: dict(
+    monkeypatch.setattr(bench.peak, 'matmul_peak', lambda shape, dtype, device, **kwargs: dict(
         shape=list(shape), dtype=dtype, gflops=dict(bf16=2.0, fp32=1.0)[dtype],
         median_gflops=1.0, calls=1, repeat=1, threads=1))
     data = tool.main([TINY, *FAST[:3], '--repeat', '1', '--warmup', '0',
@@ -282,6 +282,30 @@ def test_compare_reference_tool_reads_cfg_options_as_literals(tmp_path):
     assert cfg.model.backbone.pretrained == str(tmp_path / 'w.pt')
     assert cfg.model.vocabulary == osp.join(str(tmp_path), 'configs',
                                             'cls_context60.txt')
+
+
+def test_compare_reference_tool_bf16_option(tmp_path):
+    """--dtype bf16 sets our inference_dtype and switches the verdict from
+    the parity tolerances to the agreement rule (labels >= 99.5%)."""
+    from mmovss.benchmarking.published_reference import our_config
+    tool_path = osp.join(ROOT, 'tools', 'analysis_tools',
+                         'compare_reference_training_free.py')
+    spec = importlib.util.spec_from_file_location('mmovss_compare_tool', tool_path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    args = compare.parse_args(['naclip', str(tmp_path), '--dtype', 'bf16'])
+    cfg = our_config(args.method, args.reference, args.weights,
+                     args.templates, args.pamr, compare.our_options(args))
+    assert cfg.model.test_cfg.inference_dtype == 'bf16'
+    fp32 = compare.parse_args(['naclip', str(tmp_path)])
+    assert 'inference_dtype' not in str(compare.our_options(fp32))
+    verdict = compare.agreement_verdict
+    assert verdict('fp32', 5e-5, 0.9995, 1e-4)[0]
+    assert not verdict('fp32', 6e-4, 1.0, 1e-4)[0]  # logits judged in fp32
+    assert not verdict('fp32', 5e-5, 0.998, 1e-4)[0]
+    assert verdict('bf16', 6e-4, 0.996, 1e-4)[0]  # bf16: labels only
+    assert not verdict('bf16', 0.0, 0.994, 1e-4)[0]
+    assert '99.5%' in verdict('bf16', 0.0, 1.0, 1e-4)[1]
 
 
 def test_mmseg_text_encoder_gets_our_weights():

@@ -188,7 +188,7 @@ def tool():
 
 def _fake_peaks(monkeypatch, rates):
     """Replaces the measured matrix peak by fixed rates per precision."""
-    def fake(shape, dtype, device):
+    def fake(shape, dtype, device, **kwargs):
         return dict(shape=list(shape), dtype=dtype, gflops=rates[dtype],
                     median_gflops=rates[dtype], cpu_gflops=rates[dtype] / 2,
                     calls=1, repeat=5, threads=torch.get_num_threads())
@@ -229,6 +229,56 @@ def test_report_has_the_efficiency_fields(tool, monkeypatch, capsys):
             f"{eff['encoder_cpu']['fraction']:.1%}") in row
     out = capsys.readouterr().out
     assert bench.EFFICIENCY_HEADER in out and row in out
+
+
+def test_peak_beside_each_run_pairs_every_run_with_its_own_phase(tool, monkeypatch):
+    """A machine whose peak drifts: the best-of peak (3 rounds at 80) and
+    the peaks measured right after each timed run (40, 20, 10); each run's
+    fraction is taken against its own peak and the median reported."""
+    rates = iter([80.0, 80.0, 80.0, 40.0, 20.0, 10.0])
+    calls = []
+
+    def drifting(shape, dtype, device, **kwargs):
+        calls.append(kwargs)
+        rate = next(rates)
+        return dict(shape=list(shape), dtype=dtype, gflops=rate,
+                    median_gflops=rate, cpu_gflops=rate / 2, calls=1,
+                    repeat=5, threads=torch.get_num_threads())
+    monkeypatch.setattr(peak_module, 'matmul_peak', drifting)
+    data = tool.main(FAST[:-4] + ['--repeat', '3', '--warmup', '1',
+                                  '--num-classes', '5'])
+    eff = data['efficiency']
+    assert eff['peak']['gflops'] == 80.0 and len(calls) == 6
+    paired = eff['paired']
+    assert paired['peaks'] == dict(min=10.0, max=40.0, runs=3)
+    flops = eff['predict']['gflop']
+    assert eff['predict']['fraction'] == pytest.approx(
+        flops / data['latency_s']['median'] / 80.0)
+    # every paired peak is below the best-of one: each run's fraction rises
+    assert paired['predict'] > eff['predict']['fraction']
+    assert paired['encoder'] is not None and paired['predict_cpu'] is not None
+    report = bench.format_report(data)
+    assert 'beside each run' in report and '10.0-40.0 GFLOP/s over 3 runs' in report
+    assert f"predict {paired['predict']:.1%}" in report
+
+
+def test_paired_fractions_are_each_run_against_its_own_peak():
+    from mmovss.benchmarking.segmentor import _efficiency_result
+    count = dict(total=8e9, encoder=4e9, encoder_calls=1,
+                 dominant_matmul=None, by_op={})
+    peak = dict(gflops=100.0, cpu_gflops=100.0, shape=[1, 1, 1], dtype='fp32')
+    paired_peaks = [dict(gflops=100.0, cpu_gflops=100.0),
+                    dict(gflops=40.0, cpu_gflops=50.0),
+                    dict(gflops=20.0, cpu_gflops=20.0)]
+    times, encoder = [0.1, 0.4, 0.8], [0.05, 0.2, 0.4]
+    eff = _efficiency_result(count, peak, times, encoder, times, encoder,
+                             paired_peaks)
+    # runs: 80/100, 20/40, 10/20 -> 0.8, 0.5, 0.5; CPU: 0.8, 0.4, 0.5
+    assert eff['paired']['predict'] == pytest.approx(0.5)
+    assert eff['paired']['encoder'] == pytest.approx(0.5)
+    assert eff['paired']['predict_cpu'] == pytest.approx(0.5)
+    assert eff['predict']['fraction'] == pytest.approx(8 / 0.4 / 100)  # median 0.4 s
+    assert _efficiency_result(count, peak, times, encoder, times, encoder)['paired'] is None
 
 
 def test_no_efficiency_skips_the_count(tool):

@@ -137,6 +137,38 @@ def test_weights_are_bf16_not_autocast(monkeypatch):
     assert emb.dtype == torch.float32
 
 
+def test_quick_gelu_folded_into_the_weights_before_the_cast():
+    """The fold gives the MLP's float32 output to rounding, once, and the
+    cast model runs SiLU MLPs (one pass) with the folded weights."""
+    model = build(tiny_model_cfg('naclip'))
+    mlps = [b.mlp for b in model.backbone.visual.transformer.resblocks]
+    assert {type(m.gelu).__name__ for m in mlps} == {'QuickGELU'}
+    x = torch.randn(2, 5, mlps[0].c_fc.in_features)
+    with torch.no_grad():
+        ref = [m(x) for m in mlps]
+        weights = mlps[0].c_fc.weight.clone()
+        assert lp.fold_quick_gelu(model.backbone) == len(mlps)
+        assert lp.fold_quick_gelu(model.backbone) == 0  # idempotent
+        out = [m(x) for m in mlps]
+    assert {type(m.gelu).__name__ for m in mlps} == {'SiLU'}
+    assert torch.allclose(mlps[0].c_fc.weight, weights * 1.702)
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # a hooked MLP (a caller reading its modules) is left as it is
+    hooked = build(tiny_model_cfg('naclip'))
+    block = hooked.backbone.visual.transformer.resblocks[0]
+    block.mlp.c_fc.register_forward_hook(lambda *args: None)
+    assert lp.fold_quick_gelu(hooked.backbone) == len(mlps) - 1
+    assert type(block.mlp.gelu).__name__ == 'QuickGELU'
+    # the cast path folds (before casting) and keeps the labels
+    cast = build(tiny_model_cfg('naclip'), inference_dtype='bf16')
+    predict(cast)
+    assert {type(b.mlp.gelu).__name__ for b in
+            cast.backbone.visual.transformer.resblocks} == {'SiLU'}
+    assert cast.backbone.visual.transformer.resblocks[0].mlp.c_fc.weight.dtype == \
+        torch.bfloat16
+
+
 def test_cast_text_encoder_option():
     model = build(tiny_model_cfg('sclip'), inference_dtype='bf16',
                   cast_text_encoder=True)

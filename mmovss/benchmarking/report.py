@@ -126,6 +126,18 @@ def efficiency_rows(result: dict) -> list:
         rows.append(('on CPU time', f"peak {_gflops(peak['cpu_gflops'])} "
                      f"GFLOP per CPU second; " + ', '.join(parts) +
                      ' of it (compare these on a shared machine)'))
+    paired = eff.get('paired')
+    if paired:
+        parts = [f"{name} {paired[key]:.1%}"
+                 for name, key in (('predict', 'predict'), ('encoder', 'encoder'),
+                                   ('on CPU time: predict', 'predict_cpu'),
+                                   ('encoder', 'encoder_cpu'))
+                 if paired.get(key) is not None]
+        peaks = paired['peaks']
+        rows.append(('beside each run', f"peak {_gflops(peaks['min'])}-"
+                     f"{_gflops(peaks['max'])} GFLOP/s over {peaks['runs']} "
+                     f"runs; each run against its own: " + ', '.join(parts) +
+                     ' (median; for machines whose peak drifts)'))
     return rows
 
 

@@ -36,6 +36,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from . import peak as peak_module
 from .errors import BenchmarkError
 from .flops import EncoderTimer, count_flops, encoder_modules
 from .inputs import DEFAULT_IMAGE_SIZE, build_test_pipeline, make_image
@@ -228,7 +229,14 @@ def benchmark_segmentor(config: str,
         rss_reset = reset_peak_rss()
         load_before = os.getloadavg()[0]
         cpu_times = []
-        times = timed_runs(infer, repeat, warmup, device, cpu_times)
+        paired_peaks = []  # the peak again right after each timed run
+
+        def peak_beside():
+            paired_peaks.append(peak_module.matmul_peak(
+                peak['shape'], peak['dtype'], device, repeat=2))
+
+        times = timed_runs(infer, repeat, warmup, device, cpu_times,
+                           after_each=peak_beside if count else None)
         load_after = os.getloadavg()[0]
         peak_rss = peak_rss_mb()
         for hook in hooks:
@@ -290,7 +298,8 @@ def benchmark_segmentor(config: str,
         text=text,
         efficiency=_efficiency_result(count, peak, times,
                                       encoder_times[warmup:], cpu_times,
-                                      encoder_cpu_times[warmup:]),
+                                      encoder_cpu_times[warmup:],
+                                      paired_peaks),
         dtype_requested=requested,
         dtype_check=dtype_check,
         notes=notes)
@@ -354,7 +363,7 @@ def _count_and_peak(model, packed, autocast, device, precision,
 
 
 def _efficiency_result(count, peak, times, encoder_times, cpu_times,
-                       encoder_cpu_times):
+                       encoder_cpu_times, paired_peaks=()):
     """The ``efficiency`` field of the results (None without counting).
 
     ``predict`` and ``encoder`` use wall-clock seconds against the wall-clock
@@ -363,6 +372,16 @@ def _efficiency_result(count, peak, times, encoder_times, cpu_times,
     on a machine shared with other jobs these stay near what an idle core
     gives, while the wall-clock fractions fall with the share of the core
     the run got.
+
+    ``paired`` (with ``paired_peaks``, the peak measured again right after
+    each timed run): per run, its achieved FLOP/s over the peak measured
+    beside it, and the median of those fractions, on wall-clock and CPU
+    time. On a machine whose matrix throughput drifts (a virtual machine
+    sharing its cores' matrix units: the bf16 peak of one Intel AMX VM
+    moved between 480 and 1230 GFLOP/s within minutes, idle) the best-of
+    peak and the median latency may come from different phases; the paired
+    fractions compare each run with its own phase. ``peaks`` gives the
+    paired peaks' range.
     """
     if not count:
         return None
@@ -370,6 +389,22 @@ def _efficiency_result(count, peak, times, encoder_times, cpu_times,
 
     def median(values):
         return statistics.median(values) if values else None
+
+    paired = None
+    if paired_peaks and len(paired_peaks) == len(times):
+        def fractions(flops, seconds, key):
+            return median([flops / 1e9 / s / p[key]
+                           for s, p in zip(seconds, paired_peaks)
+                           if s and p.get(key)]) if flops else None
+        paired = dict(
+            peaks=dict(min=min(p['gflops'] for p in paired_peaks),
+                       max=max(p['gflops'] for p in paired_peaks),
+                       runs=len(paired_peaks)),
+            predict=fractions(count['total'], times, 'gflops'),
+            encoder=fractions(count['encoder'], encoder_times, 'gflops'),
+            predict_cpu=fractions(count['total'], cpu_times, 'cpu_gflops'),
+            encoder_cpu=fractions(count['encoder'], encoder_cpu_times,
+                                  'cpu_gflops'))
 
     encoder = efficiency(count['encoder'], median(encoder_times), gflops)
     cpu_peak = peak.get('cpu_gflops')
@@ -385,6 +420,7 @@ def _efficiency_result(count, peak, times, encoder_times, cpu_times,
         predict=efficiency(count['total'], median(times), gflops),
         encoder=encoder,
         **cpu,
+        paired=paired,
         encoder_calls=count['encoder_calls'],
         dominant_matmul=count['dominant_matmul'],
         by_op=count['by_op'])

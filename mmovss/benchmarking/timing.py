@@ -24,7 +24,8 @@ def synchronize(device) -> None:
 
 
 def timed_runs(fn: Callable[[], object], repeat: int, warmup: int = 0,
-               device='cpu', cpu_times: Optional[list] = None) -> List[float]:
+               device='cpu', cpu_times: Optional[list] = None,
+               after_each: Optional[Callable[[], object]] = None) -> List[float]:
     """Runs ``fn`` ``warmup`` times untimed, then ``repeat`` times timed.
 
     Args:
@@ -38,6 +39,8 @@ def timed_runs(fn: Callable[[], object], repeat: int, warmup: int = 0,
             all threads of this process) of each timed run, which other
             processes competing for the cores do not inflate as much as
             wall-clock time.
+        after_each: Called after each timed run, outside its timing (e.g. a
+            matrix peak measured beside every run).
 
     Returns:
         list[float]: Wall-clock seconds of each timed run.
@@ -57,6 +60,8 @@ def timed_runs(fn: Callable[[], object], repeat: int, warmup: int = 0,
         times.append(time.perf_counter() - start)
         if cpu_times is not None:
             cpu_times.append(time.process_time() - cpu_start)
+        if after_each is not None:
+            after_each()
     return times
 
 

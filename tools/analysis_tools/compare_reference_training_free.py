@@ -63,6 +63,16 @@ Agreement (untimed): the window-averaged slide logits (NACLIP: at the
 resized input size; SCLIP: after its resize to the original size, ours
 resized the same way) within ``--atol`` (1e-4) and the final labels
 (>= 99.9% of pixels equal), the tolerances of ``tests/test_parity.py``.
+
+``--dtype bf16`` runs ours with ``test_cfg.inference_dtype='bf16'`` (image
+tower cast once, :mod:`mmovss.models.utils.low_precision`) against the
+reference in float32, the comparison of issue #21's goal on a CPU with a
+bf16 matrix engine (ratio ours bf16 / reference fp32); it is judged by the
+agreement rule of docs/benchmarks.md, >= 99.5% of the labels equal to the
+reference's float32 labels (the logit difference is reported, not judged)::
+
+    python tools/analysis_tools/compare_reference_training_free.py \\
+        naclip /tmp/refs/naclip --threads 1 --dtype bf16
 """
 import argparse
 import copy
@@ -114,12 +124,26 @@ def parse_args(argv=None):
     parser.add_argument('--check-text', type=int, default=1,
                         help='names encoded by the reference text code too')
     parser.add_argument('--atol', type=float, default=1e-4)
+    parser.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'],
+                        help='our precision (test_cfg.inference_dtype; the '
+                        'reference stays float32): bf16 is judged by the '
+                        'agreement rule, >= 99.5%% of labels equal to the '
+                        "reference's float32 labels")
     parser.add_argument('--threads', type=int, default=0,
                         help='torch threads (0: torch default)')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='extra key=value overrides of our config '
                         '(values read as Python literals, never evaluated)')
     return parser.parse_args(argv)
+
+
+def our_options(args):
+    """``--cfg-options`` of our config, with ``--dtype`` as its
+    ``test_cfg.inference_dtype``."""
+    options = list(args.cfg_options)
+    if args.dtype != 'fp32':
+        options.append(f'model.test_cfg.inference_dtype={args.dtype}')
+    return options
 
 
 # ------------------------------------------------------------------- data
@@ -176,7 +200,7 @@ def main():
     method = METHODS[args.method]
     try:
         cfg = our_config(args.method, args.reference, args.weights,
-                         args.templates, args.pamr, args.cfg_options)
+                         args.templates, args.pamr, our_options(args))
     except ValueError as err:
         raise SystemExit(str(err)) from None
     if args.threads:
@@ -234,18 +258,35 @@ def main():
     worst_diff = max(r['logit_diff'] for r in rows)
     worst_agree = min(r['agree'] for r in rows)
     label = args.method + (' + PAMR' if args.pamr else '')
-    print(f'\n{label}, {len(rows)} images, CPU float32, '
+    run = (getattr(ours, 'inference_precision', None) or {}).get('run', 'fp32')
+    print(f'\n{label}, {len(rows)} images, CPU, ours {run} vs reference '
+          f'float32, '
           f'{torch.get_num_threads()} threads, median s/image: ours '
           f'{ours_s:.3f}, reference {ref_s:.3f}, ratio '
           f'{ours_s / ref_s:.3f}')
     print(f'process CPU time (all threads), median s/image: ours '
           f'{ours_cpu:.3f}, reference {ref_cpu:.3f}, ratio '
           f'{ours_cpu / ref_cpu:.3f}')
-    ok = worst_diff <= args.atol and worst_agree >= 0.999
-    print(f'agreement: slide logits max |diff| {worst_diff:.1e} (tolerance '
-          f'{args.atol:g}), labels equal >= {100 * worst_agree:.3f}% of '
-          f'pixels (tolerance 99.9%): {"OK" if ok else "FAILED"}')
+    ok, rule = agreement_verdict(run, worst_diff, worst_agree, args.atol)
+    print(f'agreement: slide logits max |diff| {worst_diff:.1e}, labels '
+          f'equal >= {100 * worst_agree:.3f}% of pixels ({rule}): '
+          f'{"OK" if ok else "FAILED"}')
     return 0 if ok else 1
+
+
+def agreement_verdict(run: str, logit_diff: float, labels_equal: float,
+                      atol: float):
+    """Whether ours agrees with the reference, and the rule applied.
+
+    float32: the parity tolerances of ``tests/test_parity.py`` (slide logits
+    within ``atol``, >= 99.9% of labels equal); a low precision: the
+    agreement rule of docs/benchmarks.md (>= 99.5% of labels equal to the
+    float32 labels; its logits differ by the precision's rounding).
+    """
+    if run == 'fp32':
+        return (logit_diff <= atol and labels_equal >= 0.999,
+                f'tolerance: logits {atol:g}, labels 99.9%')
+    return labels_equal >= 0.995, f'{run} rule: labels 99.5%'
 
 
 if __name__ == '__main__':

@@ -26,8 +26,8 @@ step 6.
 Steps 2-6 are per pixel after a resize that does not commute with the
 softmax, so they run at the original size. :meth:`TrainingFreeHead.
 predict_labels` does them in chunks of whole classes
-(:class:`ChunkedClassProbs`) with an online softmax (running maximum and
-rescaled sum), keeping only a few (H, W) maps besides one chunk, and keeps
+(:class:`ChunkedClassProbs`) with an online softmax (a running
+log-sum-exp), keeping only a few (H, W) maps besides one chunk, and keeps
 the chunks' full-size logits for the second pass as far as they fit in
 ``cache_elements``; the others are recomputed (the results are the same).
 The similarities themselves may come chunk by chunk
@@ -335,10 +335,18 @@ class ChunkedClassProbs:
     """Steps 2-4 of :class:`TrainingFreeHead` a chunk of classes at a time.
 
     The softmax over all names needs their normaliser, accumulated over the
-    chunks with an online softmax: running maximum ``m`` and rescaled sum
-    ``Z <- Z exp(m - m') + sum_n exp(z_n - m')`` (Milakov and Gimelshein,
-    "Online normalizer calculation for softmax", 2018). The chunks'
-    full-size logits are kept for the second pass while they fit in
+    chunks online (Milakov and Gimelshein, "Online normalizer calculation
+    for softmax", 2018) as a log-sum-exp: ``log Z <- logaddexp(log Z,
+    logsumexp_n z_n)`` over the chunks, so ``P_n = exp(z_n - log Z)``. The
+    best class needs no probability map and no second pass: the softmax is
+    increasing in ``z_n`` with one normaliser per pixel, so ``argmax_c
+    max_{n in c} P_n`` is the class of the largest ``z_n`` (names are
+    grouped by class in order, so the earliest such name gives the earliest
+    such class, as ``argmax``) and ``max_c P_c = exp(max_n z_n - log Z)``;
+    both come out of the normaliser's pass (:meth:`_first_pass`,
+    :meth:`best_class`). With removed classes (the area filter) or all
+    probabilities asked for, the probabilities are formed in a second pass;
+    the chunks' full-size logits are kept for it while they fit in
     ``cache_elements``; the others are recomputed (with the same result).
 
     Args:
@@ -366,54 +374,85 @@ class ChunkedClassProbs:
         self.cache_elements = cache_elements
         self._cache: Dict[int, Tensor] = {}
         self._cached = 0
-        self.peak, self.total = self._softmax_normaliser()
+        self.log_total, self._best_logit, self._best_name = \
+            self._first_pass()
 
     def scaled_logits(self, k: int) -> Tensor:
         """``tau * s_n`` of chunk ``k`` at the original size (steps 1-2)."""
         if k in self._cache:
             return self._cache[k]
         bounds = self.chunks[k][2]
-        x = resize(self.sims.chunk(bounds[0], bounds[-1])[None],
-                   size=self.size, mode='bilinear', align_corners=False,
-                   warning=False)
+        low = self.sims.chunk(bounds[0], bounds[-1])
+        scale_first = self.pamr is None and self.refine is None
+        if scale_first:  # tau * resize(s) = resize(tau * s), on fewer pixels
+            low = low * self.logit_scale
+        x = resize(low[None], size=self.size, mode='bilinear',
+                   align_corners=False, warning=False)
         if self.pamr is not None:
             x = self.pamr(self.guide, x)
         x = x[0]
         if self.refine is not None:
             x = self.refine(x)
-        x = x * self.logit_scale
+        if not scale_first:
+            x = x * self.logit_scale
         if self._cached + x.numel() <= self.cache_elements:
             self._cache[k] = x
             self._cached += x.numel()
         return x
 
-    def _softmax_normaliser(self) -> Tuple[Tensor, Tensor]:
-        """Pass 1: the running maximum and the sum ``Z`` over all names."""
-        peak = total = None
-        for k in range(len(self.chunks)):
+    def _first_pass(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """Pass 1: ``log Z`` over all names and the best name per pixel.
+
+        Per chunk, the maximum over its names ``m_k`` (and which name), and
+        ``log Z_k = m_k + log sum_n exp(z_n - m_k)`` (the differences in one
+        reused buffer); the chunks combine by ``logaddexp`` and a running
+        maximum in which the earlier name wins ties, as ``argmax`` does.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: (H, W) ``log Z``, ``max_n z_n``
+            and the int64 index of that name.
+        """
+        log_total = best = best_name = buffer = None
+        for k, (_, _, bounds) in enumerate(self.chunks):
             z = self.scaled_logits(k)
-            chunk_peak = z.amax(dim=0)
-            if peak is None:
-                peak = chunk_peak
-                total = torch.exp(z - peak).sum(dim=0)
-            else:
-                new_peak = torch.maximum(peak, chunk_peak)
-                total = total * torch.exp(peak - new_peak) + \
-                    torch.exp(z - new_peak).sum(dim=0)
-                peak = new_peak
-        return peak, total
+            peak, name = z.max(dim=0)
+            if buffer is None or buffer.shape[0] < z.shape[0]:
+                buffer = torch.empty_like(z)
+            diff = torch.sub(z, peak, out=buffer[:z.shape[0]])
+            chunk_total = peak + diff.exp_().sum(dim=0).log_()
+            name += bounds[0]
+            if log_total is None:
+                log_total, best, best_name = chunk_total, peak, name
+                continue
+            log_total = torch.logaddexp(log_total, chunk_total)
+            better = peak > best
+            best = torch.where(better, peak, best)
+            best_name = torch.where(better, name, best_name)
+        return log_total, best, best_name
+
+    def _name_classes(self, device) -> Tensor:
+        """The class index of every name, (num_names,) int64."""
+        classes = []
+        for c0, _, bounds in self.chunks:
+            for j, (b0, b1) in enumerate(zip(bounds[:-1], bounds[1:])):
+                classes += [c0 + j] * (b1 - b0)
+        return torch.tensor(classes, dtype=torch.long, device=device)
+
+    def _max_over_synonyms(self, k: int, maps: Tensor) -> Tensor:
+        """Chunk ``k``'s (names, H, W) maps -> (classes, H, W) maxima."""
+        c0, c1, bounds = self.chunks[k]
+        if bounds[-1] - bounds[0] == c1 - c0:  # one name per class
+            return maps
+        offset = bounds[0]
+        return torch.stack([
+            maps[b0 - offset:b1 - offset].amax(dim=0)
+            for b0, b1 in zip(bounds[:-1], bounds[1:])
+        ])
 
     def class_probs(self, k: int) -> Tensor:
         """Steps 3-4 for chunk ``k``: ``P_c = max_{n in c} P_n``."""
-        c0, c1, bounds = self.chunks[k]
-        probs = torch.exp(self.scaled_logits(k) - self.peak) / self.total
-        if bounds[-1] - bounds[0] == c1 - c0:  # one name per class
-            return probs
-        offset = bounds[0]
-        return torch.stack([
-            probs[b0 - offset:b1 - offset].amax(dim=0)
-            for b0, b1 in zip(bounds[:-1], bounds[1:])
-        ])
+        return self._max_over_synonyms(
+            k, torch.exp(self.scaled_logits(k) - self.log_total))
 
     def _masked_class_probs(self, k: int,
                             removed: Optional[Tensor]) -> Tensor:
@@ -426,6 +465,10 @@ class ChunkedClassProbs:
     def best_class(self, removed: Optional[Tensor] = None
                    ) -> Tuple[Tensor, Tensor]:
         """``max_c P_c`` and its class, the ``removed`` classes at 0."""
+        if removed is None:  # the largest logit is the largest probability
+            classes = self._name_classes(self._best_name.device)
+            return (torch.exp(self._best_logit - self.log_total),
+                    classes[self._best_name])
         return chunked_argmax(
             (c0, self._masked_class_probs(k, removed))
             for k, (c0, _, _) in enumerate(self.chunks))

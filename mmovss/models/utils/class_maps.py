@@ -11,8 +11,9 @@ original size) or reduces over classes in a way that can run over chunks
 such a (C, H, W) array whose rows are computed on demand:
 :meth:`SlideLogits.image_maps` gives, for a chunk of classes, the window
 average of mmseg's sliding-window inference (the same operations in the same
-order per class; equal up to the float rounding of the resize vectorised over
-another number of channels, about 1e-7), and
+order per class; equal up to float rounding, about 1e-6: the resize runs
+vectorised over another number of channels, and on CPU small windows are
+upsampled by two matrix products, :mod:`.separable_resize`), and
 post-processing asks for ``class_chunk`` classes at a time. Peak memory
 then scales with the chunk, not with the vocabulary.
 """
@@ -21,7 +22,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from mmseg.models.utils import resize
+from .separable_resize import resize_bilinear
 
 __all__ = ['ClassMaps', 'SlideLogits']
 
@@ -183,9 +184,8 @@ class SlideLogits:
                     logits: Tensor) -> None:
         """Adds one window, resized to its box, to a canvas and its count."""
         y1, y2, x1, x2 = box
-        canvas[:, y1:y2, x1:x2] += resize(
-            logits[None], size=(y2 - y1, x2 - x1), mode='bilinear',
-            align_corners=self.align_corners, warning=False)[0]
+        canvas[:, y1:y2, x1:x2] += resize_bilinear(
+            logits[None], (y2 - y1, x2 - x1), self.align_corners)[0]
         count[:, y1:y2, x1:x2] += 1
 
     def average(self, image: int, start: int, end: int) -> Tensor:
@@ -203,6 +203,8 @@ class SlideLogits:
                 self._accumulate(canvas, count, box, logits[start:end])
         if not bool((count > 0).all()):
             raise RuntimeError('Sliding windows do not cover the image.')
+        if self.canvases[image] is None:  # a fresh canvas: divide in place
+            return canvas.div_(count)
         return canvas / count
 
     def image_maps(self, image: int) -> ClassMaps:

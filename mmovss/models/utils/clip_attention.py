@@ -88,8 +88,9 @@ def clip_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
     weights (a matrix the size of the weights, not of the activations), and
     the activation takes one in-place SiLU instead of QuickGELU's three
     passes (the same values to float rounding). Other MLPs, float32-less
-    weights (cast once to bf16 / fp16) and modules with forward hooks run as
-    they are.
+    weights (cast once to bf16 / fp16; the cast folds the scales into the
+    weights first, :func:`~.low_precision.fold_quick_gelu`) and modules
+    with forward hooks run as they are.
     """
     act = getattr(mlp, 'gelu', None)
     if not (isinstance(mlp, nn.Sequential) and len(mlp) == 3 and

@@ -25,6 +25,10 @@ ICLR 2018, Sec. 3.2: reductions in float32):
 * attention softmaxes: SDPA kernels accumulate in float32; the explicit
   softmaxes are taken with ``dtype=torch.float32``.
 
+Before the cast, QuickGELU MLPs get QuickGELU's constant folded into their
+float32 weights (:func:`fold_quick_gelu`): one SiLU pass per activation
+instead of three.
+
 :func:`prepare_low_precision` casts a segmentor's towers on its first
 low-precision forward; on a CPU whose bfloat16 matrix products are slower
 than float32 ones (no AMX / AVX512-BF16), it keeps float32 and says so
@@ -41,7 +45,7 @@ from .mixed_precision import INFERENCE_DTYPES, check_inference_dtype
 
 __all__ = [
     'FLOAT32_MODULES', 'FLOAT32_PARAMETERS', 'FLOAT32_OUTPUT_NORMS', 'low_precision_dtype',
-    'cast_tower', 'cpu_bf16_check', 'prepare_low_precision', 'tower_dtype'
+    'cast_tower', 'cpu_bf16_check', 'fold_quick_gelu', 'prepare_low_precision', 'tower_dtype'
 ]
 
 #: Parameters (by their own name) kept in float32: the final projections.
@@ -99,6 +103,45 @@ def _float32_input(module, args):
                  else a for a in args)
 
 
+def fold_quick_gelu(tower: nn.Module) -> int:
+    """Folds QuickGELU's constant into the MLP weights, in place (float32).
+
+    ``c_proj(h * sigmoid(1.702 h))`` with ``h = c_fc(x)`` equals
+    ``c_proj'(silu(c_fc'(x)))`` with ``c_fc`` scaled by 1.702 and
+    ``c_proj``'s weight by 1 / 1.702 (``silu(z) = z sigmoid(z)``;
+    :func:`~.clip_attention.clip_mlp` does the same per call on float32
+    weights). Done once on the float32 weights before they are cast, so the
+    scaled weights are rounded once, the activation becomes one SiLU pass
+    instead of QuickGELU's three. open_clip MLPs (``c_fc``, ``gelu``,
+    ``c_proj``) with float32 weights and without forward hooks only.
+
+    Args:
+        tower (nn.Module): A tower about to be cast.
+
+    Returns:
+        int: MLPs folded.
+    """
+    from .clip_attention import QUICK_GELU_SCALE, _has_hooks
+    folded = 0
+    for mlp in tower.modules():
+        act = getattr(mlp, 'gelu', None)
+        fc, proj = getattr(mlp, 'c_fc', None), getattr(mlp, 'c_proj', None)
+        if not (isinstance(mlp, nn.Sequential) and
+                type(act).__name__ == 'QuickGELU' and
+                isinstance(fc, nn.Linear) and isinstance(proj, nn.Linear)):
+            continue
+        if fc.weight.dtype != torch.float32 or _has_hooks(mlp, fc, act, proj):
+            continue
+        with torch.no_grad():
+            fc.weight.mul_(QUICK_GELU_SCALE)
+            if fc.bias is not None:
+                fc.bias.mul_(QUICK_GELU_SCALE)
+            proj.weight.div_(QUICK_GELU_SCALE)
+        mlp.gelu = nn.SiLU()
+        folded += 1
+    return folded
+
+
 def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
     """Casts a tower's weights to ``dtype`` once, in place.
 
@@ -109,6 +152,7 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
     ``float32_modules`` (submodule attribute names: kept float32, their
     inputs cast to float32, so their outputs are float32) and
     ``float32_parameters`` (parameter paths, e.g. a logit scale).
+    QuickGELU MLPs are folded into SiLU ones first (:func:`fold_quick_gelu`).
     Idempotent.
 
     Args:
@@ -117,8 +161,10 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
         dtype (torch.dtype): ``torch.bfloat16`` or ``torch.float16``.
 
     Returns:
-        dict: ``cast`` and ``kept`` (numbers of parameters), ``kept_names``.
+        dict: ``cast`` and ``kept`` (numbers of parameters), ``kept_names``,
+        ``folded`` (QuickGELU MLPs folded).
     """
+    folded = fold_quick_gelu(tower)
     cast, kept_names = 0, []
     own_modules = tuple(getattr(tower, 'float32_modules', ()))
     own_parameters = tuple(getattr(tower, 'float32_parameters', ()))
@@ -153,7 +199,8 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
             for name, buf in list(module.named_buffers(recurse=False)):
                 if buf is not None and buf.is_floating_point():
                     setattr(module, name, buf.to(dtype))
-    return dict(cast=cast, kept=len(kept_names), kept_names=kept_names)
+    return dict(cast=cast, kept=len(kept_names), kept_names=kept_names,
+                folded=folded)
 
 
 def tower_dtype(tower: nn.Module) -> Optional[torch.dtype]:

@@ -239,3 +239,46 @@ def test_configs_that_are_not_one_cell_stay_out_of_the_default_table(repo_root):
     for name in left_out:
         assert NOT_A_CELL in (repo_root / 'configs' / 'ovshapes' / name).read_text()
     assert 'configs/ovshapes/ovseg_tiny-clip_3k_ovshapes-seen.py' in configs
+
+
+def test_a_cell_finished_or_held_by_another_run_is_never_wiped(tmp_path, monkeypatch):
+    """Two runs on one work root listing the same cell (found by a session:
+    the second run wiped a cell the first had just finished): a cell whose
+    result appeared meanwhile, or whose lock a live process holds, is skipped;
+    a lock whose process is gone is taken over."""
+    from mmovss.ovshapes.table import TableRunner
+    runner = TableRunner(tmp_path, tmp_path / 'work', [FREE], [1, 2, 3])
+    monkeypatch.setattr(runner, 'ensure_world', lambda seed: None)
+    ran = []
+    monkeypatch.setattr(runner, 'run_cell', lambda config, seed, info: ran.append(seed) or dict(
+        metrics=dict(mIoU_seen=1.0, mIoU_unseen=1.0, hIoU=1.0)))
+    monkeypatch.setattr('mmovss.ovshapes.table.config_info',
+                        lambda config, root: dict(trained=False))
+    # seed 1: another live process holds the lock (this test's own pid)
+    lock1 = runner._lock_path(FREE, 1)
+    lock1.parent.mkdir(parents=True)
+    lock1.write_text(str(__import__('os').getpid()))
+    # seed 2: its result appears after the run listed it as pending
+    real_claim = runner.claim_cell
+
+    def claim(config, seed):
+        if seed == 2:
+            cell = runner.cell_dir(config, seed)
+            cell.mkdir(parents=True, exist_ok=True)
+            (cell / 'result.json').write_text('{}')
+        return real_claim(config, seed)
+    monkeypatch.setattr(runner, 'claim_cell', claim)
+    # seed 3: a stale lock of a process that has exited
+    done = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True)
+    runner._lock_path(FREE, 3).write_text(done.stdout.strip())
+    logs = []
+    runner.log = logs.append
+    assert runner.run() == []
+    assert ran == [3]
+    text = '\n'.join(logs)
+    assert 'seed 1: being run by process' in text
+    assert 'seed 2: finished by another run meanwhile, skipped' in text
+    assert lock1.exists()  # the other process's lock is left alone
+    assert not runner._lock_path(FREE, 3).exists()  # released after the run
+    assert (runner.cell_dir(FREE, 2) / 'result.json').read_text() == '{}'

@@ -170,6 +170,17 @@ def mean_std_cell(values: Sequence[float], digits: int) -> str:
     return f'{mean:.{digits}f} +- {std:.{digits}f}' if len(values) > 1 else f'{mean:.{digits}f}'
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 checks, sends nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
 def mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> List[tuple]:
     """The pointwise mean of several loss curves over the iterations they all logged."""
     common = set.intersection(*({int(i) for i, _ in c} for c in curves))
@@ -325,7 +336,48 @@ class TableRunner:
                              f'{log_path}:\n{tail}')
         return elapsed
 
+    def _lock_path(self, config: str, seed: int) -> Path:
+        cell = self.cell_dir(config, seed)
+        return cell.parent / f'{cell.name}.lock'
+
+    def claim_cell(self, config: str, seed: int) -> Optional[str]:
+        """Takes a cell for this process, or says why not (None: taken).
+
+        Several runs may share a work root (other configs or seeds, started
+        at other times). A cell is not run when its result appeared after
+        this run listed the pending cells (another run finished it), nor while
+        another live process holds its lock file (``seed<k>.lock`` beside the
+        cell, created atomically, holding the process id); a lock left by a
+        process that no longer exists (an interrupted run) is taken over.
+        Without this, a run would wipe a cell that another run had finished
+        or was training.
+        """
+        if (self.cell_dir(config, seed) / 'result.json').exists():
+            return 'finished by another run meanwhile, skipped'
+        lock = self._lock_path(config, seed)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _process_alive(pid):
+                    return f'being run by process {pid} ({lock}), skipped'
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, 'w') as f:
+                f.write(str(os.getpid()))
+            if (self.cell_dir(config, seed) / 'result.json').exists():
+                lock.unlink(missing_ok=True)  # finished between the checks
+                return 'finished by another run meanwhile, skipped'
+            return None
+        return f'could not take the lock {lock}, skipped'
+
     def run_cell(self, config: str, seed: int, info: dict) -> dict:
+        """Runs one cell (the caller holds its lock, :meth:`claim_cell`)."""
         cell = self.cell_dir(config, seed)
         if cell.exists():  # interrupted earlier: redo from scratch
             shutil.rmtree(cell)
@@ -384,6 +436,10 @@ class TableRunner:
 
         def run_one(item):
             tag, config, seed = item
+            why_not = self.claim_cell(config, seed)
+            if why_not is not None:
+                self.log(f'{tag}: {why_not}')
+                return
             what = ('train + test' if infos[config]['trained'] else 'test (training-free)')
             self.log(f'{tag}: {what} ...')
             start = time.perf_counter()
@@ -394,6 +450,8 @@ class TableRunner:
                     failures.append(str(err))
                 self.log(f'{tag}: FAILED: {err}')
                 return
+            finally:
+                self._lock_path(config, seed).unlink(missing_ok=True)
             m = result['metrics']
             self.log(f'{tag}: done in {time.perf_counter() - start:.0f} s: seen '
                      f"{m['mIoU_seen']:.2f} unseen {m['mIoU_unseen']:.2f} "

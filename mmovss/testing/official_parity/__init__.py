@@ -137,14 +137,23 @@ class ParityReport:
         self.atols[name] = atol
         return diff
 
-    def compare_labels(self, name: str, ours, official) -> float:
-        """Records the fraction of equal labels for a label-map stage."""
+    def compare_labels(self, name: str, ours, official, decided=None) -> float:
+        """Records the fraction of equal labels for a label-map stage.
+
+        ``decided`` (optional boolean map of the labels' shape): only these
+        pixels count, those whose official scores separate the best class
+        from the second by more than the scores' tolerance; at the others
+        (ties within the tolerance) float rounding may pick either class.
+        """
         ours = _numpy(ours)
         official = _numpy(official)
         if ours.shape != official.shape:
             raise AssertionError(f'labels {name!r}: our shape {ours.shape} != official '
                                  f'{official.shape}')
-        agreement = float((ours == official).mean())
+        equal = ours == official
+        if decided is not None:
+            equal = equal[_numpy(decided).astype(bool)]
+        agreement = float(equal.mean()) if equal.size else 1.0
         self.label_agreement[name] = agreement
         return agreement
 
@@ -160,6 +169,21 @@ class ParityReport:
         out += [f'{k}: {v:.4%} labels equal < {min_agreement:.1%}'
                 for k, v in self.label_agreement.items() if not v >= min_agreement]
         return out
+
+
+def magnitude_atol(official, atol: float = DEFAULT_ATOL) -> float:
+    """``atol`` for a stage of values larger than 1: scaled by its largest
+    magnitude (float32 rounding is relative; e.g. mask logits of order 10
+    differ by ~1.6e-4 between an AMD and an Intel CPU's kernels)."""
+    official = _numpy(official)
+    return atol * max(1.0, float(np.abs(official).max()) if official.size else 1.0)
+
+
+def decided_pixels(scores, margin: float, axis: int = 0) -> np.ndarray:
+    """Pixels whose best score beats the second by more than ``margin``."""
+    top2 = np.sort(_numpy(scores).astype(np.float64), axis=axis)
+    top2 = np.take(top2, [-1, -2], axis=axis)
+    return (np.take(top2, 0, axis=axis) - np.take(top2, 1, axis=axis)) > margin
 
 
 def _numpy(x) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 
-from . import DEFAULT_ATOL, Fixture, ParityReport
+from . import DEFAULT_ATOL, Fixture, ParityReport, magnitude_atol
 
 __all__ = ['run_fixture', 'build_tiny_model']
 
@@ -115,7 +115,10 @@ def run_fixture(fixture: Fixture) -> ParityReport:
                            stages[base + 'segment_embeddings'])
             report.compare(base + 'class_logits', head.seg_logits(state_i, class_embeds),
                            stages[base + 'class_logits'])
-            report.compare(base + 'mask_logits', mask, stages[base + 'mask_logits'])
+            # logits of order 10: the tolerance scales with them (measured
+            # 1.6e-4 on an Intel CPU against the AMD-made fixture)
+            report.compare(base + 'mask_logits', mask, stages[base + 'mask_logits'],
+                           magnitude_atol(stages[base + 'mask_logits']))
         head_inputs = list(feats) + [image]
         up = F.interpolate(masks[-1], size=image.shape[-2:], mode='bilinear',
                            align_corners=False)

@@ -393,7 +393,7 @@ def _efficiency_result(count, peak, times, encoder_times, cpu_times,
     paired = None
     if paired_peaks and len(paired_peaks) == len(times):
         def fractions(flops, seconds, key):
-            return median([flops / 1e9 / s / p[key]
+            return median([efficiency(flops, s, p[key])['fraction']
                            for s, p in zip(seconds, paired_peaks)
                            if s and p.get(key)]) if flops else None
         paired = dict(

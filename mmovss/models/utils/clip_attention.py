@@ -79,6 +79,15 @@ def _has_hooks(*modules: nn.Module) -> bool:
 QUICK_GELU_SCALE = 1.702
 
 
+def foldable_quick_gelu_mlp(mlp: nn.Module) -> bool:
+    """Whether ``mlp`` is open_clip's ``c_fc`` -> QuickGELU -> ``c_proj``
+    MLP, whose constant 1.702 can go into its weights."""
+    return (isinstance(mlp, nn.Sequential) and len(mlp) == 3 and
+            type(getattr(mlp, 'gelu', None)).__name__ == 'QuickGELU' and
+            isinstance(getattr(mlp, 'c_fc', None), nn.Linear) and
+            isinstance(getattr(mlp, 'c_proj', None), nn.Linear))
+
+
 def clip_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
     """``mlp(x)`` of an open_clip block; a QuickGELU MLP with one elementwise pass.
 
@@ -92,14 +101,10 @@ def clip_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
     weights first, :func:`~.low_precision.fold_quick_gelu`) and modules
     with forward hooks run as they are.
     """
-    act = getattr(mlp, 'gelu', None)
-    if not (isinstance(mlp, nn.Sequential) and len(mlp) == 3 and
-            type(act).__name__ == 'QuickGELU' and
-            isinstance(getattr(mlp, 'c_fc', None), nn.Linear) and
-            isinstance(getattr(mlp, 'c_proj', None), nn.Linear)):
+    if not foldable_quick_gelu_mlp(mlp):
         return mlp(x)
     fc, proj = mlp.c_fc, mlp.c_proj
-    if fc.weight.dtype != torch.float32 or _has_hooks(mlp, fc, act, proj):
+    if fc.weight.dtype != torch.float32 or _has_hooks(mlp, fc, mlp.gelu, proj):
         # weights cast once to bf16 / fp16 (a scaled copy would round again), or
         # hooks that expect the modules to be called
         return mlp(x)

@@ -121,16 +121,13 @@ def fold_quick_gelu(tower: nn.Module) -> int:
     Returns:
         int: MLPs folded.
     """
-    from .clip_attention import QUICK_GELU_SCALE, _has_hooks
+    from .clip_attention import QUICK_GELU_SCALE, _has_hooks, foldable_quick_gelu_mlp
     folded = 0
-    for mlp in tower.modules():
-        act = getattr(mlp, 'gelu', None)
-        fc, proj = getattr(mlp, 'c_fc', None), getattr(mlp, 'c_proj', None)
-        if not (isinstance(mlp, nn.Sequential) and
-                type(act).__name__ == 'QuickGELU' and
-                isinstance(fc, nn.Linear) and isinstance(proj, nn.Linear)):
+    for mlp in list(tower.modules()):
+        if not foldable_quick_gelu_mlp(mlp):
             continue
-        if fc.weight.dtype != torch.float32 or _has_hooks(mlp, fc, act, proj):
+        fc, proj = mlp.c_fc, mlp.c_proj
+        if fc.weight.dtype != torch.float32 or _has_hooks(mlp, fc, mlp.gelu, proj):
             continue
         with torch.no_grad():
             fc.weight.mul_(QUICK_GELU_SCALE)

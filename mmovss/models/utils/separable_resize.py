@@ -31,12 +31,15 @@ MAX_PRODUCT_COST = 32
 
 
 @functools.lru_cache(maxsize=64)
-def _matrix(n_in: int, n_out: int, align_corners: bool) -> Tensor:
+def _matrix(n_in: int, n_out: int, align_corners: bool,
+            dtype: torch.dtype) -> Tensor:
+    """The CPU matrix in ``dtype``, cached (one per window size and dtype:
+    sliding-window inference asks for the same ones at every window)."""
     eye = torch.eye(n_in, dtype=torch.float64)[None]
     # row i of the identity, resized, is the weight input i gives each output
     weights = F.interpolate(eye, size=n_out, mode='linear',
                             align_corners=align_corners)[0]
-    return weights.t().contiguous()
+    return weights.t().contiguous().to(dtype)
 
 
 def interpolation_matrix(n_in: int, n_out: int, align_corners: bool = False,
@@ -55,10 +58,11 @@ def interpolation_matrix(n_in: int, n_out: int, align_corners: bool = False,
         device (torch.device, optional): Of the matrix.
 
     Returns:
-        Tensor: ``R`` with ``resize(x) = R @ x`` along that dimension.
+        Tensor: ``R`` with ``resize(x) = R @ x`` along that dimension (on
+        CPU the cached tensor itself: read it, do not modify it in place).
     """
-    return _matrix(int(n_in), int(n_out), bool(align_corners)).to(
-        dtype=dtype, device=device)
+    matrix = _matrix(int(n_in), int(n_out), bool(align_corners), dtype)
+    return matrix if device is None else matrix.to(device)
 
 
 def _product_cost(in_hw: Tuple[int, int], out_hw: Tuple[int, int]) -> float:

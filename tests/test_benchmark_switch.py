@@ -11,8 +11,6 @@ import glob
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -232,11 +230,25 @@ def test_cited_training_free_configs_are_pure_deltas():
 
 
 # ------------------------------------------------- tools/test.py end to end
-def _run_test_tool(args, work_dir):
-    proc = subprocess.run([sys.executable, 'tools/test.py', *args, '--work-dir', str(work_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
+@pytest.fixture(scope='module')
+def tool_main():
+    """``tools/test.py``'s ``main``, run in this process (no interpreter start
+    per run); its own command line is run end to end in tests/test_tools.py."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('mmovss_test_tool_switch',
+                                                  osp.join(REPO, 'tools', 'test.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.main
+
+
+def _run_test_tool(main, args, work_dir):
+    """The per-class table rows and the summary line of one ``tools/test.py``
+    run, read from the log file it wrote in ``work_dir``."""
+    main([*args, '--work-dir', str(work_dir)])
+    logs = sorted(glob.glob(osp.join(str(work_dir), '*', '*.log')))
+    assert len(logs) == 1, logs
+    log = open(logs[0]).read()
     table = [ln.split(' - ')[-1].strip() for ln in log.splitlines()
              if re.match(r'.*\|\s*[\w ]+\s*\|\s*[\d.]+\s*\|', ln)]
     summary = re.findall(r'mIoU: [\d.]+', log)
@@ -259,7 +271,7 @@ model = dict(
 '''
 
 
-def test_test_tool_benchmark_equals_per_pair_config_on_tiny_models(tmp_path):
+def test_test_tool_benchmark_equals_per_pair_config_on_tiny_models(tool_main, tmp_path):
     """Same metrics from ``--benchmark KEY`` as from the per-benchmark file."""
     from mmovss.testing.benchmark_data import make_benchmark_tree
     from mmovss.testing.clip import tiny_clip_cfg
@@ -271,9 +283,10 @@ def test_test_tool_benchmark_equals_per_pair_config_on_tiny_models(tmp_path):
     per_pair = per_pair_config('ovshapes_tiny_clip.py', 'voc20', tmp_path)
     per_pair_path = tmp_path / 'ovshapes_tiny_clip_eval-voc20.py'
     assert per_pair.test_dataloader.dataset.type == 'PascalVOC20Dataset'
-    want = _run_test_tool([str(per_pair_path), *_data_options(voc20.data_root)],
+    want = _run_test_tool(tool_main, [str(per_pair_path), *_data_options(voc20.data_root)],
                           tmp_path / 'w1')
-    got = _run_test_tool(['configs/ovshapes/dense-clip_tiny-clip_ovshapes.py',
+    dense_clip = osp.join(CONFIGS, 'ovshapes', 'dense-clip_tiny-clip_ovshapes.py')
+    got = _run_test_tool(tool_main, [dense_clip,
                           '--benchmark', 'voc20', *_data_options(voc20.data_root)],
                          tmp_path / 'w2')
     assert got == want
@@ -285,9 +298,9 @@ def test_test_tool_benchmark_equals_per_pair_config_on_tiny_models(tmp_path):
     for name in ('voc20', 'voc21'):
         (tmp_path / f'sclip_tiny_{name}.py').write_text(TINY_TRAINING_FREE.format(
             base=osp.join(CONFIGS, 'sclip', f'sclip_vit-b16_{name}.py'), tiny=tiny))
-    want = _run_test_tool([str(tmp_path / 'sclip_tiny_voc21.py'),
+    want = _run_test_tool(tool_main, [str(tmp_path / 'sclip_tiny_voc21.py'),
                            *_data_options(voc21.data_root)], tmp_path / 'w3')
-    got = _run_test_tool([str(tmp_path / 'sclip_tiny_voc20.py'), '--benchmark', 'voc21',
+    got = _run_test_tool(tool_main, [str(tmp_path / 'sclip_tiny_voc20.py'), '--benchmark', 'voc21',
                           *_data_options(voc21.data_root)], tmp_path / 'w4')
     assert got == want
     assert len(got[0]) >= 21  # VOC-21's classes (the background first), not VOC-20's

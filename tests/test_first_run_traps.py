@@ -50,12 +50,6 @@ def test_trained_model_without_checkpoint_is_refused(repo_root):
     require_trained_weights(model, None, allow_random=True)  # on purpose: fine
 
 
-def _run(repo_root, *args):
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=repo_root,
-                          capture_output=True, text=True, timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope='module')
 def tiny_world(tmp_path_factory):
     from mmovss.ovshapes.writer import write_world
@@ -65,16 +59,19 @@ def tiny_world(tmp_path_factory):
 
 
 def test_test_tool_refuses_then_allows_random_weights(repo_root, tiny_world, tmp_path):
-    data = f'test_dataloader.dataset.data_root={tiny_world}'
-    code, log = _run(repo_root, 'tools/test.py', TRAINED, '--work-dir', tmp_path,
-                     '--cfg-options', data)
-    assert code != 0
-    assert 'is a trained model' in log and '--allow-random-weights' in log
-    assert 'Iter(test)' not in log
-    code, log = _run(repo_root, 'tools/test.py', TRAINED, '--allow-random-weights',
-                     '--work-dir', tmp_path, '--cfg-options', data)
-    assert code == 0, log[-3000:]
-    assert 'mIoU_unseen' in log
+    spec = importlib.util.spec_from_file_location('mmovss_test_tool_traps',
+                                                  repo_root / 'tools/test.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = [str(repo_root / TRAINED), '--cfg-options',
+            f'test_dataloader.dataset.data_root={tiny_world}']
+    with pytest.raises(MissingTrainedWeights, match='is a trained model') as err:
+        tool.main([*args, '--work-dir', str(tmp_path / 'refused')])
+    assert '--allow-random-weights' in str(err.value)
+    assert not list((tmp_path / 'refused').glob('*/*.json'))  # nothing was tested
+    tool.main([*args, '--allow-random-weights', '--work-dir', str(tmp_path / 'allowed')])
+    logs = list((tmp_path / 'allowed').glob('*/*.log'))
+    assert len(logs) == 1 and 'mIoU_unseen' in logs[0].read_text()
 
 
 @pytest.fixture(scope='module')

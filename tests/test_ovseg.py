@@ -1,6 +1,7 @@
 """OVSeg: two-stage forward/loss on tiny models, the ensemble against
 hand-computed values, mask prompt tuning trains only the prompts, the region
 data (dataset, pseudo-labels)."""
+import importlib.util
 import json
 import math
 import os.path as osp
@@ -12,6 +13,7 @@ from PIL import Image
 
 import mmovss  # noqa: F401
 from mmovss.datasets.ovseg_region_builder import pseudo_label_regions
+from mmovss.io import UnsafeOutputError
 from mmovss.models.decode_heads.ovseg_head import ovseg_ensemble
 from mmovss.models.segmentors.two_stage_mask_prompt_tuner import multi_positive_clip_loss
 from mmovss.testing.clip import tiny_clip_cfg
@@ -311,11 +313,16 @@ def test_merge_mask_prompts_refuses_another_clip_or_depth():
         merge_mask_prompts({'decode_head.x': torch.ones(1)}, tuner_state)
 
 
-def test_merge_mask_prompts_command_line_never_overwrites(tmp_path):
+def test_merge_mask_prompts_command_line_never_overwrites(tmp_path, capsys):
+    """The refusals through the tool's ``main`` in this process; the merge
+    itself once through its command line."""
     import subprocess
     import sys
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    tool = osp.join(repo, 'tools', 'ovseg', 'merge_mask_prompts.py')
+    tool_path = osp.join(repo, 'tools', 'ovseg', 'merge_mask_prompts.py')
+    spec = importlib.util.spec_from_file_location('merge_mask_prompts_tool', tool_path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
     mask = str(tmp_path / 'mask.pth')
     prompts = str(tmp_path / 'prompts.pth')
     torch.save(dict(state_dict={'decode_head.region_classifier.clip.w': torch.ones(2)},
@@ -325,19 +332,21 @@ def test_merge_mask_prompts_command_line_never_overwrites(tmp_path):
                prompts)
     out = tmp_path / 'merged.pth'
 
-    def run(*args):
-        return subprocess.run([sys.executable, tool, *args], capture_output=True, text=True)
+    def refused(*args):
+        with pytest.raises((SystemExit, UnsafeOutputError)) as exc:
+            tool.main(list(args))
+        assert exc.type is UnsafeOutputError or exc.value.code not in (0, None)
+        return str(exc.value) + capsys.readouterr().err
 
-    assert run(mask, prompts, mask).returncode != 0  # an input is never the output
+    assert 'would overwrite an input' in refused(mask, prompts, mask)  # never the output
     assert torch.load(mask, weights_only=True)['meta'] == dict(iter=3)
-    done = run(mask, prompts, str(out))
+    done = subprocess.run([sys.executable, tool_path, mask, prompts, str(out)],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     merged = torch.load(str(out), weights_only=True)
     assert torch.equal(merged['state_dict']['decode_head.region_classifier.mask_prompts'],
                        torch.full((1, 4), 2.0))
     assert merged['meta']['iter'] == 3
-    again = run(mask, prompts, str(out))
-    assert again.returncode != 0 and '--overwrite' in again.stderr
-    assert run(mask, prompts, str(out), '--overwrite').returncode == 0
-    missing = run(str(tmp_path / 'none.pth'), prompts, str(tmp_path / 'x.pth'))
-    assert missing.returncode != 0 and 'none.pth' in missing.stderr
+    assert '--overwrite' in refused(mask, prompts, str(out))
+    tool.main([mask, prompts, str(out), '--overwrite'])
+    assert 'none.pth' in refused(str(tmp_path / 'none.pth'), prompts, str(tmp_path / 'x.pth'))

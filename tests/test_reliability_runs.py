@@ -39,6 +39,25 @@ def _run(repo_root, args, timeout=400):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.fixture(scope='module')
+def test_main(repo_root):
+    """``tools/test.py``'s ``main`` in this process, for the runs whose point
+    is not the process itself (refusals, single-process metrics)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('mmovss_test_tool_reliability',
+                                                  repo_root / 'tools' / 'test.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    def run(args, work_dir):
+        """Runs ``tools/test.py CONFIG *args --work-dir work_dir``; returns its log."""
+        tool.main([str(repo_root / CONFIG), *args, '--work-dir', str(work_dir)])
+        logs = sorted(work_dir.glob('*/*.log'))
+        assert len(logs) == 1, logs
+        return logs[0].read_text()
+    return run
+
+
 def _train_log(log):
     """{iteration: (lr, loss)} from mmengine's training log lines."""
     found = re.findall(r'Iter\(train\) \[\s*(\d+)/\d+\]\s+lr: ([\d.e+-]+).*?\bloss: ([\d.]+)', log)
@@ -88,7 +107,8 @@ def test_sigkill_mid_training_then_resume(tmp_path, repo_root, data, reference):
         assert loss == pytest.approx(ref_loss, abs=2e-4), it
 
 
-def test_truncated_checkpoint_is_never_resumed(tmp_path, repo_root, data, reference):
+def test_truncated_checkpoint_is_never_resumed(tmp_path, repo_root, data, reference,
+                                                test_main):
     work = tmp_path / 'trunc'
     shutil.copytree(reference['work'], work)
     good = work / 'iter_9.pth'
@@ -101,23 +121,21 @@ def test_truncated_checkpoint_is_never_resumed(tmp_path, repo_root, data, refere
     assert code == 0, log[-3000:]
     assert 'skipping incomplete checkpoint' in log and 'iter_12.pth' in log
     assert 'resumed epoch: 0, iter: 9' in log
-    code, log = _run(repo_root, ['tools/test.py', CONFIG, str(work / 'broken.pth'), *_opts(data)])
-    assert code != 0 and "does not exist" in log
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        test_main([str(work / 'broken.pth'), *_opts(data)], tmp_path / 'missing')
     (work / 'broken.pth').write_bytes(payload[:1000])
-    code, log = _run(repo_root, ['tools/test.py', CONFIG, str(work / 'broken.pth'), *_opts(data)])
-    assert code != 0 and 'truncated or corrupt' in log
+    with pytest.raises(ValueError, match='truncated or corrupt'):
+        test_main([str(work / 'broken.pth'), *_opts(data)], tmp_path / 'broken')
 
 
-def test_checkpoint_of_another_model_is_refused(tmp_path, repo_root, data, reference):
+def test_checkpoint_of_another_model_is_refused(tmp_path, data, reference, test_main):
     ckpt = str(reference['work'] / f'iter_{ITERS}.pth')
     other = ['model.decode_head.num_convs=2']
-    code, log = _run(repo_root, ['tools/test.py', CONFIG, ckpt, '--work-dir', str(tmp_path),
-                                 *_opts(data, *other)])
-    assert code != 0
-    assert 'does not fit the model of this config' in log and 'missing keys' in log
-    code, log = _run(repo_root, ['tools/test.py', CONFIG, ckpt, '--non-strict', '--work-dir',
-                                 str(tmp_path), *_opts(data, *other)])
-    assert code == 0, log[-3000:]
+    with pytest.raises(RuntimeError, match='does not fit the model of this config') as err:
+        test_main([ckpt, *_opts(data, *other)], tmp_path / 'strict')
+    assert 'missing keys' in str(err.value)
+    log = test_main([ckpt, '--non-strict', *_opts(data, *other)], tmp_path / 'non_strict')
+    assert _miou(log)
 
 
 def _miou(log):
@@ -127,14 +145,9 @@ def _miou(log):
 
 
 def test_distributed_test_equals_single_process_and_is_deterministic(tmp_path, repo_root, data,
-                                                                      reference):
+                                                                      reference, test_main):
     ckpt = str(reference['work'] / f'iter_{ITERS}.pth')
-    single = []
-    for i in range(2):
-        code, log = _run(repo_root, ['tools/test.py', CONFIG, ckpt, '--work-dir',
-                                     str(tmp_path / f's{i}'), *_opts(data)])
-        assert code == 0, log[-3000:]
-        single.append(_miou(log))
+    single = [_miou(test_main([ckpt, *_opts(data)], tmp_path / f's{i}')) for i in range(2)]
     assert single[0] == single[1]
     env = dict(os.environ, PORT='29517', OMP_NUM_THREADS='1')
     proc = subprocess.run(['bash', 'tools/dist_test.sh', CONFIG, ckpt, '2', '--work-dir',

@@ -256,16 +256,21 @@ def test_cfg_option_code_is_kept_as_text_and_never_run(tmp_path):
         bench.parse_key_values(['model.x'])
 
 
-def test_compare_reference_tool_reads_cfg_options_as_literals(tmp_path):
-    """compare_reference_training_free.py --cfg-options: literals, never eval."""
-    from mmovss.benchmarking.published_reference import our_config
-    marker = tmp_path / 'executed'
-    code = f"__import__('os').system('touch {marker}')"
+def _compare_tool():
     tool_path = osp.join(ROOT, 'tools', 'analysis_tools',
                          'compare_reference_training_free.py')
     spec = importlib.util.spec_from_file_location('mmovss_compare_tool', tool_path)
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
+    return compare
+
+
+def test_compare_reference_tool_reads_cfg_options_as_literals(tmp_path):
+    """compare_reference_training_free.py --cfg-options: literals, never eval."""
+    from mmovss.benchmarking.published_reference import our_config
+    marker = tmp_path / 'executed'
+    code = f"__import__('os').system('touch {marker}')"
+    compare = _compare_tool()
     args = compare.parse_args([
         'naclip', str(tmp_path), '--weights', str(tmp_path / 'w.pt'),
         '--cfg-options', f'model.decode_head.logit_scale={code}',
@@ -288,11 +293,7 @@ def test_compare_reference_tool_bf16_option(tmp_path):
     """--dtype bf16 sets our inference_dtype and switches the verdict from
     the parity tolerances to the agreement rule (labels >= 99.5%)."""
     from mmovss.benchmarking.published_reference import our_config
-    tool_path = osp.join(ROOT, 'tools', 'analysis_tools',
-                         'compare_reference_training_free.py')
-    spec = importlib.util.spec_from_file_location('mmovss_compare_tool', tool_path)
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = _compare_tool()
     args = compare.parse_args(['naclip', str(tmp_path), '--dtype', 'bf16'])
     cfg = our_config(args.method, args.reference, args.weights,
                      args.templates, args.pamr, compare.our_options(args))
@@ -306,6 +307,48 @@ def test_compare_reference_tool_bf16_option(tmp_path):
     assert verdict('bf16', 6e-4, 0.996, 1e-4)[0]  # bf16: labels only
     assert not verdict('bf16', 0.0, 0.994, 1e-4)[0]
     assert '99.5%' in verdict('bf16', 0.0, 1.0, 1e-4)[1]
+
+
+def test_compare_reference_tool_cast_text_keeps_the_reference_float32(tmp_path, capsys):
+    """--cast-text: our text tower in bf16, the reference's embeddings from a
+    float32 build of the same config (random tiny CLIP, same seed)."""
+    from mmovss.benchmarking.published_reference import build_ours, our_config
+    from mmovss.testing.clip import tiny_clip_cfg
+    compare = _compare_tool()
+    with pytest.raises(SystemExit):
+        compare.parse_args(['naclip', str(tmp_path), '--cast-text'])
+    assert 'pass --dtype bf16' in capsys.readouterr().err
+    (tmp_path / 'configs').mkdir()
+    (tmp_path / 'configs' / 'cls_context60.txt').write_text('sky\ncat, kitty\ntraffic light\n')
+    tiny = tiny_clip_cfg()
+    options = ['--cfg-options', *[f'model.{tower}.{key}={value!r}' for tower in
+                                  ('backbone', 'text_encoder') for key, value in
+                                  (('model_name', None), ('model_cfg', tiny),
+                                   ('pretrained', None))],
+               'model.text_encoder.cache_dir=None',
+               f"model.decode_head.in_channels={tiny['embed_dim']}"]
+    args = compare.parse_args(['naclip', str(tmp_path), '--dtype', 'bf16', '--cast-text',
+                               '--templates', 'single', *options])
+    assert 'model.test_cfg.cast_text_encoder=True' in compare.our_options(args)
+    torch.manual_seed(0)
+    ours = build_ours(our_config(args.method, args.reference, args.weights, args.templates,
+                                 args.pamr, compare.our_options(args)))
+    with torch.no_grad():
+        ours_embeds = ours.class_embeddings()
+    torch.manual_seed(0)
+    given = compare.reference_text_embeddings(args, ours_embeds)
+    torch.manual_seed(0)
+    fp32 = build_ours(our_config(args.method, args.reference, args.weights, args.templates,
+                                 args.pamr, args.cfg_options))
+    with torch.no_grad():
+        want = fp32.class_embeddings()
+    assert given.embeds.dtype == torch.float32 and torch.equal(given.embeds, want.embeds)
+    assert given.vocabulary.names == ours_embeds.vocabulary.names
+    if ours.inference_precision['run'] == 'bf16':  # this CPU runs bf16 (no fallback)
+        assert not torch.equal(ours_embeds.embeds, given.embeds)
+        torch.testing.assert_close(ours_embeds.embeds, given.embeds, atol=0.05, rtol=0)
+    plain = compare.parse_args(['naclip', str(tmp_path), '--dtype', 'bf16'])
+    assert compare.reference_text_embeddings(plain, ours_embeds) is ours_embeds
 
 
 def test_mmseg_text_encoder_gets_our_weights():

@@ -73,6 +73,12 @@ reference's float32 labels (the logit difference is reported, not judged)::
 
     python tools/analysis_tools/compare_reference_training_free.py \\
         naclip /tmp/refs/naclip --threads 1 --dtype bf16
+
+``--cast-text`` (with ``--dtype bf16``) casts our text tower too
+(``test_cfg.cast_text_encoder=True``): our class embeddings are then encoded
+in bf16 (the report gives their cold time and their largest difference to
+float32), while the reference keeps the float32 embeddings of a float32
+build of the same config, so the label agreement covers both towers.
 """
 import argparse
 import copy
@@ -129,12 +135,20 @@ def parse_args(argv=None):
                         'reference stays float32): bf16 is judged by the '
                         'agreement rule, >= 99.5%% of labels equal to the '
                         "reference's float32 labels")
+    parser.add_argument('--cast-text', action='store_true',
+                        help='with --dtype bf16: cast our text tower too '
+                        '(test_cfg.cast_text_encoder); the reference keeps '
+                        'float32 text embeddings')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch threads (0: torch default)')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='extra key=value overrides of our config '
                         '(values read as Python literals, never evaluated)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cast_text and args.dtype == 'fp32':
+        parser.error('--cast-text casts the text tower to the low precision: '
+                     'pass --dtype bf16 with it.')
+    return args
 
 
 def our_options(args):
@@ -143,7 +157,22 @@ def our_options(args):
     options = list(args.cfg_options)
     if args.dtype != 'fp32':
         options.append(f'model.test_cfg.inference_dtype={args.dtype}')
+    if args.cast_text:
+        options.append('model.test_cfg.cast_text_encoder=True')
     return options
+
+
+def reference_text_embeddings(args, ours_embeds):
+    """The class embeddings the reference model gets: ours, or with
+    ``--cast-text`` those of a float32 build of the same config (our
+    ``--cfg-options`` without the precision), so that the reference stays
+    float32 throughout."""
+    if not args.cast_text:
+        return ours_embeds
+    cfg = our_config(args.method, args.reference, args.weights,
+                     args.templates, args.pamr, args.cfg_options)
+    with torch.no_grad():
+        return build_ours(cfg).class_embeddings()
 
 
 # ------------------------------------------------------------------- data
@@ -213,7 +242,8 @@ def main():
     ref = build_reference(args.method, args.reference, args.weights,
                           args.pamr)
     with torch.no_grad():
-        text_s, _, embeds = timed_call(ours.class_embeddings)
+        text_s, _, ours_embeds = timed_call(ours.class_embeddings)
+    embeds = reference_text_embeddings(args, ours_embeds)
     names = list(embeds.vocabulary.names)
     ref_names = [line for line in open(os.path.join(
         args.reference, method['class_file'])).read().split('\n')]
@@ -222,9 +252,14 @@ def main():
         'class names differ'
     assert ref.query_idx.tolist() == embeds.name_to_class.tolist()
     ref.query_features = embeds.embeds.clone()
+    text_dtype = 'bf16' if args.cast_text else 'float32'
     print(f'{args.method}: {len(names)} names, {embeds.num_classes} '
-          f'classes; our text embeddings in {text_s:.1f} s (cached after the '
-          f'first run)')
+          f'classes; our {text_dtype} text embeddings in {text_s:.1f} s '
+          f'(cached after the first run)')
+    if args.cast_text:
+        diff = (ours_embeds.embeds - embeds.embeds).abs().max().item()
+        print(f'our bf16 text embeddings vs the float32 ones the reference '
+              f'gets: max abs diff {diff:.2e}')
     if args.check_text:
         from mmovss.vocab import get_templates
         n = min(args.check_text, len(names))

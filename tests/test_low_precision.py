@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import mmovss  # noqa: F401
+from mmovss.benchmarking.precision import LABEL_AGREEMENT
 from mmovss.models.utils import low_precision as lp
 from mmovss.testing.clip import tiny_clip_cfg
 
@@ -30,7 +31,7 @@ from mmseg.structures import SegDataSample
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The agreement rule of docs/benchmarks.md (labels equal to float32), for
 #: full-size models.
-AGREEMENT = 0.995
+AGREEMENT = LABEL_AGREEMENT
 #: The bound on tiny random CLIPs: their name similarities are near ties (a
 #: random text tower maps all prompts close together), so bf16 rounding flips
 #: up to about 1.2% of the labels (measured per method in docs/benchmarks.md,

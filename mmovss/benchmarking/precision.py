@@ -15,7 +15,11 @@ import torch
 
 from ..evaluation.side_by_side import build_evaluators, evaluate_quietly
 
-__all__ = ['compare_precisions', 'format_precision_report']
+__all__ = ['LABEL_AGREEMENT', 'compare_precisions', 'format_precision_report']
+
+#: The agreement rule's share of labels that a low precision must keep equal
+#: to float32 (docs/benchmarks.md, "Mixed precision: accuracy").
+LABEL_AGREEMENT = 0.995
 
 
 def _build(cfg, checkpoint: str, dtype: str, precision_mode: Optional[str], metainfo: dict):

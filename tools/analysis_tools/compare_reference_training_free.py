@@ -321,7 +321,9 @@ def agreement_verdict(run: str, logit_diff: float, labels_equal: float,
     if run == 'fp32':
         return (logit_diff <= atol and labels_equal >= 0.999,
                 f'tolerance: logits {atol:g}, labels 99.9%')
-    return labels_equal >= 0.995, f'{run} rule: labels 99.5%'
+    from mmovss.benchmarking.precision import LABEL_AGREEMENT
+    return (labels_equal >= LABEL_AGREEMENT,
+            f'{run} rule: labels {100 * LABEL_AGREEMENT:g}%')
 
 
 if __name__ == '__main__':

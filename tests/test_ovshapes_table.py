@@ -9,6 +9,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,13 @@ def _check_table(work):
     assert rows[Path(FREE).stem][0] == 'none' and rows[Path(FREE).stem][5] == '-'
     assert rows[Path(TRAINED).stem][0] == 'yes'
     assert float(rows[Path(TRAINED).stem][5].split('+-')[0]) > 0
-    assert rows[Path(FREE).stem][6] == '-'
+    assert rows[Path(FREE).stem][6] == rows[Path(FREE).stem][7] == '-'
+    # training CPU time: the mean of the cells' own records, each within its wall time
+    # (one thread; the data loader runs in the training process)
+    runs = [json.loads((_cell(work, TRAINED, s) / 'result.json').read_text()) for s in SEEDS]
+    assert all(0 < r['train_cpu_s'] <= 1.05 * r['train_time_s'] for r in runs), runs
+    got_cpu = float(rows[Path(TRAINED).stem][6].split('+-')[0])
+    assert got_cpu == pytest.approx(statistics.mean(r['train_cpu_s'] for r in runs), abs=0.51)
     # loss fall over the last half: a line fitted here with numpy to the loss
     # points mmengine logged (iterations 3..5 of 5), relative to its end value
     drops = []
@@ -97,7 +104,7 @@ def _check_table(work):
         xs, ys = np.array(points[2:]).T
         slope, icpt = np.polyfit(xs, ys, 1)
         drops.append(100 * -slope * (xs[-1] - xs[0]) / (slope * xs[-1] + icpt))
-    got_mean, got_std = (float(v) for v in rows[Path(TRAINED).stem][6].split('+-'))
+    got_mean, got_std = (float(v) for v in rows[Path(TRAINED).stem][7].split('+-'))
     assert got_mean == pytest.approx(statistics.mean(drops), abs=0.51), (drops, got_mean)
     assert got_std == pytest.approx(statistics.stdev(drops), abs=0.51), (drops, got_std)
     text = (work / 'table.md').read_text()
@@ -173,7 +180,22 @@ def test_a_row_of_one_world_shows_no_spread(tmp_path):
         config=TRAINED, seed=1, trained=True, metrics=metrics, train_time_s=200.0,
         commands={'train': 'python tools/train.py x', 'test': 'python tools/test.py x'})))
     row = _table_rows(runner.render())[Path(TRAINED).stem]
-    assert row[1:7] == ['1/2', '50.00', '25.00', '33.33', '200', '-']  # no train dir: no curve
+    # no CPU time recorded (a cell of an older run), no train dir: no curve
+    assert row[1:8] == ['1/2', '50.00', '25.00', '33.33', '200', '-', '-']
+
+
+def test_cpu_time_is_the_one_childs_and_the_exit_code_is_kept():
+    """``wait_with_cpu_time``: the CPU time of that subprocess only (it busies
+    the CPU about 0.4 s, then sleeps 0.6 s), and its exit code."""
+    from mmovss.ovshapes.table import wait_with_cpu_time
+    code = ('import time\nend = time.process_time() + 0.4\n'
+            'while time.process_time() < end: pass\ntime.sleep(0.6)\nraise SystemExit(3)')
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, '-c', code])
+    returncode, cpu = wait_with_cpu_time(proc)
+    wall = time.perf_counter() - start
+    assert returncode == 3 and proc.returncode == 3
+    assert 0.4 <= cpu < wall - 0.5, (cpu, wall)  # the sleep is not CPU time
 
 
 def test_every_dataset_root_of_a_wrapped_training_set_is_redirected(repo_root):

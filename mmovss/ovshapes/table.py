@@ -19,7 +19,7 @@ A rerun skips every cell whose ``result.json`` exists and redoes the others
 from scratch (an interrupted cell's train/test dirs are removed first), so the
 table can be built in several sessions. The table reports mean +- sample
 standard deviation (n - 1) over the worlds of mIoU_seen, mIoU_unseen, hIoU and
-the wall time of the training subprocess, and for trained configs how much
+the wall and CPU time of the training subprocess, and for trained configs how much
 the training loss still fell over the second half of the schedule
 (:mod:`mmovss.ovshapes.convergence`), with the mean loss curves below the table.
 """
@@ -34,7 +34,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .convergence import CONVERGED_DROP, CurveError, curves_markdown, late_drop, read_loss_curve
 
@@ -168,6 +168,26 @@ def mean_std_cell(values: Sequence[float], digits: int) -> str:
     (never ``'+- 0.00'``)."""
     mean, std = summarize(values)
     return f'{mean:.{digits}f} +- {std:.{digits}f}' if len(values) > 1 else f'{mean:.{digits}f}'
+
+
+def wait_with_cpu_time(proc: subprocess.Popen) -> Tuple[int, Optional[float]]:
+    """Waits for ``proc``; returns its exit code and its CPU time (s).
+
+    The CPU time is the user + system time of that one child (and of the
+    children it waited for) from ``os.wait4``, so cells run at the same time
+    (``--jobs``) do not count each other's time; None where ``os.wait4`` is
+    missing (Windows), after a plain ``wait``.
+    """
+    if not hasattr(os, 'wait4'):
+        return proc.wait(), None
+    while True:
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            break
+        except InterruptedError:  # pragma: no cover (PEP 475 retries already)
+            continue
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def _process_alive(pid: int) -> bool:
@@ -320,21 +340,35 @@ class TableRunner:
         _write_json(marker, want)
         return root
 
-    def _run(self, cmd: List[str], log_path: Path) -> float:
-        """Runs one command from the repository root; returns its wall time (s)."""
+    def _run(self, cmd: List[str], log_path: Path) -> Tuple[float, Optional[float]]:
+        """Runs one command from the repository root.
+
+        Returns:
+            tuple: Its wall time (s) and its CPU time (s; user + system of the
+            subprocess and the children it waited for, e.g. data-loader
+            workers; None where ``os.wait4`` is missing). Unlike the wall
+            time, the CPU time is not inflated by other jobs sharing the cores
+            or by the subprocess being stopped (SIGSTOP) for a while.
+        """
         env = dict(os.environ)
         if self.threads is not None:
             env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         start = time.perf_counter()
         with open(log_path, 'w') as log:
-            proc = subprocess.run([self.python, *cmd[1:]], cwd=self.repo_root,
-                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen([self.python, *cmd[1:]], cwd=self.repo_root,
+                                    stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                returncode, cpu = wait_with_cpu_time(proc)
+            except BaseException:  # e.g. Ctrl-C: never leave the run behind
+                proc.kill()
+                proc.wait()
+                raise
         elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
+        if returncode != 0:
             tail = ''.join(log_path.read_text().splitlines(True)[-15:])
-            raise TableError(f'{" ".join(cmd)} failed (exit {proc.returncode}); log '
+            raise TableError(f'{" ".join(cmd)} failed (exit {returncode}); log '
                              f'{log_path}:\n{tail}')
-        return elapsed
+        return elapsed, cpu
 
     def _lock_path(self, config: str, seed: int) -> Path:
         cell = self.cell_dir(config, seed)
@@ -384,12 +418,13 @@ class TableRunner:
         cell.mkdir(parents=True)
         cmds = self.cell_commands(config, seed, info)
         started = time.time()
-        train_time = None
+        train_time = train_cpu = None
         if 'train' in cmds:
-            train_time = self._run(cmds['train'], cell / 'train.log')
+            train_time, train_cpu = self._run(cmds['train'], cell / 'train.log')
         self._run(cmds['test'], cell / 'test.log')
         result = dict(config=config, seed=seed, trained=info['trained'],
                       metrics=read_test_metrics(cell / 'test'), train_time_s=train_time,
+                      train_cpu_s=train_cpu,
                       loss_curve=self._loss_curve(cell) if info['trained'] else None,
                       commands={k: ' '.join(v) for k, v in cmds.items()},
                       started=started, finished=time.time(), threads=self.threads)
@@ -476,22 +511,27 @@ class TableRunner:
             f'OVShapes, {len(self.seeds)} worlds (seeds {", ".join(map(str, self.seeds))}; '
             f'{self.num_train} train / {self.num_val} val images each), training: {it}. '
             'mIoU in %, mean +- sample std over the worlds; training time = wall time of '
-            '`tools/train.py` (s).', '',
+            '`tools/train.py` (s), and its CPU time (s; user + system of the process, '
+            'not inflated by other jobs on the cores; "-" for cells run before it was '
+            'recorded).', '',
             '| config | training | worlds | seen | unseen | hIoU | training time (s) | '
-            'loss fall, last half (%) |',
-            '| --- | --- | --- | --- | --- | --- | --- | --- |']
+            'training CPU time (s) | loss fall, last half (%) |',
+            '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
         curves = {}
         for config in self.configs:
             by_seed = results.get(config, {})
             if not by_seed:
-                lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | | |')
+                lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | | | |')
                 continue
             rows = list(by_seed.values())
             cells = [mean_std_cell([r['metrics'][key] for r in rows], 2) for _, key in COLUMNS]
             trained = rows[0]['trained']
-            t_cell = drop_cell = '-'
+            t_cell = cpu_cell = drop_cell = '-'
             if trained:
                 t_cell = mean_std_cell([r['train_time_s'] for r in rows], 0)
+                cpu = [r.get('train_cpu_s') for r in rows]
+                if None not in cpu:  # every world's (older cells did not record it)
+                    cpu_cell = mean_std_cell(cpu, 0)
                 runs = [c for c in (self.curve_of(r) for r in rows) if c]
                 drops = [100 * d for d in (late_drop(c) for c in runs) if d is not None]
                 if drops:
@@ -500,7 +540,7 @@ class TableRunner:
                     curves[config_name(config)] = mean_curve(runs)
             lines.append(f'| `{config_name(config)}` | {"yes" if trained else "none"} | '
                          f'{len(rows)}/{len(self.seeds)} | {" | ".join(cells)} | {t_cell} | '
-                         f'{drop_cell} |')
+                         f'{cpu_cell} | {drop_cell} |')
         if curves:
             lines += ['', 'Training loss (the logged window means), mean over the worlds; '
                       '"loss fall, last half": fall of a least-squares line through the '

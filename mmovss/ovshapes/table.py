@@ -180,12 +180,7 @@ def wait_with_cpu_time(proc: subprocess.Popen) -> Tuple[int, Optional[float]]:
     """
     if not hasattr(os, 'wait4'):
         return proc.wait(), None
-    while True:
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-            break
-        except InterruptedError:  # pragma: no cover (PEP 475 retries already)
-            continue
+    _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_utime + usage.ru_stime
 

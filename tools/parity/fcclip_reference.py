@@ -32,6 +32,9 @@ embedding is regenerated from a seed (not stored, see ``meta['regenerated']``),
 and the mask logits are shifted (``mask_features`` channel 0 set to 1, the last
 ``mask_embed`` bias of that channel lowered) until a final mask is empty at
 the CLIP resolution while another is not, so both ensemble gates differ.
+
+Needs detectron2's source (nothing compiled) and the imports of it and of the
+clone: ``pip install fvcore iopath pycocotools`` (not mmovss dependencies).
 """
 import argparse
 import os.path as osp

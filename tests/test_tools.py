@@ -106,8 +106,11 @@ def test_test_tool_loads_load_from_of_the_config(trained, test_main, repo_root):
     ckpt = str(trained['work_dir'] / 'iter_6.pth')
     opts = _data_options(trained['data']['data_root'])
     work_dir = trained['work_dir'] / 'test_load_from'
-    test_main([str(repo_root / TINY_CONFIG), '--work-dir', str(work_dir), *opts,
-               f'load_from={ckpt}'])
+    metrics = test_main([str(repo_root / TINY_CONFIG), '--work-dir', str(work_dir), *opts,
+                         f'load_from={ckpt}'])
     logs = list(work_dir.glob('*/*.log'))
     assert len(logs) == 1, logs
-    assert f'Load checkpoint from {ckpt}' in logs[0].read_text()
+    log = logs[0].read_text()
+    assert f'Load checkpoint from {ckpt}' in log
+    # main returns the metrics it logged
+    assert re.search(rf"mIoU: {metrics['mIoU']:.4f}", log), (metrics, log[-2000:])

@@ -97,6 +97,7 @@ def enable_visualization(cfg, args) -> None:
 
 
 def main(argv=None):
+    """Tests CONFIG (with CHECKPOINT); returns the evaluator's metrics (dict)."""
     args = parse_args(argv)
     released = None
     if not osp.isfile(args.config) and not args.config.endswith('.py') \
@@ -143,8 +144,9 @@ def main(argv=None):
     elif checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)
-    runner.test()
+    metrics = runner.test()
     close_process_group()
+    return metrics
 
 
 if __name__ == '__main__':

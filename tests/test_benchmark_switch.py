@@ -21,6 +21,7 @@ from mmovss.protocols import (
     protocol_benchmarks,
     protocol_of,
 )
+from mmovss.testing.tools import load_tool, work_dir_log
 
 from mmengine.config import Config
 
@@ -234,21 +235,14 @@ def test_cited_training_free_configs_are_pure_deltas():
 def tool_main():
     """``tools/test.py``'s ``main``, run in this process (no interpreter start
     per run); its own command line is run end to end in tests/test_tools.py."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('mmovss_test_tool_switch',
-                                                  osp.join(REPO, 'tools', 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool.main
+    return load_tool('test.py').main
 
 
 def _run_test_tool(main, args, work_dir):
     """The per-class table rows and the summary line of one ``tools/test.py``
     run, read from the log file it wrote in ``work_dir``."""
     main([*args, '--work-dir', str(work_dir)])
-    logs = sorted(glob.glob(osp.join(str(work_dir), '*', '*.log')))
-    assert len(logs) == 1, logs
-    log = open(logs[0]).read()
+    log = work_dir_log(work_dir)
     table = [ln.split(' - ')[-1].strip() for ln in log.splitlines()
              if re.match(r'.*\|\s*[\w ]+\s*\|\s*[\d.]+\s*\|', ln)]
     summary = re.findall(r'mIoU: [\d.]+', log)

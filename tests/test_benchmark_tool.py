@@ -257,12 +257,8 @@ def test_cfg_option_code_is_kept_as_text_and_never_run(tmp_path):
 
 
 def _compare_tool():
-    tool_path = osp.join(ROOT, 'tools', 'analysis_tools',
-                         'compare_reference_training_free.py')
-    spec = importlib.util.spec_from_file_location('mmovss_compare_tool', tool_path)
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
-    return compare
+    from mmovss.testing.tools import load_tool
+    return load_tool('analysis_tools/compare_reference_training_free.py')
 
 
 def test_compare_reference_tool_reads_cfg_options_as_literals(tmp_path):

@@ -59,10 +59,8 @@ def tiny_world(tmp_path_factory):
 
 
 def test_test_tool_refuses_then_allows_random_weights(repo_root, tiny_world, tmp_path):
-    spec = importlib.util.spec_from_file_location('mmovss_test_tool_traps',
-                                                  repo_root / 'tools/test.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from mmovss.testing.tools import load_tool, work_dir_log
+    tool = load_tool('test.py')
     args = [str(repo_root / TRAINED), '--cfg-options',
             f'test_dataloader.dataset.data_root={tiny_world}']
     with pytest.raises(MissingTrainedWeights, match='is a trained model') as err:
@@ -70,8 +68,7 @@ def test_test_tool_refuses_then_allows_random_weights(repo_root, tiny_world, tmp
     assert '--allow-random-weights' in str(err.value)
     assert not list((tmp_path / 'refused').glob('*/*.json'))  # nothing was tested
     tool.main([*args, '--allow-random-weights', '--work-dir', str(tmp_path / 'allowed')])
-    logs = list((tmp_path / 'allowed').glob('*/*.log'))
-    assert len(logs) == 1 and 'mIoU_unseen' in logs[0].read_text()
+    assert 'mIoU_unseen' in work_dir_log(tmp_path / 'allowed')
 
 
 @pytest.fixture(scope='module')

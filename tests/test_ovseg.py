@@ -1,7 +1,6 @@
 """OVSeg: two-stage forward/loss on tiny models, the ensemble against
 hand-computed values, mask prompt tuning trains only the prompts, the region
 data (dataset, pseudo-labels)."""
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -25,13 +24,8 @@ from mmseg.structures import SegDataSample
 
 
 def _load_tool():
-    import importlib.util
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                    'tools', 'ovseg', 'build_region_data.py')
-    spec = importlib.util.spec_from_file_location('build_region_data', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mmovss.testing.tools import load_tool
+    return load_tool('ovseg/build_region_data.py')
 
 
 CLIP = tiny_clip_cfg('vit')
@@ -318,11 +312,10 @@ def test_merge_mask_prompts_command_line_never_overwrites(tmp_path, capsys):
     itself once through its command line."""
     import subprocess
     import sys
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    tool_path = osp.join(repo, 'tools', 'ovseg', 'merge_mask_prompts.py')
-    spec = importlib.util.spec_from_file_location('merge_mask_prompts_tool', tool_path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+
+    from mmovss.testing.tools import load_tool
+    tool = load_tool('ovseg/merge_mask_prompts.py')
+    tool_path = tool.__file__
     mask = str(tmp_path / 'mask.pth')
     prompts = str(tmp_path / 'prompts.pth')
     torch.save(dict(state_dict={'decode_head.region_classifier.clip.w': torch.ones(2)},

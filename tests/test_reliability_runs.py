@@ -43,18 +43,13 @@ def _run(repo_root, args, timeout=400):
 def test_main(repo_root):
     """``tools/test.py``'s ``main`` in this process, for the runs whose point
     is not the process itself (refusals, single-process metrics)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('mmovss_test_tool_reliability',
-                                                  repo_root / 'tools' / 'test.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from mmovss.testing.tools import load_tool, work_dir_log
+    main = load_tool('test.py').main
 
     def run(args, work_dir):
         """Runs ``tools/test.py CONFIG *args --work-dir work_dir``; returns its log."""
-        tool.main([str(repo_root / CONFIG), *args, '--work-dir', str(work_dir)])
-        logs = sorted(work_dir.glob('*/*.log'))
-        assert len(logs) == 1, logs
-        return logs[0].read_text()
+        main([str(repo_root / CONFIG), *args, '--work-dir', str(work_dir)])
+        return work_dir_log(work_dir)
     return run
 
 

@@ -86,12 +86,8 @@ def test_resume_auto_picks_newest_checkpoint(trained, repo_root):
 def test_main(repo_root):
     """``tools/test.py``'s ``main`` in this process (the command line itself is
     run above): for checks of what it reads, without an interpreter start."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('mmovss_test_tool_tools',
-                                                  repo_root / 'tools' / 'test.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool.main
+    from mmovss.testing.tools import load_tool
+    return load_tool('test.py').main
 
 
 def test_missing_config_names_close_matches(test_main, repo_root, monkeypatch):
@@ -108,9 +104,8 @@ def test_test_tool_loads_load_from_of_the_config(trained, test_main, repo_root):
     work_dir = trained['work_dir'] / 'test_load_from'
     metrics = test_main([str(repo_root / TINY_CONFIG), '--work-dir', str(work_dir), *opts,
                          f'load_from={ckpt}'])
-    logs = list(work_dir.glob('*/*.log'))
-    assert len(logs) == 1, logs
-    log = logs[0].read_text()
+    from mmovss.testing.tools import work_dir_log
+    log = work_dir_log(work_dir)
     assert f'Load checkpoint from {ckpt}' in log
     # main returns the metrics it logged
     assert re.search(rf"mIoU: {metrics['mIoU']:.4f}", log), (metrics, log[-2000:])

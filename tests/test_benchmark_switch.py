@@ -331,11 +331,7 @@ def test_every_declared_protocol_has_its_bases():
 
 
 def test_test_tool_rejects_an_unknown_benchmark(capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('mmovss_test_tool',
-                                                  osp.join(REPO, 'tools', 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('test.py')
     assert tool.parse_args(['c.py', '--benchmark', 'voc21']).benchmark == 'voc21'
     with pytest.raises(SystemExit):
         tool.parse_args(['c.py', '--benchmark', 'voc22'])

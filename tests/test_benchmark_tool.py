@@ -5,7 +5,6 @@ The tool runs in-process on the OVShapes tiny-CLIP config with random
 weights at 64 x 64; the numbers are only checked for consistency (speed is
 measured in docs/benchmarks.md, never asserted).
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -16,18 +15,14 @@ import torch
 from mmovss import benchmarking as bench
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 TINY = osp.join(ROOT, 'configs', 'ovshapes',
                 'dense-clip_tiny-clip_ovshapes.py')
 FAST = ['--shape', '64', '64', '--repeat', '2', '--warmup', '1']
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('mmovss_benchmark_tool',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mmovss.testing.tools import load_tool
+    return load_tool('analysis_tools/benchmark.py')
 
 
 @pytest.fixture(scope='module')

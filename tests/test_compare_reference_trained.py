@@ -25,8 +25,8 @@ from mmovss.benchmarking.official_reference import (
     random_image,
     side_by_side,
 )
+from mmovss.testing.tools import load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # where the official clones were extracted (the test runs only where they and detectron2's
 # dependencies are present; CI has neither)
 OFFICIAL = os.environ.get('MMOVSS_OFFICIAL_CLONES', '/work/official')
@@ -128,18 +128,13 @@ def test_class_names_and_image():
                     f'{D2_DEPENDENCIES} not installed')
 def test_zegformer_tiny_against_official():
     """The whole path of the tool: generator build, conversion, strict load, equal outputs."""
-    import importlib.util
-
     from mmovss.testing.official_parity.official_code import (
         add_source_dirs,
         cuda_as_noop,
         seed_everything,
     )
     add_source_dirs(osp.join(OFFICIAL, 'detectron2'), osp.join(OFFICIAL, 'ZegFormer'))
-    path = osp.join(ROOT, 'tools', 'parity', 'zegformer_reference.py')
-    spec = importlib.util.spec_from_file_location('zegformer_reference_timing', path)
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
+    generator = load_tool('parity/zegformer_reference.py')
     args = argparse.Namespace(official_repo=osp.join(OFFICIAL, 'ZegFormer'), seed=0,
                               size='tiny', image_size=[32, 64], classes=class_names(3))
     seed_everything(0)
@@ -191,10 +186,7 @@ def test_san_official_tiny_against_official():
 def test_ovseg_tiny_against_official():
     """OVSeg: the official model of the generator's tiny sizes; every non-empty proposal
     classified by the mask-prompted CLIP on both sides."""
-    path = osp.join(ROOT, 'tools', 'parity', 'ovseg_reference.py')
-    spec = importlib.util.spec_from_file_location('ovseg_reference_timing', path)
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
+    generator = load_tool('parity/ovseg_reference.py')
     pair, result = _tiny_side_by_side('ovseg', OVSEG_CLONE, 4, (64, 64), generator)
     assert result['ok'], format_report('ovseg', result, pair.description)
     assert result['max_diff'] <= 1e-4 and result['labels_equal'] >= LABELS_TOLERANCE

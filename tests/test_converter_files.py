@@ -2,7 +2,6 @@
 
 The official-format state dicts are the parity fixtures' (tests/data/official_parity/).
 """
-import importlib.util
 import os
 import os.path as osp
 
@@ -14,8 +13,7 @@ from mmovss.converters.common import ConversionError
 from mmovss.converters.files import CONVERTED_META_KEY, convert_file, read_checkpoint
 from mmovss.converters.formats import format_module
 from mmovss.testing.official_parity import default_fixture_root
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmovss.testing.tools import load_tool
 
 
 def _official(method: str, tmp_path, name: str = 'official.pth') -> str:
@@ -27,11 +25,7 @@ def _official(method: str, tmp_path, name: str = 'official.pth') -> str:
 
 
 def _tool(fmt: str):
-    path = osp.join(REPO, 'tools', 'model_converters', f'{fmt}_to_mmovss.py')
-    spec = importlib.util.spec_from_file_location(f'{fmt}_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool(f'model_converters/{fmt}_to_mmovss.py')
 
 
 def test_a_file_of_another_format_is_refused_naming_its_converter(tmp_path):

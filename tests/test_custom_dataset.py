@@ -152,25 +152,21 @@ def test_dataset_trains_on_seen_classes_only(tmp_path):
 
 
 # ----------------------------------------------------------------- the tool
-def _tool(repo_root, capsys, *args):
+def _tool(capsys, *args):
     """Runs the tool's main() in this process (no interpreter start-up)."""
-    import importlib.util
-    path = repo_root / 'tools/dataset_converters/custom_dataset.py'
-    spec = importlib.util.spec_from_file_location('custom_dataset_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    code = module.main([str(a) for a in args])
+    from mmovss.testing.tools import load_tool
+    code = load_tool('dataset_converters/custom_dataset.py').main([str(a) for a in args])
     out = capsys.readouterr()
     return code, out.out + out.err
 
 
-def test_tool_refuses_bad_data_and_writes_nothing(repo_root, tmp_path, capsys):
+def test_tool_refuses_bad_data_and_writes_nothing(tmp_path, capsys):
     root = tmp_path / 'data'
     for split in ('train', 'val'):
         _pair(root, split, 'a', np.zeros((8, 8), np.uint8))
     _pair(root, 'train', 'b', np.full((8, 8), 5, np.uint8))
     (root / 'classes.txt').write_text('sky\ngrass | unseen\n')
-    code, log = _tool(repo_root, capsys, root, '--classes', root / 'classes.txt',
+    code, log = _tool(capsys, root, '--classes', root / 'classes.txt',
                       '--out-dir', tmp_path / 'configs')
     assert code == 1, log
     assert 'unknown label values: 1' in log and 'b.png: values [5]' in log

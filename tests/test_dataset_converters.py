@@ -1,6 +1,4 @@
 """Label conversions and the converter scripts on tiny synthetic inputs."""
-import importlib.util
-import os.path as osp
 import pickle
 
 import numpy as np
@@ -10,17 +8,11 @@ from scipy.io import savemat
 
 from mmovss.datasets import label_conversion as lc
 from mmovss.datasets.label_file_conversion import convert_label_files
-
-TOOLS = osp.join(osp.dirname(osp.dirname(__file__)), 'tools',
-                 'dataset_converters')
+from mmovss.testing.tools import load_tool
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(
-        f'converter_{name}', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'dataset_converters/{name}.py')
 
 
 def test_coco_stuff_ids():

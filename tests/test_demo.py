@@ -4,7 +4,6 @@ Uses ``mmovss/assets/ovshapes_tiny_clip.pt`` when it exists, else a seeded
 random CLIP of the same shape (the checks compare files with what they must
 contain, whatever the weights predict).
 """
-import importlib.util
 import json
 
 import cv2
@@ -13,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mmovss.testing.tools import load_tool
 from mmovss.visualization import draw_legend, legend_entries, vocabulary_palette
 
 CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
@@ -22,12 +22,8 @@ NAMES = ['sky', 'grass', 'sand', 'wall', 'striped red']
 
 
 @pytest.fixture(scope='module')
-def demo(repo_root):
-    spec = importlib.util.spec_from_file_location('mmovss_demo_tool',
-                                                  repo_root / 'tools/demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+def demo():
+    return load_tool('demo.py').main
 
 
 @pytest.fixture(scope='module')

@@ -116,12 +116,8 @@ def test_resnet_clip_checkpoint_is_refused_with_reason(official):
 
 
 def test_tool_wrapper_converts_and_refuses(tmp_path, official):
-    import importlib.util
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
-                    'model_converters', 'fcclip_official_to_mmovss.py')
-    spec = importlib.util.spec_from_file_location('fcclip_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from mmovss.testing.tools import load_tool
+    tool = load_tool('model_converters/fcclip_official_to_mmovss.py')
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
     torch.save({'model': official}, src)
     tool.main([str(src), str(dst)])

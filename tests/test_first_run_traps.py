@@ -1,7 +1,6 @@
 """First-run traps of issue #23: a trained config evaluated without its
 weights, the clone folder shadowing the installed package, the demo's
 ``--out`` and a one-class vocabulary."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -72,11 +71,9 @@ def test_test_tool_refuses_then_allows_random_weights(repo_root, tiny_world, tmp
 
 
 @pytest.fixture(scope='module')
-def demo(repo_root):
-    spec = importlib.util.spec_from_file_location('mmovss_demo_traps', repo_root / 'tools/demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+def demo():
+    from mmovss.testing.tools import load_tool
+    return load_tool('demo.py').main
 
 
 def test_demo_without_out_prints_and_writes_nothing(demo, repo_root, tiny_world, tmp_path,

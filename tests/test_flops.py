@@ -3,7 +3,6 @@
 the matrix peak, the efficiency fields of the report, and the CPU bf16
 fall-back decision (with faked peaks: the real ones depend on the machine).
 """
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -12,9 +11,9 @@ from torch import nn
 
 from mmovss import benchmarking as bench
 from mmovss.benchmarking import peak as peak_module
+from mmovss.testing.tools import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 TINY = osp.join(ROOT, 'configs', 'ovshapes', 'dense-clip_tiny-clip_ovshapes.py')
 FAST = [TINY, '--shape', '64', '64', '--repeat', '1', '--warmup', '0',
         '--num-classes', '5']
@@ -180,10 +179,7 @@ def test_efficiency_is_flops_over_time_and_its_fraction_of_peak():
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('mmovss_benchmark_tool_flops', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/benchmark.py')
 
 
 def _fake_peaks(monkeypatch, rates):

@@ -104,17 +104,12 @@ class ModelCheckpoint:
 
 def test_the_converter_tool_writes_a_loadable_checkpoint(official, model, tmp_path):
     import argparse
-    import importlib.util
-    from pathlib import Path
 
     from mmovss.runtime import load_checkpoint_safely
+    from mmovss.testing.tools import load_tool
 
     # by path: another test may have imported a different top-level ``tools``
-    tool = Path(__file__).resolve().parents[1] / 'tools/model_converters/lseg_official_to_mmovss.py'
-    spec = importlib.util.spec_from_file_location('lseg_official_to_mmovss', tool)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    main = module.main
+    main = load_tool('model_converters/lseg_official_to_mmovss.py').main
     src, dst = tmp_path / 'demo.ckpt', tmp_path / 'ours.pth'
     # as Lightning 1.3 saves it: callback state keyed by the callback class
     lightning = dict(official, callbacks={ModelCheckpoint: {'best_model_score': torch.ones(())}},

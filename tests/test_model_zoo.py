@@ -13,7 +13,6 @@
   with errors that name the file or URL and the fix.
 """
 import copy
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -46,6 +45,7 @@ from mmovss.apis.reproduce_table import NOT_MEASURED, render_reproduce, reproduc
 from mmovss.converters import san_mmseg
 from mmovss.protocols import BENCHMARK_KEYS
 from mmovss.testing.clip import tiny_clip_cfg
+from mmovss.testing.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tests'))
@@ -167,10 +167,7 @@ def test_generator_tool_check_mode(tmp_path):
     root = _zoo(tmp_path, '- Name: foo_released\n  Config: configs/foo/foo_cfg.py\n'
                 '  Weights: https://x.org/a.pth\n')
     out = tmp_path / 'reproduce.md'
-    spec = importlib.util.spec_from_file_location(
-        'reproduce_table_tool', REPO / 'tools/misc/reproduce_table.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('misc/reproduce_table.py')
     args = ['--configs', str(root), '--out', str(out)]
     assert tool.main(args + ['--check']) == 1 and not out.exists()
     assert tool.main(args) == 0
@@ -473,9 +470,7 @@ def test_test_tool_takes_a_released_name_or_the_released_file(released, tmp_path
         f'Models:\n- Name: san_tiny_eval\n  Config: configs/san/san_tiny_eval.py\n'
         f'  Weights: {OFFLINE_URL}\n')
     monkeypatch.setattr(model_zoo, 'configs_root', lambda: str(tmp_path / 'configs'))
-    spec = importlib.util.spec_from_file_location('mmovss_test_tool', REPO / 'tools/test.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('test.py')
     cache = str(tmp_path / 'cache')
     with pytest.raises(ReleasedWeightsError, match=OFFLINE_URL):
         tool.main(['san_tiny_eval', '--weights-dir', cache, '--work-dir', str(tmp_path / 'w0')])

@@ -286,11 +286,8 @@ def test_clip_only_at_zero_weight_is_the_official_gating(fixture, model):
 
 
 def test_converter_tool_writes_a_checkpoint_that_loads(tmp_path, fixture, official, model):
-    import importlib.util
-    path = osp.join(REPO, 'tools', 'model_converters', 'ovseg_official_to_mmovss.py')
-    spec = importlib.util.spec_from_file_location('ovseg_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from mmovss.testing.tools import load_tool
+    tool = load_tool('model_converters/ovseg_official_to_mmovss.py')
     src, dst = tmp_path / 'ovseg_official.pth', tmp_path / 'ours.pth'
     torch.save({'model': official}, src)
     tool.main([str(src), str(dst)])

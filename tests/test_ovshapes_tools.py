@@ -1,24 +1,17 @@
 """``tools/ovshapes/pretrain_clip.py`` and the library behind it
 (:func:`mmovss.ovshapes.pretrain.save_pretrained`): a short run is saved as
 shipped (float16 tensors) with a record of the rounded weights' accuracy."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 import torch
 
 from mmovss.ovshapes.pretrain import ovshapes_tokenizer, save_pretrained, zero_shot_accuracy
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmovss.testing.tools import load_tool
 
 
 def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmovss_ovshapes_{name}', osp.join(ROOT, 'tools', 'ovshapes', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'ovshapes/{name}.py')
 
 
 def test_pretrain_tool_saves_float16_weights_and_their_record(tmp_path, capsys):

@@ -1,5 +1,4 @@
 """Real samples from ../shared/realdata: converted to tmp dirs and loaded."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -8,6 +7,7 @@ import pytest
 from PIL import Image
 
 import mmovss  # noqa: F401
+from mmovss.testing.tools import load_tool
 
 from mmengine import Config
 from mmengine.registry import init_default_scope
@@ -27,12 +27,7 @@ def mmseg_scope():
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(
-        f'converter_{name}',
-        osp.join(REPO, 'tools', 'dataset_converters', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'dataset_converters/{name}.py')
 
 
 def _dataset(key, **overrides):

@@ -6,7 +6,6 @@ included), converters resume after a kill, no loader runs a pickle's code,
 corrupted checkpoints are refused, resuming another model names the keys,
 and a synonym shared by two classes of a vocabulary file is refused.
 """
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -22,19 +21,13 @@ import torch
 from PIL import Image
 
 from mmovss.io import UnsafeOutputError, UnsafePickleError, check_output_dir
+from mmovss.testing.tools import load_tool
 
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = 'tests/data/configs/tiny_fcn.py'
 DEMO_CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
-
-
-def _tool(path, name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _RunsShell:
@@ -84,7 +77,7 @@ def test_test_out_refuses_the_ground_truth_folder(tiny_dataset):
     root = tiny_dataset['data_root']
     ann = osp.join(root, 'ann_dir', 'val')
     before = {n: open(osp.join(ann, n), 'rb').read() for n in os.listdir(ann)}
-    tool = _tool('tools/test.py', 'round2_test_tool')
+    tool = load_tool('test.py')
     options = ['--cfg-options', f'test_dataloader.dataset.data_root={root}']
     for out in (ann, osp.join(ann, 'preds'), osp.join(root, 'preds')):
         with pytest.raises(UnsafeOutputError, match='protected folder') as err:
@@ -99,7 +92,7 @@ def test_test_out_refuses_a_non_empty_folder_and_hard_links(tiny_dataset, tmp_pa
     out = tmp_path / 'preds'
     out.mkdir()
     (out / 'notes.txt').write_text('keep me')
-    tool = _tool('tools/test.py', 'round2_test_tool2')
+    tool = load_tool('test.py')
     options = ['--cfg-options', f'test_dataloader.dataset.data_root={root}']
     with pytest.raises(UnsafeOutputError, match=r"preds' is not empty.*--overwrite"):
         tool.main([TINY_CONFIG, '--out', str(out), *options])
@@ -132,7 +125,7 @@ def test_guard_compares_inodes_not_paths(tmp_path):
 
 
 def test_demo_refuses_a_hard_linked_input_and_a_non_empty_out(tmp_path, capsys):
-    demo = _tool('tools/demo.py', 'round2_demo').main
+    demo = load_tool('demo.py').main
     image = tmp_path / 'photo.png'
     Image.fromarray(np.full((16, 16, 3), 9, np.uint8)).save(image)
     data = image.read_bytes()
@@ -258,7 +251,7 @@ def test_coco_stuff_resume_after_a_kill_mid_write(tmp_path):
     proc = subprocess.run([sys.executable, '-c', killer], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 9, proc.stdout + proc.stderr
-    tool = _tool('tools/dataset_converters/coco_stuff.py', 'round2_coco_stuff')
+    tool = load_tool('dataset_converters/coco_stuff.py')
     tool.main([str(tmp_path / 'coco'), '--splits', 'val2017', '--resume'])
     names = sorted(os.listdir(src_dir))
     assert names == [f'00000{i}{suffix}' for i in range(3)
@@ -306,7 +299,7 @@ def test_ade_index_is_unpickled_without_running_code(tmp_path):
     marker = tmp_path / 'ran'
     with open(root / 'index_ade20k.pkl', 'wb') as f:
         pickle.dump(dict(folder=[_RunsShell(marker)], filename=['ADE_val_1.jpg']), f)
-    tool = _tool('tools/dataset_converters/ade20k_847.py', 'round2_ade')
+    tool = load_tool('dataset_converters/ade20k_847.py')
     with pytest.raises(UnsafePickleError, match=r"index_ade20k\.pkl.*'posix\.system'"):
         tool.main([str(root)])
     assert not marker.exists()

@@ -1,7 +1,6 @@
 """SAN: parity with mmseg 1.2.2's SAN on a small random model, the converter
 both ways, forward/loss/backward, vocabulary swap, and input checks."""
 import copy
-import importlib.util
 import math
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import torch
 
 import mmovss  # noqa: F401
 from mmovss.testing.clip import tiny_clip_cfg
+from mmovss.testing.tools import load_tool
 
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
@@ -24,11 +24,7 @@ TEMPLATES = ['a photo of a {}.', 'there is a {} in the scene.']
 
 
 def load_converter():
-    path = ROOT / 'tools/model_converters/san_mmseg_to_mmovss.py'
-    spec = importlib.util.spec_from_file_location('san_converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('model_converters/san_mmseg_to_mmovss.py')
 
 
 def ours_cfg(vocabulary=NAMES, **head):
@@ -104,6 +100,9 @@ def randomise(module, seed):
 
 @pytest.fixture(scope='module')
 def models():
+    torch.manual_seed(1)  # the init draws from the global generator: fixed, so the
+    # comparison below is never degenerate by chance (an unseeded run once gave a
+    # logit std of 9.5e-05)
     ours = MODELS.build(ours_cfg()).eval()
     randomise(ours.decode_head.side_adapter, 1)
     with torch.no_grad():

@@ -8,10 +8,8 @@ blocks, 8 side-adapter blocks, fusion layers 0-3) to check that layout at tiny
 widths. Parity of the outputs is tests/test_official_parity.py.
 """
 import copy
-import importlib.util
 import os.path as osp
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +20,8 @@ from mmovss.converters.common import ConversionError
 from mmovss.converters.formats import detect_format
 from mmovss.testing.official_parity import default_fixture_root, load_fixture
 from mmovss.testing.official_parity.san_official import TINY, tiny_config
+from mmovss.testing.tools import load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = osp.join(default_fixture_root(), 'san_official', 'seed0')
 # released depths: CLIP blocks, FEATURE_LAST_LAYER_IDX, FUSION_MAP sources
 RELEASED = {
@@ -145,10 +143,7 @@ def test_foreign_and_unknown_keys_are_refused(official):
 
 
 def test_tool_wrapper(official, tmp_path):
-    path = ROOT / 'tools/model_converters/san_official_to_mmovss.py'
-    spec = importlib.util.spec_from_file_location('san_official_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('model_converters/san_official_to_mmovss.py')
     src, dst = tmp_path / 'san_vit_b_16.pth', tmp_path / 'ours.pth'
     torch.save({'model': official, 'iteration': 59999}, src)
     tool.main([str(src), str(dst)])

@@ -1,7 +1,6 @@
 """The vocabulary report (issue #23): IoU bookkeeping by hand, the variants,
 the summaries, and the tool on OVShapes (its reference variant agrees with
 tools/test.py)."""
-import importlib.util
 import json
 import math
 import re
@@ -13,6 +12,7 @@ import pytest
 
 from mmovss.evaluation.vocabulary_report import IoUCounts, Variant, build_variants, summarize_report
 from mmovss.ovshapes import world
+from mmovss.testing.tools import load_tool
 from mmovss.vocab import Vocabulary
 
 CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
@@ -90,10 +90,7 @@ def test_tool_on_ovshapes_agrees_with_tools_test(repo_root, tiny_world, tmp_path
     synonyms = {'striped red': 'red stripes', 'dotted blue': 'blue dots', 'sky': 'blue sky'}
     names.write_text(''.join(f'{n}, {synonyms[n]}\n' if n in synonyms else f'{n}\n'
                              for n in world.class_names()))
-    spec = importlib.util.spec_from_file_location(
-        'vocabulary_report_tool', repo_root / 'tools/analysis_tools/vocabulary_report.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('analysis_tools/vocabulary_report.py')
     out = tmp_path / 'report'
     code = tool.main([str(repo_root / CONFIG), '--names', str(names), '--templates', 'single',
                       '--distractors', 'striped pink; dotted black; sky',
@@ -130,10 +127,7 @@ def test_tool_with_benchmark_switch(repo_root, tmp_path, capsys):
     name lists' synonyms becoming name variants."""
     from mmovss.testing.benchmark_data import make_benchmark_tree
     tree = make_benchmark_tree('voc20', 'mmseg', str(tmp_path / 'voc20'), 20)
-    spec = importlib.util.spec_from_file_location(
-        'vocabulary_report_tool2', repo_root / 'tools/analysis_tools/vocabulary_report.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('analysis_tools/vocabulary_report.py')
     out = tmp_path / 'report'
     assert tool.main([str(repo_root / CONFIG), '--benchmark', 'voc20', '--templates',
                       '--distractors', '', '--max-images', '1', '--out', str(out),

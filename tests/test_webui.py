@@ -8,7 +8,6 @@ the inferencer's overlay of the same image and vocabulary. Skipped when
 Chromium/chromedriver (Debian: ``apt-get install chromium chromium-driver``),
 Gradio or Selenium are missing.
 """
-import importlib.util
 import io
 import shutil
 import socket
@@ -46,12 +45,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope='module')
-def webui(repo_root):
-    spec = importlib.util.spec_from_file_location('mmovss_webui_tool',
-                                                  repo_root / 'tools/webui.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def webui():
+    from mmovss.testing.tools import load_tool
+    return load_tool('webui.py')
 
 
 @pytest.fixture(scope='module')

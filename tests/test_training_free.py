@@ -303,6 +303,29 @@ def test_pamr_matches_pixelwise_definition():
         PAMR()(image, mask[..., :4])
 
 
+def test_pamr_default_chunks_by_bytes_with_the_same_result(monkeypatch):
+    """Without ``class_chunk`` the classes are refined in chunks of about
+    ``CHUNK_BYTES`` of masks (cache-sized), with the values of all at once."""
+    from mmovss.models.utils import pamr as pamr_module
+    torch.manual_seed(4)
+    image, mask = torch.randn(1, 3, 16, 20), torch.randn(1, 7, 16, 20)
+    chunks = []
+    propagate = PAMR.propagate
+    monkeypatch.setattr(PAMR, 'propagate', lambda self, m, a: (
+        chunks.append(m.shape[1]), propagate(self, m, a))[1])
+    everything = PAMR(2, (1, 3), class_chunk=7)(image, mask)
+    assert chunks == [7]
+    chunks.clear()
+    monkeypatch.setattr(pamr_module, 'CHUNK_BYTES', 3 * 16 * 20 * 4)  # 3 classes
+    torch.testing.assert_close(PAMR(2, (1, 3))(image, mask), everything,
+                               rtol=0, atol=0)
+    assert chunks == [3, 3, 1]
+    chunks.clear()
+    monkeypatch.setattr(pamr_module, 'CHUNK_BYTES', 1)  # never below one class
+    PAMR(2, (1, 3))(image, mask)
+    assert chunks == [1] * 7
+
+
 # ------------------------------------------------------------ head
 VOCAB = Vocabulary(['sky, road, wall', 'bus', 'car, van', 'person', 'tree'])
 

@@ -479,3 +479,26 @@ def test_config_is_consistent(path):
               if t['type'] == 'Resize']
     assert len(resize) == 1 and resize[0]['scale'][0] == 2048
     assert cfg.train_dataloader is None
+
+
+def test_pamr_affinity_once_per_image_for_all_class_chunks(monkeypatch):
+    """The head refines its class chunks with one affinity per image (and the
+    labels equal those of per-chunk affinities)."""
+    torch.manual_seed(5)
+    sims, class_embeds = torch.randn(VOCAB.num_names, 6, 8), embeds()
+    image = torch.randn(3, 6, 8)
+    pamr = dict(type='PAMR', num_iter=2, dilations=(1, 2))
+    calls = []
+    affinity = PAMR.affinity
+    monkeypatch.setattr(PAMR, 'affinity', lambda self, im: (
+        calls.append(1), affinity(self, im))[1])
+    got = head(pamr=pamr, class_chunk=2).predict_labels(
+        sims, class_embeds, (12, 16), image=image, return_probs=True)
+    assert len(calls) == 1  # 5 classes in 3 chunks, one affinity
+    # per chunk, as before: the same labels and probabilities
+    monkeypatch.setattr(PAMR, 'with_guide', lambda self, guide: (
+        lambda masks: self(guide, masks)))
+    want = head(pamr=pamr, class_chunk=2).predict_labels(
+        sims, class_embeds, (12, 16), image=image, return_probs=True)
+    assert len(calls) == 4
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

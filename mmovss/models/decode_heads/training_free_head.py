@@ -208,17 +208,20 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         self._check_order(class_embeds)
         return ClassMaps.from_tensor(sims) if torch.is_tensor(sims) else sims
 
-    def _pamr_guide(self, image: Optional[Tensor], size: Tuple[int, int],
-                    like: ClassMaps) -> Optional[Tensor]:
-        """The PAMR guidance: the input image resized to ``size`` (step 2);
-        None without PAMR."""
+    def _pamr_refiner(self, image: Optional[Tensor], size: Tuple[int, int],
+                      like: ClassMaps) -> Optional[Callable[[Tensor], Tensor]]:
+        """PAMR of (1, n, H, W) similarity chunks, guided by the input image
+        resized to ``size`` (step 2), its affinity computed once for all
+        chunks (:meth:`~mmovss.models.utils.PAMR.with_guide`); None without
+        PAMR."""
         if self.pamr is None:
             return None
         if image is None:
             raise ValueError('TrainingFreeHead with PAMR needs the input '
                              'image to refine the logits.')
-        return resize(image[None].to(like.device, like.dtype), size=size,
-                      mode='bilinear', align_corners=False, warning=False)
+        return self.pamr.with_guide(resize(
+            image[None].to(like.device, like.dtype), size=size,
+            mode='bilinear', align_corners=False, warning=False))
 
     def _removed_classes(self, labels: Tensor,
                          num_classes: int) -> Optional[Tensor]:
@@ -286,8 +289,7 @@ class TrainingFreeHead(OpenVocabDecodeHead):
             refine = partial(self.mask_refinement.refine_similarities,
                              regions=regions)
         probs = ChunkedClassProbs(sims, chunks, size, self.logit_scale,
-                                  self.pamr,
-                                  self._pamr_guide(image, size, sims),
+                                  self._pamr_refiner(image, size, sims),
                                   self.cache_elements, refine=refine)
         best_val, best_idx = probs.best_class()
         removed = self._removed_classes(best_idx, num_classes)
@@ -311,15 +313,15 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         normaliser pass over all names is skipped (labels equal up to exact
         float ties).
         """
-        guide = self._pamr_guide(image, size, sims)
+        pamr = self._pamr_refiner(image, size, sims)
 
         def class_scores():
             for c0, c1, bounds in chunks:
                 x = resize(sims.chunk(bounds[0], bounds[-1])[None],
                            size=size, mode='bilinear', align_corners=False,
                            warning=False)
-                if self.pamr is not None:
-                    x = self.pamr(guide, x)
+                if pamr is not None:
+                    x = pamr(x)
                 x = x[0]
                 if bounds[-1] - bounds[0] != c1 - c0:
                     offset = bounds[0]
@@ -355,8 +357,8 @@ class ChunkedClassProbs:
             (:meth:`TrainingFreeHead._class_chunks`).
         size (tuple[int, int]): The original (H, W).
         logit_scale (float): ``tau``.
-        pamr (nn.Module, optional): PAMR refinement of the resized ``s``.
-        guide (Tensor, optional): (1, 3, H, W) PAMR guidance.
+        pamr (callable, optional): PAMR refinement of the resized ``s``
+            (:meth:`TrainingFreeHead._pamr_refiner`: the guidance bound).
         cache_elements (int): Budget of kept full-size logits (elements).
         refine (callable, optional): Applied to each chunk's (n, H, W)
             similarities after PAMR (the mask refinement's region mean).
@@ -365,12 +367,12 @@ class ChunkedClassProbs:
     def __init__(self, sims: ClassMaps, chunks: List[Tuple[int, int,
                                                            List[int]]],
                  size: Tuple[int, int], logit_scale: float,
-                 pamr: Optional[torch.nn.Module], guide: Optional[Tensor],
+                 pamr: Optional[Callable[[Tensor], Tensor]],
                  cache_elements: int,
                  refine: Optional[Callable[[Tensor], Tensor]] = None):
         self.sims, self.chunks, self.size = sims, chunks, size
         self.refine = refine
-        self.logit_scale, self.pamr, self.guide = logit_scale, pamr, guide
+        self.logit_scale, self.pamr = logit_scale, pamr
         self.cache_elements = cache_elements
         self._cache: Dict[int, Tensor] = {}
         self._cached = 0
@@ -389,7 +391,7 @@ class ChunkedClassProbs:
         x = resize(low[None], size=self.size, mode='bilinear',
                    align_corners=False, warning=False)
         if self.pamr is not None:
-            x = self.pamr(self.guide, x)
+            x = self.pamr(x)
         x = x[0]
         if self.refine is not None:
             x = self.refine(x)

@@ -324,6 +324,10 @@ def test_pamr_default_chunks_by_bytes_with_the_same_result(monkeypatch):
     monkeypatch.setattr(pamr_module, 'CHUNK_BYTES', 1)  # never below one class
     PAMR(2, (1, 3))(image, mask)
     assert chunks == [1] * 7
+    chunks.clear()  # the bytes of a chunk count every image of the batch
+    monkeypatch.setattr(pamr_module, 'CHUNK_BYTES', 2 * 3 * 16 * 20 * 4)
+    PAMR(2, (1, 3))(image.expand(2, -1, -1, -1), mask.expand(2, -1, -1, -1))
+    assert chunks == [3, 3, 1]
 
 
 # ------------------------------------------------------------ head

@@ -37,7 +37,8 @@ from mmseg.registry import MODELS
 
 __all__ = ['PAMR', 'neighbour_offsets', 'CHUNK_BYTES']
 
-#: Bytes of masks refined at once when ``class_chunk`` is None (8 MiB).
+#: Bytes of masks (every image of the batch) refined at once when
+#: ``class_chunk`` is None (8 MiB).
 CHUNK_BYTES = 8 << 20
 
 # the 3x3 window without its centre, in row-major order
@@ -143,7 +144,7 @@ class PAMR(nn.Module):
         if affinity is None:
             affinity = self.affinity(image.to(masks.dtype))
         chunk = self.class_chunk or max(
-            1, CHUNK_BYTES // (masks[0, 0].numel() * masks.element_size()))
+            1, CHUNK_BYTES // (masks[:, 0].numel() * masks.element_size()))
         return torch.cat([
             self.propagate(masks[:, i:i + chunk], affinity)
             for i in range(0, masks.shape[1], chunk)

@@ -312,7 +312,9 @@ def test_pamr_default_chunks_by_bytes_with_the_same_result(monkeypatch):
     chunks = []
     propagate = PAMR.propagate
     monkeypatch.setattr(PAMR, 'propagate', lambda self, m, a: (
-        chunks.append(m.shape[1]), propagate(self, m, a))[1])
+        chunks.append(m.shape[1]),
+        m.stride()[1:] == (m[0, 0].numel(), m.shape[-1], 1) or chunks.append('strided'),
+        propagate(self, m, a))[2])
     everything = PAMR(2, (1, 3), class_chunk=7)(image, mask)
     assert chunks == [7]
     chunks.clear()
@@ -327,6 +329,14 @@ def test_pamr_default_chunks_by_bytes_with_the_same_result(monkeypatch):
     chunks.clear()  # the bytes of a chunk count every image of the batch
     monkeypatch.setattr(pamr_module, 'CHUNK_BYTES', 2 * 3 * 16 * 20 * 4)
     PAMR(2, (1, 3))(image.expand(2, -1, -1, -1), mask.expand(2, -1, -1, -1))
+    assert chunks == [3, 3, 1]
+    # channels-last masks (as a resize may return) are refined as contiguous
+    # chunks, with the same values
+    chunks.clear()
+    monkeypatch.setattr(pamr_module, 'CHUNK_BYTES', 3 * 16 * 20 * 4)
+    last = mask.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(PAMR(2, (1, 3))(image, last), everything,
+                               rtol=0, atol=0)
     assert chunks == [3, 3, 1]
 
 

@@ -309,12 +309,16 @@ def test_pamr_default_chunks_by_bytes_with_the_same_result(monkeypatch):
     from mmovss.models.utils import pamr as pamr_module
     torch.manual_seed(4)
     image, mask = torch.randn(1, 3, 16, 20), torch.randn(1, 7, 16, 20)
-    chunks = []
-    propagate = PAMR.propagate
-    monkeypatch.setattr(PAMR, 'propagate', lambda self, m, a: (
-        chunks.append(m.shape[1]),
-        m.stride()[1:] == (m[0, 0].numel(), m.shape[-1], 1) or chunks.append('strided'),
-        propagate(self, m, a))[2])
+    chunks = []  # classes per propagate call; 'strided' after a chunk whose
+    propagate = PAMR.propagate  # class planes are not contiguous
+
+    def recording_propagate(self, masks, affinity):
+        chunks.append(masks.shape[1])
+        if masks.stride()[1:] != (masks[0, 0].numel(), masks.shape[-1], 1):
+            chunks.append('strided')
+        return propagate(self, masks, affinity)
+
+    monkeypatch.setattr(PAMR, 'propagate', recording_propagate)
     everything = PAMR(2, (1, 3), class_chunk=7)(image, mask)
     assert chunks == [7]
     chunks.clear()

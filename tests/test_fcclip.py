@@ -72,37 +72,82 @@ def test_vocabulary_swap_and_ensemble_changes_scores():
 
 
 def test_deformable_attention_matches_direct_bilinear_sampling():
+    """Values and gradients against bilinear sampling written out point by
+    point (batch, queries, heads, levels and points all of different sizes, so
+    a mixed-up axis cannot pass)."""
     torch.manual_seed(0)
     shapes = torch.tensor([[3, 4], [2, 2]])
-    b, heads, d, nq, points = 1, 2, 3, 2, 2
-    value = torch.randn(b, 12 + 4, heads, d)
+    b, heads, d, nq, points = 2, 2, 5, 3, 4
+    value = torch.randn(b, 12 + 4, heads, d, requires_grad=True)
     loc = torch.rand(b, nq, heads, 2, points, 2)
-    w = torch.rand(b, nq, heads, 2, points)
+    w = torch.rand(b, nq, heads, 2, points, requires_grad=True)
     out = multi_scale_deformable_attention(value, shapes, loc, w)
     # direct: bilinear interpolation with pixel centres at (i + 0.5) / size
-    expect = torch.zeros(b, nq, heads, d)
+    expect = []
     starts = [0, 12]
-    for q in range(nq):
-        for h in range(heads):
-            for lvl, (hh, ww) in enumerate(shapes.tolist()):
-                v = value[0, starts[lvl]:starts[lvl] + hh * ww, h].reshape(
-                    hh, ww, d)
-                for p in range(points):
-                    x = loc[0, q, h, lvl, p, 0] * ww - 0.5
-                    y = loc[0, q, h, lvl, p, 1] * hh - 0.5
-                    x0, y0 = int(torch.floor(x)), int(torch.floor(y))
-                    acc = torch.zeros(d)
-                    for yy, xx in ((y0, x0), (y0, x0 + 1), (y0 + 1, x0),
-                                   (y0 + 1, x0 + 1)):
-                        if 0 <= yy < hh and 0 <= xx < ww:
-                            wt = (1 - abs(x - xx)) * (1 - abs(y - yy))
-                            acc += wt * v[yy, xx]
-                    expect[0, q, h] += w[0, q, h, lvl, p] * acc
-    torch.testing.assert_close(out, expect.reshape(b, nq, heads * d),
-                               atol=1e-5, rtol=1e-5)
+    for n in range(b):
+        for q in range(nq):
+            for h in range(heads):
+                total = torch.zeros(d)
+                for lvl, (hh, ww) in enumerate(shapes.tolist()):
+                    v = value[n, starts[lvl]:starts[lvl] + hh * ww, h].reshape(hh, ww, d)
+                    for p in range(points):
+                        x = loc[n, q, h, lvl, p, 0] * ww - 0.5
+                        y = loc[n, q, h, lvl, p, 1] * hh - 0.5
+                        x0, y0 = int(torch.floor(x)), int(torch.floor(y))
+                        acc = torch.zeros(d)
+                        for yy, xx in ((y0, x0), (y0, x0 + 1), (y0 + 1, x0),
+                                       (y0 + 1, x0 + 1)):
+                            if 0 <= yy < hh and 0 <= xx < ww:
+                                wt = (1 - abs(x - xx)) * (1 - abs(y - yy))
+                                acc = acc + wt * v[yy, xx]
+                        total = total + w[n, q, h, lvl, p] * acc
+                expect.append(total)
+    expect = torch.stack(expect).reshape(b, nq, heads * d)
+    torch.testing.assert_close(out, expect, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (value, w), grad)
+    want = torch.autograd.grad(expect, (value, w), grad)
+    for g, e in zip(got, want):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
 
 
 def test_pixel_decoder_rejects_wrong_inputs():
     with pytest.raises(ValueError, match='four maps'):
         MODELS.build(dict(type='MSDeformAttnPixelDecoder',
                           in_channels=[8, 16, 32]))
+
+
+def test_inference_decoder_computes_only_the_last_sets():
+    """``last_only`` (inference) equals the last layer of the full decoder: the
+    earlier layers' attention masks, predicted at the attended level's size from
+    resized mask features, are the full masks resized there (bilinear resizing
+    is linear)."""
+    torch.manual_seed(0)
+    model = MODELS.build(cfg()).eval()
+    head = model.decode_head
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+        mask_feats, levels = head.pixel_decoder(head._transform_inputs(feats))
+        seen = {True: [], False: []}
+        for last_only in (False, True):
+            hooks = [layer.register_forward_pre_hook(
+                lambda module, args, last_only=last_only: seen[last_only].append(args[4]))
+                for layer in head.decoder.layers]
+            out = head.decoder(mask_feats, levels, last_only=last_only)
+            for hook in hooks:
+                hook.remove()
+            seen[last_only].append(out)
+    full_masks, full_embeds = seen[False].pop()
+    masks, embeds = seen[True].pop()
+    assert len(full_masks) == 4 and len(masks) == len(embeds) == 1
+    # the attention masks restrict something (else the comparison is vacuous)
+    assert any(0 < a.float().mean() < 1 for a in seen[False])
+    for full, light in zip(seen[False], seen[True]):
+        assert full.shape == light.shape and torch.equal(full, light)
+    torch.testing.assert_close(masks[0], full_masks[-1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(embeds[0], full_embeds[-1], rtol=0, atol=1e-5)
+    # the head's inference path takes it
+    with torch.no_grad():
+        final_masks, _ = head.final_sets(feats, model.class_embeddings())
+    torch.testing.assert_close(final_masks, full_masks[-1], rtol=0, atol=1e-5)

@@ -96,16 +96,43 @@ class MaskedAttentionDecoder(nn.Module):
         masks = torch.einsum('bqc,bchw->bqhw', self.mask_mlp(q), mask_feats)
         pooled = self.pool_proj(self.mask_pooling(mask_feats, masks))
         embeds = self.class_mlp(q + pooled)
-        attn = F.interpolate(masks, size=target_hw, mode='bilinear',
-                             align_corners=False)
-        attn = (attn.sigmoid().flatten(2) < 0.5)
-        attn[attn.all(-1)] = False  # an empty mask attends everywhere
-        attn = attn.repeat_interleave(self.num_heads, dim=0).detach()
-        return masks, embeds, attn
+        return masks, embeds, self.attention_mask(masks, target_hw)
 
-    def forward(self, mask_feats: Tensor, levels: Sequence[Tensor]
-                ) -> Tuple[List[Tensor], List[Tensor]]:
-        """Mask logits and class embeddings after every layer."""
+    def attention_mask(self, masks: Tensor, target_hw) -> Tensor:
+        """(B * heads, Q, h * w) bool: True where a query may not attend.
+
+        The mask logits are resized bilinearly to the attended level
+        (``target_hw``); pixels whose mask probability is below 0.5 are
+        excluded, and a query with an empty mask attends everywhere.
+        """
+        if tuple(masks.shape[-2:]) != tuple(target_hw):
+            masks = F.interpolate(masks, size=tuple(target_hw), mode='bilinear',
+                                  align_corners=False)
+        attn = (masks.sigmoid().flatten(2) < 0.5)
+        attn[attn.all(-1)] = False  # an empty mask attends everywhere
+        return attn.repeat_interleave(self.num_heads, dim=0).detach()
+
+    def forward(self, mask_feats: Tensor, levels: Sequence[Tensor],
+                last_only: bool = False) -> Tuple[List[Tensor], List[Tensor]]:
+        """Mask logits and class embeddings after every layer.
+
+        Args:
+            mask_feats (Tensor): (B, C, H, W) mask features.
+            levels (Sequence[Tensor]): Pixel-decoder levels attended in turn.
+            last_only (bool): Return only the last layer's masks and
+                embeddings (inference). The earlier layers then predict only
+                their attention masks, directly at the attended level's size
+                from the mask features resized there: bilinear resizing is
+                linear, so ``resize(e . F) = e . resize(F)`` (equal up to
+                float rounding), and the full-size masks, their mask pooling
+                and class embeddings, which only the losses of the earlier
+                layers read, are not computed.
+
+        Returns:
+            tuple[list[Tensor], list[Tensor]]: Masks (B, Q, H, W) and class
+            embeddings (B, Q, D), one per layer and one before the first
+            (``last_only``: the last of each).
+        """
         mems, poss = [], []
         for i, x in enumerate(levels):
             poss.append(sine_position_embedding(
@@ -115,6 +142,29 @@ class MaskedAttentionDecoder(nn.Module):
         b = mask_feats.shape[0]
         q = self.query_feat.weight[None].expand(b, -1, -1)
         q_pos = self.query_pos.weight[None].expand(b, -1, -1)
+        if last_only:
+            resized = {}
+
+            def attention_only(q: Tensor, target_hw) -> Tensor:
+                hw = tuple(target_hw)
+                if hw not in resized:
+                    resized[hw] = mask_feats if tuple(mask_feats.shape[-2:]) == hw \
+                        else F.interpolate(mask_feats, size=hw, mode='bilinear',
+                                           align_corners=False)
+                masks = torch.einsum('bqc,bchw->bqhw', self.mask_mlp(self.norm(q)),
+                                     resized[hw])
+                return self.attention_mask(masks, hw)
+
+            attn = attention_only(q, levels[0].shape[-2:])
+            for i, layer in enumerate(self.layers):
+                lvl = i % len(levels)
+                q = layer(q, q_pos, mems[lvl], poss[lvl], attn)
+                if i + 1 < len(self.layers):
+                    attn = attention_only(q, levels[(i + 1) % len(levels)].shape[-2:])
+            q = self.norm(q)
+            masks = torch.einsum('bqc,bchw->bqhw', self.mask_mlp(q), mask_feats)
+            embeds = self.class_mlp(q + self.pool_proj(self.mask_pooling(mask_feats, masks)))
+            return [masks], [embeds]
         masks, embeds = [], []
         m, e, attn = self.heads(q, mask_feats, levels[0].shape[-2:])
         masks.append(m)
@@ -235,10 +285,13 @@ class FCCLIPHead(MaskClassificationHead):
         return open_vocab_class_logits(embeds, class_embeds, self.void_embed,
                                        scale)
 
-    def forward_sets(self, inputs, class_embeds):
+    def forward_sets(self, inputs, class_embeds, last_only: bool = False):
+        """Mask logits and in-vocabulary class logits of every decoder layer
+        (``last_only``: of the last one, see
+        :meth:`MaskedAttentionDecoder.forward`)."""
         stages = self._transform_inputs(inputs)
         mask_feats, levels = self.pixel_decoder(stages)
-        masks, embeds = self.decoder(mask_feats, levels)
+        masks, embeds = self.decoder(mask_feats, levels, last_only=last_only)
         return masks, [self.in_vocab_logits(e, class_embeds) for e in embeds]
 
     def pooled_clip_embeddings(self, inputs, masks: Tensor) -> Tensor:
@@ -283,8 +336,12 @@ class FCCLIPHead(MaskClassificationHead):
                                   self.beta, valid)
 
     def final_sets(self, inputs, class_embeds) -> Tuple[Tensor, Tensor]:
-        """The final mask logits and class logits (ensembled if enabled)."""
-        masks, logits = self.forward_sets(inputs, class_embeds)
+        """The final mask logits and class logits (ensembled if enabled).
+
+        Only the last decoder layer's sets are computed (``last_only``), the
+        earlier layers' serve the training losses alone.
+        """
+        masks, logits = self.forward_sets(inputs, class_embeds, last_only=True)
         cls = logits[-1]
         if self.ensemble:
             cls = self.ensemble_logits(inputs, masks[-1], cls, class_embeds)

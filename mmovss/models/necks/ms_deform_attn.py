@@ -41,23 +41,26 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
     """
     b, _, heads, d = value.shape
     _, nq, _, levels, points, _ = sampling_locations.shape
-    sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
-    value_list = value.split(sizes, dim=1)
-    grids = 2 * sampling_locations - 1  # grid_sample's [-1, 1]
-    sampled = []
-    for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
-        v = value_list[lvl].flatten(2).transpose(1, 2).reshape(
-            b * heads, d, int(h), int(w))
-        g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)
-        sampled.append(F.grid_sample(v, g, mode='bilinear',
-                                     padding_mode='zeros',
-                                     align_corners=False))
-    # (B*heads, d, Nq, L*K)
-    sampled = torch.stack(sampled, dim=-2).flatten(-2)
-    weights = attention_weights.transpose(1, 2).reshape(
-        b * heads, 1, nq, levels * points)
-    out = (sampled * weights).sum(-1).view(b, heads * d, nq)
-    return out.transpose(1, 2).contiguous()
+    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+    value_list = value.split([h * w for h, w in shapes], dim=1)
+    # points before queries: grid_sample then returns (B*heads, d, K, Nq), whose
+    # K planes are contiguous, so the weighted sum is K multiply-adds over whole
+    # planes, accumulated level by level into one output (no stacked copy of
+    # every level's samples and no reduction over a trailing dimension of K)
+    grids = (2 * sampling_locations - 1).permute(0, 2, 3, 4, 1, 5)  # [-1, 1]
+    weights = attention_weights.permute(0, 2, 3, 4, 1).reshape(
+        b * heads, 1, levels, points, nq)
+    out = None
+    for lvl, (h, w) in enumerate(shapes):
+        v = value_list[lvl].flatten(2).transpose(1, 2).reshape(b * heads, d, h, w)
+        sampled = F.grid_sample(v, grids[:, :, lvl].flatten(0, 1), mode='bilinear',
+                                padding_mode='zeros', align_corners=False)
+        for k in range(points):
+            if out is None:
+                out = sampled[:, :, k] * weights[:, :, lvl, k]
+            else:
+                out.addcmul_(sampled[:, :, k], weights[:, :, lvl, k])
+    return out.view(b, heads * d, nq).transpose(1, 2).contiguous()
 
 
 def _compiled_op():

@@ -78,8 +78,10 @@ class MaskClassificationEncoderDecoder(OpenVocabEncoderDecoder):
             left, right, top, bottom = [int(x) for x in meta.get(
                 'img_padding_size', meta.get('padding_size', [0, 0, 0, 0]))]
             m = masks[i:i + 1, :, top:masks.shape[-2] - bottom, left:masks.shape[-1] - right]
-            m = F.interpolate(m, size=tuple(meta['ori_shape'][:2]), mode='bilinear',
-                              align_corners=False)[0].sigmoid()
+            ori = tuple(meta['ori_shape'][:2])
+            if tuple(m.shape[-2:]) != ori:  # a resize to the same size is a copy
+                m = F.interpolate(m, size=ori, mode='bilinear', align_corners=False)
+            m = m[0].sigmoid()
             if return_logits:
                 scores = torch.einsum('qc,qhw->chw', probs[i], m)
                 pred = scores.argmax(dim=0, keepdim=True)

@@ -58,6 +58,7 @@ def test_json_has_sane_latency_memory_and_text_cost(result):
     assert mem['peak_rss_mb'] > 0 and mem['rss_model_mb'] > 0
     assert mem['peak_rss_above_model_mb'] == pytest.approx(
         mem['peak_rss_mb'] - mem['rss_model_mb'])
+    assert mem['cpu_huge_pages'] in (True, False, None)
     text = data['text']
     assert text['cold_s'] > 0 and text['warm_s'] > 0
     assert text['warm_s'] < text['cold_s']
@@ -387,3 +388,58 @@ def test_benchmark_flag_switches_the_config_with_its_protocol(tool):
         tool.parse_args([TINY, '--benchmark', 'no_such_benchmark'])
     with pytest.raises(bench.BenchmarkError, match='no_such_benchmark'):
         bench.benchmark_segmentor(TINY, benchmark='no_such_benchmark', shape=(64, 64))
+
+
+def _thp_available() -> bool:
+    try:
+        with open('/sys/kernel/mm/transparent_hugepage/enabled') as f:
+            return '[never]' not in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _thp_available(), reason='no transparent huge pages here')
+def test_huge_page_probe_tells_both_settings_apart():
+    """The probe counts page faults of a fresh 64 MiB tensor: in a process
+    started with THP_MEM_ALLOC_ENABLE=1 about 32, with 0 about 16384."""
+    import subprocess
+    import sys
+    code = ('import importlib.util, sys; '
+            f'spec = importlib.util.spec_from_file_location("m", {bench.memory.__file__!r}); '
+            'm = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); '
+            'print(m.huge_page_allocations())')
+    seen = {}
+    for value in ('0', '1'):
+        env = dict(os.environ, THP_MEM_ALLOC_ENABLE=value)
+        proc = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        seen[value] = proc.stdout.split()[-1]
+    assert seen == {'0': 'False', '1': 'True'}
+
+
+def test_tools_enable_huge_pages_before_torch_is_imported():
+    """tools/train.py, tools/test.py and the benchmark set THP_MEM_ALLOC_ENABLE=1
+    (PyTorch reads it once, at its first CPU allocation) before anything imports
+    torch, and keep a value the user set."""
+    import subprocess
+    import sys
+    tools = ['tools/train.py', 'tools/test.py', 'tools/analysis_tools/benchmark.py']
+    code = (
+        'import os, re, sys\n'
+        'for path in sys.argv[1:]:\n'
+        '    src = open(path).read()\n'
+        '    header = src[:re.search(r"^(import|from) mmovss", src, re.M).start()]\n'
+        '    for preset in (None, "0"):\n'
+        '        os.environ.pop("THP_MEM_ALLOC_ENABLE", None)\n'
+        '        if preset is not None:\n'
+        '            os.environ["THP_MEM_ALLOC_ENABLE"] = preset\n'
+        '        exec(compile(header, path, "exec"), {"__file__": os.path.abspath(path)})\n'
+        '        value = os.environ.get("THP_MEM_ALLOC_ENABLE")\n'
+        '        print(path, preset, value, "torch" in sys.modules)\n')
+    proc = subprocess.run([sys.executable, '-c', code, *tools], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.split('\n')
+    for path in tools:
+        assert f'{path} None 1 False' in lines and f'{path} 0 0 False' in lines, proc.stdout

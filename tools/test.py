@@ -18,6 +18,9 @@ import os
 import os.path as osp
 import sys
 
+# huge pages for CPU tensors >= 2 MiB, read by PyTorch at its first allocation
+# (mmovss.benchmarking.memory.HUGE_PAGES_ENV; THP_MEM_ALLOC_ENABLE=0 turns it off)
+os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis.model_zoo import resolve_model  # noqa: E402

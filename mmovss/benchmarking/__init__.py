@@ -10,7 +10,13 @@ from . import flops, peak
 from .errors import BenchmarkError
 from .flops import EncoderTimer, MatmulShapes, count_flops, encoder_modules
 from .inputs import DEFAULT_IMAGE_SIZE, build_test_pipeline, first_image_or_noise, make_image
-from .memory import current_rss_mb, peak_rss_mb, reset_peak_rss
+from .memory import (
+    HUGE_PAGES_ENV,
+    current_rss_mb,
+    huge_page_allocations,
+    peak_rss_mb,
+    reset_peak_rss,
+)
 from .model import (
     DTYPES,
     build_model,
@@ -56,7 +62,8 @@ __all__ = [
     'count_flops', 'efficiency', 'efficiency_row', 'encoder_modules', 'flops',
     'matmul_peak', 'matmul_peaks', 'peak',
     'benchmark_segmentor', 'build_model', 'build_test_pipeline',
-    'check_device', 'choose_vocabulary', 'command_line', 'current_rss_mb',
+    'HUGE_PAGES_ENV', 'check_device', 'choose_vocabulary', 'command_line', 'current_rss_mb',
+    'huge_page_allocations',
     'device_name', 'first_image_or_noise', 'format_report', 'is_contended',
     'keep_activation', 'load_benchmark_config', 'load_checkpoint_strictly',
     'load_vocabulary', 'make_image', 'markdown_row', 'measure_text',

@@ -43,3 +43,31 @@ def peak_rss_mb() -> float:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         kb = peak / 1024 if sys.platform == 'darwin' else peak
     return kb / 1024
+
+
+#: Set before PyTorch's first CPU allocation (the tools do, unless it is already
+#: set), it makes PyTorch align CPU tensors of >= 2 MiB to 2 MiB and advise the
+#: kernel to back them with transparent huge pages: one page fault per 2 MiB
+#: instead of one per 4 KiB on every fresh large buffer (docs/benchmarks.md,
+#: "Huge pages for large CPU tensors").
+HUGE_PAGES_ENV = 'THP_MEM_ALLOC_ENABLE'
+
+
+def huge_page_allocations(probe_mb: int = 64) -> Optional[bool]:
+    """Whether large CPU tensors of this process get huge pages, measured.
+
+    Allocates and fills a ``probe_mb`` MiB tensor (above glibc's largest mmap
+    threshold, 32 MiB, so it is fresh memory) and counts the minor page
+    faults: about one per 4 KiB page without huge pages, one per 2 MiB with.
+
+    Returns:
+        Optional[bool]: True with huge pages, False without, None where the
+        fault counter is not available.
+    """
+    import torch
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(probe_mb << 20, dtype=torch.uint8).fill_(1)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    if faults <= 0:
+        return None
+    return faults < (probe_mb << 20) // 4096 // 8

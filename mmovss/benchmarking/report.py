@@ -41,6 +41,10 @@ def format_report(result: dict) -> str:
                   f"{above:.0f} MiB above the built model "
                   f"({mem['rss_model_mb']:.0f} MiB)" if above is not None
                   else f"{mem['peak_rss_mb']:.0f} MiB peak RSS")
+        if mem.get('cpu_huge_pages') is not None:
+            memory += ('; CPU tensors >= 2 MiB on huge pages: '
+                       + ('yes' if mem['cpu_huge_pages'] else
+                          'no (THP_MEM_ALLOC_ENABLE=1 before torch allocates)'))
     rows = [
         ('config', result['config'] + (f" --benchmark {result['benchmark']}"
                                        if result.get('benchmark') else '')),

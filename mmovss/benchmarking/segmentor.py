@@ -40,7 +40,7 @@ from . import peak as peak_module
 from .errors import BenchmarkError
 from .flops import EncoderTimer, count_flops, encoder_modules
 from .inputs import DEFAULT_IMAGE_SIZE, build_test_pipeline, make_image
-from .memory import current_rss_mb, peak_rss_mb, reset_peak_rss
+from .memory import current_rss_mb, huge_page_allocations, peak_rss_mb, reset_peak_rss
 from .model import build_model, choose_vocabulary, load_benchmark_config, precision_context
 from .peak import DEFAULT_SHAPE, efficiency, matmul_peaks
 from .text import measure_text
@@ -249,7 +249,9 @@ def benchmark_segmentor(config: str,
                   rss_before_inference_mb=rss_before, peak_rss_mb=peak_rss,
                   peak_rss_above_model_mb=(peak_rss - rss_model
                                            if rss_model else None),
-                  peak_rss_reset=rss_reset)
+                  peak_rss_reset=rss_reset,
+                  # measured after the runs: do large CPU tensors get huge pages?
+                  cpu_huge_pages=huge_page_allocations())
     if cuda:
         memory.update(
             gpu_model_mb=gpu_model_mb,

@@ -17,6 +17,8 @@ Without ``--checkpoint`` every weight source of the config is replaced by
 random initialisation (nothing is downloaded or read; SAM + CLIP gets a
 random SAM of the config's size); ``--checkpoint`` loads a trained one
 strictly, as ``tools/test.py``; ``--config-weights`` keeps the config's own.
+The tool sets ``THP_MEM_ALLOC_ENABLE=1`` (PyTorch: huge pages for CPU tensors
+of >= 2 MiB) unless it is set, and reports whether large tensors got them.
 The measurement lives in :mod:`mmovss.benchmarking`. Examples::
 
     python tools/analysis_tools/benchmark.py \\
@@ -36,6 +38,9 @@ import os
 import os.path as osp
 import sys
 
+# huge pages for CPU tensors >= 2 MiB, read by PyTorch at its first allocation
+# (mmovss.benchmarking.memory.HUGE_PAGES_ENV; THP_MEM_ALLOC_ENABLE=0 turns it off)
+os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # runs from a clone without installation

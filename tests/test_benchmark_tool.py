@@ -419,12 +419,13 @@ def test_huge_page_probe_tells_both_settings_apart():
 
 
 def test_tools_enable_huge_pages_before_torch_is_imported():
-    """tools/train.py, tools/test.py and the benchmark set THP_MEM_ALLOC_ENABLE=1
-    (PyTorch reads it once, at its first CPU allocation) before anything imports
-    torch, and keep a value the user set."""
+    """tools/train.py, tools/test.py, the benchmark, the demo and the web UI set
+    THP_MEM_ALLOC_ENABLE=1 (PyTorch reads it once, at its first CPU allocation)
+    before anything imports torch, and keep a value the user set."""
     import subprocess
     import sys
-    tools = ['tools/train.py', 'tools/test.py', 'tools/analysis_tools/benchmark.py']
+    tools = ['tools/train.py', 'tools/test.py', 'tools/analysis_tools/benchmark.py',
+             'tools/demo.py', 'tools/webui.py']
     code = (
         'import os, re, sys\n'
         'for path in sys.argv[1:]:\n'

@@ -26,9 +26,13 @@ input), and a non-empty ``--out`` is refused unless ``--overwrite``.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 
+# huge pages for CPU tensors >= 2 MiB, read by PyTorch at its first allocation
+# (mmovss.benchmarking.memory.HUGE_PAGES_ENV; THP_MEM_ALLOC_ENABLE=0 turns it off)
+os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis import (  # noqa: E402

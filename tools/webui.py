@@ -21,6 +21,9 @@ import sys
 import threading
 from typing import Dict, Optional, Sequence
 
+# huge pages for CPU tensors >= 2 MiB, read by PyTorch at its first allocation
+# (mmovss.benchmarking.memory.HUGE_PAGES_ENV; THP_MEM_ALLOC_ENABLE=0 turns it off)
+os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)

@@ -4,6 +4,8 @@ import os.path as osp
 import shlex
 from typing import Sequence
 
+from .memory import HUGE_PAGES_ENV
+
 TOOL = 'tools/analysis_tools/benchmark.py'
 
 
@@ -44,7 +46,7 @@ def format_report(result: dict) -> str:
         if mem.get('cpu_huge_pages') is not None:
             memory += ('; CPU tensors >= 2 MiB on huge pages: '
                        + ('yes' if mem['cpu_huge_pages'] else
-                          'no (THP_MEM_ALLOC_ENABLE=1 before torch allocates)'))
+                          f'no ({HUGE_PAGES_ENV}=1 before torch allocates)'))
     rows = [
         ('config', result['config'] + (f" --benchmark {result['benchmark']}"
                                        if result.get('benchmark') else '')),

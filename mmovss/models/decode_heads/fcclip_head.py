@@ -91,11 +91,15 @@ class MaskedAttentionDecoder(nn.Module):
         from ..necks.mask_pooling import MaskPooling
         self.mask_pooling = MaskPooling()
 
-    def heads(self, q: Tensor, mask_feats: Tensor, target_hw):
+    def sets(self, q: Tensor, mask_feats: Tensor) -> Tuple[Tensor, Tensor]:
+        """Mask logits (B, Q, H, W) and class embeddings (B, Q, D) of queries."""
         q = self.norm(q)
         masks = torch.einsum('bqc,bchw->bqhw', self.mask_mlp(q), mask_feats)
         pooled = self.pool_proj(self.mask_pooling(mask_feats, masks))
-        embeds = self.class_mlp(q + pooled)
+        return masks, self.class_mlp(q + pooled)
+
+    def heads(self, q: Tensor, mask_feats: Tensor, target_hw):
+        masks, embeds = self.sets(q, mask_feats)
         return masks, embeds, self.attention_mask(masks, target_hw)
 
     def attention_mask(self, masks: Tensor, target_hw) -> Tensor:
@@ -161,9 +165,7 @@ class MaskedAttentionDecoder(nn.Module):
                 q = layer(q, q_pos, mems[lvl], poss[lvl], attn)
                 if i + 1 < len(self.layers):
                     attn = attention_only(q, levels[(i + 1) % len(levels)].shape[-2:])
-            q = self.norm(q)
-            masks = torch.einsum('bqc,bchw->bqhw', self.mask_mlp(q), mask_feats)
-            embeds = self.class_mlp(q + self.pool_proj(self.mask_pooling(mask_feats, masks)))
+            masks, embeds = self.sets(q, mask_feats)
             return [masks], [embeds]
         masks, embeds = [], []
         m, e, attn = self.heads(q, mask_feats, levels[0].shape[-2:])

@@ -112,6 +112,44 @@ def test_deformable_attention_matches_direct_bilinear_sampling():
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
 
 
+def test_deformable_attention_samples_in_float32_in_a_bf16_stream():
+    """With its weights cast to bf16 (FC-CLIP's cast path) the attention
+    keeps the sampling offsets and weights float32 and samples the values at
+    float32 locations: on a 256-pixel-wide level bf16 locations (8-bit
+    mantissa) would move points by up to a pixel of random values, about the
+    values' own size; float32 sampling stays within bf16 rounding."""
+    import copy
+
+    from mmovss.models.decode_heads import FCCLIPHead
+    from mmovss.models.necks import MSDeformAttn
+    from mmovss.models.utils.low_precision import cast_tower
+
+    class Tower(torch.nn.Module):
+        float32_modules = FCCLIPHead.float32_modules
+
+        def __init__(self, attn):
+            super().__init__()
+            self.attn = attn
+
+    torch.manual_seed(0)
+    shapes = torch.tensor([[4, 256]])
+    ref = MSDeformAttn(32, num_heads=2, num_levels=1, num_points=2)
+    torch.nn.init.normal_(ref.sampling_offsets.weight, std=0.5)
+    low = copy.deepcopy(ref)
+    cast_tower(Tower(low), torch.bfloat16)
+    assert low.value_proj.weight.dtype == low.output_proj.weight.dtype == torch.bfloat16
+    assert low.sampling_offsets.weight.dtype == low.attention_weights.weight.dtype == \
+        torch.float32
+    query, value = torch.randn(1, 64, 32), torch.randn(1, 4 * 256, 32)
+    refs = torch.rand(1, 64, 1, 2) * 0.2 + 0.8  # x near 1: bf16 spacing 1/128
+    with torch.no_grad():
+        expect = ref(query, refs, value, shapes, torch.tensor([0]))
+        out = low(query.bfloat16(), refs, value.bfloat16(), shapes, torch.tensor([0]))
+    assert out.dtype == torch.bfloat16
+    err = float((out.float() - expect).abs().max())
+    assert err <= 0.05 * float(expect.abs().max()), err
+
+
 def test_pixel_decoder_rejects_wrong_inputs():
     with pytest.raises(ValueError, match='four maps'):
         MODELS.build(dict(type='MSDeformAttnPixelDecoder',

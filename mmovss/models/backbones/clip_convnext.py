@@ -57,6 +57,14 @@ class OpenCLIPConvNeXt(PretrainedTower):
         embeddings or features (``dense_output``).
     """
 
+    #: Kept float32 when the tower is cast to bf16 once
+    #: (``test_cfg.precision_mode='cast'``, ``low_precision.cast_tower``): the
+    #: stem (a 4 x 4 convolution of the normalised pixels and its norm, as the
+    #: ViT's patch embedding) and the CLIP head into the joint space
+    #: (``trunk.head``, ``visual.head``), so the dense embeddings and
+    #: :meth:`project_pooled` are float32; the stages run in bf16.
+    float32_modules = ('stem', 'head')
+
     def __init__(self,
                  model_name: Optional[str] = 'convnext_base_w',
                  pretrained: Optional[str] = None,
@@ -103,7 +111,8 @@ class OpenCLIPConvNeXt(PretrainedTower):
     def project_dense(self, x: Tensor) -> Tensor:
         """The CLIP head at every position: (B, C, h, w) -> (B, D, h, w)."""
         trunk_head = self.visual.trunk.head
-        x = trunk_head.norm(x).permute(0, 2, 3, 1)  # LayerNorm2d, then NHWC
+        # float32 also in a bf16 tower: the head's weights are kept float32
+        x = trunk_head.norm(x.float()).permute(0, 2, 3, 1)  # LayerNorm2d, then NHWC
         x = trunk_head.pre_logits(x)
         x = trunk_head.fc(trunk_head.drop(x))
         x = self.visual.head(x)
@@ -130,6 +139,8 @@ class OpenCLIPConvNeXt(PretrainedTower):
             inputs = F.pad(inputs, (0, pad_w, 0, pad_h))
         trunk = self.visual.trunk
         x = trunk.stem(inputs)
+        # the stages' dtype: bf16 once the tower is cast (the stem is float32)
+        x = x.to(next(p for p in trunk.stages.parameters() if p.dim() > 1).dtype)
         stages = []
         for i, stage in enumerate(trunk.stages):
             x = stage(x)

@@ -221,6 +221,24 @@ class FCCLIPHead(MaskClassificationHead):
             the out-of-vocabulary logits (official: 100); None: unclamped.
     """
 
+    #: bf16 with weights cast once (``test_cfg.precision_mode='cast'``),
+    #: checked against float32 (tests/test_low_precision_heads.py).
+    supports_low_precision_cast = True
+    #: Kept float32 on the cast path (``low_precision.cast_tower``): the
+    #: deformable attention's sampling offsets and weights (the sampling
+    #: itself runs in float32, :class:`~mmovss.models.necks.MSDeformAttn`),
+    #: the class branch's projection into the joint space (``class_mlp``),
+    #: the void embedding and the temperature; the out-of-vocabulary mask
+    #: pooling is float32; the final mask logits and both classifiers'
+    #: logits are returned in float32
+    #: (:meth:`final_sets`). The pixel decoder's projections and FFNs, the
+    #: transformer decoder and the mask embeddings run in bf16.
+    float32_modules = ('sampling_offsets', 'attention_weights', 'class_mlp')
+    float32_parameters = ('decoder.logit_scale', 'void_embed')
+    #: The class embeddings stay float32 on the cast path (both classifiers
+    #: compare float32 embeddings with them).
+    float32_class_embeddings = True
+
     def __init__(self,
                  in_channels: Sequence[int],
                  embed_dim: int,
@@ -284,8 +302,8 @@ class FCCLIPHead(MaskClassificationHead):
     def in_vocab_logits(self, embeds: Tensor,
                         class_embeds: ClassEmbeddings) -> Tensor:
         scale = self.decoder.logit_scale.exp().clamp(max=100)
-        return open_vocab_class_logits(embeds, class_embeds, self.void_embed,
-                                       scale)
+        return open_vocab_class_logits(embeds, class_embeds,
+                                       self.void_embed, scale)
 
     def forward_sets(self, inputs, class_embeds, last_only: bool = False):
         """Mask logits and in-vocabulary class logits of every decoder layer
@@ -303,7 +321,7 @@ class FCCLIPHead(MaskClassificationHead):
         ``'features'``: pooling of the last stage map, then the CLIP head
         (official ``FCCLIP.forward`` with ``visual_prediction_forward``).
         """
-        pooled = self.mask_pooling(inputs[-1], masks)
+        pooled = self.mask_pooling(inputs[-1].float(), masks.float())
         if self.ov_pooling == 'embeddings':
             return pooled
         if self.pool_projection is None:
@@ -341,13 +359,15 @@ class FCCLIPHead(MaskClassificationHead):
         """The final mask logits and class logits (ensembled if enabled).
 
         Only the last decoder layer's sets are computed (``last_only``), the
-        earlier layers' serve the training losses alone.
+        earlier layers' serve the training losses alone. Both are float32,
+        also when the head runs in bf16 (cast path): the sigmoid, softmax,
+        resizes and the class product after the head are float32.
         """
         masks, logits = self.forward_sets(inputs, class_embeds, last_only=True)
-        cls = logits[-1]
+        masks, cls = masks[-1].float(), logits[-1]
         if self.ensemble:
-            cls = self.ensemble_logits(inputs, masks[-1], cls, class_embeds)
-        return masks[-1], cls
+            cls = self.ensemble_logits(inputs, masks, cls, class_embeds)
+        return masks, cls
 
     def forward(self, inputs: Sequence[Tensor],
                 class_embeds: ClassEmbeddings) -> Tensor:

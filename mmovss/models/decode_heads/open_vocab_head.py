@@ -39,6 +39,9 @@ class OpenVocabDecodeHead(BaseDecodeHead):
     #: :class:`~mmovss.models.segmentors.OpenVocabEncoderDecoder`): set by
     #: the heads checked in bf16 against float32 (tests/test_low_precision.py).
     supports_low_precision_cast = False
+    #: On that path the head gets the class embeddings in float32 instead of
+    #: its dtype (:meth:`OpenVocabEncoderDecoder.head_class_embeds`).
+    float32_class_embeddings = False
 
     def __init__(self, in_channels, channels, init_cfg=None, **kwargs):
         for key in ('num_classes', 'out_channels'):

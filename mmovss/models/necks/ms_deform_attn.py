@@ -141,6 +141,10 @@ class MSDeformAttn(nn.Module):
             [spatial_shapes[..., 1], spatial_shapes[..., 0]], -1).to(offsets)
         locations = reference_points[:, :, None, :, None, :] + \
             offsets / normaliser[None, None, None, :, None, :]
+        # a low-precision stream (bf16 weights cast once) samples in the
+        # float32 of its locations and weights: an 8-bit mantissa would move
+        # the points by up to half a pixel on a 160-pixel-wide level
+        v = v.to(torch.promote_types(v.dtype, locations.dtype))
         op = _compiled_op() if (self.use_compiled and v.is_cuda) else None
         if op is not None:
             out = op.apply(v, spatial_shapes, level_start_index, locations,
@@ -148,4 +152,4 @@ class MSDeformAttn(nn.Module):
         else:
             out = multi_scale_deformable_attention(v, spatial_shapes,
                                                    locations, weights)
-        return self.output_proj(out)
+        return self.output_proj(out.to(query.dtype))

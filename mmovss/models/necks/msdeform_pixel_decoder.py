@@ -133,7 +133,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
                                   device=src.device)
         starts = torch.cat([spatial.new_zeros(1),
                             spatial.prod(1).cumsum(0)[:-1]])
-        refs = self.reference_points(shapes, src.device).to(src.dtype)
+        # float32 even in a low-precision stream (the sampling locations)
+        refs = self.reference_points(shapes, src.device)
         refs = refs.expand(src.shape[0], -1, -1, -1)
         for layer in self.layers:
             src = layer(src, pos, refs, spatial, starts)

@@ -35,11 +35,12 @@ Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
   :func:`torch.autocast`; the decode head gets float32 features and returns
   float32 logits (see :mod:`mmovss.models.utils.mixed_precision`);
 * ``'cast'`` (the default for heads with one: CAT-Seg, LSeg, the light
-  decoder): the image tower *and the decode head* are low precision, their
+  decoder, FC-CLIP): the image tower *and the decode head* are low precision, their
   weights cast once (norms, the patch embedding and the final CLIP
   projection kept float32, :mod:`mmovss.models.utils.low_precision`); the
-  head gets its features and class embeddings in its dtype and its logits
-  are returned in float32, so everything after the head (window averages,
+  head gets its features and class embeddings in its dtype (class
+  embeddings in float32 for a head with ``float32_class_embeddings``) and
+  its logits are returned in float32, so everything after the head (window averages,
   resizes, argmax) is float32. Only heads with
   ``supports_low_precision_cast`` (checked against float32) accept it; the
   others refuse it with the fix. On a CPU whose bf16 products are slower
@@ -220,7 +221,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 f"test_cfg.precision_mode='cast' casts the decode head, and "
                 f'{type(head).__name__} has no low-precision path (only the '
                 f'heads checked against float32 do: CATSegHead, LSegHead, '
-                f"DenseEmbeddingRefineHead); use precision_mode='autocast' "
+                f"DenseEmbeddingRefineHead, FCCLIPHead); use precision_mode='autocast' "
                 f'(--cfg-options model.test_cfg.precision_mode=autocast).')
         return mode
 
@@ -302,9 +303,12 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
     def head_class_embeds(self, class_embeds: ClassEmbeddings) -> ClassEmbeddings:
         """Class embeddings in the decode head's dtype (unchanged unless
         :meth:`head_dtype` is low precision; :meth:`extract_feat` already
-        returns the features in that dtype)."""
+        returns the features in that dtype). A head with
+        ``float32_class_embeddings`` (FC-CLIP's) gets them in float32."""
         dtype = self.head_dtype()
-        return class_embeds if dtype is None else class_embeds.to(dtype)
+        if dtype is None or getattr(self.decode_head, 'float32_class_embeddings', False):
+            return class_embeds
+        return class_embeds.to(dtype)
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         """Backbone (+ neck) features; autocast in inference.

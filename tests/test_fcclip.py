@@ -72,14 +72,15 @@ def test_vocabulary_swap_and_ensemble_changes_scores():
 
 
 def test_deformable_attention_matches_direct_bilinear_sampling():
-    """Values and gradients against bilinear sampling written out point by
-    point (batch, queries, heads, levels and points all of different sizes, so
-    a mixed-up axis cannot pass)."""
+    """Values and gradients (values, weights and locations) against bilinear
+    sampling written out point by point (batch, queries, heads, levels and
+    points all of different sizes, so a mixed-up axis cannot pass)."""
     torch.manual_seed(0)
     shapes = torch.tensor([[3, 4], [2, 2]])
     b, heads, d, nq, points = 2, 2, 5, 3, 4
     value = torch.randn(b, 12 + 4, heads, d, requires_grad=True)
-    loc = torch.rand(b, nq, heads, 2, points, 2)
+    # some points outside the maps (zero padding)
+    loc = (torch.rand(b, nq, heads, 2, points, 2) * 1.4 - 0.2).requires_grad_()
     w = torch.rand(b, nq, heads, 2, points, requires_grad=True)
     out = multi_scale_deformable_attention(value, shapes, loc, w)
     # direct: bilinear interpolation with pixel centres at (i + 0.5) / size
@@ -106,8 +107,8 @@ def test_deformable_attention_matches_direct_bilinear_sampling():
     expect = torch.stack(expect).reshape(b, nq, heads * d)
     torch.testing.assert_close(out, expect, atol=1e-5, rtol=1e-5)
     grad = torch.randn_like(out)
-    got = torch.autograd.grad(out, (value, w), grad)
-    want = torch.autograd.grad(expect, (value, w), grad)
+    got = torch.autograd.grad(out, (value, w, loc), grad)
+    want = torch.autograd.grad(expect, (value, w, loc), grad)
     for g, e in zip(got, want):
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
 

@@ -4,7 +4,11 @@ import pytest
 import torch
 
 import mmovss  # noqa: F401
-from mmovss.models.necks import multi_scale_deformable_attention
+from mmovss.models.necks import (
+    bilinear_sample_bags,
+    grid_sample_deformable_attention,
+    multi_scale_deformable_attention,
+)
 from mmovss.testing.clip import tiny_clip_cfg
 
 from mmengine.structures import PixelData
@@ -71,10 +75,22 @@ def test_vocabulary_swap_and_ensemble_changes_scores():
     assert out[0].pred_sem_seg.shape == (64, 64)
 
 
-def test_deformable_attention_matches_direct_bilinear_sampling():
-    """Values and gradients (values, weights and locations) against bilinear
-    sampling written out point by point (batch, queries, heads, levels and
-    points all of different sizes, so a mixed-up axis cannot pass)."""
+def bag_attention(value, shapes, loc, w):
+    """:func:`bilinear_sample_bags` with normalised locations (as the public
+    function calls it in inference), usable with gradients."""
+    size = torch.tensor([[x, y] for y, x in shapes.tolist()], dtype=loc.dtype)
+    pixels = (loc * size[:, None] - 0.5).permute(0, 2, 3, 4, 5, 1)
+    return bilinear_sample_bags(value, shapes.tolist(), pixels[..., 0, :], pixels[..., 1, :],
+                                w.permute(0, 2, 3, 4, 1))
+
+
+@pytest.mark.parametrize('path', ['grid_sample', 'bags'])
+def test_deformable_attention_matches_direct_bilinear_sampling(path):
+    """Values and gradients (values, weights and locations) of both paths
+    (``grid_sample`` per level: training; one ``embedding_bag``: inference)
+    against bilinear sampling written out point by point (batch, queries,
+    heads, levels and points all of different sizes, so a mixed-up axis
+    cannot pass)."""
     torch.manual_seed(0)
     shapes = torch.tensor([[3, 4], [2, 2]])
     b, heads, d, nq, points = 2, 2, 5, 3, 4
@@ -82,7 +98,11 @@ def test_deformable_attention_matches_direct_bilinear_sampling():
     # some points outside the maps (zero padding)
     loc = (torch.rand(b, nq, heads, 2, points, 2) * 1.4 - 0.2).requires_grad_()
     w = torch.rand(b, nq, heads, 2, points, requires_grad=True)
-    out = multi_scale_deformable_attention(value, shapes, loc, w)
+    attention = grid_sample_deformable_attention if path == 'grid_sample' else bag_attention
+    out = attention(value, shapes, loc, w)
+    with torch.no_grad():  # the public function: bags without gradients
+        torch.testing.assert_close(multi_scale_deformable_attention(value, shapes, loc, w),
+                                   out, atol=1e-6, rtol=1e-6)
     # direct: bilinear interpolation with pixel centres at (i + 0.5) / size
     expect = []
     starts = [0, 12]
@@ -111,6 +131,29 @@ def test_deformable_attention_matches_direct_bilinear_sampling():
     want = torch.autograd.grad(expect, (value, w, loc), grad)
     for g, e in zip(got, want):
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+
+
+def test_deformable_attention_module_paths_agree():
+    """The module's inference path (locations in pixels and the softmax with
+    queries contiguous, then one gather) equals its training path
+    (normalised locations, ``grid_sample``) in values; points fall outside
+    the maps too."""
+    from mmovss.models.necks import MSDeformAttn
+
+    torch.manual_seed(0)
+    attn = MSDeformAttn(32, num_heads=4, num_levels=3, num_points=2)
+    torch.nn.init.normal_(attn.sampling_offsets.weight, std=1.0)
+    torch.nn.init.normal_(attn.attention_weights.weight, std=0.5)
+    shapes = torch.tensor([[3, 5], [6, 10], [12, 20]])
+    starts = torch.tensor([0, 15, 75])
+    query = torch.randn(2, 30, 32)
+    value = torch.randn(2, 315, 32)
+    refs = torch.rand(2, 30, 3, 2)
+    training = attn(query, refs, value, shapes, starts)  # parameters need grads
+    with torch.no_grad():
+        inference = attn(query, refs, value, shapes, starts)
+    torch.testing.assert_close(inference, training.detach(), atol=1e-5, rtol=1e-5)
+    assert float((training - attn.output_proj.bias).abs().max()) > 0.1
 
 
 def test_deformable_attention_samples_in_float32_in_a_bf16_stream():

@@ -6,11 +6,13 @@ points per level and head around its reference point, bilinearly, and sums
 them with softmax-normalised weights.
 
 :func:`multi_scale_deformable_attention` is pure PyTorch, so it runs on CPU
-and any GPU: the bilinear samples of all levels and points and their
-weighted sum are one ``embedding_bag`` over the value rows
-(:func:`bilinear_sample_bags`; equal to ``grid_sample`` per level and a
-weighted sum per point up to float rounding, 1.6x faster per layer at
-FC-CLIP's size on CPU). When a compiled mmcv with
+and any GPU. In inference the bilinear samples of all levels and points and
+their weighted sum are one ``embedding_bag`` over the value rows
+(:func:`bilinear_sample_bags`; equal to the reference path up to float
+rounding, 1.6x faster per layer at FC-CLIP's size on CPU); where gradients
+are needed (training) the reference path runs,
+:func:`grid_sample_deformable_attention` (``grid_sample`` per level and a
+weighted sum per point), whose backward is faster at training sizes. When a compiled mmcv with
 CUDA ops is installed and the inputs are on a GPU, mmcv's kernel
 (``MultiScaleDeformableAttnFunction``) is used instead (same result up to
 float rounding); set ``MSDeformAttn.use_compiled = False`` to force the
@@ -24,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['bilinear_sample_bags', 'multi_scale_deformable_attention', 'MSDeformAttn']
+__all__ = ['bilinear_sample_bags', 'grid_sample_deformable_attention',
+           'multi_scale_deformable_attention', 'MSDeformAttn']
 
 
 #: Corners of a bilinear sample: (row offset, column offset).
@@ -96,11 +99,17 @@ def bilinear_sample_bags(value: Tensor, shapes: Sequence[Tuple[int, int]],
     return out.view(b, heads, nq, d).permute(0, 2, 1, 3).reshape(b, nq, heads * d)
 
 
-def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
+def needs_grad(*tensors: Tensor) -> bool:
+    """Whether autograd will record an operation on these tensors."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def grid_sample_deformable_attention(value: Tensor, spatial_shapes: Tensor,
                                      sampling_locations: Tensor,
                                      attention_weights: Tensor) -> Tensor:
-    """Pure-PyTorch multi-scale deformable attention
-    (:func:`bilinear_sample_bags` of the locations in pixels).
+    """Multi-scale deformable attention by ``grid_sample`` per level (the
+    reference path, used where gradients are needed: its backward is faster
+    than ``embedding_bag``'s at training sizes).
 
     Args:
         value (Tensor): (B, S, heads, d) values of all levels, flattened.
@@ -113,6 +122,51 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
     Returns:
         Tensor: (B, Nq, heads * d).
     """
+    b, _, heads, d = value.shape
+    _, nq, _, levels, points, _ = sampling_locations.shape
+    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+    value_list = value.split([h * w for h, w in shapes], dim=1)
+    # points before queries: grid_sample then returns (B*heads, d, K, Nq), whose
+    # K planes are contiguous, so the weighted sum is K multiply-adds over whole
+    # planes, accumulated level by level into one output (no stacked copy of
+    # every level's samples and no reduction over a trailing dimension of K)
+    grids = (2 * sampling_locations - 1).permute(0, 2, 3, 4, 1, 5)  # [-1, 1]
+    weights = attention_weights.permute(0, 2, 3, 4, 1).reshape(
+        b * heads, 1, levels, points, nq)
+    out = None
+    for lvl, (h, w) in enumerate(shapes):
+        v = value_list[lvl].flatten(2).transpose(1, 2).reshape(b * heads, d, h, w)
+        sampled = F.grid_sample(v, grids[:, :, lvl].flatten(0, 1), mode='bilinear',
+                                padding_mode='zeros', align_corners=False)
+        for k in range(points):
+            if out is None:
+                out = sampled[:, :, k] * weights[:, :, lvl, k]
+            else:
+                out.addcmul_(sampled[:, :, k], weights[:, :, lvl, k])
+    return out.view(b, heads * d, nq).transpose(1, 2).contiguous()
+
+
+def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
+                                     sampling_locations: Tensor,
+                                     attention_weights: Tensor) -> Tensor:
+    """Pure-PyTorch multi-scale deformable attention: by
+    :func:`bilinear_sample_bags` of the locations in pixels in inference, by
+    :func:`grid_sample_deformable_attention` where gradients are needed.
+
+    Args:
+        value (Tensor): (B, S, heads, d) values of all levels, flattened.
+        spatial_shapes (Tensor): (L, 2) (h, w) of each level.
+        sampling_locations (Tensor): (B, Nq, heads, L, K, 2) in [0, 1]
+            (x, y) normalised coordinates.
+        attention_weights (Tensor): (B, Nq, heads, L, K), normalised over
+            levels and points.
+
+    Returns:
+        Tensor: (B, Nq, heads * d).
+    """
+    if needs_grad(value, sampling_locations, attention_weights):
+        return grid_sample_deformable_attention(value, spatial_shapes, sampling_locations,
+                                                attention_weights)
     shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
     size = torch.tensor([[w, h] for h, w in shapes], dtype=sampling_locations.dtype,
                         device=sampling_locations.device)
@@ -198,7 +252,7 @@ class MSDeformAttn(nn.Module):
         # the points by up to half a pixel on a 160-pixel-wide level
         v = v.to(torch.promote_types(v.dtype, offsets.dtype))
         op = _compiled_op() if (self.use_compiled and v.is_cuda) else None
-        if op is not None:
+        if op is not None or needs_grad(v, offsets, logits):
             offsets = offsets.view(b, nq, heads, levels, points, 2)
             weights = logits.view(b, nq, heads, levels * points).softmax(-1).view(
                 b, nq, heads, levels, points)
@@ -206,9 +260,13 @@ class MSDeformAttn(nn.Module):
                 [spatial_shapes[..., 1], spatial_shapes[..., 0]], -1).to(offsets)
             locations = reference_points[:, :, None, :, None, :] + \
                 offsets / normaliser[None, None, None, :, None, :]
-            out = op.apply(v, spatial_shapes, level_start_index, locations,
-                           weights, 64)
-        else:
+            if op is not None:
+                out = op.apply(v, spatial_shapes, level_start_index, locations,
+                               weights, 64)
+            else:
+                out = grid_sample_deformable_attention(v, spatial_shapes, locations,
+                                                       weights)
+        else:  # inference
             out = self.sample(v, spatial_shapes, reference_points, offsets, logits)
         return self.output_proj(out.to(query.dtype))
 

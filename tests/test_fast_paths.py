@@ -507,3 +507,24 @@ def test_slide_logits_dense_canvas_when_windows_are_not_low_res():
     for s, e in ((0, 3), (3, 7)):
         torch.testing.assert_close(dense.average(0, s, e),
                                    kept.average(0, s, e), rtol=0, atol=1e-6)
+
+
+def test_slide_logits_single_whole_window_is_its_resize():
+    """'whole' inference (one window covering the image) skips the canvas:
+    the same values as the canvas computation, for every class chunk; a
+    window that does not cover the image still takes the canvas."""
+    from mmovss.models.utils import SlideLogits
+    torch.manual_seed(0)
+    logits = torch.randn(7, 10, 13)
+    whole = SlideLogits(1, 7, (40, 52), False)
+    canvas = SlideLogits(1, 7, (40, 52), False, num_windows=1, max_kept_ratio=0.0)
+    for maps in (whole, canvas):
+        maps.add(0, (0, 40, 0, 52), logits)
+    assert canvas.canvases[0] is not None and whole.canvases[0] is None
+    for s, e in ((0, 3), (3, 7)):
+        torch.testing.assert_close(whole.average(0, s, e), canvas.average(0, s, e),
+                                   rtol=0, atol=0)
+    part = SlideLogits(1, 7, (40, 52), False)
+    part.add(0, (0, 40, 0, 26), logits)
+    with pytest.raises(RuntimeError, match='do not cover'):
+        part.average(0, 0, 7)

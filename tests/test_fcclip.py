@@ -233,3 +233,29 @@ def test_inference_decoder_computes_only_the_last_sets():
     with torch.no_grad():
         final_masks, _ = head.final_sets(feats, model.class_embeddings())
     torch.testing.assert_close(final_masks, full_masks[-1], rtol=0, atol=1e-5)
+
+
+def test_attention_mask_of_a_single_image_is_shared_by_the_heads():
+    """A batch of one gets one (Q, h w) mask that attention broadcasts over the
+    heads: the decoder layer's output equals the one with a copy per head
+    (the (B * heads, Q, h w) mask of larger batches), and the masks agree."""
+    torch.manual_seed(0)
+    model = MODELS.build(cfg()).eval()
+    decoder = model.decode_head.decoder
+    logits = torch.randn(2, 10, 8, 8)
+    both = decoder.attention_mask(logits, (4, 4))
+    one = decoder.attention_mask(logits[:1], (4, 4))
+    heads = decoder.num_heads
+    assert both.shape == (2 * heads, 10, 16) and one.shape == (10, 16)
+    assert 0 < one.float().mean() < 1
+    assert all(torch.equal(one, both[h]) for h in range(heads))
+    layer = decoder.layers[0]
+    channels = decoder.query_feat.weight.shape[1]
+    q, q_pos = torch.randn(1, 10, channels), torch.randn(1, 10, channels)
+    memory, mem_pos = torch.randn(1, 16, channels), torch.randn(1, 16, channels)
+    with torch.no_grad():
+        shared = layer(q, q_pos, memory, mem_pos, one)
+        per_head = layer(q, q_pos, memory, mem_pos, both[:heads])
+        unmasked = layer(q, q_pos, memory, mem_pos, None)
+    torch.testing.assert_close(shared, per_head, rtol=0, atol=1e-6)
+    assert float((shared - unmasked).abs().max()) > 1e-3

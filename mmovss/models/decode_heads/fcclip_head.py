@@ -103,7 +103,10 @@ class MaskedAttentionDecoder(nn.Module):
         return masks, embeds, self.attention_mask(masks, target_hw)
 
     def attention_mask(self, masks: Tensor, target_hw) -> Tensor:
-        """(B * heads, Q, h * w) bool: True where a query may not attend.
+        """(B * heads, Q, h * w) bool: True where a query may not attend;
+        (Q, h * w) for a batch of one, which PyTorch's attention broadcasts
+        over the heads (one mask instead of a copy per head, also in the
+        additive float mask that attention makes of it).
 
         The mask logits are resized bilinearly to the attended level
         (``target_hw``); pixels whose mask probability is below 0.5 are
@@ -114,6 +117,8 @@ class MaskedAttentionDecoder(nn.Module):
                                   align_corners=False)
         attn = (masks.sigmoid().flatten(2) < 0.5)
         attn[attn.all(-1)] = False  # an empty mask attends everywhere
+        if attn.shape[0] == 1:
+            return attn[0].detach()
         return attn.repeat_interleave(self.num_heads, dim=0).detach()
 
     def forward(self, mask_feats: Tensor, levels: Sequence[Tensor],

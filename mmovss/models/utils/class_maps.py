@@ -189,12 +189,21 @@ class SlideLogits:
         count[:, y1:y2, x1:x2] += 1
 
     def average(self, image: int, start: int, end: int) -> Tensor:
-        """The window average of classes ``start:end``, (n, H, W)."""
+        """The window average of classes ``start:end``, (n, H, W).
+
+        One window covering the image (``'whole'`` inference) is its resize,
+        without a canvas or a count (the same values).
+        """
+        h, w = self.image_hw
+        windows = self.windows[image]
+        if self.canvases[image] is None and len(windows) == 1 and \
+                windows[0][0] == (0, h, 0, w):
+            return resize_bilinear(windows[0][1][None, start:end], (h, w),
+                                   self.align_corners)[0]
         if self.canvases[image] is not None:
             canvas, count = self.canvases[image]
             canvas = canvas[start:end]
         else:
-            h, w = self.image_hw
             canvas = torch.zeros((end - start, h, w), dtype=self.dtype,
                                  device=self.device)
             count = torch.zeros((1, h, w), dtype=self.dtype,

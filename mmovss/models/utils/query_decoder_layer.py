@@ -84,7 +84,7 @@ class QueryDecoderLayer(nn.Module):
             q_pos (Tensor): (B, Q, C) query position embeddings.
             memory (Tensor): (B, L, C) attended features.
             mem_pos (Tensor): (B, L, C) their position embeddings.
-            attn_mask (Tensor, optional): (B * heads, Q, L) bool mask of the
+            attn_mask (Tensor, optional): (B * heads, Q, L) or (Q, L) bool mask of the
                 cross-attention, True where a query may not attend.
         """
         if self.cross_first:

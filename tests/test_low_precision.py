@@ -316,3 +316,39 @@ def test_bf16_on_parity_fixture_models(json_path):
     agreement = float((out == ref).float().mean())
     assert agreement >= TINY_AGREEMENT, f'{os.path.basename(json_path)}: ' \
         f'{agreement:.4f}'
+
+
+@pytest.mark.parametrize('norm', ['layer', 'group', 'batch'])
+def test_cast_norms_keep_float32_statistics(norm):
+    """A cast tower's norms keep float32 parameters and normalise a bf16
+    input with float32 statistics (PyTorch's mixed-type CPU kernels for
+    LayerNorm and GroupNorm, a float32 copy for the others): the output is
+    bf16 and equals normalising a float32 copy, then rounding, within one bf16
+    step; a map whose mean is large against its spread would lose everything
+    to bf16 statistics."""
+    import torch.nn as nn
+
+    from mmovss.models.utils.low_precision import cast_tower
+
+    torch.manual_seed(0)
+    layer = {'layer': lambda: nn.LayerNorm(16), 'group': lambda: nn.GroupNorm(4, 16),
+             'batch': lambda: nn.BatchNorm2d(16)}[norm]()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_()
+    layer.eval()
+    tower = nn.Sequential(nn.Conv2d(16, 16, 1), layer)
+    reference = copy.deepcopy(layer)
+    cast_tower(tower, torch.bfloat16)
+    assert tower[0].weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in layer.parameters())
+    # mean 300 against spread 1: bf16 (8-bit mantissa) rounds the spread away
+    x = (torch.randn(2, 16, 6, 6) + 300).bfloat16()
+    if norm == 'layer':
+        x = x.permute(0, 2, 3, 1)
+    with torch.no_grad():
+        out = layer(x)
+        expect = reference(x.float())
+    assert out.dtype == torch.bfloat16
+    step = expect.abs().clamp(min=1e-3) * 2 ** -7
+    assert bool(((out.float() - expect).abs() <= step).all())

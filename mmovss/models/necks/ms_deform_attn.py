@@ -299,6 +299,7 @@ class MSDeformAttn(nn.Module):
                             device=offsets.device)
         refs = (reference_points.to(offsets.dtype) * size - 0.5).permute(0, 2, 3, 1)
         refs = refs[:, None, :, None]  # (B, 1, L, 1, 2, Nq)
-        pixels = offsets + refs
-        return bilinear_sample_bags(value, shapes, pixels[..., 0, :], pixels[..., 1, :],
+        # x and y as separate contiguous planes (the sampling reads each often)
+        x, y = (offsets[..., i, :] + refs[..., i, :] for i in range(2))
+        return bilinear_sample_bags(value, shapes, x, y,
                                     weights.view(b, heads, levels, points, nq))

@@ -259,3 +259,18 @@ def test_attention_mask_of_a_single_image_is_shared_by_the_heads():
         unmasked = layer(q, q_pos, memory, mem_pos, None)
     torch.testing.assert_close(shared, per_head, rtol=0, atol=1e-6)
     assert float((shared - unmasked).abs().max()) > 1e-3
+
+
+def test_deformable_attention_path_choice():
+    """The gather path serves inference below 2**24 value rows (its row
+    numbers are exact in float32); gradients or more rows take the
+    grid_sample path."""
+    from mmovss.models.necks.ms_deform_attn import use_bags
+
+    small = torch.zeros(2, 100, 8, 4)
+    big = torch.zeros(1, 1, 1, 4).expand(1, 2 ** 21, 8, 4)  # 2**24 rows, no memory
+    weights = torch.zeros(3, requires_grad=True)
+    with torch.no_grad():
+        assert use_bags(small, weights) and not use_bags(big, weights)
+    assert not use_bags(small, weights)  # gradients recorded
+    assert use_bags(small, weights.detach())

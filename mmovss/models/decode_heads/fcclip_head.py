@@ -234,10 +234,10 @@ class FCCLIPHead(MaskClassificationHead):
     #: itself runs in float32, :class:`~mmovss.models.necks.MSDeformAttn`),
     #: the class branch's projection into the joint space (``class_mlp``),
     #: the void embedding and the temperature; the out-of-vocabulary mask
-    #: pooling is float32; the final mask logits and both classifiers'
-    #: logits are returned in float32
-    #: (:meth:`final_sets`). The pixel decoder's projections and FFNs, the
-    #: transformer decoder and the mask embeddings run in bf16.
+    #: pooling is float32, and the final mask logits and both classifiers'
+    #: logits are returned in float32 (:meth:`final_sets`). The pixel
+    #: decoder's projections and FFNs, the transformer decoder and the mask
+    #: embeddings run in bf16.
     float32_modules = ('sampling_offsets', 'attention_weights', 'class_mlp')
     float32_parameters = ('decoder.logit_scale', 'void_embed')
     #: The class embeddings stay float32 on the cast path (both classifiers
@@ -307,8 +307,8 @@ class FCCLIPHead(MaskClassificationHead):
     def in_vocab_logits(self, embeds: Tensor,
                         class_embeds: ClassEmbeddings) -> Tensor:
         scale = self.decoder.logit_scale.exp().clamp(max=100)
-        return open_vocab_class_logits(embeds, class_embeds,
-                                       self.void_embed, scale)
+        return open_vocab_class_logits(embeds, class_embeds, self.void_embed,
+                                       scale)
 
     def forward_sets(self, inputs, class_embeds, last_only: bool = False):
         """Mask logits and in-vocabulary class logits of every decoder layer

@@ -104,6 +104,14 @@ def needs_grad(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def use_bags(value: Tensor, *tensors: Tensor) -> bool:
+    """Whether :func:`bilinear_sample_bags` serves: inference (no gradients)
+    and fewer than 2**24 value rows (B x S x heads: row numbers are computed
+    exactly in float32)."""
+    b, s, heads, _ = value.shape
+    return not needs_grad(value, *tensors) and b * s * heads < 2 ** 24
+
+
 def grid_sample_deformable_attention(value: Tensor, spatial_shapes: Tensor,
                                      sampling_locations: Tensor,
                                      attention_weights: Tensor) -> Tensor:
@@ -150,8 +158,8 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
                                      sampling_locations: Tensor,
                                      attention_weights: Tensor) -> Tensor:
     """Pure-PyTorch multi-scale deformable attention: by
-    :func:`bilinear_sample_bags` of the locations in pixels in inference, by
-    :func:`grid_sample_deformable_attention` where gradients are needed.
+    :func:`bilinear_sample_bags` of the locations in pixels in inference
+    (:func:`use_bags`), else by :func:`grid_sample_deformable_attention`.
 
     Args:
         value (Tensor): (B, S, heads, d) values of all levels, flattened.
@@ -164,7 +172,7 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
     Returns:
         Tensor: (B, Nq, heads * d).
     """
-    if needs_grad(value, sampling_locations, attention_weights):
+    if not use_bags(value, sampling_locations, attention_weights):
         return grid_sample_deformable_attention(value, spatial_shapes, sampling_locations,
                                                 attention_weights)
     shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
@@ -252,7 +260,7 @@ class MSDeformAttn(nn.Module):
         # the points by up to half a pixel on a 160-pixel-wide level
         v = v.to(torch.promote_types(v.dtype, offsets.dtype))
         op = _compiled_op() if (self.use_compiled and v.is_cuda) else None
-        if op is not None or needs_grad(v, offsets, logits):
+        if op is not None or not use_bags(v, offsets, logits):
             offsets = offsets.view(b, nq, heads, levels, points, 2)
             weights = logits.view(b, nq, heads, levels * points).softmax(-1).view(
                 b, nq, heads, levels, points)

@@ -35,16 +35,16 @@ Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
   :func:`torch.autocast`; the decode head gets float32 features and returns
   float32 logits (see :mod:`mmovss.models.utils.mixed_precision`);
 * ``'cast'`` (the default for heads with one: CAT-Seg, LSeg, the light
-  decoder, FC-CLIP): the image tower *and the decode head* are low precision, their
-  weights cast once (norms, the patch embedding and the final CLIP
-  projection kept float32, :mod:`mmovss.models.utils.low_precision`); the
-  head gets its features and class embeddings in its dtype (class
-  embeddings in float32 for a head with ``float32_class_embeddings``) and
-  its logits are returned in float32, so everything after the head (window averages,
-  resizes, argmax) is float32. Only heads with
-  ``supports_low_precision_cast`` (checked against float32) accept it; the
-  others refuse it with the fix. On a CPU whose bf16 products are slower
-  than float32 it runs float32 and says so.
+  decoder, FC-CLIP): the image tower *and the decode head* are low
+  precision, their weights cast once (norms, the patch embedding and the
+  final CLIP projection kept float32,
+  :mod:`mmovss.models.utils.low_precision`); the head gets its features and
+  class embeddings in its dtype (class embeddings in float32 for a head with
+  ``float32_class_embeddings``) and its logits are returned in float32, so
+  everything after the head (window averages, resizes, argmax) is float32.
+  Only heads with ``supports_low_precision_cast`` (checked against float32)
+  accept it; the others refuse it with the fix. On a CPU whose bf16
+  products are slower than float32 it runs float32 and says so.
 
 Training is left to mmengine's ``AmpOptimWrapper``.
 """

@@ -159,18 +159,8 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
                                      attention_weights: Tensor) -> Tensor:
     """Pure-PyTorch multi-scale deformable attention: by
     :func:`bilinear_sample_bags` of the locations in pixels in inference
-    (:func:`use_bags`), else by :func:`grid_sample_deformable_attention`.
-
-    Args:
-        value (Tensor): (B, S, heads, d) values of all levels, flattened.
-        spatial_shapes (Tensor): (L, 2) (h, w) of each level.
-        sampling_locations (Tensor): (B, Nq, heads, L, K, 2) in [0, 1]
-            (x, y) normalised coordinates.
-        attention_weights (Tensor): (B, Nq, heads, L, K), normalised over
-            levels and points.
-
-    Returns:
-        Tensor: (B, Nq, heads * d).
+    (:func:`use_bags`), else by :func:`grid_sample_deformable_attention`,
+    whose arguments and result it has.
     """
     if not use_bags(value, sampling_locations, attention_weights):
         return grid_sample_deformable_attention(value, spatial_shapes, sampling_locations,

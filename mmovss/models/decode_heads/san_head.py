@@ -425,6 +425,16 @@ class SANHead(MaskClassificationHead):
         **kwargs: :class:`OpenVocabDecodeHead` arguments.
     """
 
+    #: bf16 with weights cast once (``test_cfg.precision_mode='cast'``),
+    #: checked against float32 (tests/test_low_precision_heads.py): the side
+    #: adapter and the recognising CLIP blocks run in bf16; kept float32 are
+    #: the norms, the recognizer's ``ln_post`` and ``proj`` into the joint
+    #: space (as every cast CLIP tower), the void embedding and the class
+    #: embeddings, and the mask logits leave the head in float32.
+    supports_low_precision_cast = True
+    float32_parameters = ('void_embed', )
+    float32_class_embeddings = True
+
     def __init__(self,
                  clip: dict,
                  start_block: int,
@@ -490,7 +500,7 @@ class SANHead(MaskClassificationHead):
         """The last adapter block's mask logits (B, Q, h, w) and class logits
         (B, Q, C + 1) (what ``MaskClassificationEncoderDecoder`` resizes)."""
         masks, class_logits = self.forward_sets(inputs, class_embeds)
-        return masks[-1], class_logits[-1]
+        return masks[-1].float(), class_logits[-1]
 
     def forward(self, inputs: Sequence[Tensor],
                 class_embeds: ClassEmbeddings) -> Tensor:

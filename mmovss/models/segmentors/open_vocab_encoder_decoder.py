@@ -35,7 +35,7 @@ Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
   :func:`torch.autocast`; the decode head gets float32 features and returns
   float32 logits (see :mod:`mmovss.models.utils.mixed_precision`);
 * ``'cast'`` (the default for heads with one: CAT-Seg, LSeg, the light
-  decoder, FC-CLIP): the image tower *and the decode head* are low
+  decoder, FC-CLIP, SAN): the image tower *and the decode head* are low
   precision, their weights cast once (norms, the patch embedding and the
   final CLIP projection kept float32,
   :mod:`mmovss.models.utils.low_precision`); the head gets its features and
@@ -221,7 +221,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 f"test_cfg.precision_mode='cast' casts the decode head, and "
                 f'{type(head).__name__} has no low-precision path (only the '
                 f'heads checked against float32 do: CATSegHead, LSegHead, '
-                f"DenseEmbeddingRefineHead, FCCLIPHead); use precision_mode='autocast' "
+                f"DenseEmbeddingRefineHead, FCCLIPHead, SANHead); use precision_mode='autocast' "
                 f'(--cfg-options model.test_cfg.precision_mode=autocast).')
         return mode
 

@@ -32,6 +32,17 @@ __all__ = ['bilinear_sample_bags', 'grid_sample_deformable_attention',
 
 #: Corners of a bilinear sample: (row offset, column offset).
 _CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))
+#: Value rows (B x S x heads) :func:`bilinear_sample_bags` can number: its
+#: row numbers are computed exactly in float32.
+MAX_BAG_ROWS = 2 ** 24
+
+
+def _level_sizes(spatial_shapes: Tensor, like: Tensor):
+    """``[(h, w), ...]`` of the levels and their (L, 2) ``(w, h)`` sizes as a
+    tensor of ``like``'s dtype and device (normalised (x, y) -> pixels)."""
+    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+    size = torch.tensor([[w, h] for h, w in shapes], dtype=like.dtype, device=like.device)
+    return shapes, size
 
 
 def bilinear_sample_bags(value: Tensor, shapes: Sequence[Tuple[int, int]],
@@ -61,9 +72,9 @@ def bilinear_sample_bags(value: Tensor, shapes: Sequence[Tuple[int, int]],
     """
     b, s, heads, d = value.shape
     _, _, levels, points, nq = weights.shape
-    if b * heads * s >= 2 ** 24:  # row numbers are computed exactly in float32
-        raise ValueError(f'deformable attention over {b * s * heads} value rows: at most '
-                         f'2**24 (use a smaller batch or input).')
+    if b * heads * s >= MAX_BAG_ROWS:
+        raise ValueError(f'deformable attention over {b * s * heads} value rows: fewer than '
+                         f'{MAX_BAG_ROWS} (use a smaller batch or input).')
     device = weights.device
     # rows of one (image, head) together: its bags read a block of S rows
     rows = value.permute(0, 2, 1, 3).reshape(b * heads * s, d)
@@ -80,11 +91,11 @@ def bilinear_sample_bags(value: Tensor, shapes: Sequence[Tuple[int, int]],
         # (zero outside the map) and its clamped coordinate
         cols = [((1 - fx) * ((x0 >= 0) & (x0 <= w - 1)), x0.clamp(0, w - 1)),
                 (fx * ((x0 >= -1) & (x0 <= w - 2)), (x0 + 1).clamp(0, w - 1))]
-        a = weights[:, :, lvl]
+        a, base = weights[:, :, lvl], first + start
         rows_at = [((1 - fy) * a * ((y0 >= 0) & (y0 <= h - 1)),
-                    y0.clamp(0, h - 1) * w + (first + start)),
+                    y0.clamp(0, h - 1) * w + base),
                    (fy * a * ((y0 >= -1) & (y0 <= h - 2)),
-                    (y0 + 1).clamp(0, h - 1) * w + (first + start))]
+                    (y0 + 1).clamp(0, h - 1) * w + base)]
         for c, (dy, dx) in enumerate(_CORNERS):
             bag_weights[:, :, c, lvl] = cols[dx][0] * rows_at[dy][0]
             index[:, :, c, lvl] = cols[dx][1] + rows_at[dy][1]
@@ -106,10 +117,9 @@ def needs_grad(*tensors: Tensor) -> bool:
 
 def use_bags(value: Tensor, *tensors: Tensor) -> bool:
     """Whether :func:`bilinear_sample_bags` serves: inference (no gradients)
-    and fewer than 2**24 value rows (B x S x heads: row numbers are computed
-    exactly in float32)."""
+    and fewer than :data:`MAX_BAG_ROWS` value rows (B x S x heads)."""
     b, s, heads, _ = value.shape
-    return not needs_grad(value, *tensors) and b * s * heads < 2 ** 24
+    return not needs_grad(value, *tensors) and b * s * heads < MAX_BAG_ROWS
 
 
 def grid_sample_deformable_attention(value: Tensor, spatial_shapes: Tensor,
@@ -165,9 +175,7 @@ def multi_scale_deformable_attention(value: Tensor, spatial_shapes: Tensor,
     if not use_bags(value, sampling_locations, attention_weights):
         return grid_sample_deformable_attention(value, spatial_shapes, sampling_locations,
                                                 attention_weights)
-    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
-    size = torch.tensor([[w, h] for h, w in shapes], dtype=sampling_locations.dtype,
-                        device=sampling_locations.device)
+    shapes, size = _level_sizes(spatial_shapes, sampling_locations)
     # normalised -> pixels (grid_sample's align_corners=False: x W - 0.5)
     pixels = (sampling_locations * size[:, None] - 0.5).permute(0, 2, 3, 4, 5, 1)
     return bilinear_sample_bags(value, shapes, pixels[..., 0, :], pixels[..., 1, :],
@@ -290,11 +298,9 @@ class MSDeformAttn(nn.Module):
         """
         b, nq, _ = offsets.shape
         heads, levels, points = self.num_heads, self.num_levels, self.num_points
-        shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
         offsets = offsets.transpose(1, 2).reshape(b, heads, levels, points, 2, nq)
         weights = logits.transpose(1, 2).reshape(b, heads, levels * points, nq).softmax(2)
-        size = torch.tensor([[w, h] for h, w in shapes], dtype=offsets.dtype,
-                            device=offsets.device)
+        shapes, size = _level_sizes(spatial_shapes, offsets)
         refs = (reference_points.to(offsets.dtype) * size - 0.5).permute(0, 2, 3, 1)
         refs = refs[:, None, :, None]  # (B, 1, L, 1, 2, Nq)
         # x and y as separate contiguous planes (the sampling reads each often)

@@ -322,7 +322,7 @@ def test_bf16_on_parity_fixture_models(json_path):
 def test_cast_norms_keep_float32_statistics(norm):
     """A cast tower's norms keep float32 parameters and normalise a bf16
     input with float32 statistics (PyTorch's mixed-type CPU kernels for
-    LayerNorm and GroupNorm, a float32 copy for the others): the output is
+    LayerNorm, GroupNorm and batch norm in inference): the output is
     bf16 and equals normalising a float32 copy, then rounding, within one bf16
     step; a map whose mean is large against its spread would lose everything
     to bf16 statistics."""

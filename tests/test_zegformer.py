@@ -246,11 +246,22 @@ def test_skip_score_threshold_is_checked():
         MODELS.build(zegformer_cfg(mode='img', skip_score_threshold=0.2))
 
 
-def test_crops_run_under_the_segmentors_inference_dtype():
+@pytest.mark.parametrize('mode', ['autocast', 'cast'])
+def test_crops_run_under_the_segmentors_inference_dtype(monkeypatch, mode):
+    """The crops' CLIP runs in the segmentor's ``inference_dtype``: under
+    autocast (float32 weights, bf16 products) or, on the cast path (the
+    default), with its weights cast once by the segmentor; training stays
+    float32 (autocast path: the weights were never cast)."""
+    import mmovss.models.utils.low_precision as lp
+    monkeypatch.setattr(lp, 'cpu_bf16_check', lambda measure=None: dict(
+        kept=True, message=None, bf16_gflops=2.0, fp32_gflops=1.0))
     init_default_scope('mmseg')
     torch.manual_seed(0)
-    model = MODELS.build(dict(zegformer_cfg(),
-                              test_cfg=dict(mode='whole', inference_dtype='bf16'))).eval()
+    test_cfg = dict(mode='whole', inference_dtype='bf16')
+    if mode == 'autocast':
+        test_cfg['precision_mode'] = 'autocast'
+    model = MODELS.build(dict(zegformer_cfg(), test_cfg=test_cfg)).eval()
+    assert model._precision_mode() == mode
     classifier = model.decode_head.region_classifier
     assert classifier.inference_dtype == 'fp32'
     out_dtypes = []
@@ -263,16 +274,21 @@ def test_crops_run_under_the_segmentors_inference_dtype():
         assert out_dtypes and set(out_dtypes) == {torch.float32}
         model._forward(torch.randn(1, 3, 32, 32))  # hands over test_cfg's dtype
         assert classifier.inference_dtype == 'bf16'
+        assert classifier.precision_mode == mode
+        weights = {m.weight.dtype for m in classifier.clip.visual.transformer.modules()
+                   if isinstance(m, torch.nn.Linear)}
+        assert weights == {torch.float32 if mode == 'autocast' else torch.bfloat16}
         out_dtypes.clear()
         bf16 = classifier.region_embeddings(pixels, masks)
         assert out_dtypes and set(out_dtypes) == {torch.bfloat16}
-        classifier.train()  # training stays float32
-        out_dtypes.clear()
-        train = classifier.region_embeddings(pixels, masks)
-        classifier.eval()
+        if mode == 'autocast':
+            classifier.train()  # training stays float32
+            out_dtypes.clear()
+            train = classifier.region_embeddings(pixels, masks)
+            classifier.eval()
+            assert set(out_dtypes) == {torch.float32}
+            torch.testing.assert_close(train, fp32)
     for h in hooks:
         h.remove()
-    assert set(out_dtypes) == {torch.float32}
     assert bf16.dtype == torch.float32
-    torch.testing.assert_close(train, fp32)
     assert 0 < (bf16 - fp32).abs().max() < 0.03  # unit vectors, bf16 rounding

@@ -164,9 +164,12 @@ def precision_context(model, dtype: Optional[str], device: str):
             parts = dict(backbone='image tower', neck='neck',
                          decode_head='decode head', text_encoder='text tower')
             cast = [m for m in model.cast_modules() if m is not None]
-            how = ', '.join(label for name, label in parts.items()
-                            if any(getattr(model, name, None) is m
-                                   for m in cast)) + ' cast once'
+            labels = [label for name, label in parts.items()
+                      if any(getattr(model, name, None) is m for m in cast)]
+            if any(all(getattr(model, name, None) is not m for name in parts)
+                   for m in cast):  # the two-stage methods' region classifiers
+                labels.append("crops' CLIP tower")
+            how = ', '.join(labels) + ' cast once'
 
         return contextlib.nullcontext, (
             dtype if dtype == 'fp32' else

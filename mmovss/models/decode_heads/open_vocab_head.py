@@ -42,6 +42,11 @@ class OpenVocabDecodeHead(BaseDecodeHead):
     #: On that path the head gets the class embeddings in float32 instead of
     #: its dtype (:meth:`OpenVocabEncoderDecoder.head_class_embeds`).
     float32_class_embeddings = False
+    #: Whether the cast path casts the towers only and runs this head in
+    #: float32 on float32 features, as under autocast (the two-stage heads
+    #: and OpenSeg's, checked in bf16 against float32: their cost is the
+    #: towers and the CLIP crop forwards, not the head).
+    float32_on_cast_path = False
 
     def __init__(self, in_channels, channels, init_cfg=None, **kwargs):
         for key in ('num_classes', 'out_channels'):

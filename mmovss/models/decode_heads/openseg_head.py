@@ -56,6 +56,10 @@ class OpenSegHead(OpenVocabDecodeHead):
         grounding_loss (dict): ``L_G`` config.
     """
 
+    #: On the cast path only the towers are cast; this head stays float32
+    #: (checked in tests/test_low_precision_heads.py).
+    float32_on_cast_path = True
+
     def __init__(self,
                  in_channels: Sequence[int],
                  embed_dim: int,

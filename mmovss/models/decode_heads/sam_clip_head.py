@@ -90,6 +90,10 @@ class SAMCLIPHead(OpenVocabDecodeHead):
         mask_pooling (dict): Mask-pooling config.
     """
 
+    #: On the cast path only the towers are cast; this head stays float32
+    #: (checked in tests/test_low_precision_heads.py).
+    float32_on_cast_path = True
+
     def __init__(self,
                  in_channels: int,
                  mask_generator: dict,

@@ -42,9 +42,13 @@ Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
   class embeddings in its dtype (class embeddings in float32 for a head with
   ``float32_class_embeddings``) and its logits are returned in float32, so
   everything after the head (window averages, resizes, argmax) is float32.
-  Only heads with ``supports_low_precision_cast`` (checked against float32)
-  accept it; the others refuse it with the fix. On a CPU whose bf16
-  products are slower than float32 it runs float32 and says so.
+  Heads with ``float32_on_cast_path`` (ZegFormer, OVSeg, SAM + CLIP,
+  OpenSeg; also their default) stay float32 and get float32 features: only
+  the towers are cast (for the two-stage methods also the CLIP of their
+  crops, :class:`~mmovss.models.segmentors.TwoStageEncoderDecoder`). Only
+  heads with either attribute (checked against float32) accept the mode;
+  the others refuse it with the fix. On a CPU whose bf16 products are
+  slower than float32 it runs float32 and says so.
 
 Training is left to mmengine's ``AmpOptimWrapper``.
 """
@@ -203,8 +207,9 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         """The ``precision_mode`` used when ``test_cfg`` names none."""
         if self.DEFAULT_PRECISION_MODE is not None:
             return self.DEFAULT_PRECISION_MODE
-        return 'cast' if getattr(self.decode_head, 'supports_low_precision_cast',
-                                 False) else 'autocast'
+        head = self.decode_head
+        return 'cast' if getattr(head, 'supports_low_precision_cast', False) or \
+            getattr(head, 'float32_on_cast_path', False) else 'autocast'
 
     def _precision_mode(self) -> str:
         """``test_cfg.precision_mode``, checked."""
@@ -221,7 +226,9 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 f"test_cfg.precision_mode='cast' casts the decode head, and "
                 f'{type(head).__name__} has no low-precision path (only the '
                 f'heads checked against float32 do: CATSegHead, LSegHead, '
-                f"DenseEmbeddingRefineHead, FCCLIPHead, SANHead); use precision_mode='autocast' "
+                f'DenseEmbeddingRefineHead, FCCLIPHead, SANHead; ZegFormerHead, '
+                f'OVSegHead, SAMCLIPHead and OpenSegHead stay float32 beside cast '
+                f"towers); use precision_mode='autocast' "
                 f'(--cfg-options model.test_cfg.precision_mode=autocast).')
         return mode
 
@@ -269,11 +276,13 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
 
     def cast_modules(self) -> tuple:
         """The modules the cast path casts: image tower, neck, decode head
-        and, with ``test_cfg.cast_text_encoder``, the text encoder."""
+        (unless it is ``float32_on_cast_path``) and, with
+        ``test_cfg.cast_text_encoder``, the text encoder."""
         text = self.text_encoder if \
             self.test_cfg.get('cast_text_encoder', False) else None
-        return (self.backbone, self.neck if self.with_neck else None,
-                self.decode_head, text)
+        head = None if getattr(self.decode_head, 'float32_on_cast_path', False) \
+            else self.decode_head
+        return (self.backbone, self.neck if self.with_neck else None, head, text)
 
     def _autocast(self, device_type: str):
         """Autocast of the towers, or (cast path) their weights cast once."""

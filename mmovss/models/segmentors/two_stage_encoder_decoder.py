@@ -7,7 +7,10 @@ appends it, in pixel values, to the feature tuple; everything else (the
 vocabulary, slide inference, chunked resizing) is
 :class:`OpenVocabEncoderDecoder`'s. The head's region classifiers
 (:class:`~mmovss.models.utils.RegionCLIPClassifier`) run their crop
-forwards under ``test_cfg.inference_dtype`` like the towers.
+forwards under ``test_cfg.inference_dtype`` like the towers: on the cast
+path (``precision_mode='cast'``, the default of the two-stage heads, which
+stay float32) their CLIP image towers are cast once with the backbone,
+otherwise they run under autocast.
 """
 from typing import Tuple
 
@@ -52,13 +55,26 @@ class TwoStageEncoderDecoder(OpenVocabEncoderDecoder):
             return inputs * std + mean
         return inputs
 
+    def region_classifiers(self) -> Tuple[RegionCLIPClassifier, ...]:
+        """The head's region classifiers."""
+        return tuple(m for m in self.decode_head.modules()
+                     if isinstance(m, RegionCLIPClassifier))
+
+    def cast_modules(self) -> tuple:
+        """:meth:`OpenVocabEncoderDecoder.cast_modules` and the CLIP image
+        towers of the head's region classifiers."""
+        return super().cast_modules() + tuple(
+            rc.clip for rc in self.region_classifiers())
+
     def share_inference_dtype(self) -> None:
-        """Hands ``test_cfg.inference_dtype`` to the head's region
-        classifiers (their CLIP crop forwards; used in inference only)."""
+        """Hands ``test_cfg.inference_dtype`` and whether the towers were
+        cast to the head's region classifiers (their CLIP crop forwards;
+        used in inference only)."""
         dtype = check_inference_dtype(self.test_cfg.get('inference_dtype'))
-        for module in self.decode_head.modules():
-            if isinstance(module, RegionCLIPClassifier):
-                module.inference_dtype = dtype
+        mode = 'cast' if self._cast_path() else 'autocast'
+        for module in self.region_classifiers():
+            module.inference_dtype = dtype
+            module.precision_mode = mode
 
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         """Backbone (+ neck) features, then the image in pixel values."""

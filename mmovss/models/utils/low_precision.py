@@ -10,14 +10,23 @@ Transferable Visual Models From Natural Language Supervision", ICML 2021,
 where precision needs it (Micikevicius et al., "Mixed Precision Training",
 ICLR 2018, Sec. 3.2: reductions in float32):
 
-* normalisation layers (``LayerNorm``, ``GroupNorm``, ``BatchNorm``) keep
-  float32 parameters; on CPU PyTorch's mixed-type kernels (``LayerNorm``,
-  ``GroupNorm``) normalise a low-precision input with float32 statistics,
-  elsewhere the input is normalised in float32 and cast back (open_clip's
-  ``LayerNormFp32``);
+* normalisation layers (``LayerNorm``, ``GroupNorm``, ``BatchNorm`` and
+  detectron2's ``FrozenBatchNorm2d``) keep float32 parameters; on CPU
+  PyTorch's mixed-type kernels (``LayerNorm``, ``GroupNorm``, batch norm
+  with running statistics) normalise a low-precision input with float32
+  statistics, elsewhere the input is normalised in float32 and cast back
+  (open_clip's ``LayerNormFp32``);
 * the patch embedding of the image tower (open_clip's ``conv1``): the
   normalised pixels are not rounded to 8 bits of mantissa (about 1.4% of a
-  ViT-B/16's FLOPs); its output joins the low-precision stream;
+  ViT-B/16's FLOPs); its output joins the low-precision stream. In a
+  convolutional image tower (``cast_tower(..., takes_pixels=True)``: a
+  ResNet) its first convolution plays that part: float32 input and weights,
+  output cast to the low precision;
+* convolutional image towers with batch norms (ResNets) are also put in
+  ``channels_last`` memory format with their inputs: oneDNN's bf16
+  convolutions reorder a contiguous (NCHW) input at every layer (ResNet-101
+  at 640 x 864, one thread: 1.60 CPU s NCHW vs 0.36 s channels-last, against
+  1.68 s under autocast; docs/benchmarks.md);
 * the final projections into the joint space (the image tower's ``proj``,
   the text tower's ``text_projection``) and the norms before them
   (``ln_post``, ``ln_final``, whose outputs are returned in float32), so
@@ -46,12 +55,15 @@ from .mixed_precision import INFERENCE_DTYPES, check_inference_dtype
 
 __all__ = [
     'FLOAT32_MODULES', 'FLOAT32_PARAMETERS', 'FLOAT32_OUTPUT_NORMS', 'low_precision_dtype',
-    'cast_tower', 'cpu_bf16_check', 'fold_quick_gelu', 'prepare_low_precision', 'tower_dtype'
+    'cast_tower', 'cpu_bf16_check', 'fold_quick_gelu', 'pixel_convolution',
+    'prepare_low_precision', 'tower_dtype'
 ]
 
 #: Parameters (by their own name) kept in float32: the final projections.
 FLOAT32_PARAMETERS = ('proj', 'text_projection')
-#: Modules (by their attribute name) kept in float32: the patch embedding.
+#: Modules (by their attribute name) kept in float32: the patch embedding of
+#: an open_clip ViT (a child of the module holding ``class_embedding``; a
+#: ResNet bottleneck's ``conv1`` is not one).
 FLOAT32_MODULES = ('conv1', )
 #: Norm modules (by their attribute name) whose output is made float32: the
 #: norms before the final projections.
@@ -60,8 +72,33 @@ _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
 #: Norms whose CPU kernels take a low-precision input with float32 parameters
 #: and compute the statistics in float32 (GroupNorm: equal to normalising a
 #: float32 copy and rounding, on 99.999% of the elements of a 256 x 160 x 216
-#: map, one bf16 step elsewhere; 7x faster than the copy).
+#: map, one bf16 step elsewhere; 7x faster than the copy). Batch norms in
+#: inference (running statistics) too: equal to the rounded float32 copy on
+#: every element of a 256 x 160 x 216 map, 4x faster (:func:`_cpu_mixed_type`).
 _CPU_MIXED_TYPE_NORMS = (nn.LayerNorm, nn.GroupNorm)
+
+
+def _frozen_batch_norm() -> type:
+    """detectron2's frozen batch norm as our D2ResNet builds it
+    (:class:`~mmovss.models.backbones.d2_resnet.FrozenBatchNorm2d`: fixed
+    statistics through ``F.batch_norm``), imported here to keep the
+    backbones' import of this module acyclic."""
+    from ..backbones.d2_resnet import FrozenBatchNorm2d
+    return FrozenBatchNorm2d
+
+
+def _norm_types() -> tuple:
+    """Norm layers kept float32: torch's and the frozen batch norm."""
+    return _NORMS + (_frozen_batch_norm(), )
+
+
+def _cpu_mixed_type(norm: nn.Module) -> bool:
+    """Whether a norm's CPU kernel takes a low-precision input as it is."""
+    if isinstance(norm, _CPU_MIXED_TYPE_NORMS + (_frozen_batch_norm(), )):
+        return True
+    if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        return not norm.training and norm.running_mean is not None
+    return False
 
 #: Result of :func:`cpu_bf16_check` per thread count (measured once).
 _CPU_CHECKS: Dict[int, dict] = {}
@@ -94,8 +131,7 @@ def _float32_norm_forward(self, x):
     GroupNorm), through a float32 copy elsewhere (as open_clip's
     ``LayerNormFp32``).
     """
-    if x.dtype == torch.float32 or x.device.type == 'cpu' and \
-            isinstance(self, _CPU_MIXED_TYPE_NORMS):
+    if x.dtype == torch.float32 or x.device.type == 'cpu' and _cpu_mixed_type(self):
         return type(self).forward(self, x)
     return type(self).forward(self, x.float()).to(x.dtype)
 
@@ -108,6 +144,39 @@ def _float32_input(module, args):
     """Casts a kept float32 module's low-precision inputs to float32."""
     return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point()
                  else a for a in args)
+
+
+def _channels_last_input(module, args):
+    """Puts a channels-last tower's 4-d inputs in channels-last format."""
+    return tuple(a.contiguous(memory_format=torch.channels_last)
+                 if torch.is_tensor(a) and a.dim() == 4 else a for a in args)
+
+
+def _output_to(dtype: torch.dtype):
+    """A forward hook casting a floating output to ``dtype``."""
+    def hook(module, args, output):
+        return output.to(dtype) if torch.is_tensor(output) and \
+            output.is_floating_point() else output
+    return hook
+
+
+def _is_patch_embedding(tower: nn.Module, module_name: str) -> bool:
+    """A :data:`FLOAT32_MODULES` module of an open_clip ViT (its parent
+    holds ``class_embedding``)."""
+    parent, _, attr = module_name.rpartition('.')
+    if attr not in FLOAT32_MODULES:
+        return False
+    return hasattr(tower.get_submodule(parent) if parent else tower,
+                   'class_embedding')
+
+
+def pixel_convolution(tower: nn.Module) -> Optional[str]:
+    """The name of an image tower's first convolution (None: none), the
+    one that takes the normalised pixels (a ResNet's stem convolution)."""
+    for name, module in tower.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name
+    return None
 
 
 def fold_quick_gelu(tower: nn.Module) -> int:
@@ -146,48 +215,63 @@ def fold_quick_gelu(tower: nn.Module) -> int:
     return folded
 
 
-def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
+def cast_tower(tower: nn.Module, dtype: torch.dtype, takes_pixels: bool = False) -> dict:
     """Casts a tower's weights to ``dtype`` once, in place.
 
     Every floating parameter and buffer is cast, except those of norm
-    layers, :data:`FLOAT32_MODULES` and :data:`FLOAT32_PARAMETERS` (kept
-    float32); the norms named in :data:`FLOAT32_OUTPUT_NORMS` return
-    float32. A tower (e.g. a decode head) can name more in its own
-    ``float32_modules`` (submodule attribute names: kept float32, their
-    inputs cast to float32, so their outputs are float32) and
-    ``float32_parameters`` (parameter paths, e.g. a logit scale).
-    QuickGELU MLPs are folded into SiLU ones first (:func:`fold_quick_gelu`).
-    Idempotent.
+    layers, :data:`FLOAT32_MODULES` (an open_clip ViT's patch embedding) and
+    :data:`FLOAT32_PARAMETERS` (kept float32); the norms named in
+    :data:`FLOAT32_OUTPUT_NORMS` return float32. A tower (e.g. a decode head)
+    can name more in its own ``float32_modules`` (submodule attribute names:
+    kept float32, their inputs cast to float32, so their outputs are
+    float32) and ``float32_parameters`` (parameter paths, e.g. a logit
+    scale). QuickGELU MLPs are folded into SiLU ones first
+    (:func:`fold_quick_gelu`). Idempotent.
 
     Args:
         tower (nn.Module): An image or text tower (or a whole segmentor
             part, e.g. ``model.backbone``).
         dtype (torch.dtype): ``torch.bfloat16`` or ``torch.float16``.
+        takes_pixels (bool): The tower takes the normalised image (a
+            segmentor's backbone): its first convolution
+            (:func:`pixel_convolution`), unless kept already, stays float32
+            on a float32 input and its output is cast to ``dtype`` (a
+            ResNet's stem convolution, as the ViT's patch embedding); a tower
+            with batch norms (a ResNet) is also put in ``channels_last``
+            memory format, its 4-d inputs too.
 
     Returns:
         dict: ``cast`` and ``kept`` (numbers of parameters), ``kept_names``,
-        ``folded`` (QuickGELU MLPs folded).
+        ``folded`` (QuickGELU MLPs folded), ``channels_last``.
     """
     folded = fold_quick_gelu(tower)
     cast, kept_names = 0, []
+    norms = _norm_types()
     own_modules = tuple(getattr(tower, 'float32_modules', ()))
     own_parameters = tuple(getattr(tower, 'float32_parameters', ()))
+    pixel_conv = pixel_convolution(tower) if takes_pixels else None
     kept_trees = []  # the tower's own float32 modules, with their children
     for module_name, module in tower.named_modules():
-        norm = isinstance(module, _NORMS)
+        norm = isinstance(module, norms)
         attr = module_name.split('.')[-1]
         own = attr in own_modules and module_name != ''
         inside = any(module_name.startswith(t + '.') for t in kept_trees)
         if own and not inside:
             kept_trees.append(module_name)
-        keep = norm or attr in FLOAT32_MODULES or own or inside
+        patch_embedding = _is_patch_embedding(tower, module_name)
+        pixels = module_name == pixel_conv and not (patch_embedding or own or inside)
+        if pixels:  # its children (a detectron2 conv's norm) are kept too
+            kept_trees.append(module_name)
+        keep = norm or patch_embedding or own or inside or pixels
         if not getattr(module, '_mmovss_low_precision', False):
             if norm:
                 module.forward = types.MethodType(_float32_norm_forward, module)
                 if attr in FLOAT32_OUTPUT_NORMS:
                     module.register_forward_hook(_float32_output)
-            elif own and not inside:
+            elif (own or pixels) and not inside:
                 module.register_forward_pre_hook(_float32_input)
+            if pixels:
+                module.register_forward_hook(_output_to(dtype))
             module._mmovss_low_precision = True
         for name, param in module.named_parameters(recurse=False):
             if not param.is_floating_point():
@@ -203,8 +287,15 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype) -> dict:
             for name, buf in list(module.named_buffers(recurse=False)):
                 if buf is not None and buf.is_floating_point():
                     setattr(module, name, buf.to(dtype))
+    channels_last = takes_pixels and any(
+        isinstance(m, norms) and not isinstance(m, (nn.LayerNorm, nn.GroupNorm))
+        for m in tower.modules())
+    if channels_last and not getattr(tower, '_mmovss_channels_last', False):
+        tower.to(memory_format=torch.channels_last)
+        tower.register_forward_pre_hook(_channels_last_input)
+        tower._mmovss_channels_last = True
     return dict(cast=cast, kept=len(kept_names), kept_names=kept_names,
-                folded=folded)
+                folded=folded, channels_last=channels_last)
 
 
 def tower_dtype(tower: nn.Module) -> Optional[torch.dtype]:
@@ -266,7 +357,9 @@ def prepare_low_precision(model: nn.Module, towers: Iterable[nn.Module],
 
     Args:
         model (nn.Module): The segmentor (holds the state).
-        towers (Iterable[nn.Module]): Its image and text towers.
+        towers (Iterable[nn.Module]): Its image and text towers; the
+            model's ``backbone`` among them takes the pixels
+            (``cast_tower(..., takes_pixels=True)``).
         name (str, optional): ``test_cfg.inference_dtype``.
         device_type (str): The towers' device type.
 
@@ -300,8 +393,9 @@ def prepare_low_precision(model: nn.Module, towers: Iterable[nn.Module],
             f"undone; rebuild the model (or load its checkpoint again) to run "
             f"in {name}.")
     if dtype is not None and cast_to is None:
+        backbone = getattr(model, 'backbone', None)
         for tower in towers:
-            cast_tower(tower, dtype)
+            cast_tower(tower, dtype, takes_pixels=tower is backbone)
     run = {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dtype]
     model._low_precision = dict(requested=name, device_type=device_type,
                                 dtype=dtype, run=run, notes=notes)

@@ -27,9 +27,11 @@ per forward), empty masks are never encoded, callers may exclude more
 proposals with ``keep`` (e.g. ``ZegFormerHead(skip_score_threshold=...)``),
 the last CLIP block computes the class token's row only
 (:func:`class_token_block`: the embedding reads nothing else), and in
-inference the encoder runs under ``inference_dtype`` autocast when
-the segmentor sets one (``test_cfg.inference_dtype``; residual stream,
-LayerNorms and the final projection stay float32, embeddings are float32).
+inference the encoder runs in the segmentor's ``test_cfg.inference_dtype``:
+with its weights cast once (``precision_mode='cast'``, the CLIP tower cast by
+the segmentor: :mod:`~mmovss.models.utils.low_precision`) or under autocast
+(residual stream, LayerNorms and the final projection float32); embeddings
+are float32 either way.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -197,6 +199,10 @@ class RegionCLIPClassifier(nn.Module):
             (``'fp32'``, ``'bf16'``, ``'fp16'``); set from the segmentor's
             ``test_cfg.inference_dtype`` by
             :class:`~mmovss.models.segmentors.TwoStageEncoderDecoder`.
+        precision_mode (str): ``'autocast'`` (the crop forwards run under
+            autocast of ``inference_dtype``) or ``'cast'`` (the segmentor
+            cast the CLIP tower's weights: no autocast); set with
+            ``inference_dtype``.
     """
 
     def __init__(self,
@@ -257,6 +263,7 @@ class RegionCLIPClassifier(nn.Module):
         self.logit_scale = logit_scale
         self.mask_prompt_at_embed = mask_prompt_at_embed
         self.inference_dtype = 'fp32'
+        self.precision_mode = 'autocast'
         num_blocks = len(self.clip.visual.transformer.resblocks)
         if not 0 <= mask_prompt_depth <= num_blocks:
             raise ValueError(f'mask_prompt_depth={mask_prompt_depth} must be '
@@ -449,7 +456,7 @@ class RegionCLIPClassifier(nn.Module):
             masks (Tensor): (N, H, W) bool masks at the image size.
         """
         out = []
-        dtype = 'fp32' if self.training else \
+        dtype = 'fp32' if self.training or self.precision_mode == 'cast' else \
             check_inference_dtype(self.inference_dtype)
         for start in range(0, masks.shape[0], self.crop_batch_size):
             crops, crop_masks = self.crop_regions(

@@ -305,6 +305,26 @@ def test_heads_without_a_low_precision_path_refuse_the_cast_mode():
     MODELS.build(model_cfg)  # the default path stays available
 
 
+def test_an_unchecked_backbone_keeps_autocast_beside_a_float32_head():
+    """The towers-only cast path is the default only where the backbone was
+    checked in bf16 (ResNets, open_clip ViTs): OVSeg's released Swin-B
+    (mmseg's ``SwinTransformer``, whose shifted-window attention adds a
+    float32 mask to bf16 scores) keeps autocast, and asking for 'cast'
+    names the fix."""
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes',
+                                       'zegformer_tiny-clip_1k_ovshapes-seen.py'))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg['backbone'] = dict(type='SwinTransformer', embed_dims=32, depths=(2, 2, 2, 2),
+                                 num_heads=(1, 2, 4, 8), window_size=4, strides=(4, 2, 2, 2),
+                                 out_indices=(0, 1, 2, 3))
+    model_cfg['test_cfg'] = dict(mode='whole', inference_dtype='bf16')
+    assert MODELS.build(model_cfg)._precision_mode() == 'autocast'
+    model_cfg['test_cfg']['precision_mode'] = 'cast'
+    with pytest.raises(ValueError, match=r"SwinTransformer was not checked in low precision.*"
+                       r"precision_mode=autocast"):
+        MODELS.build(model_cfg)
+
+
 def conv_dtypes(module, exclude=()):
     """{name: weight dtype} of the convolutions of ``module``."""
     return {name: m.weight.dtype for name, m in module.named_modules()

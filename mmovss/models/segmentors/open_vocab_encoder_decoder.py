@@ -208,8 +208,22 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         if self.DEFAULT_PRECISION_MODE is not None:
             return self.DEFAULT_PRECISION_MODE
         head = self.decode_head
-        return 'cast' if getattr(head, 'supports_low_precision_cast', False) or \
-            getattr(head, 'float32_on_cast_path', False) else 'autocast'
+        if getattr(head, 'supports_low_precision_cast', False):
+            return 'cast'
+        if getattr(head, 'float32_on_cast_path', False) and self.backbone_checked_for_cast():
+            return 'cast'
+        return 'autocast'
+
+    def backbone_checked_for_cast(self) -> bool:
+        """Whether the backbone is one checked in bf16 against float32 beside
+        a ``float32_on_cast_path`` head: mmseg's and detectron2's ResNets
+        and open_clip ViTs (tests/test_low_precision_heads.py). Others (e.g.
+        mmseg's Swin, whose window attention adds a float32 mask) run the
+        towers under autocast."""
+        from mmseg.models.backbones import ResNet
+
+        from ..backbones import D2ResNet, OpenCLIPViT
+        return isinstance(self.backbone, (ResNet, D2ResNet, OpenCLIPViT))
 
     def _precision_mode(self) -> str:
         """``test_cfg.precision_mode``, checked."""
@@ -230,6 +244,14 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 f'OVSegHead, SAMCLIPHead and OpenSegHead stay float32 beside cast '
                 f"towers); use precision_mode='autocast' "
                 f'(--cfg-options model.test_cfg.precision_mode=autocast).')
+        if mode == 'cast' and getattr(head, 'float32_on_cast_path', False) and \
+                not self.backbone_checked_for_cast():
+            raise ValueError(
+                f"test_cfg.precision_mode='cast' casts the backbone, and "
+                f'{type(self.backbone).__name__} was not checked in low precision '
+                f"beside {type(head).__name__} (ResNets and open_clip ViTs were); use "
+                f"precision_mode='autocast' (--cfg-options "
+                f'model.test_cfg.precision_mode=autocast).')
         return mode
 
     def _cast_path(self) -> bool:

@@ -43,12 +43,15 @@ Mixed precision: ``test_cfg.inference_dtype`` (``'fp32'`` by default,
   ``float32_class_embeddings``) and its logits are returned in float32, so
   everything after the head (window averages, resizes, argmax) is float32.
   Heads with ``float32_on_cast_path`` (ZegFormer, OVSeg, SAM + CLIP,
-  OpenSeg; also their default) stay float32 and get float32 features: only
-  the towers are cast (for the two-stage methods also the CLIP of their
-  crops, :class:`~mmovss.models.segmentors.TwoStageEncoderDecoder`). Only
-  heads with either attribute (checked against float32) accept the mode;
-  the others refuse it with the fix. On a CPU whose bf16 products are
-  slower than float32 it runs float32 and says so.
+  OpenSeg; also their default where the backbone was checked in bf16,
+  :meth:`OpenVocabEncoderDecoder.backbone_checked_for_cast`) stay float32
+  and get float32 features: only the towers are cast (for the two-stage
+  methods also the CLIP of their crops,
+  :class:`~mmovss.models.segmentors.TwoStageEncoderDecoder`). Only heads
+  with either attribute (checked against float32) accept the mode, and the
+  latter only beside a checked backbone; the others refuse it with the fix.
+  On a CPU whose bf16 products are slower than float32 it runs float32 and
+  says so.
 
 Training is left to mmengine's ``AmpOptimWrapper``.
 """

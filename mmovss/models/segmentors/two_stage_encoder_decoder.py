@@ -9,8 +9,8 @@ vocabulary, slide inference, chunked resizing) is
 (:class:`~mmovss.models.utils.RegionCLIPClassifier`) run their crop
 forwards under ``test_cfg.inference_dtype`` like the towers: on the cast
 path (``precision_mode='cast'``, the default of the two-stage heads, which
-stay float32) their CLIP image towers are cast once with the backbone,
-otherwise they run under autocast.
+stay float32, beside a backbone checked in bf16) their CLIP image towers are
+cast once with the backbone, otherwise they run under autocast.
 """
 from typing import Tuple
 

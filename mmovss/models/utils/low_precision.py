@@ -44,6 +44,7 @@ low-precision forward; on a CPU whose bfloat16 matrix products are slower
 than float32 ones (no AMX / AVX512-BF16), it keeps float32 and says so
 (:func:`cpu_bf16_check`, the benchmark tool's check).
 """
+import functools
 import types
 import warnings
 from typing import Dict, Iterable, List, Optional
@@ -78,27 +79,30 @@ _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
 _CPU_MIXED_TYPE_NORMS = (nn.LayerNorm, nn.GroupNorm)
 
 
-def _frozen_batch_norm() -> type:
-    """detectron2's frozen batch norm as our D2ResNet builds it
-    (:class:`~mmovss.models.backbones.d2_resnet.FrozenBatchNorm2d`: fixed
-    statistics through ``F.batch_norm``), imported here to keep the
-    backbones' import of this module acyclic."""
+@functools.lru_cache(maxsize=None)
+def _batch_norms() -> tuple:
+    """Batch norms: torch's and detectron2's frozen one as our D2ResNet
+    builds it (:class:`~mmovss.models.backbones.d2_resnet.FrozenBatchNorm2d`:
+    fixed statistics through ``F.batch_norm``), imported here (once) to keep
+    the backbones' import of this module acyclic."""
     from ..backbones.d2_resnet import FrozenBatchNorm2d
-    return FrozenBatchNorm2d
+    return (nn.modules.batchnorm._BatchNorm, FrozenBatchNorm2d)
 
 
 def _norm_types() -> tuple:
     """Norm layers kept float32: torch's and the frozen batch norm."""
-    return _NORMS + (_frozen_batch_norm(), )
+    return _NORMS + _batch_norms()
 
 
 def _cpu_mixed_type(norm: nn.Module) -> bool:
-    """Whether a norm's CPU kernel takes a low-precision input as it is."""
-    if isinstance(norm, _CPU_MIXED_TYPE_NORMS + (_frozen_batch_norm(), )):
+    """Whether a norm's CPU kernel takes a low-precision input as it is
+    (called at every norm forward of a cast tower: LayerNorm first)."""
+    if isinstance(norm, _CPU_MIXED_TYPE_NORMS):
         return True
     if isinstance(norm, nn.modules.batchnorm._BatchNorm):
         return not norm.training and norm.running_mean is not None
-    return False
+    return isinstance(norm, _batch_norms())  # the frozen one: running statistics
+
 
 #: Result of :func:`cpu_bf16_check` per thread count (measured once).
 _CPU_CHECKS: Dict[int, dict] = {}
@@ -128,8 +132,8 @@ def _float32_norm_forward(self, x):
 
     The module's float32 parameters are used as they are; a low-precision
     input goes through PyTorch's mixed-type kernel on CPU (LayerNorm,
-    GroupNorm), through a float32 copy elsewhere (as open_clip's
-    ``LayerNormFp32``).
+    GroupNorm, batch norms in inference: :func:`_cpu_mixed_type`), through a
+    float32 copy elsewhere (as open_clip's ``LayerNormFp32``).
     """
     if x.dtype == torch.float32 or x.device.type == 'cpu' and _cpu_mixed_type(self):
         return type(self).forward(self, x)
@@ -287,9 +291,8 @@ def cast_tower(tower: nn.Module, dtype: torch.dtype, takes_pixels: bool = False)
             for name, buf in list(module.named_buffers(recurse=False)):
                 if buf is not None and buf.is_floating_point():
                     setattr(module, name, buf.to(dtype))
-    channels_last = takes_pixels and any(
-        isinstance(m, norms) and not isinstance(m, (nn.LayerNorm, nn.GroupNorm))
-        for m in tower.modules())
+    channels_last = takes_pixels and any(isinstance(m, _batch_norms())
+                                         for m in tower.modules())
     if channels_last and not getattr(tower, '_mmovss_channels_last', False):
         tower.to(memory_format=torch.channels_last)
         tower.register_forward_pre_hook(_channels_last_input)

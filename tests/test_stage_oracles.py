@@ -172,6 +172,12 @@ def test_a_perfect_crop_classifier_reaches_100(tiny_world):
     result = stage_oracles(cfg, model=model, max_images=2)
     assert result['images'] == 2 and len(calls) >= 2
     assert result['metrics']['oracle_masks']['mIoU'] == pytest.approx(100.0)
+    naming = result['segment_naming']
+    segments = sum(len(torch.unique(gt[gt != 255])) for _, gt in truth.items[:2])
+    assert naming['groups']['all'] == dict(segments=segments, named_right=100.0,
+                                           wrong_as_seen=0, wrong_as_unseen=0)
+    assert naming['groups']['seen']['segments'] + naming['groups']['unseen']['segments'] \
+        == segments
 
     def constant_classifier(pixels, mask_logits, class_embeds, *args, **kwargs):
         logits = torch.zeros(1, mask_logits.shape[1], class_embeds.num_classes)
@@ -179,9 +185,21 @@ def test_a_perfect_crop_classifier_reaches_100(tiny_world):
         return logits, torch.ones(logits.shape[:2], dtype=torch.bool)
 
     classifier.forward = constant_classifier
-    wrong = stage_oracles(cfg, model=model, max_images=2)['metrics']['oracle_masks']
+    constant = stage_oracles(cfg, model=model, max_images=2)
+    wrong = constant['metrics']['oracle_masks']
     assert wrong['mIoU'] < 20.0
-    assert 'oracle_masks' in format_oracle_report(result)
+    # every segment is named class 0 (a seen class): right only for class 0's own
+    from mmengine.runner import Runner
+    name0 = Runner.build_dataloader(cfg.test_dataloader).dataset.metainfo['classes'][0]
+    per_class = constant['segment_naming']['per_class']
+    own = per_class.get(name0, dict(segments=0))['segments']
+    assert all(v['named_right'] == (100.0 if k == name0 else 0.0)
+               and v['wrong_as_unseen'] == 0 for k, v in per_class.items())
+    all_ = constant['segment_naming']['groups']['all']
+    assert all_['segments'] == segments
+    assert all_['wrong_as_seen'] == segments - own
+    report = format_oracle_report(result)
+    assert 'oracle_masks' in report and 'named right: all 100.0%' in report
 
 
 def test_fcclip_names_ground_truth_masks_by_mask_pooling(tiny_world):
@@ -212,6 +230,30 @@ def test_fcclip_names_ground_truth_masks_by_mask_pooling(tiny_world):
     result = stage_oracles(cfg, model=model, max_images=2)
     assert result['metrics']['oracle_masks']['mIoU'] == pytest.approx(100.0)
     assert len(pooled_masks) >= 2  # every ground-truth segment went through the pooling
+
+
+def test_segment_naming_counts_by_hand():
+    from mmovss.evaluation.stage_oracles import SegmentNaming, unseen_class_indices
+    naming = SegmentNaming(['sky', 'red', 'blue', 'green'], unseen=[2, 3])
+    naming.add(torch.tensor([0, 1, 2]), torch.tensor([0, 2, 2]))  # red named blue
+    naming.add(torch.tensor([0, 3]), torch.tensor([1, 3]))         # sky named red
+    result = naming.result()
+    assert result['groups']['all'] == dict(segments=5, named_right=60.0,
+                                           wrong_as_seen=1, wrong_as_unseen=1)
+    assert result['groups']['seen'] == dict(segments=3, named_right=33.33,
+                                            wrong_as_seen=1, wrong_as_unseen=1)
+    assert result['groups']['unseen'] == dict(segments=2, named_right=100.0,
+                                              wrong_as_seen=0, wrong_as_unseen=0)
+    assert result['per_class']['sky'] == dict(segments=2, named_right=50.0,
+                                              wrong_as_seen=1, wrong_as_unseen=0)
+    assert set(result['per_class']) == {'sky', 'red', 'blue', 'green'}
+    # the split comes from the evaluator config, by index or by name
+    classes = ['sky', 'red', 'blue', 'green']
+    assert unseen_class_indices(dict(type='OpenVocabIoUMetric',
+                                     unseen_classes=['blue', 3]), classes) == [2, 3]
+    assert unseen_class_indices([dict(type='IoUMetric')], classes) is None
+    no_split = SegmentNaming(classes).result()
+    assert set(no_split['groups']) == {'all'} and no_split['per_class'] == {}
 
 
 def test_heads_without_proposals_are_refused(tiny_world):

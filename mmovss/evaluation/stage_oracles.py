@@ -28,6 +28,12 @@ scored by the config's evaluator (seen / unseen / hIoU with
   mask-pooled inside the mask (its out-of-vocabulary classifier, Yu et al.,
   NeurIPS 2023, Sec. 3.3). Other heads (SAN) have no such separate
   classifier and get no ``oracle_masks`` run.
+
+The ``oracle_masks`` run also counts, per class, how many ground-truth
+segments the classifier names right and, of the others, how many it gives a
+seen or an unseen name (``segment_naming``; the split of the evaluator's
+``unseen_classes``): the mIoU of that run mixes a segment's size and the
+classes' false positives, the segment counts say which segments are misnamed.
 """
 import copy
 from typing import Dict, List, Optional
@@ -40,7 +46,8 @@ from .side_by_side import build_evaluators, evaluate_quietly
 
 __all__ = ['ORACLE_RUNS', 'gt_at_input', 'present_classes', 'majority_labels',
            'oracle_label_scores', 'gt_segment_logits', 'segment_label_scores',
-           'mask_classifier_kind', 'stage_oracles', 'format_oracle_report']
+           'mask_classifier_kind', 'unseen_class_indices', 'SegmentNaming',
+           'stage_oracles', 'format_oracle_report']
 
 #: Runs of :func:`stage_oracles`, in report order.
 ORACLE_RUNS = ('model', 'oracle_labels', 'oracle_masks')
@@ -190,8 +197,67 @@ def _name_gt_segments(head, kind: str, feats, b: int, seg_logits: Tensor,
     return logits[0].argmax(dim=-1)
 
 
+def unseen_class_indices(evaluator_cfg, classes) -> Optional[List[int]]:
+    """Indices of the ``unseen_classes`` of the first evaluator metric that
+    has them (``test_evaluator`` as a dict or a list), or None."""
+    from .ov_iou_metric import resolve_class_specs
+    metrics = evaluator_cfg if isinstance(evaluator_cfg, (list, tuple)) else [evaluator_cfg]
+    for metric in metrics:
+        unseen = metric.get('unseen_classes') if hasattr(metric, 'get') else None
+        if unseen is not None:
+            return resolve_class_specs(classes, unseen, 'unseen_classes')
+    return None
+
+
+class SegmentNaming:
+    """Per-class counts of ground-truth segments named by a CLIP classifier.
+
+    Args:
+        classes (Sequence[str]): The vocabulary (``dataset_meta['classes']``).
+        unseen (Sequence[int], optional): Indices of the unseen classes.
+    """
+
+    def __init__(self, classes, unseen: Optional[List[int]] = None):
+        self.classes = list(classes)
+        self.unseen = set(unseen or [])
+        n = len(self.classes)
+        # rows: segments, named right, named a seen class, named an unseen class
+        self.counts = torch.zeros(4, n, dtype=torch.long)
+
+    def add(self, truth: Tensor, named: Tensor) -> None:
+        """Counts segments of classes ``truth`` named ``named`` ((K,) each)."""
+        truth, named = truth.cpu(), named.cpu()
+        wrong = named != truth
+        named_unseen = torch.tensor([int(c) in self.unseen for c in named.tolist()],
+                                    dtype=torch.bool)
+        for row, keep in enumerate((torch.ones_like(wrong), ~wrong,
+                                    wrong & ~named_unseen, wrong & named_unseen)):
+            self.counts[row].index_add_(0, truth[keep], torch.ones(int(keep.sum()),
+                                                                   dtype=torch.long))
+
+    def _summary(self, columns) -> dict:
+        segments, right, as_seen, as_unseen = (int(r[columns].sum()) for r in self.counts)
+        return dict(segments=segments,
+                    named_right=round(100.0 * right / segments, 2) if segments else None,
+                    wrong_as_seen=as_seen, wrong_as_unseen=as_unseen)
+
+    def result(self) -> dict:
+        """``groups`` (``all``, and ``seen`` / ``unseen`` with a split) and
+        ``per_class`` (classes with segments): segment count, percent named
+        right and the wrong names' seen / unseen counts."""
+        n = len(self.classes)
+        groups = {'all': self._summary(list(range(n)))}
+        if self.unseen:
+            groups['seen'] = self._summary([c for c in range(n) if c not in self.unseen])
+            groups['unseen'] = self._summary(sorted(self.unseen))
+        per_class = {self.classes[c]: self._summary([c]) for c in range(n)
+                     if self.counts[0, c] > 0}
+        return dict(groups=groups, per_class=per_class)
+
+
 @torch.no_grad()
-def _oracle_batch(model, head, data: dict, masks_kind: Optional[str]) -> Dict[str, list]:
+def _oracle_batch(model, head, data: dict, masks_kind: Optional[str],
+                  naming: Optional[SegmentNaming] = None) -> Dict[str, list]:
     ignore = int(getattr(head, 'ignore_index', 255))
     batch = model.data_preprocessor(copy.deepcopy(data), False)
     inputs, samples = batch['inputs'], batch['data_samples']
@@ -216,6 +282,8 @@ def _oracle_batch(model, head, data: dict, masks_kind: Optional[str]) -> Dict[st
                 if len(classes):
                     predicted = _name_gt_segments(head, masks_kind, feats, b,
                                                   seg_logits, class_embeds)
+                    if naming is not None:
+                        naming.add(classes, predicted)
                 scores.append(segment_label_scores(gt, classes, predicted, num_classes))
         runs[name] = model.postprocess_result(torch.stack(scores), copy.deepcopy(samples))
     return runs
@@ -237,7 +305,9 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
     Returns:
         dict: ``metrics`` (run name -> metric dict, runs of
         :data:`ORACLE_RUNS`; ``oracle_masks`` only for heads with a separate
-        CLIP classifier, :func:`mask_classifier_kind`) and ``images``.
+        CLIP classifier, :func:`mask_classifier_kind`), ``images`` and, with
+        an ``oracle_masks`` run, ``segment_naming``
+        (:meth:`SegmentNaming.result`).
     """
     from mmengine.runner import Runner, load_checkpoint
     from mmseg.registry import MODELS
@@ -258,26 +328,39 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
     masks_kind = mask_classifier_kind(head)
     runs: List[str] = [r for r in ORACLE_RUNS if masks_kind or r != 'oracle_masks']
     evaluators = build_evaluators(cfg, runs, metainfo)
+    naming = SegmentNaming(metainfo['classes'],
+                           unseen_class_indices(cfg.test_evaluator, metainfo['classes'])) \
+        if masks_kind else None
     images = 0
     with torch.no_grad():
         for data in loader:
             outputs = {'model': model.test_step(copy.deepcopy(data))}
-            outputs.update(_oracle_batch(model, head, data, masks_kind))
+            outputs.update(_oracle_batch(model, head, data, masks_kind, naming))
             for run in runs:
                 evaluators[run].process(data_samples=outputs[run], data_batch=data)
             images += len(outputs['model'])
             if max_images is not None and images >= max_images:
                 break
     metrics = evaluate_quietly(evaluators, images)
-    return dict(metrics=metrics, images=images)
+    result = dict(metrics=metrics, images=images)
+    if naming is not None:
+        result['segment_naming'] = naming.result()
+    return result
 
 
 def format_oracle_report(result: dict) -> str:
-    """One line per run: every numeric metric."""
+    """One line per run: every numeric metric; then the ground-truth segments
+    named right by the CLIP classifier, per group."""
     metrics = result['metrics']
     keys = [k for k, v in next(iter(metrics.values())).items() if isinstance(v, float)]
     lines = [f"{'run':<14}" + ''.join(f'{k:>12}' for k in keys)]
     for run, values in metrics.items():
         lines.append(f'{run:<14}' + ''.join(f'{values[k]:12.2f}' for k in keys))
     lines.append(f"{result['images']} images")
+    naming = result.get('segment_naming')
+    if naming:
+        parts = [f"{group} {v['named_right']}% of {v['segments']} "
+                 f"(wrong: {v['wrong_as_seen']} as seen, {v['wrong_as_unseen']} as unseen)"
+                 for group, v in naming['groups'].items() if v['segments']]
+        lines.append('oracle_masks, ground-truth segments named right: ' + '; '.join(parts))
     return '\n'.join(lines)

@@ -233,7 +233,8 @@ def test_fcclip_names_ground_truth_masks_by_mask_pooling(tiny_world):
 
 
 def test_segment_naming_counts_by_hand():
-    from mmovss.evaluation.stage_oracles import SegmentNaming, unseen_class_indices
+    from mmovss.evaluation import unseen_class_indices
+    from mmovss.evaluation.stage_oracles import SegmentNaming
     naming = SegmentNaming(['sky', 'red', 'blue', 'green'], unseen=[2, 3])
     naming.add(torch.tensor([0, 1, 2]), torch.tensor([0, 2, 2]))  # red named blue
     naming.add(torch.tensor([0, 3]), torch.tensor([1, 3]))         # sky named red

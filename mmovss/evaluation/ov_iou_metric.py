@@ -40,7 +40,8 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-__all__ = ['OpenVocabIoUMetric', 'harmonic_mean', 'resolve_class_specs']
+__all__ = ['OpenVocabIoUMetric', 'harmonic_mean', 'resolve_class_specs',
+           'unseen_class_indices']
 
 ClassSpec = Union[int, str]
 
@@ -108,6 +109,23 @@ def resolve_class_specs(classes: Sequence[str], specs: Sequence[ClassSpec],
                 'whole class entry.')
         indices.append(matches[0])
     return sorted(set(indices))
+
+
+def unseen_class_indices(evaluator_cfg, classes) -> Optional[List[int]]:
+    """Indices of the ``unseen_classes`` of the first metric of an evaluator
+    config that has them (``test_evaluator`` as a dict or a list), resolved
+    by :func:`resolve_class_specs` as the metric does; None without a split.
+
+    Args:
+        evaluator_cfg (dict | list[dict]): E.g. ``cfg.test_evaluator``.
+        classes (Sequence[str]): The dataset's class entries.
+    """
+    metrics = evaluator_cfg if isinstance(evaluator_cfg, (list, tuple)) else [evaluator_cfg]
+    for metric in metrics:
+        unseen = metric.get('unseen_classes') if hasattr(metric, 'get') else None
+        if unseen is not None:
+            return resolve_class_specs(classes, unseen, 'unseen_classes')
+    return None
 
 
 @METRICS.register_module()

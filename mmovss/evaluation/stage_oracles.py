@@ -42,11 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .ov_iou_metric import unseen_class_indices
 from .side_by_side import build_evaluators, evaluate_quietly
 
 __all__ = ['ORACLE_RUNS', 'gt_at_input', 'present_classes', 'majority_labels',
            'oracle_label_scores', 'gt_segment_logits', 'segment_label_scores',
-           'mask_classifier_kind', 'unseen_class_indices', 'SegmentNaming',
+           'mask_classifier_kind', 'SegmentNaming',
            'stage_oracles', 'format_oracle_report']
 
 #: Runs of :func:`stage_oracles`, in report order.
@@ -195,18 +196,6 @@ def _name_gt_segments(head, kind: str, feats, b: int, seg_logits: Tensor,
         pooled = head.pooled_clip_embeddings(image_feats, seg_logits[None])
         logits = head.out_vocab_logits(pooled, class_embeds)
     return logits[0].argmax(dim=-1)
-
-
-def unseen_class_indices(evaluator_cfg, classes) -> Optional[List[int]]:
-    """Indices of the ``unseen_classes`` of the first evaluator metric that
-    has them (``test_evaluator`` as a dict or a list), or None."""
-    from .ov_iou_metric import resolve_class_specs
-    metrics = evaluator_cfg if isinstance(evaluator_cfg, (list, tuple)) else [evaluator_cfg]
-    for metric in metrics:
-        unseen = metric.get('unseen_classes') if hasattr(metric, 'get') else None
-        if unseen is not None:
-            return resolve_class_specs(classes, unseen, 'unseen_classes')
-    return None
 
 
 class SegmentNaming:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..vocab import TEMPLATE_SETS, Vocabulary, get_templates
-from .ov_iou_metric import resolve_class_specs
+from .ov_iou_metric import unseen_class_indices
 
 __all__ = ['Variant', 'build_variants', 'IoUCounts', 'evaluate_variants',
            'summarize_report', 'format_report', 'plot_report', 'run_vocabulary_report',
@@ -415,10 +415,9 @@ def run_vocabulary_report(cfg, checkpoint: Optional[str] = None,
     dataloader = Runner.build_dataloader(loader_cfg)
     dataset = dataloader.dataset
     vocabulary = Vocabulary.build(dict(dataset.metainfo))
-    evaluator = cfg.get('test_evaluator') or {}
-    unseen = (evaluator.get('unseen_classes') or []) if isinstance(evaluator, dict) else []
     # the metric's own rule, so the seen/unseen split equals tools/test.py's
-    unseen = resolve_class_specs(dataset.metainfo['classes'], unseen, 'unseen_classes')
+    unseen = unseen_class_indices(cfg.get('test_evaluator') or {},
+                                  dataset.metainfo['classes']) or []
     if names is not None:
         if len(names) != len(vocabulary):
             raise ValueError(f'--names has {len(names)} classes, the dataset {len(vocabulary)}; '

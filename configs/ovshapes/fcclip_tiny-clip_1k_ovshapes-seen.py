@@ -17,9 +17,10 @@
 # standing in for the ConvNeXt's dense features. Screened on world seeds 11
 # and 12 (README "Schedules with this CLIP"): NACLIP over ClearCLIP mode
 # (the choice made with the first tiny CLIP), unseen 28.99 vs 25.71, seen
-# 59.68 vs 53.88, hIoU 38.95 vs 34.74. Scaled down: width 64, 2 deformable encoder layers, 3 decoder
-# layers (one round over the 3 levels), 32 queries; Mask2Former criterion on
-# 1024 points per mask, deep supervision on every decoder layer.
+# 59.68 vs 53.88, hIoU 38.95 vs 34.74. Scaled down: width 64, 2 deformable
+# encoder layers, 3 decoder layers (one round over the 3 levels), 32 queries;
+# Mask2Former criterion on 1024 points per mask, deep supervision on every
+# decoder layer.
 #   python tools/train.py configs/ovshapes/fcclip_tiny-clip_1k_ovshapes-seen.py
 _base_ = [
     '../_base_/models/ovshapes_tiny_clip.py',

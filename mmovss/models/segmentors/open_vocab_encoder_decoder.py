@@ -210,12 +210,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         """The ``precision_mode`` used when ``test_cfg`` names none."""
         if self.DEFAULT_PRECISION_MODE is not None:
             return self.DEFAULT_PRECISION_MODE
-        head = self.decode_head
-        if getattr(head, 'supports_low_precision_cast', False):
-            return 'cast'
-        if getattr(head, 'float32_on_cast_path', False) and self.backbone_checked_for_cast():
-            return 'cast'
-        return 'autocast'
+        return 'autocast' if self._cast_refusal() else 'cast'
 
     def backbone_checked_for_cast(self) -> bool:
         """Whether the backbone is one checked in bf16 against float32 beside
@@ -236,26 +231,35 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                 f'test_cfg.precision_mode={mode!r}; use one of '
                 f'{self.PRECISION_MODES} (e.g. --cfg-options '
                 f'model.test_cfg.precision_mode={self.default_precision_mode()}).')
-        head = self.decode_head
-        if mode == 'cast' and any(m is head for m in self.cast_modules()) and \
-                not getattr(head, 'supports_low_precision_cast', False):
-            raise ValueError(
-                f"test_cfg.precision_mode='cast' casts the decode head, and "
-                f'{type(head).__name__} has no low-precision path (only the '
-                f'heads checked against float32 do: CATSegHead, LSegHead, '
-                f'DenseEmbeddingRefineHead, FCCLIPHead, SANHead; ZegFormerHead, '
-                f'OVSegHead, SAMCLIPHead and OpenSegHead stay float32 beside cast '
-                f"towers); use precision_mode='autocast' "
-                f'(--cfg-options model.test_cfg.precision_mode=autocast).')
-        if mode == 'cast' and getattr(head, 'float32_on_cast_path', False) and \
-                not self.backbone_checked_for_cast():
-            raise ValueError(
-                f"test_cfg.precision_mode='cast' casts the backbone, and "
-                f'{type(self.backbone).__name__} was not checked in low precision '
-                f"beside {type(head).__name__} (ResNets and open_clip ViTs were); use "
-                f"precision_mode='autocast' (--cfg-options "
-                f'model.test_cfg.precision_mode=autocast).')
+        refusal = self._cast_refusal() if mode == 'cast' else None
+        if refusal:
+            raise ValueError(refusal + " use precision_mode='autocast' (--cfg-options "
+                             'model.test_cfg.precision_mode=autocast).')
         return mode
+
+    def _cast_refusal(self) -> Optional[str]:
+        """Why this model may not take the cast path (None: it may): the one
+        rule behind :meth:`default_precision_mode` and the refusal of an
+        explicit ``precision_mode='cast'``. A head the path casts
+        (:meth:`cast_modules`) needs ``supports_low_precision_cast``; a
+        ``float32_on_cast_path`` head needs a backbone checked in low
+        precision (:meth:`backbone_checked_for_cast`)."""
+        head = self.decode_head
+        if any(m is head for m in self.cast_modules()):
+            if getattr(head, 'supports_low_precision_cast', False):
+                return None
+            return (f"test_cfg.precision_mode='cast' casts the decode head, and "
+                    f'{type(head).__name__} has no low-precision path (only the '
+                    f'heads checked against float32 do: CATSegHead, LSegHead, '
+                    f'DenseEmbeddingRefineHead, FCCLIPHead, SANHead; ZegFormerHead, '
+                    f'OVSegHead, SAMCLIPHead and OpenSegHead stay float32 beside cast '
+                    f'towers);')
+        if getattr(head, 'float32_on_cast_path', False) and \
+                not self.backbone_checked_for_cast():
+            return (f"test_cfg.precision_mode='cast' casts the backbone, and "
+                    f'{type(self.backbone).__name__} was not checked in low precision '
+                    f'beside {type(head).__name__} (ResNets and open_clip ViTs were);')
+        return None
 
     def _cast_path(self) -> bool:
         """Whether inference takes the cast path (``precision_mode='cast'``;

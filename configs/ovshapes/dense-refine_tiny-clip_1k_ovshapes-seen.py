@@ -3,9 +3,9 @@
 # The CLIP's last block runs in NACLIP mode (Hajimiri et al., WACV 2025: key-key
 # attention plus a Gaussian neighbourhood prior, no residual / FFN; std 5 patches
 # of a 14 x 14 grid scaled to the tiny CLIP's 8 x 8 one, as in
-# naclip_tiny-clip_ovshapes.py), whose patch tokens are the best localised of the
-# tiny CLIP's training-free modes (zero-shot unseen mIoU 33.08 vs ClearCLIP's
-# 29.19), so the head refines a useful start. ClearCLIP's block, the default up
+# naclip_tiny-clip_ovshapes.py), whose patch tokens are better localised than
+# ClearCLIP's on the tiny CLIP (zero-shot unseen mIoU 33.08 vs 29.19), so the
+# head refines a useful start. ClearCLIP's block, the default up
 # to 2026-12-07, is dense-refine_tiny-clip-clearclip_1k_ovshapes-seen.py
 # (configs/ovshapes/README.md: unseen 60.60 -> 67.91 over the table's worlds).
 #   python tools/train.py configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py

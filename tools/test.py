@@ -33,6 +33,8 @@ from mmovss.runtime import (  # noqa: E402
     export_local_rank,
     load_checkpoint_strictly,
     load_config,
+    name_run,
+    release_dataloader_workers,
     set_launcher,
     set_work_dir,
 )
@@ -138,6 +140,7 @@ def main(argv=None):
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    name_run(cfg)
     runner = Runner.from_cfg(cfg)
     require_trained_weights(runner.model, checkpoint, args.allow_random_weights, args.config)
     if prepared is not None and prepared.absent_prefixes and not args.non_strict:
@@ -147,7 +150,10 @@ def main(argv=None):
     elif checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    finally:
+        release_dataloader_workers(runner)
     close_process_group()
     return metrics
 

@@ -26,6 +26,8 @@ from mmovss.runtime import (  # noqa: E402
     export_local_rank,
     find_resumable_checkpoint,
     load_config,
+    name_run,
+    release_dataloader_workers,
     set_launcher,
     set_work_dir,
 )
@@ -102,11 +104,15 @@ def main(argv=None):
         check_checkpoint_file(args.resume)
         cfg.resume = True
         cfg.load_from = args.resume
+    name_run(cfg)
     runner = Runner.from_cfg(cfg)
     if cfg.get('resume') and cfg.get('load_from'):
         # A checkpoint of another model: name the keys, not the optimizer's symptom.
         check_resume_checkpoint_fits(runner.model, cfg.load_from)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        release_dataloader_workers(runner)
     close_process_group()
 
 

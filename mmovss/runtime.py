@@ -70,7 +70,7 @@ def memoize_config_formatting() -> None:
     mmengine's ``Config.pretty_text`` runs yapf's ``FormatCode`` on the whole
     config every time it is read: the runner reads it to log the config, to
     dump it into the work directory, for the visualizer and for every saved
-    checkpoint's ``meta['cfg']``, about 0.2 to 1 s each on 2 CPU cores for
+    checkpoint's ``meta['cfg']``, about 0.1 to 1 s each on 2 CPU cores for
     this toolbox's configs. ``FormatCode`` is a pure function of its text and
     style, so its results are kept (the last 16 distinct inputs) and reused:
     the formatted text is the same string as before. Idempotent; a later

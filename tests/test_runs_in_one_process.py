@@ -17,11 +17,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-import mmengine.config.config as config_module
-from mmengine.config import Config
-
 from mmovss.runtime import memoize_config_formatting, release_dataloader_workers
 from mmovss.testing.tools import load_tool, work_dir_log
+
+import mmengine.config.config as config_module
+from mmengine.config import Config
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 

@@ -83,10 +83,8 @@ def memoize_config_formatting() -> None:
     results = OrderedDict()
 
     def memoized_format_code(text, *args, **kwargs):
-        try:
-            key = (text, repr(args), repr(sorted(kwargs.items())))
-        except TypeError:  # unorderable options: no memo
-            return format_code(text, *args, **kwargs)
+        # keyword names are unique: sorting never compares the (dict) values
+        key = (text, repr(args), repr(sorted(kwargs.items())))
         if key in results:
             results.move_to_end(key)
             return results[key]

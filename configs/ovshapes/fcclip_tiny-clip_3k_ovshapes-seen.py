@@ -8,8 +8,10 @@
 # (Figures measured with the second tiny CLIP, the `crowded` one. Re-screened
 # with the current CLIP, README "Schedules with this CLIP": 1000 iterations
 # again; that screen ran with the ClearCLIP last block, before the 1k config
-# moved to NACLIP's, which this config inherits. Table worlds 1-3 with it:
-# unseen 13.57 vs 29.62 at 1000 iterations, seen 63.63 vs 58.36.)
+# moved to NACLIP's, which this config inherits, as it inherits the official
+# resize order and the ensemble weights 0.2 / 0.2 chosen on 2026-12-07. Table
+# worlds 1-3 with both: unseen 32.54 vs 49.55 at 1000 iterations, seen 75.09
+# vs 71.86; before them 13.57 vs 29.62.)
 #   python tools/train.py configs/ovshapes/fcclip_tiny-clip_3k_ovshapes-seen.py
 _base_ = './fcclip_tiny-clip_1k_ovshapes-seen.py'
 max_iters = 3000

@@ -8,7 +8,8 @@
 # (Figures measured with the second tiny CLIP, the `crowded` one. Re-screened
 # with the current CLIP, README "Schedules with this CLIP": 1000 iterations
 # again (unseen 15.75 at 1000, 13.45 at 3000; table worlds 1-3: 17.24 at 3000
-# vs 18.28 at 1000).)
+# vs 18.28 at 1000; with the official resize order, inherited since 2026-12-07,
+# 19.24 vs 20.29).)
 #   python tools/train.py configs/ovshapes/zegformer_tiny-clip_3k_ovshapes-seen.py
 _base_ = './zegformer_tiny-clip_1k_ovshapes-seen.py'
 max_iters = 3000

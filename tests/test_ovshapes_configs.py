@@ -124,6 +124,12 @@ def _predict(model, num_images=1):
     return out
 
 
+def _first_test_inputs(model, cfg):
+    """The preprocessed (1, 3, 64, 64) input of the first test image."""
+    test = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
+    return model.data_preprocessor(pseudo_collate([test[0]]), False)['inputs']
+
+
 def _build(cfg):
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -216,17 +222,16 @@ def test_eval_only_config_predicts_all_classes_from_generated_masks(
                                     'decode_head.region_classifier',
                                     'decode_head.mask_generator')))
     out = _predict(model)
-    data = model.data_preprocessor(
-        pseudo_collate([DATASETS.build(cfg.test_dataloader.dataset)[0]]), False)
+    inputs = _first_test_inputs(model, cfg)
     with torch.no_grad():
-        feats = model.extract_feat(data['inputs'])
+        feats = model.extract_feat(inputs)
         masks, scores = model.decode_head.mask_generator(feats[-1][0])
         assert masks.shape[0] >= 1 and masks.shape[1:] == (64, 64)
         assert torch.isfinite(scores).all()
         # the label map comes from the masks, not only from the dense fallback
-        with_masks = model._forward(data['inputs'])
+        with_masks = model._forward(inputs)
         model.decode_head.mask_generator = _NoMasks()
-        fallback = model._forward(data['inputs'])
+        fallback = model._forward(inputs)
     assert with_masks.shape == fallback.shape == (1, 40, 64, 64)
     assert not torch.allclose(with_masks, fallback)
     torch.testing.assert_close(with_masks, out[0].seg_logits.data[None])
@@ -250,10 +255,8 @@ def test_fcclip_config_resizes_mask_logits_before_the_sigmoid(repo_root, ovshape
     torch.manual_seed(0)
     model = _build(cfg)
     out = _predict(model)
-    test = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
-    data = model.data_preprocessor(pseudo_collate([test[0]]), False)
     with torch.no_grad():
-        feats = model.extract_feat(data['inputs'])
+        feats = model.extract_feat(_first_test_inputs(model, cfg))
         class_embeds = model.head_class_embeds(model.class_embeddings())
         masks, cls = model.decode_head.final_sets(feats, class_embeds)
         official = semantic_inference(masks, cls, size=(64, 64))
@@ -277,11 +280,9 @@ def test_two_stage_configs_crop_and_score_upsampled_masks(name, repo_root, ovsha
     torch.manual_seed(0)
     model = _build(cfg)
     out = _predict(model)
-    test = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
-    data = model.data_preprocessor(pseudo_collate([test[0]]), False)
     head = model.decode_head
     with torch.no_grad():
-        feats = model.extract_feat(data['inputs'])
+        feats = model.extract_feat(_first_test_inputs(model, cfg))
         class_embeds = model.head_class_embeds(model.class_embeddings())
         official = head(feats, class_embeds)
         head.upsample_masks = False

@@ -232,6 +232,57 @@ def test_fcclip_names_ground_truth_masks_by_mask_pooling(tiny_world):
     assert len(pooled_masks) >= 2  # every ground-truth segment went through the pooling
 
 
+def test_openseg_proposals_as_a_set_and_named_by_its_region_embeddings(tiny_world):
+    """OpenSeg's proposals join the oracles: ``forward_sets`` gives its masks
+    with class logits whose "no object" column is -inf (so the semantic
+    inference of the set is the head's own output), its region embedding of
+    a given mask is the pooling its proposals use, and an oracle-mask run
+    names every ground-truth segment through that embedding (100 with a
+    perfect one)."""
+    from mmovss.evaluation.stage_oracles import mask_classifier_kind
+    from mmovss.models.utils.mask_classification import semantic_inference
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes',
+                                       'openseg_tiny-clip_1k_ovshapes-seen-captions.py'))
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': tiny_world})
+    model = _model(cfg)
+    head = model.decode_head
+    assert mask_classifier_kind(head) == 'regions'
+    from mmengine.runner import Runner
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    model.set_dataset_vocabulary(loader.dataset.metainfo)  # all 40 names
+    data = next(iter(loader))
+    with torch.no_grad():
+        inputs = model.data_preprocessor(data, False)['inputs']
+        feats = model.extract_feat(inputs)
+        class_embeds = model.head_class_embeds(model.class_embeddings())
+        (masks,), (logits,) = head.forward_sets(feats, class_embeds)
+        assert logits.shape[-1] == class_embeds.num_classes + 1
+        assert torch.isinf(logits[..., -1]).all() and (logits[..., -1] < 0).all()
+        scores = semantic_inference(masks, logits[..., :-1].softmax(-1), class_probs=True)
+        torch.testing.assert_close(scores, head(feats, class_embeds))
+        _, regions = head.proposals(feats)
+        torch.testing.assert_close(head.region_embeddings_of_masks(feats, masks), regions,
+                                   rtol=1e-5, atol=1e-6)
+    segments = [(gt == c, c) for _, gt in GroundTruthByImage(cfg).items
+                for c in torch.unique(gt).tolist() if c != 255]
+    named = []
+
+    def perfect_regions(inputs, masks):
+        out = torch.zeros(*masks.shape[:2], 40)
+        for q, mask in enumerate(masks[0] > 0):
+            for region, cls in segments:
+                if region.shape == mask.shape and torch.equal(region, mask):
+                    out[0, q, cls] = 1.0
+                    named.append(cls)
+        return out
+
+    head.region_embeddings_of_masks = perfect_regions
+    head.region_class_logits = lambda regions, class_embeds: regions
+    result = stage_oracles(cfg, model=model, max_images=2)
+    assert result['metrics']['oracle_masks']['mIoU'] == pytest.approx(100.0)
+    assert len(named) >= 2
+
+
 def test_segment_naming_counts_by_hand():
     from mmovss.evaluation import unseen_class_indices
     from mmovss.evaluation.stage_oracles import SegmentNaming

@@ -26,8 +26,11 @@ scored by the config's evaluator (seen / unseen / hIoU with
   :class:`~mmovss.models.utils.RegionCLIPClassifier` (the CLIP branch's class
   embeddings); FC-CLIP's head classifies the frozen CLIP's embeddings
   mask-pooled inside the mask (its out-of-vocabulary classifier, Yu et al.,
-  NeurIPS 2023, Sec. 3.3). Other heads (SAN) have no such separate
-  classifier and get no ``oracle_masks`` run.
+  NeurIPS 2023, Sec. 3.3); OpenSeg's head classifies its own region
+  embedding of the mask (its pixel features pooled inside the mask and
+  projected, Ghiasi et al., ECCV 2022, Sec. 3.2; it has no "no object"
+  score, so every proposal counts in ``oracle_labels``). Other heads (SAN)
+  have no such separate classifier and get no ``oracle_masks`` run.
 
 The ``oracle_masks`` run also counts, per class, how many ground-truth
 segments the classifier names right and, of the others, how many it gives a
@@ -163,7 +166,8 @@ def _mask_classification_head(model):
     head = model.decode_head
     if not hasattr(head, 'forward_sets'):
         raise ValueError(f'stage oracles need a mask-classification head '
-                         f'(forward_sets: ZegFormer, OVSeg, SAN, FC-CLIP); '
+                         f'(forward_sets: ZegFormer, OVSeg, SAN, FC-CLIP, '
+                         f'OpenSeg); '
                          f'{type(head).__name__} predicts per-pixel scores.')
     if model.test_cfg.get('mode', 'whole') != 'whole':
         raise ValueError("stage oracles run whole-image inference; set "
@@ -172,13 +176,16 @@ def _mask_classification_head(model):
 
 
 def mask_classifier_kind(head) -> Optional[str]:
-    """How ``head`` names a given mask with CLIP: ``'crops'`` (a
-    ``region_classifier``), ``'pooling'`` (FC-CLIP's mask-pooled
-    out-of-vocabulary classifier) or None."""
+    """How ``head`` names a given mask: ``'crops'`` (CLIP on masked crops,
+    a ``region_classifier``), ``'pooling'`` (FC-CLIP's mask-pooled
+    out-of-vocabulary classifier), ``'regions'`` (OpenSeg's region
+    embeddings) or None."""
     if getattr(head, 'region_classifier', None) is not None:
         return 'crops'
     if hasattr(head, 'pooled_clip_embeddings') and hasattr(head, 'out_vocab_logits'):
         return 'pooling'
+    if hasattr(head, 'region_embeddings_of_masks') and hasattr(head, 'region_class_logits'):
+        return 'regions'
     return None
 
 
@@ -191,6 +198,10 @@ def _name_gt_segments(head, kind: str, feats, b: int, seg_logits: Tensor,
             if hasattr(head, 'region_class_embeds') else class_embeds
         logits, _ = head.region_classifier(feats[-1][b:b + 1], seg_logits[None],
                                            region_embeds)
+    elif kind == 'regions':
+        image_feats = [f[b:b + 1] for f in feats]
+        regions = head.region_embeddings_of_masks(image_feats, seg_logits[None])
+        logits = head.region_class_logits(regions, class_embeds)
     else:
         image_feats = [f[b:b + 1] for f in feats]
         pooled = head.pooled_clip_embeddings(image_feats, seg_logits[None])

@@ -4,8 +4,9 @@ Runs CONFIG with CHECKPOINT (loaded strictly) on the config's test set three
 ways and prints each metric of the config's evaluator per run: ``model`` (as
 configured), ``oracle_labels`` (the model's own proposals, each named by the
 ground-truth class covering most of it: the ceiling of the masks) and
-``oracle_masks`` (ground-truth masks classified by the method's CLIP region
-classifier: the ceiling of the CLIP crop classifier; ZegFormer and OVSeg).
+``oracle_masks`` (ground-truth masks classified by the method's own mask
+classifier: ZegFormer's and OVSeg's CLIP crops, FC-CLIP's mask pooling,
+OpenSeg's region embeddings; the ceiling of that classifier).
 The measurement lives in :mod:`mmovss.evaluation.stage_oracles`. Example (an
 OVShapes world made by ``tools/ovshapes/make_dataset.py``)::
 

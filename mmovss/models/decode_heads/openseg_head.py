@@ -26,6 +26,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
@@ -99,10 +100,46 @@ class OpenSegHead(OpenVocabDecodeHead):
         masks = torch.einsum('bqc,bchw->bqhw',
                              self.mask_decoder.mask_embed(states[-1]),
                              pixel + pos)
-        weights = masks.sigmoid()
+        return masks, self._region_embeddings(pixel, masks)
+
+    def _region_embeddings(self, pixel: Tensor, mask_logits: Tensor) -> Tensor:
+        """(B, N, D) ``z_i = W (sum_p s_i(p) F(p) / sum_p s_i(p))`` (Sec. 3.2)
+        of (B, N, h, w) mask logits at the size of the (B, C, h, w) pixel
+        features."""
+        weights = mask_logits.sigmoid()
         pooled = torch.einsum('bqhw,bchw->bqc', weights, pixel) / \
             (weights.sum(dim=(-2, -1))[..., None] + 1e-6)
-        return masks, self.region_proj(pooled)
+        return self.region_proj(pooled)
+
+    def region_embeddings_of_masks(self, inputs: Sequence[Tensor],
+                                   mask_logits: Tensor) -> Tensor:
+        """(B, K, D) region embeddings of given (B, K, H, W) mask logits
+        (e.g. ground-truth segments), resized bilinearly to the pixel
+        features: what the head's classifier sees of a perfect mask."""
+        pixel, _, _ = self.mask_decoder(self._transform_inputs(inputs))
+        mask_logits = F.interpolate(mask_logits.to(pixel.dtype),
+                                    size=pixel.shape[-2:], mode='bilinear',
+                                    align_corners=False)
+        return self._region_embeddings(pixel, mask_logits)
+
+    def region_class_logits(self, regions: Tensor,
+                            class_embeds: ClassEmbeddings) -> Tensor:
+        """(B, N, C) ``cos(z_i, t_c) / tau``."""
+        return open_vocab_class_logits(regions, class_embeds, None,
+                                       1.0 / self.temperature)
+
+    def forward_sets(self, inputs: Sequence[Tensor],
+                     class_embeds: ClassEmbeddings
+                     ) -> Tuple[List[Tensor], List[Tensor]]:
+        """The proposals as a mask-classification set (for
+        :mod:`mmovss.evaluation.stage_oracles`): ``[(B, N, H/4, W/4)]``
+        mask logits and ``[(B, N, C + 1)]`` class logits whose last ("no
+        object") column is ``-inf``: OpenSeg scores no objectness, every
+        proposal counts."""
+        masks, regions = self.proposals(inputs)
+        logits = self.region_class_logits(regions, class_embeds)
+        void = logits.new_full(logits.shape[:-1] + (1,), float('-inf'))
+        return [masks], [torch.cat([logits, void], dim=-1)]
 
     def predict_masks(self, inputs: Sequence[Tensor]) -> Tensor:
         """(B, N, H/4, W/4) class-agnostic proposal logits."""
@@ -112,8 +149,7 @@ class OpenSegHead(OpenVocabDecodeHead):
                 class_embeds: ClassEmbeddings) -> Tensor:
         """Per-class scores (B, C, H/4, W/4)."""
         masks, regions = self.proposals(inputs)
-        probs = open_vocab_class_logits(regions, class_embeds, None,
-                                        1.0 / self.temperature).softmax(-1)
+        probs = self.region_class_logits(regions, class_embeds).softmax(-1)
         return semantic_inference(masks, probs, class_probs=True)
 
     # ------------------------------------------------------------ losses

@@ -36,11 +36,13 @@ TRAINABLE = {
          'decode_head.decoder.class_mlp', 'decode_head.decoder.logit_scale'),
         ('backbone', 'text_encoder'), ()),
     'ovseg_tiny-clip_1k_ovshapes-seen.py': (
-        ('backbone.stem', 'decode_head.mask_decoder', 'decode_head.segment_proj',
+        ('backbone.visual.transformer.resblocks.0', 'decode_head.mask_decoder',
+         'decode_head.segment_proj',
          'decode_head.void_embed'),
         ('decode_head.region_classifier', 'text_encoder'), ()),
     'zegformer_tiny-clip_1k_ovshapes-seen.py': (
-        ('backbone.stem', 'decode_head.mask_decoder', 'decode_head.segment_proj',
+        ('backbone.visual.transformer.resblocks.0', 'decode_head.mask_decoder',
+         'decode_head.segment_proj',
          'decode_head.void_embed'),
         ('decode_head.region_classifier', 'text_encoder'), ()),
     'openseg_tiny-clip_1k_ovshapes-seen-captions.py': (
@@ -273,9 +275,10 @@ def test_fcclip_config_resizes_mask_logits_before_the_sigmoid(repo_root, ovshape
                                   'ovseg_tiny-clip_1k_ovshapes-seen.py'])
 def test_two_stage_configs_crop_and_score_upsampled_masks(name, repo_root, ovshapes_root):
     """ZegFormer and OVSeg on OVShapes predict as the official
-    ``MaskFormer.forward``: the 16x16 mask logits are upsampled to the input
-    before the CLIP crops and the semantic inference (``upsample_masks``),
-    which differs from scoring at 1/4 and resizing the class scores."""
+    ``MaskFormer.forward``: the 8x8 mask logits (the tiny ViT's patch grid)
+    are upsampled to the input before the CLIP crops and the semantic
+    inference (``upsample_masks``), which differs from scoring at the mask
+    resolution and resizing the class scores."""
     cfg = _load(repo_root, name, ovshapes_root)
     torch.manual_seed(0)
     model = _build(cfg)
@@ -287,9 +290,40 @@ def test_two_stage_configs_crop_and_score_upsampled_masks(name, repo_root, ovsha
         official = head(feats, class_embeds)
         head.upsample_masks = False
         low = head(feats, class_embeds)
-    assert official.shape[-2:] == (64, 64) and low.shape[-2:] == (16, 16)
+    assert official.shape[-2:] == (64, 64) and low.shape[-2:] == (8, 8)
     resized = torch.nn.functional.interpolate(low, size=(64, 64), mode='bilinear',
                                               align_corners=False)
     got = out[0].seg_logits.data[None]
     torch.testing.assert_close(got, official, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(got, resized, atol=1e-4)
+
+
+@pytest.mark.parametrize('name', ['zegformer_tiny-clip_1k_ovshapes-seen.py',
+                                  'ovseg_tiny-clip_1k_ovshapes-seen.py'])
+def test_two_stage_configs_fine_tune_the_tiny_clip_tower(name, repo_root, ovshapes_root):
+    """ZegFormer's and OVSeg's mask model starts from the tiny CLIP's image
+    tower (OVShapes' one pretrained image model, standing in for the
+    papers' ImageNet backbones): its weights equal the frozen crop
+    classifier's CLIP at the start, its four maps come from blocks 0, 1, 2, 2,
+    and it trains at a tenth of the head's learning rate."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = _load(repo_root, name, ovshapes_root)
+    model = _build(cfg)
+    tower = model.backbone.visual.state_dict()
+    crop_clip = model.decode_head.region_classifier.clip.visual.state_dict()
+    assert tower.keys() == crop_clip.keys()
+    for key in tower:
+        torch.testing.assert_close(tower[key], crop_clip[key], rtol=0, atol=0)
+    assert tuple(model.backbone.out_indices) == (0, 1, 2, 2)
+    assert all(p.requires_grad for n, p in model.backbone.named_parameters()
+               if '.transformer.' in n)
+    optim = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    base = cfg.optim_wrapper.optimizer.lr
+    lrs = {}
+    for group in optim.optimizer.param_groups:
+        for p in group['params']:
+            lrs[id(p)] = group['lr']
+    block = model.backbone.visual.transformer.resblocks[0].mlp.c_fc.weight
+    assert lrs[id(block)] == pytest.approx(0.1 * base)
+    head_param = next(model.decode_head.segment_proj.parameters())
+    assert lrs[id(head_param)] == pytest.approx(base)

@@ -101,6 +101,13 @@ def _model(cfg):
     return model.eval()
 
 
+def _ovshapes_model(name, world):
+    """The config ``configs/ovshapes/<name>`` on ``world`` and its model."""
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes', name))
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': world})
+    return cfg, _model(cfg)
+
+
 class GroundTruthByImage:
     """Finds the ground truth of an image of the world from its pixels (the
     sum of its pixel values does not depend on the channel order)."""
@@ -117,6 +124,24 @@ class GroundTruthByImage:
     def __call__(self, pixels):
         total = float(pixels.float().sum())
         return min(self.items, key=lambda item: abs(item[0] - total))[1]
+
+
+def perfect_mask_namer(cfg, named):
+    """A stand-in for a head's embedding of given masks, ``(inputs, (1, K, H,
+    W) mask logits) -> (1, K, 40)``: one-hot on the class of the ground-truth
+    segment each mask equals (appended to ``named``), zero otherwise."""
+    segments = [(gt == c, c) for _, gt in GroundTruthByImage(cfg).items
+                for c in torch.unique(gt).tolist() if c != 255]
+
+    def embed(inputs, masks):
+        out = torch.zeros(*masks.shape[:2], 40)
+        for q, mask in enumerate(masks[0] > 0):
+            for region, cls in segments:
+                if region.shape == mask.shape and torch.equal(region, mask):
+                    out[0, q, cls] = 1.0
+                    named.append(cls)
+        return out
+    return embed
 
 
 def test_perfect_proposals_reach_100_and_void_proposals_do_not(tiny_world):
@@ -206,26 +231,11 @@ def test_fcclip_names_ground_truth_masks_by_mask_pooling(tiny_world):
     """FC-CLIP's oracle-mask run pools its frozen CLIP inside each ground-truth
     mask: with a pooling that recognises the masks perfectly it scores 100."""
     from mmovss.evaluation.stage_oracles import mask_classifier_kind
-    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes',
-                                       'fcclip_tiny-clip_1k_ovshapes-seen.py'))
-    cfg.merge_from_dict({'test_dataloader.dataset.data_root': tiny_world})
-    model = _model(cfg)
+    cfg, model = _ovshapes_model('fcclip_tiny-clip_1k_ovshapes-seen.py', tiny_world)
     head = model.decode_head
     assert mask_classifier_kind(head) == 'pooling'
-    segments = [(gt == c, c) for _, gt in GroundTruthByImage(cfg).items
-                for c in torch.unique(gt).tolist() if c != 255]
     pooled_masks = []
-
-    def perfect_pooling(inputs, masks):
-        out = torch.zeros(*masks.shape[:2], 40)
-        for q, mask in enumerate(masks[0] > 0):
-            for region, cls in segments:
-                if region.shape == mask.shape and torch.equal(region, mask):
-                    out[0, q, cls] = 1.0
-                    pooled_masks.append(cls)
-        return out
-
-    head.pooled_clip_embeddings = perfect_pooling
+    head.pooled_clip_embeddings = perfect_mask_namer(cfg, pooled_masks)
     head.out_vocab_logits = lambda pooled, class_embeds: pooled
     result = stage_oracles(cfg, model=model, max_images=2)
     assert result['metrics']['oracle_masks']['mIoU'] == pytest.approx(100.0)
@@ -241,10 +251,8 @@ def test_openseg_proposals_as_a_set_and_named_by_its_region_embeddings(tiny_worl
     perfect one)."""
     from mmovss.evaluation.stage_oracles import mask_classifier_kind
     from mmovss.models.utils.mask_classification import semantic_inference
-    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'ovshapes',
-                                       'openseg_tiny-clip_1k_ovshapes-seen-captions.py'))
-    cfg.merge_from_dict({'test_dataloader.dataset.data_root': tiny_world})
-    model = _model(cfg)
+    cfg, model = _ovshapes_model('openseg_tiny-clip_1k_ovshapes-seen-captions.py',
+                                 tiny_world)
     head = model.decode_head
     assert mask_classifier_kind(head) == 'regions'
     from mmengine.runner import Runner
@@ -263,20 +271,8 @@ def test_openseg_proposals_as_a_set_and_named_by_its_region_embeddings(tiny_worl
         _, regions = head.proposals(feats)
         torch.testing.assert_close(head.region_embeddings_of_masks(feats, masks), regions,
                                    rtol=1e-5, atol=1e-6)
-    segments = [(gt == c, c) for _, gt in GroundTruthByImage(cfg).items
-                for c in torch.unique(gt).tolist() if c != 255]
     named = []
-
-    def perfect_regions(inputs, masks):
-        out = torch.zeros(*masks.shape[:2], 40)
-        for q, mask in enumerate(masks[0] > 0):
-            for region, cls in segments:
-                if region.shape == mask.shape and torch.equal(region, mask):
-                    out[0, q, cls] = 1.0
-                    named.append(cls)
-        return out
-
-    head.region_embeddings_of_masks = perfect_regions
+    head.region_embeddings_of_masks = perfect_mask_namer(cfg, named)
     head.region_class_logits = lambda regions, class_embeds: regions
     result = stage_oracles(cfg, model=model, max_images=2)
     assert result['metrics']['oracle_masks']['mIoU'] == pytest.approx(100.0)

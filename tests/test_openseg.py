@@ -112,3 +112,31 @@ def test_openseg_mixed_batch_loss_backward_and_inference():
     masks = head.predict_masks(model.extract_feat(x)).sigmoid().sum(1)
     torch.testing.assert_close(four.sum(1), masks, rtol=1e-4, atol=1e-5)
     assert out[0].pred_sem_seg.shape == (32, 32)
+
+
+def test_query_decoder_learned_query_features_set_queries_apart():
+    """With the default zero start (DETR / MaskFormer) the queries differ only
+    through their positions, which change the attention weights and not the
+    values: on a uniform image every query state is the same, so every
+    proposal is the same mask. Learned query features (``query_features``,
+    Mask2Former's ``query_feat``) start them apart; the default keeps the
+    released decoders' parameters."""
+    from mmovss.models.utils.maskformer_decoder import QueryDecoder
+    uniform = torch.ones(2, 8, 4, 4)
+    torch.manual_seed(0)
+    zeros = QueryDecoder(8, 16, num_queries=5, num_layers=2, num_heads=2,
+                         ffn_channels=32, dropout=0.0).eval()
+    assert zeros.query_feat is None
+    assert not any('query_feat' in k for k in zeros.state_dict())
+    states = zeros(uniform)[-1]
+    torch.testing.assert_close(states, states[:, :1].expand_as(states))
+    torch.manual_seed(0)
+    learned = QueryDecoder(8, 16, num_queries=5, num_layers=2, num_heads=2,
+                           ffn_channels=32, dropout=0.0, query_features=True).eval()
+    states = learned(uniform)[-1]
+    assert (states - states[:, :1]).abs().amax() > 0.1
+    head = MODELS.build(dict(type='OpenSegHead', in_channels=[8, 8, 8, 8], embed_dim=4,
+                             channels=16, mask_channels=16, num_queries=5,
+                             num_layers=1, num_heads=2, ffn_channels=32,
+                             query_features=True))
+    assert head.mask_decoder.query_decoder.query_feat.weight.shape == (5, 16)

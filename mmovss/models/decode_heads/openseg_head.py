@@ -55,6 +55,8 @@ class OpenSegHead(OpenVocabDecodeHead):
         temperature (float): ``tau`` of the inference classification.
         mask_loss (dict): ``alpha L_S`` config.
         grounding_loss (dict): ``L_G`` config.
+        query_features (bool): Queries start from learned features instead
+            of zeros (:class:`~mmovss.models.utils.maskformer_decoder.QueryDecoder`).
     """
 
     #: On the cast path only the towers are cast; this head stays float32
@@ -76,6 +78,7 @@ class OpenSegHead(OpenVocabDecodeHead):
                                         loss_weight=1.0),
                  grounding_loss: dict = dict(type='RegionWordGroundingLoss',
                                              temperature=0.07),
+                 query_features: bool = False,
                  **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
         super().__init__(list(in_channels), channels,
@@ -86,7 +89,8 @@ class OpenSegHead(OpenVocabDecodeHead):
         self.mask_decoder = MaskFormerDecoder(in_channels, channels,
                                               mask_channels, num_queries,
                                               num_layers, num_heads,
-                                              ffn_channels, dropout)
+                                              ffn_channels, dropout,
+                                              query_features=query_features)
         self.region_proj = nn.Linear(mask_channels, embed_dim)
         self.temperature = temperature
         self.mask_loss = MODELS.build(mask_loss)

@@ -93,15 +93,20 @@ class QueryDecoder(nn.Module):
         num_heads (int): Heads (8).
         ffn_channels (int): FFN width (2048).
         dropout (float): Dropout (0.1).
+        query_features (bool): Start each query from its own learned
+            feature (Mask2Former's ``query_feat``) instead of zeros (DETR's
+            and MaskFormer's ``tgt``, the default).
     """
 
     def __init__(self, in_channels: int, channels: int = 256,
                  num_queries: int = 100, num_layers: int = 6,
                  num_heads: int = 8, ffn_channels: int = 2048,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, query_features: bool = False):
         super().__init__()
         self.input_proj = nn.Conv2d(in_channels, channels, 1)
         self.query_pos = nn.Embedding(num_queries, channels)
+        self.query_feat = nn.Embedding(num_queries, channels) \
+            if query_features else None
         self.layers = nn.ModuleList(
             QueryDecoderLayer(channels, num_heads, ffn_channels, dropout)
             for _ in range(num_layers))
@@ -114,7 +119,8 @@ class QueryDecoder(nn.Module):
         memory = memory.flatten(2).transpose(1, 2)
         pos = pos.flatten(2).transpose(1, 2)
         q_pos = self.query_pos.weight[None].expand(x.shape[0], -1, -1)
-        q = torch.zeros_like(q_pos)
+        q = torch.zeros_like(q_pos) if self.query_feat is None else \
+            self.query_feat.weight[None].expand(x.shape[0], -1, -1)
         states = []
         for layer in self.layers:
             q = layer(q, q_pos, memory, pos)
@@ -136,6 +142,7 @@ class MaskFormerDecoder(nn.Module):
             mask embedding MLP's input and hidden layers) when it differs
             from the pixel decoder's (MaskFormer's ``HIDDEN_DIM`` vs
             ``CONVS_DIM``); None: ``channels``.
+        query_features (bool): See :class:`QueryDecoder`.
     """
 
     def __init__(self, in_channels: Sequence[int], channels: int = 256,
@@ -143,7 +150,8 @@ class MaskFormerDecoder(nn.Module):
                  num_layers: int = 6, num_heads: int = 8,
                  ffn_channels: int = 2048, dropout: float = 0.1,
                  norm_groups: Optional[int] = None,
-                 query_channels: Optional[int] = None):
+                 query_channels: Optional[int] = None,
+                 query_features: bool = False):
         super().__init__()
         in_channels = list(in_channels)
         if len(in_channels) != 4:
@@ -154,7 +162,7 @@ class MaskFormerDecoder(nn.Module):
         query_channels = query_channels or channels
         self.query_decoder = QueryDecoder(in_channels[-1], query_channels,
                                           num_queries, num_layers, num_heads,
-                                          ffn_channels, dropout)
+                                          ffn_channels, dropout, query_features)
         self.mask_embed = MLP(query_channels, query_channels, mask_channels, 3)
         self.num_queries = num_queries
 

@@ -132,6 +132,29 @@ def _first_test_inputs(model, cfg):
     return model.data_preprocessor(pseudo_collate([test[0]]), False)['inputs']
 
 
+def _predict_first_test_image(cfg):
+    """The model of ``cfg`` (seed 0), its prediction of the first test image,
+    and that image's features and head class embeddings."""
+    torch.manual_seed(0)
+    model = _build(cfg)
+    out = _predict(model)
+    with torch.no_grad():
+        feats = model.extract_feat(_first_test_inputs(model, cfg))
+        class_embeds = model.head_class_embeds(model.class_embeddings())
+    return model, out, feats, class_embeds
+
+
+def _check_upsampled_order(out, official, low):
+    """The prediction equals the scores of masks upsampled to 64 px before
+    the semantic inference (``official``) and differs from the mask-resolution
+    scores ``low`` resized to 64 px afterwards."""
+    resized = torch.nn.functional.interpolate(low, size=(64, 64), mode='bilinear',
+                                              align_corners=False)
+    got = out[0].seg_logits.data[None]
+    torch.testing.assert_close(got, official, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, resized, atol=1e-4)
+
+
 def _build(cfg):
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -254,21 +277,13 @@ def test_fcclip_config_resizes_mask_logits_before_the_sigmoid(repo_root, ovshape
     the screening worlds; configs/ovshapes/README.md)."""
     from mmovss.models.utils.mask_classification import semantic_inference
     cfg = _load(repo_root, 'fcclip_tiny-clip_1k_ovshapes-seen.py', ovshapes_root)
-    torch.manual_seed(0)
-    model = _build(cfg)
-    out = _predict(model)
+    model, out, feats, class_embeds = _predict_first_test_image(cfg)
     with torch.no_grad():
-        feats = model.extract_feat(_first_test_inputs(model, cfg))
-        class_embeds = model.head_class_embeds(model.class_embeddings())
         masks, cls = model.decode_head.final_sets(feats, class_embeds)
         official = semantic_inference(masks, cls, size=(64, 64))
-        resized_scores = torch.nn.functional.interpolate(
-            semantic_inference(masks, cls), size=(64, 64), mode='bilinear',
-            align_corners=False)
+        low = semantic_inference(masks, cls)
     assert masks.shape[-2:] == (8, 8)  # the order matters: masks at stride 8
-    got = out[0].seg_logits.data[None]
-    torch.testing.assert_close(got, official, rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(got, resized_scores, atol=1e-4)
+    _check_upsampled_order(out, official, low)
 
 
 @pytest.mark.parametrize('name', ['zegformer_tiny-clip_1k_ovshapes-seen.py',
@@ -280,22 +295,14 @@ def test_two_stage_configs_crop_and_score_upsampled_masks(name, repo_root, ovsha
     inference (``upsample_masks``), which differs from scoring at the mask
     resolution and resizing the class scores."""
     cfg = _load(repo_root, name, ovshapes_root)
-    torch.manual_seed(0)
-    model = _build(cfg)
-    out = _predict(model)
+    model, out, feats, class_embeds = _predict_first_test_image(cfg)
     head = model.decode_head
     with torch.no_grad():
-        feats = model.extract_feat(_first_test_inputs(model, cfg))
-        class_embeds = model.head_class_embeds(model.class_embeddings())
         official = head(feats, class_embeds)
         head.upsample_masks = False
         low = head(feats, class_embeds)
     assert official.shape[-2:] == (64, 64) and low.shape[-2:] == (8, 8)
-    resized = torch.nn.functional.interpolate(low, size=(64, 64), mode='bilinear',
-                                              align_corners=False)
-    got = out[0].seg_logits.data[None]
-    torch.testing.assert_close(got, official, rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(got, resized, atol=1e-4)
+    _check_upsampled_order(out, official, low)
 
 
 @pytest.mark.parametrize('name', ['zegformer_tiny-clip_1k_ovshapes-seen.py',

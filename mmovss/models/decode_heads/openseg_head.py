@@ -120,7 +120,7 @@ class OpenSegHead(OpenVocabDecodeHead):
         """(B, K, D) region embeddings of given (B, K, H, W) mask logits
         (e.g. ground-truth segments), resized bilinearly to the pixel
         features: what the head's classifier sees of a perfect mask."""
-        pixel, _, _ = self.mask_decoder(self._transform_inputs(inputs))
+        pixel = self.mask_decoder.pixel_decoder(self._transform_inputs(inputs))
         mask_logits = F.interpolate(mask_logits.to(pixel.dtype),
                                     size=pixel.shape[-2:], mode='bilinear',
                                     align_corners=False)

@@ -20,6 +20,8 @@ from mmovss.benchmarking.official_reference import (
     METHODS,
     agreement,
     class_names,
+    flop_comparison,
+    format_flop_comparison,
     format_report,
     markdown_row,
     random_image,
@@ -108,6 +110,38 @@ def test_agreement_and_report():
     assert f'{result["ratio"]:.2f}' in row and '`python x.py`' in row
 
 
+def test_flop_comparison_counts_each_model_and_rates_against_the_peak():
+    torch.manual_seed(0)
+    first, second = torch.nn.Linear(64, 32), torch.nn.Linear(32, 32)
+    x = torch.randn(128, 64)
+
+    def ours():  # class scores (C, H, W) = (32, 128, 1)
+        return first(x).t()[:, :, None]
+
+    def official():  # one more product than ours: 128 x 32 x 32 on top
+        return second(first(x)).t()[:, :, None]
+
+    result = side_by_side(ours, official, repeat=2, warmup=0)
+    flops = flop_comparison(ours, official, result, peak_gflops=10.0)
+    # hand count: 2 M K N per product (the bias add is not counted)
+    assert flops['ours']['gflop'] * 1e9 == 2 * 128 * 64 * 32
+    assert flops['official']['gflop'] * 1e9 == 2 * 128 * 64 * 32 + 2 * 128 * 32 * 32
+    assert flops['flop_ratio'] == pytest.approx(2 / 3)
+    threads = torch.get_num_threads()
+    seconds = result['ours_cpu']['median'] / threads
+    assert flops['ours']['achieved_gflops'] == pytest.approx(2 * 128 * 64 * 32 / seconds / 1e9)
+    assert flops['ours']['fraction'] == pytest.approx(flops['ours']['achieved_gflops'] / 10.0)
+    assert flops['peak_shape'] is None
+    text = format_flop_comparison(flops)
+    assert 'ratio 0.667' in text and 'peak 10.0 GFLOP/s' in text
+    # measured peak: the shape carrying most of our FLOPs, (M, K, N) = (128, 64, 32)
+    measured = flop_comparison(ours, official, result)
+    assert measured['peak_shape'] == [128, 64, 32] and measured['peak_gflops'] > 0
+    assert 'mm 128x64x32' in format_flop_comparison(measured)
+    with pytest.raises(BenchmarkError, match='peak_gflops'):
+        flop_comparison(lambda: x + 1, lambda: x * 2, result)
+
+
 def test_class_names_and_image():
     names = class_names(3)
     assert len(names) == 3 and len(set(names)) == 3
@@ -174,10 +208,21 @@ def _tiny_side_by_side(method, repo, classes, image_size, generator=None):
 def test_san_official_tiny_against_official():
     """SAN built by mmovss.benchmarking.official_builders (no generator) at the parity
     fixture's tiny sizes: conversion, strict load, equal scores and labels."""
+    from mmovss.testing.official_parity.official_code import cuda_as_noop
     pair, result = _tiny_side_by_side('san_official', SAN_CLONE, 4, (64, 96))
     assert result['ok'], format_report('san_official', result, pair.description)
     assert result['max_diff'] <= 1e-4 and result['labels_equal'] >= LABELS_TOLERANCE
     assert 'side adapter width 16' in pair.description and '4 classes' in pair.description
+    # FLOPs of both (the official model's learned queries are parameter views: counted
+    # with the parameters' gradients off, restored after)
+    grads = [p.requires_grad for m in pair.modules for p in m.parameters()]
+    with cuda_as_noop():
+        flops = flop_comparison(pair.ours, pair.official, result, peak_gflops=1.0,
+                                modules=pair.modules)
+    assert [p.requires_grad for m in pair.modules for p in m.parameters()] == grads
+    # ours skips the [SLS] tokens' products as keys of the patch tokens: fewer FLOPs
+    assert 0.5 < flops['flop_ratio'] < 1.0
+    assert flops['ours']['gflop'] > 0 and flops['official']['fraction'] > 0
 
 
 @pytest.mark.skipif(_d2_missing(OVSEG_CLONE, 'third_party/CLIP/clip/model.py'),

@@ -21,6 +21,7 @@ Generic pieces (any two callables): :func:`agreement`, :func:`side_by_side`,
 :data:`METHODS` maps a method to a ``pair(generator, args)`` function
 returning a :class:`Pair`.
 """
+import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Sequence, Tuple, Union
@@ -31,6 +32,7 @@ from .errors import BenchmarkError
 from .timing import summarize_times, timed_call
 
 __all__ = ['Pair', 'agreement', 'side_by_side', 'format_report', 'markdown_row',
+           'flop_comparison', 'format_flop_comparison',
            'MARKDOWN_HEADER', 'METHODS', 'SIZES', 'LABELS_TOLERANCE', 'random_image',
            'class_names', 'PACKAGE_BUILT']
 
@@ -53,11 +55,13 @@ class Pair:
         official: the same for the official model.
         description: What ran (widths, classes, image size, mode), one line.
         extra: Anything else worth reporting (e.g. the state dict's tensor count).
+        modules: The models the two callables run (for :func:`flop_comparison`).
     """
     ours: Callable[[], Output]
     official: Callable[[], Output]
     description: str = ''
     extra: Dict[str, object] = field(default_factory=dict)
+    modules: Tuple[torch.nn.Module, ...] = ()
 
 
 def _scores_labels(output: Output) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -159,6 +163,77 @@ def format_report(method: str, result: Dict[str, object], description: str = '')
     return '\n'.join(lines)
 
 
+def flop_comparison(ours: Callable[[], Output], official: Callable[[], Output],
+                    result: Dict[str, object], peak_gflops: float = None,
+                    modules: Sequence[torch.nn.Module] = ()) -> Dict[str, object]:
+    """FLOPs of one call of each model and the rate each achieved against the matrix peak.
+
+    Tells a ratio that is bound by the work done (both near the machine's
+    fp32 matrix peak: only fewer FLOPs or lower precision can go faster)
+    from one bound by everything else (issue 21, item 3). The peak is the
+    fp32 ``torch.mm`` of the shape carrying most of our FLOPs, at the
+    current thread count (:func:`mmovss.benchmarking.peak.matmul_peak`);
+    the rates use the median process CPU time divided by the thread count,
+    which other processes inflate least.
+
+    Args:
+        ours, official: The callables of :func:`side_by_side`.
+        result: Its result (``ours_cpu`` / ``official_cpu`` medians).
+        peak_gflops: The peak to use instead of measuring it.
+        modules: The models the callables run (:attr:`Pair.modules`): their
+            parameters stop requiring gradients during the count
+            (:func:`mmovss.benchmarking.flops.parameters_without_grad`).
+
+    Returns:
+        dict: ``ours`` / ``official`` (:func:`mmovss.benchmarking.peak.efficiency`
+        dicts plus ``by_op``, their FLOPs per operator), ``flop_ratio``
+        (ours / official), ``peak_gflops`` and ``peak_shape`` ([M, K, N],
+        None when given).
+    """
+    from .flops import count_flops, parameters_without_grad
+    from .peak import efficiency, matmul_peak
+    counts = {}
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        for module in modules:
+            stack.enter_context(parameters_without_grad(module))
+        for name, fn in (('ours', ours), ('official', official)):
+            counts[name] = count_flops(fn)
+    shape = None
+    if peak_gflops is None:
+        dominant = counts['ours']['dominant_matmul'] or counts['official']['dominant_matmul']
+        if dominant is None:
+            raise BenchmarkError('neither model ran a matrix product: pass peak_gflops.')
+        shape = dominant['shape']
+        peak_gflops = matmul_peak(shape, 'fp32')['gflops']
+    threads = torch.get_num_threads()
+    out = dict(peak_gflops=peak_gflops, peak_shape=shape)
+    for name in ('ours', 'official'):
+        seconds = result[name + '_cpu']['median'] / threads
+        rate = efficiency(counts[name]['total'], seconds, peak_gflops)
+        if rate is None:
+            raise BenchmarkError(f'{name}: no CPU time was measured ({seconds} s); time '
+                                 f'more calls (--repeat).')
+        out[name] = dict(rate, by_op=counts[name]['by_op'])
+    official_flops = counts['official']['total']
+    out['flop_ratio'] = counts['ours']['total'] / official_flops if official_flops else None
+    return out
+
+
+def format_flop_comparison(flops: Dict[str, object]) -> str:
+    """:func:`flop_comparison` as text, two lines."""
+    shape = flops['peak_shape']
+    where = f'mm {"x".join(map(str, shape))}, ' if shape else ''
+    ratio = f'{flops["flop_ratio"]:.3f}' if flops['flop_ratio'] is not None else '-'
+    rates = ', '.join(
+        f'{name} {flops[name]["achieved_gflops"]:.1f} GFLOP/s '
+        f'({100 * flops[name]["fraction"]:.0f}%)' for name in ('ours', 'official'))
+    return (f'FLOPs per image: ours {flops["ours"]["gflop"]:.1f} G, official '
+            f'{flops["official"]["gflop"]:.1f} G, ratio {ratio}\n'
+            f'rate on CPU time per thread against the fp32 matrix peak '
+            f'{flops["peak_gflops"]:.1f} GFLOP/s ({where}{torch.get_num_threads()} threads): '
+            f'{rates}')
+
+
 def markdown_row(method: str, result: Dict[str, object], command: str = '') -> str:
     """One row of :data:`MARKDOWN_HEADER`."""
     return (f'| {method} | {result["official"]["median"]:.3f} | {result["ours"]["median"]:.3f} | '
@@ -230,7 +305,8 @@ def _catseg_pair(generator, args) -> Pair:
     return Pair(run_ours, run_official,
                 f'{args.size} (CLIP width {width}, {meta["tiny"]["vision_layers"]} blocks, '
                 f'aggregator {meta["head"]["hidden_dims"]}), {len(classes)} classes, image '
-                f'{h} x {w}, slide inference', dict(tensors=len(state)))
+                f'{h} x {w}, slide inference', dict(tensors=len(state)),
+                modules=(ours, official))
 
 
 def _lseg_pair(generator, args) -> Pair:
@@ -267,7 +343,7 @@ def _lseg_pair(generator, args) -> Pair:
                 f'{args.size} (ViT width {tiny["vit_width"]} x {tiny["vit_depth"]}, features '
                 f'{tiny["features"]}, text width {tiny["clip_text_width"]}), {len(labels)} '
                 f'classes, image {h} x {w}, whole image; official time includes its per-call '
-                f'fp16 text encoding', dict(tensors=len(state)))
+                f'fp16 text encoding', dict(tensors=len(state)), modules=(ours, official))
 
 
 def _zegformer_pair(generator, args) -> Pair:
@@ -325,7 +401,8 @@ def _zegformer_pair(generator, args) -> Pair:
                 f'{args.size} (R{meta["depth"]} stem {tiny["stem"]}, {tiny["queries"]} queries, '
                 f'{tiny["dec_layers"]} decoder layers of {tiny["hidden"]}, CLIP image tower '
                 f'width {tiny["clip_width"]} x {tiny["clip_layers"]}), {len(classes)} classes '
-                f'({len(unseen)} unseen), image {h} x {w}', dict(tensors=len(state)))
+                f'({len(unseen)} unseen), image {h} x {w}', dict(tensors=len(state)),
+                modules=(backbone, head, official))
 
 
 def _fcclip_pair(generator, args) -> Pair:
@@ -362,7 +439,7 @@ def _fcclip_pair(generator, args) -> Pair:
                 f'{args.size} (ConvNeXt stages {sizes["stage_channels"]}, {sizes["queries"]} '
                 f'queries, {sizes["dec_layers"]} decoder layers, {sizes["enc_layers"]} encoder '
                 f'layers), {len(classes)} classes ({len(train)} seen), image {h} x {w}',
-                dict(tensors=len(state)))
+                dict(tensors=len(state)), modules=(ours, official))
 
 
 def _san_official_pair(generator, args) -> Pair:
@@ -418,7 +495,8 @@ def _san_official_pair(generator, args) -> Pair:
                 f'{args.size} (CLIP ViT width {vision["width"]} x {vision["layers"]}, patch '
                 f'{vision["patch_size"]}, {cfg.MODEL.SAN.CLIP_RESOLUTION}x input; side adapter '
                 f'width {side["embed_dims"]} x {side["num_layers"]}, {side["num_queries"]} '
-                f'queries), {len(classes)} classes, image {h} x {w}', dict(tensors=len(state)))
+                f'queries), {len(classes)} classes, image {h} x {w}', dict(tensors=len(state)),
+                modules=(ours, official))
 
 
 def _ovseg_pair(generator, args) -> Pair:
@@ -500,7 +578,7 @@ def _ovseg_pair(generator, args) -> Pair:
                 f'{args.size} (ResNet-{meta["backbone_cfg"]["DEPTH"]}c, {mf["NUM_OBJECT_QUERIES"]} '
                 f'queries, {mf["DEC_LAYERS"]} decoder layers of {mf["HIDDEN_DIM"]}, CLIP ViT width '
                 f'{spec["vision_width"]} x {spec["vision_layers"]} with mask prompts), '
-                f'{len(classes)} classes, image {h} x {w}', extra)
+                f'{len(classes)} classes, image {h} x {w}', extra, modules=(ours, official))
 
 
 #: method -> ``pair(generator, args)``; ``args``: the tool's arguments plus ``classes``.

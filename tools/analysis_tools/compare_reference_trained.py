@@ -39,6 +39,8 @@ from mmovss.benchmarking.official_reference import (  # noqa: E402
     PACKAGE_BUILT,
     SIZES,
     class_names,
+    flop_comparison,
+    format_flop_comparison,
     format_report,
     markdown_row,
     side_by_side,
@@ -68,6 +70,10 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--atol', type=float, default=1e-4)
+    parser.add_argument('--flops', action='store_true',
+                        help='also count the FLOPs of one call of each and report the rate '
+                        'each achieved against the fp32 matrix peak (one more untimed call '
+                        'of each, and a peak measurement)')
     parser.add_argument('--markdown', action='store_true',
                         help='also print a row for docs/benchmarks.md')
     return parser.parse_args(argv)
@@ -99,12 +105,16 @@ def main(argv=None):
             pair = METHODS[args.method](generator, args)
             result = side_by_side(pair.ours, pair.official, args.repeat, args.warmup,
                                   args.atol)
+            flops = flop_comparison(pair.ours, pair.official, result,
+                                    modules=pair.modules) if args.flops else None
     except (BenchmarkError, FileNotFoundError) as err:
         raise SystemExit(str(err)) from None
     load = os.getloadavg()[0]
     print(format_report(args.method, result, pair.description))
     if pair.extra:
         print(', '.join(f'{k}: {v}' for k, v in pair.extra.items()))
+    if flops is not None:
+        print(format_flop_comparison(flops))
     print(f'{device_name("cpu")}, {torch.get_num_threads()} threads, float32; load average '
           f'(1 min) after the run {load:.2f}')
     if args.markdown:

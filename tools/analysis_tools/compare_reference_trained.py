@@ -8,7 +8,9 @@ dict with our converter, loads it strictly into our model, runs both on the
 same random image (alternately, after ``--warmup`` untimed calls of each),
 checks that the outputs agree (class scores within ``--atol``, labels >=
 99.9% equal) and reports the median seconds per image and the ratio ours /
-official. The library is :mod:`mmovss.benchmarking.official_reference`.
+official; ``--flops`` adds the FLOPs of one call of each and the rate each
+achieved against the fp32 matrix peak (both near it: only fewer FLOPs or a
+lower precision can go faster). The library is :mod:`mmovss.benchmarking.official_reference`.
 
 Nothing of the official code is shipped with mmovss: pass your clones::
 

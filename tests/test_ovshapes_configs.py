@@ -46,8 +46,9 @@ TRAINABLE = {
          'decode_head.void_embed'),
         ('decode_head.region_classifier', 'text_encoder'), ()),
     'openseg_tiny-clip_1k_ovshapes-seen-captions.py': (
-        ('backbone.stem', 'decode_head.mask_decoder', 'decode_head.region_proj'),
-        ('text_encoder', ), ()),
+        ('decode_head.mask_decoder.pixel_decoder', 'decode_head.mask_decoder.query_decoder',
+         'decode_head.region_proj'),
+        ('backbone', 'text_encoder'), ()),
 }
 EVAL_ONLY = ('sam-clip_random-tiny-sam-tiny-clip_ovshapes.py', )
 
@@ -334,3 +335,30 @@ def test_two_stage_configs_fine_tune_the_tiny_clip_tower(name, repo_root, ovshap
     assert lrs[id(block)] == pytest.approx(0.1 * base)
     head_param = next(model.decode_head.segment_proj.parameters())
     assert lrs[id(head_param)] == pytest.approx(base)
+
+
+@pytest.mark.parametrize('name', ['openseg_tiny-clip_1k_ovshapes-seen-captions.py',
+                                  'openseg_tiny-clip_3k_ovshapes-seen-captions.py'])
+def test_openseg_configs_run_on_the_frozen_tiny_clip_tower(name, repo_root, ovshapes_root):
+    """OpenSeg's image encoder is the shipped tiny CLIP's image tower, frozen,
+    with NACLIP's last block (as FC-CLIP's; OpenSeg starts from a pretrained
+    encoder, and the tiny CLIP is OVShapes' one pretrained image model); the
+    3k config is the 1k one trained three times as long."""
+    cfg = _load(repo_root, name, ovshapes_root)
+    model = _build(cfg)
+    asset = torch.load(repo_root / 'mmovss/assets/ovshapes_tiny_clip.pt', map_location='cpu',
+                       weights_only=True)
+    tower = model.backbone.visual.state_dict()
+    expected = {k[len('visual.'):]: v for k, v in asset.items() if k.startswith('visual.')}
+    assert tower.keys() == expected.keys()
+    for key in tower:
+        torch.testing.assert_close(tower[key], expected[key].float(), rtol=0, atol=0)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert model.backbone.last_block_mode == 'naclip'
+    assert tuple(model.backbone.out_indices) == (0, 1, 2, 2)
+    assert model.decode_head.mask_decoder.query_decoder.query_feat is not None
+    iters = 3000 if '_3k_' in name else 1000
+    assert cfg.train_cfg.max_iters == iters and cfg.param_scheduler[0].end == iters
+    if iters == 3000:
+        base = _load(repo_root, name.replace('_3k_', '_1k_'), ovshapes_root)
+        assert cfg.model == base.model and cfg.optim_wrapper == base.optim_wrapper

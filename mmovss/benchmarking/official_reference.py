@@ -24,7 +24,7 @@ returning a :class:`Pair`.
 import contextlib
 import copy
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -164,7 +164,7 @@ def format_report(method: str, result: Dict[str, object], description: str = '')
 
 
 def flop_comparison(ours: Callable[[], Output], official: Callable[[], Output],
-                    result: Dict[str, object], peak_gflops: float = None,
+                    result: Dict[str, object], peak_gflops: Optional[float] = None,
                     modules: Sequence[torch.nn.Module] = ()) -> Dict[str, object]:
     """FLOPs of one call of each model and the rate each achieved against the matrix peak.
 

@@ -213,8 +213,8 @@ def test_san_official_tiny_against_official():
     assert result['ok'], format_report('san_official', result, pair.description)
     assert result['max_diff'] <= 1e-4 and result['labels_equal'] >= LABELS_TOLERANCE
     assert 'side adapter width 16' in pair.description and '4 classes' in pair.description
-    # FLOPs of both (the official model's learned queries are parameter views: counted
-    # with the parameters' gradients off, restored after)
+    # FLOPs of both, counted with the models' parameter gradients off (a learned-query view
+    # made under no_grad stops PyTorch's counter otherwise, as in FC-CLIP), restored after
     grads = [p.requires_grad for m in pair.modules for p in m.parameters()]
     with cuda_as_noop():
         flops = flop_comparison(pair.ours, pair.official, result, peak_gflops=1.0,

@@ -21,7 +21,6 @@ Generic pieces (any two callables): :func:`agreement`, :func:`side_by_side`,
 :data:`METHODS` maps a method to a ``pair(generator, args)`` function
 returning a :class:`Pair`.
 """
-import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
@@ -190,14 +189,14 @@ def flop_comparison(ours: Callable[[], Output], official: Callable[[], Output],
         (ours / official), ``peak_gflops`` and ``peak_shape`` ([M, K, N],
         None when given).
     """
-    from .flops import count_flops, parameters_without_grad
+    from .flops import count_flops
     from .peak import efficiency, matmul_peak
+    # one module over both models, for count_flops' own parameters_without_grad
+    models = torch.nn.ModuleList(modules) if modules else None
     counts = {}
-    with torch.no_grad(), contextlib.ExitStack() as stack:
-        for module in modules:
-            stack.enter_context(parameters_without_grad(module))
+    with torch.no_grad():
         for name, fn in (('ours', ours), ('official', official)):
-            counts[name] = count_flops(fn)
+            counts[name] = count_flops(fn, model=models)
     shape = None
     if peak_gflops is None:
         dominant = counts['ours']['dominant_matmul'] or counts['official']['dominant_matmul']

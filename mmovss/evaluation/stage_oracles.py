@@ -198,14 +198,14 @@ def _name_gt_segments(head, kind: str, feats, b: int, seg_logits: Tensor,
             if hasattr(head, 'region_class_embeds') else class_embeds
         logits, _ = head.region_classifier(feats[-1][b:b + 1], seg_logits[None],
                                            region_embeds)
-    elif kind == 'regions':
-        image_feats = [f[b:b + 1] for f in feats]
-        regions = head.region_embeddings_of_masks(image_feats, seg_logits[None])
-        logits = head.region_class_logits(regions, class_embeds)
     else:
         image_feats = [f[b:b + 1] for f in feats]
-        pooled = head.pooled_clip_embeddings(image_feats, seg_logits[None])
-        logits = head.out_vocab_logits(pooled, class_embeds)
+        if kind == 'regions':
+            regions = head.region_embeddings_of_masks(image_feats, seg_logits[None])
+            logits = head.region_class_logits(regions, class_embeds)
+        else:
+            pooled = head.pooled_clip_embeddings(image_feats, seg_logits[None])
+            logits = head.out_vocab_logits(pooled, class_embeds)
     return logits[0].argmax(dim=-1)
 
 

@@ -12,10 +12,7 @@ _base_ = [
     '../_base_/schedules/ovshapes_1k.py',
 ]
 model = dict(
-    backbone=dict(
-        out_indices=(0, 1, 2, 2),
-        unfrozen=('conv1.*', 'class_embedding', 'positional_embedding', 'ln_pre.*',
-                  'transformer.*')),
+    backbone={{_base_.tiny_clip_tower_finetuned}},
     decode_head=dict(
         _delete_=True,
         type='LSegHead',

@@ -39,9 +39,7 @@ _base_ = [
 caption_vocabulary = {{_base_.seen_classes}}
 model = dict(
     type='OpenSegEncoderDecoder',
-    backbone=dict(type='TrainingFreeCLIPViT', out_indices=(0, 1, 2, 2),
-                  last_block_mode='naclip',
-                  last_block_options=dict(gaussian_std=5.0 * 8 / 14)),
+    backbone={{_base_.tiny_clip_tower_naclip}},
     decode_head=dict(
         _delete_=True,
         type='OpenSegHead',

@@ -39,10 +39,7 @@ _base_ = [
 ]
 model = dict(
     type='TwoStageEncoderDecoder',
-    backbone=dict(
-        out_indices=(0, 1, 2, 2),
-        unfrozen=('conv1.*', 'class_embedding', 'positional_embedding', 'ln_pre.*',
-                  'transformer.*')),
+    backbone={{_base_.tiny_clip_tower_finetuned}},
     decode_head=dict(
         _delete_=True,
         type='OVSegHead', in_channels=[128, 128, 128, 128], embed_dim=64,

@@ -16,6 +16,7 @@ import torch
 from mmovss.benchmarking import BenchmarkError
 from mmovss.benchmarking.official_reference import (
     LABELS_TOLERANCE,
+    MARKDOWN_FLOP_HEADER,
     MARKDOWN_HEADER,
     METHODS,
     agreement,
@@ -138,6 +139,14 @@ def test_flop_comparison_counts_each_model_and_rates_against_the_peak():
     measured = flop_comparison(ours, official, result)
     assert measured['peak_shape'] == [128, 64, 32] and measured['peak_gflops'] > 0
     assert 'mm 128x64x32' in format_flop_comparison(measured)
+    # --markdown --flops: the row of docs/benchmarks.md's FLOP table
+    row = markdown_row('toy', result, 'python x.py', measured)
+    assert row.count('|') == MARKDOWN_FLOP_HEADER.splitlines()[0].count('|')
+    assert row.count('|') == MARKDOWN_FLOP_HEADER.splitlines()[1].count('|')
+    assert '(0.667)' in row and 'mm 128 x 64 x 32' in row
+    assert f'{measured["ours"]["achieved_gflops"]:.1f} GFLOP/s' in row
+    assert f'({result["official_cpu"]["median"]:.2f})' in row
+    assert row != markdown_row('toy', result, 'python x.py')
     with pytest.raises(BenchmarkError, match='peak_gflops'):
         flop_comparison(lambda: x + 1, lambda: x * 2, result)
 

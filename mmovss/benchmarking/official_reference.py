@@ -32,8 +32,8 @@ from .timing import summarize_times, timed_call
 
 __all__ = ['Pair', 'agreement', 'side_by_side', 'format_report', 'markdown_row',
            'flop_comparison', 'format_flop_comparison',
-           'MARKDOWN_HEADER', 'METHODS', 'SIZES', 'LABELS_TOLERANCE', 'random_image',
-           'class_names', 'PACKAGE_BUILT']
+           'MARKDOWN_HEADER', 'MARKDOWN_FLOP_HEADER', 'METHODS', 'SIZES', 'LABELS_TOLERANCE',
+           'random_image', 'class_names', 'PACKAGE_BUILT']
 
 #: Minimum fraction of equal labels (``tests/test_official_parity.py``).
 LABELS_TOLERANCE = 0.999
@@ -41,6 +41,12 @@ SIZES = ('tiny', 'full')
 MARKDOWN_HEADER = ('| method | official s/img | ours s/img | ratio (wall) | ratio (CPU) | '
                    'labels equal | max diff | command |\n'
                    '|---|---|---|---|---|---|---|---|')
+#: The header of :func:`markdown_row` with :func:`flop_comparison`'s columns (``--flops``).
+MARKDOWN_FLOP_HEADER = (
+    '| method | official s/img (CPU s) | ours s/img (CPU s) | ratio wall (CPU) | '
+    'FLOPs official / ours (ratio) | rate official / ours, of the fp32 mm peak | '
+    'labels equal | max diff | command |\n'
+    '|---|---:|---:|---:|---|---|---:|---:|---|')
 
 Output = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
 
@@ -233,11 +239,37 @@ def format_flop_comparison(flops: Dict[str, object]) -> str:
             f'{rates}')
 
 
-def markdown_row(method: str, result: Dict[str, object], command: str = '') -> str:
-    """One row of :data:`MARKDOWN_HEADER`."""
-    return (f'| {method} | {result["official"]["median"]:.3f} | {result["ours"]["median"]:.3f} | '
-            f'{result["ratio"]:.2f} | {result["cpu_ratio"]:.2f} | '
-            f'{100 * result["labels_equal"]:.3f}% | {result["max_diff"]:.1e} | `{command}` |')
+def markdown_row(method: str, result: Dict[str, object], command: str = '',
+                 flops: Optional[Dict[str, object]] = None) -> str:
+    """One row of :data:`MARKDOWN_HEADER`, or of :data:`MARKDOWN_FLOP_HEADER` with ``flops``.
+
+    Args:
+        method: The row's name.
+        result: :func:`side_by_side`'s result.
+        command: The command that reproduces the row.
+        flops: :func:`flop_comparison`'s result: adds the FLOP counts and
+            the rates against the fp32 matrix peak (the table of
+            docs/benchmarks.md, "One thread, with FLOP counts").
+    """
+    labels = f'{100 * result["labels_equal"]:.3f}%'
+    if flops is None:
+        return (f'| {method} | {result["official"]["median"]:.3f} | '
+                f'{result["ours"]["median"]:.3f} | {result["ratio"]:.2f} | '
+                f'{result["cpu_ratio"]:.2f} | {labels} | {result["max_diff"]:.1e} | '
+                f'`{command}` |')
+    times = {name: f'{result[name]["median"]:.2f} ({result[name + "_cpu"]["median"]:.2f})'
+             for name in ('official', 'ours')}
+    ratio = f'{flops["flop_ratio"]:.3f}' if flops['flop_ratio'] is not None else '-'
+    shape = flops['peak_shape']
+    where = f' (mm {" x ".join(map(str, shape))})' if shape else ''
+    rates = (f'{flops["official"]["achieved_gflops"]:.1f} / '
+             f'{flops["ours"]["achieved_gflops"]:.1f} GFLOP/s: '
+             f'{100 * flops["official"]["fraction"]:.0f}% / '
+             f'{100 * flops["ours"]["fraction"]:.0f}% of {flops["peak_gflops"]:.1f}{where}')
+    return (f'| {method} | {times["official"]} | {times["ours"]} | '
+            f'{result["ratio"]:.2f} ({result["cpu_ratio"]:.2f}) | '
+            f'{flops["official"]["gflop"]:.1f} G / {flops["ours"]["gflop"]:.1f} G ({ratio}) | '
+            f'{rates} | {labels} | {result["max_diff"]:.1e} | `{command}` |')
 
 
 def random_image(size: Sequence[int], seed: int) -> torch.Tensor:

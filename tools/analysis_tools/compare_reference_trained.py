@@ -122,7 +122,7 @@ def main(argv=None):
     if args.markdown:
         print(markdown_row(args.method, result, command_line(
             sys.argv[1:] if argv is None else argv,
-            'tools/analysis_tools/compare_reference_trained.py')))
+            'tools/analysis_tools/compare_reference_trained.py'), flops))
     return 0 if result['ok'] else 1
 
 

@@ -17,7 +17,7 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(type='TrainingFreeCLIPViT', out_indices=(0, 1), last_block_mode='naclip',
-                  last_block_options=dict(gaussian_std=5.0 * 8 / 14)),
+                  last_block_options=dict(gaussian_std={{_base_.naclip_gaussian_std}})),
     decode_head=dict(
         _delete_=True,
         type='DenseEmbeddingRefineHead',

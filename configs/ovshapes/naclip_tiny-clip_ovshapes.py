@@ -17,5 +17,6 @@ _base_ = [
 train_dataloader = None
 model = dict(
     backbone=dict(
-        last_block_mode='naclip', last_block_options=dict(gaussian_std=5.0 * 8 / 14)),
+        last_block_mode='naclip',
+        last_block_options=dict(gaussian_std={{_base_.naclip_gaussian_std}})),
     decode_head=dict(logit_scale=40.0))

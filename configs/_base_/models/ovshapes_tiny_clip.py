@@ -11,15 +11,18 @@ templates = ['a {} object.', 'a picture of {}.', '{}.']
 # The image tower as a mask model's backbone, merged into `model.backbone`
 # (`backbone={{_base_.NAME}}`): blocks 0, 1, 2, 2 as the four maps on the 8x8
 # patch grid, either fine-tuned whole (LSeg, ZegFormer, OVSeg; with a backbone
-# lr_mult in the config) or frozen with NACLIP's last block (Gaussian std of 5
-# patches of a 14 x 14 grid, scaled to the 8 x 8 one; FC-CLIP, OpenSeg).
+# lr_mult in the config) or frozen with NACLIP's last block (FC-CLIP, OpenSeg).
+# NACLIP's Gaussian std on this tower's token grid (also the training-free NACLIP
+# and ResCLIP rows and the light decoder): 5 patches on the 14 x 14 grid of
+# ViT-B/16's 224-px windows, scaled to the 8 x 8 grid, 5 x 8 / 14 = 2.86 patches.
+naclip_gaussian_std = 5.0 * 8 / 14
 tiny_clip_tower_finetuned = dict(
     out_indices=(0, 1, 2, 2),
     unfrozen=('conv1.*', 'class_embedding', 'positional_embedding', 'ln_pre.*',
               'transformer.*'))
 tiny_clip_tower_naclip = dict(
     type='TrainingFreeCLIPViT', out_indices=(0, 1, 2, 2), last_block_mode='naclip',
-    last_block_options=dict(gaussian_std=5.0 * 8 / 14))
+    last_block_options=dict(gaussian_std=naclip_gaussian_std))
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',

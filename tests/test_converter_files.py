@@ -83,3 +83,20 @@ def test_the_tool_never_writes_over_its_input(tmp_path):
     with pytest.raises(SystemExit, match='error: '):
         _tool('san_official').main([src, src])
     assert os.path.getsize(src) == size
+
+
+
+def test_an_existing_dst_is_replaced_only_with_overwrite(tmp_path):
+    """A second released file given as DST by mistake (or an earlier
+    conversion) stays intact unless --overwrite; with it, DST is replaced.
+    The SAN mmseg converter (its own command line) refuses the same way."""
+    src = _official('zegformer', tmp_path)
+    other = tmp_path / 'model_large.pth'
+    for tool in ('zegformer_official', 'san_mmseg'):
+        other.write_bytes(b'another released checkpoint')
+        with pytest.raises(SystemExit, match=r"DST '.*model_large.pth' exists .*--overwrite"):
+            _tool(tool).main([src, str(other)])
+        assert other.read_bytes() == b'another released checkpoint'
+    _tool('zegformer_official').main([src, str(other), '--overwrite'])
+    assert read_checkpoint(str(other))['meta'][CONVERTED_META_KEY]['format'] == \
+        'zegformer_official'

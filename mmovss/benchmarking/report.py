@@ -12,8 +12,8 @@ TOOL = 'tools/analysis_tools/benchmark.py'
 def command_line(argv: Sequence[str], tool: str = TOOL) -> str:
     """The command that reproduces a run (repository-relative tool path).
 
-    The output options (``--json PATH``, ``--markdown``), which do not change
-    what is measured, are left out.
+    The output options (``--json PATH``, ``--markdown``, ``--overwrite``),
+    which do not change what is measured, are left out.
     """
     kept, skip = [], False
     for arg in argv:
@@ -21,7 +21,7 @@ def command_line(argv: Sequence[str], tool: str = TOOL) -> str:
             skip = False
         elif arg == '--json':
             skip = True
-        elif arg != '--markdown' and not arg.startswith('--json='):
+        elif arg not in ('--markdown', '--overwrite') and not arg.startswith('--json='):
             kept.append(arg)
     return f'python {tool} ' + shlex.join(kept)
 

@@ -159,6 +159,8 @@ def converter_main(fmt: str, argv: Optional[Sequence[str]] = None,
 
     ``SRC DST``: converts with :func:`convert_file`, prints what was saved,
     and exits with a one-line message naming the file on any refused input.
+    An existing ``DST`` is replaced only with ``--overwrite`` (a second
+    released checkpoint given as ``DST`` by mistake stays intact).
 
     Args:
         fmt (str): The format the tool reads.
@@ -172,14 +174,17 @@ def converter_main(fmt: str, argv: Optional[Sequence[str]] = None,
     Returns:
         dict: The saved ``meta``.
     """
-    from mmovss.io import UnsafeOutputError
+    from mmovss.io import UnsafeOutputError, check_output_file
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help=src_help)
-    parser.add_argument('dst', help='output checkpoint (mmovss keys)')
+    parser.add_argument('dst', help='output checkpoint (mmovss keys; a new file)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing DST')
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        check_output_file(args.dst, overwrite=args.overwrite, protected_files=[args.src],
+                          flag='DST')
         kwargs = convert_kwargs(args) if convert_kwargs is not None else {}
         state, meta = convert_file(fmt, args.src, args.dst, **kwargs)
     except (ConversionError, UnsafeOutputError, ValueError, FileNotFoundError) as err:

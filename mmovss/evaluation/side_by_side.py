@@ -39,7 +39,8 @@ def evaluate_quietly(evaluators: Dict[str, object], size: int) -> Dict[str, dict
 
 def side_by_side_parser(description: str):
     """The arguments every side-by-side tool takes: CONFIG, CHECKPOINT,
-    ``--max-images``, ``--json`` and ``--cfg-options`` (add your own)."""
+    ``--max-images``, ``--json`` (with ``--overwrite``) and ``--cfg-options``
+    (add your own)."""
     import argparse
 
     from mmengine.config import DictAction
@@ -48,7 +49,10 @@ def side_by_side_parser(description: str):
     parser.add_argument('checkpoint', help='trained checkpoint (loaded strictly)')
     parser.add_argument('--max-images', type=int, default=None,
                         help='stop after this many test images')
-    parser.add_argument('--json', help='also write the result to this JSON file')
+    parser.add_argument('--json', help='also write the result to this JSON file (a new '
+                        'file: checked before the run)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --json file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides, as tools/test.py')
     return parser
@@ -57,13 +61,17 @@ def side_by_side_parser(description: str):
 def run_side_by_side_tool(parser, argv, measure, report):
     """Parses ``argv``, checks the checkpoint, loads the config (with
     ``--cfg-options``), calls ``measure(cfg, args)``, prints
-    ``report(result)`` and writes ``--json``; a ValueError ends the program
-    with its message."""
+    ``report(result)`` and writes ``--json`` (checked before the run by
+    :func:`mmovss.io.check_output_file`: never the config, the checkpoint or a
+    dataset file, an existing file only with ``--overwrite``); a ValueError
+    ends the program with its message."""
     import json
+    import os
     import os.path as osp
     import sys
 
-    from mmovss.runtime import load_config
+    from mmovss.io import UnsafeOutputError, check_output_file
+    from mmovss.runtime import config_dataset_folders, load_config
     args = parser.parse_args(argv)
     if args.max_images is not None and args.max_images < 1:
         parser.error('--max-images must be >= 1')
@@ -73,12 +81,20 @@ def run_side_by_side_tool(parser, argv, measure, report):
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.json:
+        try:
+            check_output_file(args.json, overwrite=args.overwrite,
+                              protected_dirs=config_dataset_folders(cfg),
+                              protected_files=[args.config, args.checkpoint])
+        except UnsafeOutputError as err:
+            sys.exit(f'error: {err}')
     try:
         result = measure(cfg, args)
     except ValueError as err:
         sys.exit(f'error: {err}')
     print(report(result))
     if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=1)
     return result

@@ -3,12 +3,14 @@ may be unpickled."""
 from .output_guard import (
     UnsafeOutputError,
     check_output_dir,
+    check_output_file,
     check_planned_outputs,
     inode_key,
 )
 from .safe_pickle import NUMPY_ARRAY_GLOBALS, UnsafePickleError, load_restricted_pickle
 
 __all__ = [
-    'UnsafeOutputError', 'check_output_dir', 'check_planned_outputs', 'inode_key',
+    'UnsafeOutputError', 'check_output_dir', 'check_output_file', 'check_planned_outputs',
+    'inode_key',
     'NUMPY_ARRAY_GLOBALS', 'UnsafePickleError', 'load_restricted_pickle'
 ]

@@ -1,8 +1,11 @@
 """The one output-path guard of every tool that writes files.
 
 ``tools/test.py --out``/``--show-dir``/``--work-dir``, ``tools/train.py
---work-dir`` and ``tools/demo.py --out`` call :func:`check_output_dir` before
-anything is written. It refuses, with an error naming the path and the fix:
+--work-dir``, ``tools/demo.py --out`` and the report folder of
+``vocabulary_report.py`` call :func:`check_output_dir` before anything is
+written; tools that write one file (``--json`` of the benchmark and
+side-by-side tools, ``run_table.py --out``) call :func:`check_output_file`.
+They refuse, with an error naming the path and the fix:
 
 * an output folder equal to or inside a protected folder (a dataset's root,
   image or label folder): predictions written there would replace ground
@@ -12,7 +15,9 @@ anything is written. It refuses, with an error naming the path and the fix:
 * with ``overwrite``, an existing file of the output folder that is a hard
   link of a protected file (writing it would change the input through the
   shared inode);
-* a non-empty output folder, unless ``overwrite`` is set.
+* a non-empty output folder, unless ``overwrite`` is set;
+* for one output file: a folder, a file inside a protected folder, an input
+  file, or any existing file unless ``overwrite`` is set.
 
 Files and folders are compared by inode (``st_dev``, ``st_ino``), not by
 path: a symbolic link, a ``..`` detour or a hard link reaches the same
@@ -22,7 +27,10 @@ import os
 import os.path as osp
 from typing import Dict, Iterable, Optional, Tuple
 
-__all__ = ['UnsafeOutputError', 'inode_key', 'check_output_dir', 'check_planned_outputs']
+__all__ = [
+    'UnsafeOutputError', 'inode_key', 'check_output_dir', 'check_output_file',
+    'check_planned_outputs'
+]
 
 Key = Tuple[int, int]
 
@@ -155,3 +163,36 @@ def check_output_dir(out_dir: str,
                 f"'{path}' in {flag} '{out_dir}' is a hard link of '{protected[key]}' "
                 '(an input or dataset file): writing it would change that file. Choose '
                 f'another {flag} or remove the link.')
+
+
+def check_output_file(path: str,
+                      overwrite: bool = False,
+                      protected_dirs: Iterable[str] = (),
+                      protected_files: Iterable[str] = (),
+                      flag: str = '--json') -> None:
+    """Checks one output file before a tool runs (a JSON or markdown result).
+
+    Called before the measurement, so that a refused path costs nothing.
+
+    Args:
+        path: The file the tool will write (its folder need not exist yet).
+        overwrite: Allow replacing an existing file (``--overwrite``);
+            protected files and folders are refused all the same.
+        protected_dirs: Folders the file may not lie in (dataset folders).
+        protected_files: Files that must never be written (the config, the
+            checkpoint, input images).
+        flag: The command-line option named in messages.
+
+    Raises:
+        UnsafeOutputError: With the path, the reason and the fix.
+    """
+    if osp.isdir(path):
+        raise UnsafeOutputError(f"{flag} '{path}' is a folder; name a file (e.g. "
+                                f"'{osp.join(path, 'result.json')}').")
+    protected_dirs = [d for d in protected_dirs if d and osp.isdir(d)]
+    _check_not_inside(path, _keys(protected_dirs), flag)
+    check_planned_outputs([path], [f for f in protected_files if f], flag)
+    if osp.exists(path) and not overwrite:
+        raise UnsafeOutputError(
+            f"{flag} '{path}' exists and would be replaced; choose a new file name, or pass "
+            '--overwrite to replace it.')

@@ -56,6 +56,35 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+#: The header line of every table :meth:`TableRunner.render` writes; an
+#: existing ``--out`` file that has it is this tool's own and may be replaced.
+TABLE_HEADER = ('| config | training | worlds | seen | unseen | hIoU | training time (s) | '
+                'training CPU time (s) | loss fall, last half (%) |')
+
+
+def check_table_output(out: str, configs: Sequence[str], overwrite: bool = False) -> None:
+    """Checks the table file before the runs (which take hours).
+
+    ``out`` may be new or a table this tool wrote (it holds
+    :data:`TABLE_HEADER`: a rerun refreshes it); any other existing file
+    (a README, notes) only with ``overwrite``; never a folder or one of the
+    ``configs``.
+
+    Raises:
+        mmovss.io.UnsafeOutputError: Naming the path and the fix.
+    """
+    from mmovss.io import check_output_file
+    own_table = False
+    if osp.isfile(out):
+        try:
+            with open(out, encoding='utf-8') as f:
+                own_table = TABLE_HEADER in f.read(1 << 20)
+        except (OSError, UnicodeDecodeError):
+            own_table = False
+    check_output_file(out, overwrite=overwrite or own_table, protected_files=configs,
+                      flag='--out')
+
+
 def config_name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
 
@@ -509,8 +538,7 @@ class TableRunner:
             '`tools/train.py` (s), and its CPU time (s; user + system of the process, '
             'not inflated by other jobs on the cores; "-" for cells run before it was '
             'recorded).', '',
-            '| config | training | worlds | seen | unseen | hIoU | training time (s) | '
-            'training CPU time (s) | loss fall, last half (%) |',
+            TABLE_HEADER,
             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
         curves = {}
         for config in self.configs:

@@ -109,7 +109,10 @@ def parse_args(argv=None):
                         'products are slower than fp32 (default: fall back '
                         'to fp32 with a note)')
     parser.add_argument('--json', default=None, metavar='PATH',
-                        help='write the results as JSON')
+                        help='write the results as JSON (a new file: checked '
+                        'before the run)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --json file')
     parser.add_argument('--markdown', action='store_true',
                         help='also print a docs/benchmarks.md table row')
     parser.add_argument('--benchmark', choices=BENCHMARK_KEYS, default=None,
@@ -120,6 +123,23 @@ def parse_args(argv=None):
                         help='override settings of the config (after '
                         '--benchmark)')
     return parser.parse_args(argv)
+
+
+def check_json_output(args) -> None:
+    """Refuses ``--json`` before the run when it would replace the config,
+    the checkpoint, the image, a file of the config's datasets or (without
+    ``--overwrite``) any existing file (:func:`mmovss.io.check_output_file`)."""
+    from mmovss.io import UnsafeOutputError, check_output_file
+    from mmovss.runtime import config_dataset_folders, load_config
+    try:
+        folders = config_dataset_folders(load_config(args.config))
+    except Exception:  # noqa: BLE001  (benchmark_segmentor reports a bad config)
+        folders = []
+    try:
+        check_output_file(args.json, overwrite=args.overwrite, protected_dirs=folders,
+                          protected_files=[args.config, args.checkpoint, args.image])
+    except UnsafeOutputError as err:
+        raise BenchmarkError(str(err)) from None
 
 
 def main(argv=None) -> dict:
@@ -138,6 +158,8 @@ def main(argv=None) -> dict:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.json:
+        check_json_output(args)
     result = benchmark_segmentor(
         args.config, checkpoint=args.checkpoint,
         config_weights=args.config_weights, shape=args.shape,

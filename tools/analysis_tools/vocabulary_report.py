@@ -47,7 +47,10 @@ def parse_args(argv=None):
                         '...; give none to skip)')
     parser.add_argument('--max-images', type=int, help='evaluate the first N images only')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--out', help='folder for report.md, report.json and report.png')
+    parser.add_argument('--out', help='folder for report.md, report.json and report.png '
+                        '(new or empty: checked before the run)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into a non-empty --out folder')
     parser.add_argument('--allow-random-weights', action='store_true',
                         help='a trained model without checkpoint (debugging only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -72,6 +75,17 @@ def main(argv=None) -> int:
         cfg = apply_benchmark(cfg, args.benchmark)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.out:  # before the run: never a dataset folder, a non-empty one only with --overwrite
+        from mmovss.io import UnsafeOutputError, check_output_dir
+        from mmovss.runtime import config_dataset_folders
+        try:
+            check_output_dir(args.out, overwrite=args.overwrite,
+                             protected_dirs=config_dataset_folders(cfg),
+                             protected_files=[args.config, args.checkpoint, args.names],
+                             planned=[osp.join(args.out, f'report.{ext}')
+                                      for ext in ('md', 'json', 'png')])
+        except UnsafeOutputError as err:
+            sys.exit(f'error: {err}')
     names = Vocabulary.from_file(args.names) if args.names else None
     report = run_vocabulary_report(
         cfg, args.checkpoint, names=names, template_sets=args.templates,

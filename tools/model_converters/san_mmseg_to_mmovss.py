@@ -13,19 +13,24 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmovss.converters.files import save_atomically  # noqa: E402
 from mmovss.converters.san_mmseg import mmovss_to_mmseg, mmseg_to_mmovss  # noqa: E402
-from mmovss.io import check_planned_outputs  # noqa: E402
+from mmovss.io import UnsafeOutputError, check_output_file  # noqa: E402
 from mmovss.runtime import load_checkpoint_safely  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='input checkpoint')
-    parser.add_argument('dst', help='output checkpoint')
+    parser.add_argument('dst', help='output checkpoint (a new file)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing DST')
     parser.add_argument('--to', choices=['mmovss', 'mmseg'], default='mmovss')
     parser.add_argument('--logit-scale', type=float, default=None,
                         help='log temperature for --to mmseg')
     args = parser.parse_args(argv)
-    check_planned_outputs([args.dst], [args.src], flag='dst')
+    try:  # never the source (same inode); an existing file only with --overwrite
+        check_output_file(args.dst, overwrite=args.overwrite, protected_files=[args.src],
+                          flag='DST')
+    except UnsafeOutputError as err:
+        sys.exit(f'error: {err}')
     # weights_only loading (CRC-checked): a crafted pickle cannot run code.
     ckpt = load_checkpoint_safely(args.src)
     state = ckpt.get('state_dict', ckpt)

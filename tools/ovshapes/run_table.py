@@ -16,12 +16,19 @@ interrupted ones. Progress goes to stderr. Library: mmovss/ovshapes/table.py.
         --work-root /tmp/ovshapes_table --out /tmp/ovshapes_table/table.md
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
-from mmovss.ovshapes.table import TableError, TableRunner, default_configs  # noqa: E402
+from mmovss.io import UnsafeOutputError  # noqa: E402
+from mmovss.ovshapes.table import (  # noqa: E402
+    TableError,
+    TableRunner,
+    check_table_output,
+    default_configs,
+)
 
 
 def main(argv=None):
@@ -47,11 +54,20 @@ def main(argv=None):
                         help='OMP_NUM_THREADS of every run (default: inherited); e.g. '
                              '--jobs 2 --threads 1 on a 2-core machine')
     parser.add_argument('--out', default=None,
-                        help='markdown file of the table (default: <work-root>/table.md)')
+                        help='markdown file of the table (default: <work-root>/table.md); an '
+                        'existing file is replaced only if this tool wrote it (checked '
+                        'before the run)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file that is not a table of this tool')
     args = parser.parse_args(argv)
     if args.iters is not None and args.iters < 1:
         parser.error('--iters must be >= 1')
     configs = args.configs or default_configs(REPO_ROOT)
+    out = args.out or osp.join(args.work_root, 'table.md')
+    try:
+        check_table_output(out, configs, overwrite=args.overwrite)
+    except UnsafeOutputError as err:
+        sys.exit(f'run_table: {err}')
     try:
         runner = TableRunner(REPO_ROOT, args.work_root, configs, args.seeds, iters=args.iters,
                              num_train=args.num_train, num_val=args.num_val,
@@ -61,7 +77,7 @@ def main(argv=None):
         failures = runner.run()
     except TableError as err:
         sys.exit(f'run_table: {err}')
-    out = args.out or osp.join(args.work_root, 'table.md')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     with open(out, 'w') as f:
         f.write(runner.render())
     print(f'table written to {out}', file=sys.stderr)

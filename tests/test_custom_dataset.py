@@ -18,7 +18,7 @@ from mmovss.datasets.custom import (
     find_pairs,
     read_class_file,
 )
-from mmovss.datasets.custom_config import find_layout, write_custom_configs
+from mmovss.datasets.custom_config import find_layout, write_custom_configs, write_split_files
 
 
 def _write(path, array, mode=None):
@@ -111,12 +111,22 @@ def test_flat_layout_is_split_reproducibly(tmp_path):
         _write(root / 'images' / f'{i:02d}.jpg', np.zeros((8, 8, 3), np.uint8))
         _write(root / 'labels' / f'{i:02d}.png', np.zeros((8, 8), np.uint8))
     layout = find_layout(str(root), DataCheck(), val_fraction=0.3, seed=1)
+    assert not (root / 'splits').exists()  # nothing is written before the check
+    assert write_split_files(layout) == [str(root / 'splits/train.txt'),
+                                         str(root / 'splits/val.txt')]
     val = (root / 'splits/val.txt').read_text().split()
     train = (root / 'splits/train.txt').read_text().split()
     assert len(val) == 3 and len(train) == 7 and not set(val) & set(train)
     assert layout.img_suffix == '.jpg' and layout.seg_map_suffix == '.png'
-    find_layout(str(root), DataCheck(), val_fraction=0.3, seed=1)
+    again = find_layout(str(root), DataCheck(), val_fraction=0.3, seed=1)
+    assert write_split_files(again) == []  # the same split: left as it is
+    # another seed would move training images of the configs written with the
+    # first split into validation: refused, unless --overwrite
+    other = find_layout(str(root), DataCheck(), val_fraction=0.3, seed=2)
+    with pytest.raises(FileExistsError, match=r"splits/train.txt' exists with another split"):
+        write_split_files(other)
     assert (root / 'splits/val.txt').read_text().split() == val
+    assert (root / 'splits/train.txt').read_text().split() == train
     # the dataset reads the split file (mmseg's ann_file)
     info = layout.splits['val']
     dataset = OpenVocabCustomDataset(

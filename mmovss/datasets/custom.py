@@ -7,11 +7,17 @@ Class file (UTF-8, one class per line, line ``i`` = label value ``i``)::
     grass, lawn            <- synonyms of one class, separated by commas
     striped red | unseen   <- an optional "| unseen" marker: never trained on
 
+Class names are normalised as :class:`~mmovss.vocab.Vocabulary` does
+(white space collapsed, Unicode NFC), so ``'café'`` typed with a combining
+accent is the same name everywhere.
+
 Label maps are single-channel PNG (or TIFF) files, 8- or 16-bit, whose pixel
 values are class indices; ``ignore_index`` (255 by default, 65535 for more
 than 255 classes) marks unlabelled pixels. :func:`check_custom_dataset`
 lists every problem with file names (missing pairs, size mismatches,
-unknown label values, colour label files) before anything is trained.
+unknown label values, colour, float or 1-bit label files, images with an
+EXIF orientation tag, file names a split file cannot hold) before anything
+is trained.
 
 :class:`OpenVocabCustomDataset` reads such a folder in MMSeg's layout
 (``img_dir/<split>``, ``ann_dir/<split>``) or from split files. With
@@ -21,8 +27,12 @@ which is the open-vocabulary protocol; evaluation uses all classes and
 reports mIoU over seen and unseen classes and their harmonic mean.
 :mod:`mmovss.datasets.custom_config` writes the config.
 """
+import codecs
+import io
 import os
 import os.path as osp
+import struct
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -36,7 +46,7 @@ from ..vocab import Vocabulary
 from .layout import generate_palette
 
 __all__ = ['ClassList', 'read_class_file', 'DataCheck', 'check_custom_dataset',
-           'find_pairs', 'OpenVocabCustomDataset', 'IMAGE_SUFFIXES']
+           'find_pairs', 'OpenVocabCustomDataset', 'IMAGE_SUFFIXES', 'read_utf8_lines']
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 LABEL_SUFFIXES = ('.png', '.tif', '.tiff')
@@ -61,8 +71,13 @@ class ClassList:
         return [c for c in self.classes if c.split(',')[0].strip() not in unseen]
 
 
+def _normalise(name: str) -> str:
+    """A class name as :class:`~mmovss.vocab.Vocabulary` stores it."""
+    return unicodedata.normalize('NFC', ' '.join(name.split()))
+
+
 def _match_class(name: str, vocabulary: Vocabulary, where: str) -> str:
-    key = ' '.join(name.split()).lower()
+    key = _normalise(name).lower()
     for names in vocabulary:
         if key in (n.lower() for n in names):
             return names[0]
@@ -70,39 +85,61 @@ def _match_class(name: str, vocabulary: Vocabulary, where: str) -> str:
                      f'matched by any of their names, ignoring case).')
 
 
+def read_utf8_lines(path: str, what: str = 'Class file') -> List[str]:
+    """The lines of a UTF-8 text file (a byte-order mark is skipped); another
+    encoding is refused naming ``what``, the file, the line and the fix."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b'\n') + 1
+        raise ValueError(
+            f'{what} {path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8 '
+            f'({err.reason}); the file was saved in another encoding (e.g. Latin-1 or '
+            f'Windows-1252). Save it as UTF-8 (your editor\'s "save with encoding", or '
+            f'iconv -f latin1 -t utf-8 OLD > NEW).') from None
+    return list(io.StringIO(text, newline=None))
+
+
 def read_class_file(path: str, unseen: Sequence[str] = ()) -> ClassList:
     """Reads a class file (module doc) and an optional unseen list.
 
+    Names (and ``unseen``) are normalised as :class:`~mmovss.vocab.Vocabulary`
+    normalises them (white space collapsed, Unicode NFC), so the classes and
+    unseen names match the dataset's vocabulary.
+
     Args:
-        path (str): The class file.
+        path (str): The class file (UTF-8).
         unseen (Sequence[str]): More unseen classes (any of their names).
 
     Raises:
         FileNotFoundError: No such file.
-        ValueError: An empty file, a bad marker, an unknown unseen name,
-            duplicated classes, or every class unseen.
+        ValueError: A file that is not UTF-8, an empty file, a bad marker,
+            an unknown unseen name, duplicated classes, or every class unseen.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Class file {path!r} does not exist (one class per line, '
                                 f'synonyms separated by commas, optional "| unseen").')
     classes, marked = [], []
-    with open(path, encoding='utf-8-sig') as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith('#'):
-                continue
-            text, _, marker = line.partition('|')
-            marker = marker.strip().lower()
-            if marker not in ('', _UNSEEN_MARK):
-                raise ValueError(f'{path}, line {number}: unknown marker {marker!r} after '
-                                 f'"|"; the only marker is "| unseen".')
-            names = [' '.join(n.split()) for n in text.split(',')]
-            if not all(names):
-                raise ValueError(f'{path}, line {number}: an empty class name in {line!r} '
-                                 f'(check for a stray comma).')
-            classes.append(', '.join(names))
-            if marker:
-                marked.append(names[0])
+    for number, line in enumerate(read_utf8_lines(path), 1):
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        text, _, marker = line.partition('|')
+        marker = marker.strip().lower()
+        if marker not in ('', _UNSEEN_MARK):
+            raise ValueError(f'{path}, line {number}: unknown marker {marker!r} after '
+                             f'"|"; the only marker is "| unseen".')
+        names = [_normalise(n) for n in text.split(',')]
+        if not all(names):
+            raise ValueError(f'{path}, line {number}: an empty class name in {line!r} '
+                             f'(check for a stray comma).')
+        classes.append(', '.join(names))
+        if marker:
+            marked.append(names[0])
     if len(classes) < 2:
         raise ValueError(f'Class file {path!r} names {len(classes)} class(es); a '
                          f'segmentation dataset needs at least two.')
@@ -160,12 +197,22 @@ def _files(folder: str, suffixes: Sequence[str]) -> Dict[str, str]:
     return found
 
 
+def _unlistable(stem: str) -> bool:
+    """A name that a split file cannot hold: mmseg strips each line of it
+    (``line.strip()``) and splits the file at line breaks."""
+    return stem != stem.strip() or '\n' in stem or '\r' in stem
+
+
 def find_pairs(img_dir: str, ann_dir: str, check: Optional[DataCheck] = None,
-               seg_map_suffix: str = '') -> List[Tuple[str, str]]:
+               seg_map_suffix: str = '', split_file: bool = True) -> List[Tuple[str, str]]:
     """Image/label pairs matched by file name (without suffix).
 
     A label file may end with ``seg_map_suffix`` (e.g. ``_labelTrainIds``)
-    after the image's stem. Unpaired files are reported to ``check``.
+    after the image's stem. Unpaired files are reported to ``check``, and
+    (``split_file``: the names will be written to a split file, as in the
+    flat layout) so are files whose name starts or ends with white space or
+    holds a line break: mmseg strips each line of a split file and would
+    look for another file. Inner spaces are fine.
     """
     for folder, what in ((img_dir, 'image'), (ann_dir, 'label')):
         if not osp.isdir(folder):
@@ -177,6 +224,14 @@ def find_pairs(img_dir: str, ann_dir: str, check: Optional[DataCheck] = None,
             stem = stem[:-len(seg_map_suffix)]
         labels[stem] = path
     if check is not None:
+        if split_file:
+            for stem in sorted(s for s in set(images) | set(labels) if _unlistable(s)):
+                files = ' and '.join(repr(d[stem]) for d in (images, labels) if stem in d)
+                check.add('file names with leading or trailing white space',
+                          f'{files}: the name {osp.basename(stem)!r} starts or ends with '
+                          f'white space (or holds a line break), which mmseg strips from '
+                          f'each line of a split file, so the file would not be found; '
+                          f'rename it (and its pair) without it')
         for stem in sorted(set(images) - set(labels)):
             check.add('images without a label file', images[stem])
         for stem in sorted(set(labels) - set(images)):
@@ -185,22 +240,78 @@ def find_pairs(img_dir: str, ann_dir: str, check: Optional[DataCheck] = None,
 
 
 def _label_bits(label: Image.Image, path: str, check: DataCheck) -> Optional[int]:
-    if label.mode in ('1', 'L', 'P'):
+    """8/16/32 for label files the loader (``LoadSegAnnotations``) reads as
+    integer class indices; None (reported to ``check``) otherwise."""
+    if label.mode in ('L', 'P'):
         return 8
     if label.mode.startswith('I;16'):
         return 16
-    if label.mode in ('I', 'F'):
+    if label.mode == 'I':
         return 32
+    if label.mode == 'F':
+        check.add('float or 1-bit label files',
+                  f'{path} (mode F): the label file holds 32-bit float values, which the '
+                  f'label loader refuses; save the class indices as an integer index map '
+                  f'(8-bit mode L, or 16-bit for more than 255 classes), e.g. '
+                  f'Image.fromarray(np.asarray(label).astype(np.uint8)).save(...)')
+        return None
+    if label.mode == '1':
+        check.add('float or 1-bit label files',
+                  f'{path} (mode 1): a 1-bit file is read as True/False, which the label '
+                  f'loader refuses; save it as an 8-bit index map (mode L), e.g. '
+                  f'Image.fromarray(np.asarray(label, np.uint8)).save(...)')
+        return None
     check.add('colour or multi-channel label files',
               f'{path} (mode {label.mode}): a label file must hold one class index per '
               f'pixel; convert colour visualisations to index maps first')
     return None
 
 
+#: EXIF orientations that image readers undo (2..8; 1 is upright, other
+#: values are ignored by cv2 and PIL) and those that swap width and height.
+_ORIENTATIONS = {2: 'mirrored', 3: 'rotated 180 degrees', 4: 'flipped upside down',
+                 5: 'mirrored and rotated', 6: 'rotated 90 degrees', 7: 'mirrored and rotated',
+                 8: 'rotated 270 degrees'}
+_TRANSPOSING = (5, 6, 7, 8)
+
+
+def _png_has_exif(path: str) -> bool:
+    """Whether a PNG file has an ``eXIf`` chunk (without decoding it)."""
+    with open(path, 'rb') as f:
+        f.seek(8)  # the signature
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return False
+            length, kind = struct.unpack('>I4s', head)
+            if kind == b'eXIf':
+                return True
+            if kind == b'IEND':
+                return False
+            f.seek(length + 4, io.SEEK_CUR)  # data and CRC
+
+
+def _orientation(image: Image.Image, path: str) -> Optional[int]:
+    """The EXIF orientation tag (0x0112) of an opened image, or None."""
+    if image.format == 'PNG' and 'exif' not in image.info \
+            and 'Raw profile type exif' not in image.info and not _png_has_exif(path):
+        return None  # PIL would decode the whole PNG to look for the chunk
+    value = image.getexif().get(0x0112)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def check_custom_dataset(pairs: Sequence[Tuple[str, str]], num_classes: int,
                          ignore_index: int = 255,
                          check: Optional[DataCheck] = None) -> DataCheck:
     """Checks image/label pairs: sizes, label format and label values.
+
+    Reports, each message naming its file: unreadable files; label files
+    that are not single-channel integer index maps (colour, float, 1-bit);
+    images with an EXIF orientation tag (image loaders turn them upright,
+    label loaders do not turn the label); size mismatches; unknown values.
 
     Args:
         pairs: ``(image, label)`` file paths.
@@ -218,9 +329,22 @@ def check_custom_dataset(pairs: Sequence[Tuple[str, str]], num_classes: int,
         try:
             with Image.open(image_path) as image:
                 image_size = image.size
+                orientation = _orientation(image, image_path)
         except Exception as err:  # noqa: BLE001 - any decoder error
             check.add('unreadable images', f'{image_path} ({type(err).__name__}: {err})')
             continue
+        sizes = [image_size]  # a label may match the stored or the upright size
+        if orientation in _ORIENTATIONS:
+            upright = image_size[::-1] if orientation in _TRANSPOSING else image_size
+            sizes.append(upright)
+            check.add('images with an EXIF orientation tag',
+                      f'{image_path} has EXIF orientation {orientation} ('
+                      f'{_ORIENTATIONS[orientation]}): the image loader (mmcv/cv2) turns it '
+                      f'upright ({upright[0]}x{upright[1]}) but does not turn its label '
+                      f'{label_path}, so they would be misaligned. Save the image upright '
+                      f'(e.g. PIL.ImageOps.exif_transpose(Image.open(path)).save(path), '
+                      f'which drops the tag) and check that its label matches the upright '
+                      f'image')
         try:
             with Image.open(label_path) as label:
                 bits = _label_bits(label, label_path, check)
@@ -232,7 +356,7 @@ def check_custom_dataset(pairs: Sequence[Tuple[str, str]], num_classes: int,
             check.add('unreadable label files', f'{label_path} ({type(err).__name__}: {err})')
             continue
         check.label_bits.add(bits)
-        if label_size != image_size:
+        if label_size not in sizes:
             check.add('size mismatches',
                       f'{label_path} is {label_size[0]}x{label_size[1]} but its image '
                       f'{image_path} is {image_size[0]}x{image_size[1]} (width x height)')
@@ -275,6 +399,7 @@ class OpenVocabCustomDataset(BaseSegDataset):
         vocabulary = Vocabulary(list(classes), source='OpenVocabCustomDataset classes')
         self.all_classes = vocabulary.to_list()
         display = list(vocabulary.class_names)
+        unseen_classes = [_normalise(n) for n in unseen_classes]  # as the vocabulary's
         missing = [n for n in unseen_classes if n not in display]
         if missing:
             raise ValueError(f'OpenVocabCustomDataset: unseen classes {missing} are not '

@@ -7,15 +7,22 @@ Used by ``tools/dataset_converters/custom_dataset.py``; see
   ``<root>/<ann_dir>/<split>/NAME.png`` for a train and a val split;
 * flat: ``<root>/<img_dir>/NAME.jpg`` and ``<root>/<ann_dir>/NAME.png``; a
   seeded random ``val_fraction`` of the pairs becomes the val split, written
-  as the split files ``<root>/splits/{train,val}.txt`` (mmseg's
-  ``ann_file``).
+  (with the configs, after the data check) as the split files
+  ``<root>/<split_dir>/{train,val}.txt`` (mmseg's ``ann_file``;
+  ``splits/<name>`` from the tool, so datasets split with other seeds keep
+  their own files; an existing split file that differs is never replaced
+  without ``overwrite``).
 
 The dataset config defines ``train_dataloader`` (seen classes only),
 ``val_dataloader``/``test_dataloader`` (all classes) and the
 ``OpenVocabIoUMetric`` evaluators with the unseen classes, so
 ``tools/test.py`` reports mIoU over seen and unseen classes and hIoU. With a
 method config, a second file inherits that method and swaps in the dataset
-(its pipelines are the method's, with mmovss' label loader).
+(its pipelines are the method's, with mmovss' label loader) and resets what
+the method config ties to its own dataset (:func:`custom_model_delta`: the
+vocabulary, the seen-class list of FC-CLIP / ZegFormer / OVSeg, the
+background threshold of the training-free protocols, and the ignore index of
+the loss, the label padding and the metric).
 """
 import copy
 import datetime
@@ -29,7 +36,8 @@ from typing import List, Optional, Sequence, Tuple
 from .custom import ClassList, DataCheck, check_custom_dataset, find_pairs
 
 __all__ = ['find_layout', 'DatasetLayout', 'default_pipelines', 'method_pipelines',
-           'dataset_config_text', 'write_custom_configs']
+           'dataset_config_text', 'write_custom_configs', 'write_split_files',
+           'check_ignore_index', 'custom_model_delta', 'split_presence_problems']
 
 _IMG_DIRS = ('img_dir', 'images', 'imgs', 'JPEGImages')
 _ANN_DIRS = ('ann_dir', 'labels', 'annotations', 'masks', 'SegmentationClass')
@@ -71,14 +79,31 @@ def _suffixes(pairs: List[Tuple[str, str]], what: int) -> str:
     return next(iter(counts))
 
 
+def _no_pair_hints(ann_dir: str, check: DataCheck) -> str:
+    """Why no pair was found: the unpaired files, label files of an image format."""
+    from .custom import IMAGE_SUFFIXES, LABEL_SUFFIXES
+    hints = []
+    lossy = sorted(n for n in (os.listdir(ann_dir) if osp.isdir(ann_dir) else [])
+                   if osp.splitext(n)[1].lower() in set(IMAGE_SUFFIXES) - set(LABEL_SUFFIXES))
+    if lossy:
+        hints.append(f'{len(lossy)} file(s) in {ann_dir!r} are not label files '
+                     f'({", ".join(lossy[:3])}): labels are PNG or TIFF index maps (JPEG '
+                     f'changes the values); save them as PNG')
+    if check.errors:
+        hints.append('unpaired files:\n' + check.report(limit=5))
+    return ('\n' + '\n'.join(hints)) if hints else ''
+
+
 def find_layout(root: str, check: DataCheck, img_dir: Optional[str] = None,
                 ann_dir: Optional[str] = None, train_split: str = 'train',
                 val_split: str = 'val', val_fraction: float = 0.2,
-                seed: int = 0) -> DatasetLayout:
+                seed: int = 0, split_dir: str = 'splits') -> DatasetLayout:
     """Finds the image/label pairs of both splits (see the module doc).
 
-    Unpaired files are reported to ``check``. The flat layout's split files
-    are written under ``<root>/splits/``.
+    Unpaired files are reported to ``check``. Nothing is written: the flat
+    layout's split files (``<root>/<split_dir>/{train,val}.txt``, their
+    lines in ``splits[key]['lines']``) are written by
+    :func:`write_split_files` once the data check has passed.
     """
     if not osp.isdir(root):
         raise FileNotFoundError(f'Dataset folder {root!r} does not exist.')
@@ -93,7 +118,8 @@ def find_layout(root: str, check: DataCheck, img_dir: Optional[str] = None,
                     f'{osp.join(root, img)!r} does not exist: the MMSeg layout needs a '
                     f'{split} split (or put all pairs in {img_dir}/ and {ann_dir}/ directly '
                     f'and let --val-fraction split them).')
-            pairs = find_pairs(osp.join(root, img), osp.join(root, ann), check)
+            pairs = find_pairs(osp.join(root, img), osp.join(root, ann), check,
+                               split_file=False)  # no split file: outer spaces are fine
             splits[key] = dict(img_path=img, seg_map_path=ann, ann_file='', pairs=pairs)
     else:
         pairs = find_pairs(osp.join(root, img_dir), osp.join(root, ann_dir), check)
@@ -103,19 +129,20 @@ def find_layout(root: str, check: DataCheck, img_dir: Optional[str] = None,
         random.Random(seed).shuffle(order)
         num_val = max(1, round(val_fraction * len(pairs))) if len(pairs) > 1 else 0
         chosen = {'val': sorted(order[:num_val]), 'train': sorted(order[num_val:])}
-        os.makedirs(osp.join(root, 'splits'), exist_ok=True)
         for key in ('train', 'val'):
             names = [osp.splitext(osp.relpath(pairs[i][0], osp.join(root, img_dir)))[0]
                      for i in chosen[key]]
-            split_file = osp.join('splits', f'{key}.txt')
-            with open(osp.join(root, split_file), 'w', encoding='utf-8') as f:
-                f.write(''.join(n + '\n' for n in names))
-            splits[key] = dict(img_path=img_dir, seg_map_path=ann_dir, ann_file=split_file,
-                               pairs=[pairs[i] for i in chosen[key]])
+            splits[key] = dict(img_path=img_dir, seg_map_path=ann_dir,
+                               ann_file=osp.join(split_dir, f'{key}.txt'),
+                               pairs=[pairs[i] for i in chosen[key]],
+                               lines=''.join(n + '\n' for n in names))
     all_pairs = splits['train']['pairs'] + splits['val']['pairs']
     for key in ('train', 'val'):
         if not splits[key]['pairs']:
-            raise ValueError(f'The {key} split of {root!r} has no image/label pair.')
+            raise ValueError(f'The {key} split of {root!r} has no image/label pair '
+                             f'(pairs share a file name: img/NAME.jpg + ann/NAME.png).'
+                             + _no_pair_hints(osp.join(root, splits[key]['seg_map_path']),
+                                              check))
     return DatasetLayout(root, splits, _suffixes(all_pairs, 0), _suffixes(all_pairs, 1))
 
 
@@ -128,23 +155,100 @@ def default_pipelines() -> Tuple[list, list]:
     return train, test
 
 
-def _with_label_loader(pipeline) -> list:
+#: Pipeline steps whose label fill value must be the dataset's ignore index.
+_LABEL_FILL_KEYS = ('ignore_index', 'seg_pad_val')
+_CROPS = ('RandomCrop', 'mmseg.RandomCrop')
+
+
+def _with_label_loader(pipeline, ignore_index: int = 255) -> list:
     pipeline = copy.deepcopy(list(pipeline))
     for step in pipeline:
         if step.get('type') in ('LoadAnnotations', 'mmseg.LoadAnnotations'):
             step['type'] = 'LoadSegAnnotations'
             step.pop('reduce_zero_label', None)
+        for key in _LABEL_FILL_KEYS:  # crops' cat_max_ratio, padding, rotation fill
+            if key in step:
+                step[key] = ignore_index
+        if step.get('type') in _CROPS and 'ignore_index' not in step and ignore_index != 255:
+            step['ignore_index'] = ignore_index
     return pipeline
 
 
-def method_pipelines(method_cfg) -> Tuple[list, list]:
+def method_pipelines(method_cfg, ignore_index: int = 255) -> Tuple[list, list]:
     """A method config's train/test pipelines, loading labels with mmovss'
-    ``LoadSegAnnotations`` (8/16-bit, value checks naming the file)."""
+    ``LoadSegAnnotations`` (8/16-bit, value checks naming the file), label
+    fill values (``ignore_index``, ``seg_pad_val`` of crops, pads and
+    rotations) set to the dataset's ``ignore_index``."""
     default_train, default_test = default_pipelines()
     train = ((method_cfg.get('train_dataloader') or {}).get('dataset') or {}).get('pipeline')
     test = ((method_cfg.get('test_dataloader') or {}).get('dataset') or {}).get('pipeline')
-    return (_with_label_loader(train) if train else default_train,
-            _with_label_loader(test) if test else default_test)
+    return (_with_label_loader(train, ignore_index) if train else default_train,
+            _with_label_loader(test, ignore_index) if test else default_test)
+
+
+def check_ignore_index(ignore_index: int, classes: ClassList) -> None:
+    """Refuses an ignore index that is a class's label value or no label value.
+
+    Raises:
+        ValueError: Naming the class and the fix.
+    """
+    if not 0 <= ignore_index <= 65535:
+        raise ValueError(f'--ignore-index {ignore_index} cannot be stored in an 8- or '
+                         f'16-bit label file; use 255 (or 65535 above 255 classes).')
+    if ignore_index < len(classes.classes):
+        raise ValueError(
+            f'--ignore-index {ignore_index} is the label value of the class '
+            f'{classes.classes[ignore_index]!r} (entry {ignore_index + 1} of the class '
+            f'file): its pixels would be both a class and unlabelled. Remove that class '
+            f'from the class file if its pixels are unlabelled (and store them as '
+            f'{255 if len(classes.classes) < 255 else 65535}), or choose an ignore index above '
+            f'{len(classes.classes) - 1}.')
+
+
+_VOCAB_HOOK = 'DatasetVocabularyHook'
+
+
+def custom_model_delta(method_cfg, classes: ClassList, ignore_index: int,
+                       with_train: bool) -> Tuple[dict, Optional[list]]:
+    """What a method config ties to its own dataset, reset for a custom one.
+
+    * ``model.vocabulary`` set to a list or a benchmark's names becomes None
+      (the vocabulary follows the dataset; a ``DatasetVocabularyHook`` is
+      added to ``custom_hooks``);
+    * ``decode_head.seen_vocabulary`` (FC-CLIP, ZegFormer, OVSeg: which
+      classes get the in-vocabulary weights) becomes the seen classes;
+    * ``decode_head.prob_thd`` > 0 (the training-free protocols' threshold
+      sending low-confidence pixels to the benchmark's background class 0)
+      becomes 0: a custom class list has no designated background;
+    * trained methods: ``decode_head.ignore_index`` (the loss) and
+      ``data_preprocessor.seg_pad_val`` (label padding) become the dataset's
+      ``ignore_index``.
+
+    Returns:
+        tuple: The ``model`` delta (merged over the method's) and the new
+        ``custom_hooks`` list (None: unchanged).
+    """
+    model = method_cfg.get('model') or {}
+    delta, hooks = {}, None
+    if model.get('vocabulary', None) is not None:
+        delta['vocabulary'] = None
+        current = [h for h in (method_cfg.get('custom_hooks') or [])]
+        if not any(isinstance(h, dict) and h.get('type') == _VOCAB_HOOK for h in current):
+            hooks = [dict(h) for h in current] + [dict(type=_VOCAB_HOOK)]
+    head = model.get('decode_head') or {}
+    head_delta = {}
+    if isinstance(head, dict):
+        if head.get('seen_vocabulary', None) is not None:
+            head_delta['seen_vocabulary'] = list(classes.seen)
+        if (head.get('prob_thd', 0) or 0) > 0:
+            head_delta['prob_thd'] = 0.0
+        if with_train:
+            head_delta['ignore_index'] = ignore_index
+    if head_delta:
+        delta['decode_head'] = head_delta
+    if with_train and isinstance(model.get('data_preprocessor'), dict):
+        delta['data_preprocessor'] = dict(seg_pad_val=ignore_index)
+    return delta, hooks
 
 
 def _dataset_dict(layout: DatasetLayout, split: str, seen_only: bool, ignore_index: int,
@@ -152,7 +256,7 @@ def _dataset_dict(layout: DatasetLayout, split: str, seen_only: bool, ignore_ind
     info = layout.splits[split]
     fields = dict(_delete_=True) if replace else {}
     fields.update(type='OpenVocabCustomDataset', data_root=None, classes=None,
-                  unseen_classes=None, seen_only=seen_only, ignore_index=ignore_index,
+                  unseen_classes=None, seen_only=seen_only, ignore_index=None,
                   img_suffix=layout.img_suffix, seg_map_suffix=layout.seg_map_suffix,
                   data_prefix=dict(img_path=info['img_path'],
                                    seg_map_path=info['seg_map_path']),
@@ -162,7 +266,7 @@ def _dataset_dict(layout: DatasetLayout, split: str, seen_only: bool, ignore_ind
 
 def _as_dict_call(fields: dict, pipeline_name: str) -> str:
     refs = dict(data_root='data_root', classes='classes', unseen_classes='unseen_classes',
-                pipeline=pipeline_name)
+                ignore_index='ignore_index', pipeline=pipeline_name)
     parts = []
     for key, value in fields.items():
         if key in refs:
@@ -198,6 +302,7 @@ def dataset_config_text(name: str, layout: DatasetLayout, classes: ClassList,
         f'# Written by tools/dataset_converters/custom_dataset.py{source} on '
         f'{datetime.date.today().isoformat()}.',
         f'data_root = {osp.abspath(layout.root)!r}',
+        f'ignore_index = {ignore_index}  # unlabelled pixels (loss, label padding and metric)',
         'classes = ' + pprint.pformat(list(classes.classes), width=90, compact=True),
         'unseen_classes = ' + pprint.pformat(list(classes.unseen), width=90, compact=True),
         'train_pipeline = ' + pprint.pformat(pipelines[0], width=90, sort_dicts=False),
@@ -221,25 +326,65 @@ def dataset_config_text(name: str, layout: DatasetLayout, classes: ClassList,
     lines += [
         'test_dataloader = val_dataloader',
         f"val_evaluator = dict({delete}type='OpenVocabIoUMetric', iou_metrics=['mIoU'],\n"
-        '                     unseen_classes=unseen_classes)',
+        '                     unseen_classes=unseen_classes, ignore_index=ignore_index)',
         'test_evaluator = val_evaluator',
     ]
     return '\n'.join(lines) + '\n'
 
 
+def write_split_files(layout: DatasetLayout, overwrite: bool = False) -> List[str]:
+    """Writes the flat layout's split files (``splits[key]['lines']``).
+
+    A split file that exists with the same lines is left as it is; one with
+    other lines (another seed or fraction, which configs written then still
+    read: replacing it would move their training images into validation) is
+    replaced only with ``overwrite``.
+
+    Returns:
+        list[str]: The split files written.
+
+    Raises:
+        FileExistsError: A split file with other lines exists.
+    """
+    planned = {}
+    for key in ('train', 'val'):
+        info = layout.splits[key]
+        if 'lines' not in info:
+            continue
+        path = osp.join(layout.root, info['ann_file'])
+        if osp.isfile(path):
+            with open(path, encoding='utf-8') as f:
+                if f.read() == info['lines']:
+                    continue
+            if not overwrite:
+                raise FileExistsError(
+                    f'The split file {path!r} exists with another split (another --seed or '
+                    f'--val-fraction; configs written with it read it). Pass another --name '
+                    f'(split files go to splits/<name>/), or --overwrite to replace it.')
+        planned[path] = info['lines']
+    for path, lines in planned.items():
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(lines)
+    return list(planned)
+
+
 def write_custom_configs(name: str, layout: DatasetLayout, classes: ClassList,
                          out_dir: str, ignore_index: int = 255,
                          methods: Sequence[str] = (), overwrite: bool = False) -> List[str]:
-    """Writes ``<out_dir>/<name>.py`` and one ``<name>_<method>.py`` per method.
+    """Writes ``<out_dir>/<name>.py``, one ``<name>_<method>.py`` per method
+    and the flat layout's split files (:func:`write_split_files`).
 
     Returns:
-        list[str]: The written config files.
+        list[str]: The written files.
 
     Raises:
-        FileExistsError: A config exists and ``overwrite`` is False.
+        FileExistsError: A config exists, or a split file with other lines,
+            and ``overwrite`` is False (nothing is written then).
+        ValueError: ``ignore_index`` is a class's label value.
     """
     from mmengine.config import Config
-    os.makedirs(out_dir, exist_ok=True)
+    check_ignore_index(ignore_index, classes)
     files = {osp.join(out_dir, f'{name}.py'): dataset_config_text(
         name, layout, classes, ignore_index, default_pipelines())}
     for method in methods:
@@ -253,23 +398,78 @@ def write_custom_configs(name: str, layout: DatasetLayout, classes: ClassList,
         header = (f'# {stem} on the custom dataset {name!r}'
                   + (' (trained on its seen classes).' if with_train else ' (training-free).')
                   + f'\n_base_ = [{base!r}]\n')
-        files[path] = header + dataset_config_text(
-            name, layout, classes, ignore_index, method_pipelines(method_cfg),
+        text = header + dataset_config_text(
+            name, layout, classes, ignore_index, method_pipelines(method_cfg, ignore_index),
             replace=True, with_train=with_train, source=f' --method {method}')
+        delta, hooks = custom_model_delta(method_cfg, classes, ignore_index, with_train)
+        if delta:
+            text += ('# what the method config ties to its own dataset, set for this one\n'
+                     'model = ' + pprint.pformat(delta, width=90, sort_dicts=False) + '\n')
+        if hooks is not None:
+            text += 'custom_hooks = ' + pprint.pformat(hooks, width=90, sort_dicts=False) + '\n'
+        files[path] = text
     existing = [p for p in files if osp.exists(p)]
     if existing and not overwrite:
         raise FileExistsError(f'{", ".join(existing)} already exist; pass --overwrite or '
                               f'another --name.')
+    split_files = write_split_files(layout, overwrite)
+    os.makedirs(out_dir, exist_ok=True)
     for path, text in files.items():
         with open(path, 'w', encoding='utf-8') as f:
             f.write(text)
-    return list(files)
+    return split_files + list(files)
 
 
 def check_layout(layout: DatasetLayout, classes: ClassList, ignore_index: int,
                  check: DataCheck) -> DataCheck:
-    """Runs :func:`check_custom_dataset` over both splits."""
+    """Runs :func:`check_custom_dataset` over both splits.
+
+    ``check.pixels`` counts both splits; each split's own counts go to
+    ``layout.splits[key]['pixels']`` (read by :func:`split_presence_problems`).
+    """
     for key in ('train', 'val'):
-        check_custom_dataset(layout.splits[key]['pairs'], len(classes.classes),
-                             ignore_index, check)
+        part = check_custom_dataset(layout.splits[key]['pairs'], len(classes.classes),
+                                    ignore_index, DataCheck())
+        layout.splits[key]['pixels'] = part.pixels
+        check.pairs += part.pairs
+        check.label_bits |= part.label_bits
+        for kind, messages in part.errors.items():
+            for message in messages:
+                check.add(kind, message)
+        check.pixels = part.pixels.copy() if check.pixels is None else check.pixels + part.pixels
     return check
+
+
+def split_presence_problems(layout: DatasetLayout, classes: ClassList) -> Tuple[list, list]:
+    """Classes missing from the split that needs them (after :func:`check_layout`).
+
+    Returns:
+        tuple[list[str], list[str]]: Errors (no seen class in the training
+        split: nothing to learn; no unseen class in the val split: the
+        unseen mIoU and hIoU cannot be measured) and notes (seen classes
+        the training split lacks; unseen classes the val split lacks).
+    """
+    display = [c.split(',')[0].strip() for c in classes.classes]
+    unseen = set(classes.unseen)
+    train, val = (layout.splits[k].get('pixels') for k in ('train', 'val'))
+    errors, notes = [], []
+    if train is not None:
+        seen_missing = [n for n, p in zip(display, train) if n not in unseen and p == 0]
+        if len(seen_missing) == len(display) - len(unseen):
+            errors.append('the train split has no pixel of any seen class: training would '
+                          'learn nothing (its labels are all unseen or unlabelled). Move '
+                          'images of seen classes into it, or mark fewer classes unseen.')
+        elif seen_missing:
+            notes.append(f'no train pixel of {len(seen_missing)} seen class(es), never trained '
+                         f'on: {", ".join(seen_missing[:10])}')
+    if val is not None and unseen:
+        unseen_missing = [n for n, p in zip(display, val) if n in unseen and p == 0]
+        if len(unseen_missing) == len(unseen):
+            errors.append(f'the val split has no pixel of any unseen class '
+                          f'({", ".join(classes.unseen[:10])}): mIoU over unseen classes and '
+                          f'hIoU cannot be measured. Move images with them into the val '
+                          f'split, or mark other classes unseen.')
+        elif unseen_missing:
+            notes.append(f'no val pixel of {len(unseen_missing)} unseen class(es) (IoU 0 where '
+                         f'predicted, else not counted): {", ".join(unseen_missing[:10])}')
+    return errors, notes

@@ -77,7 +77,10 @@ def resolve_class_specs(classes: Sequence[str], specs: Sequence[ClassSpec],
 
     Raises:
         ValueError: An index out of range, a name of no class, or a synonym
-            of several classes.
+            of several classes none of which it is the first name of (a name
+            that is one class's first name and another's later synonym
+            resolves to the first: the custom-dataset configs name unseen
+            classes by their first names).
     """
     classes = list(classes)
     lookup: Dict[str, List[int]] = {}
@@ -97,6 +100,10 @@ def resolve_class_specs(classes: Sequence[str], specs: Sequence[ClassSpec],
             indices.append(int(spec))
             continue
         matches = sorted(set(lookup.get(str(spec).strip(), [])))
+        if len(matches) > 1:  # the class it is the first (display) name of, if one
+            first = [i for i in matches
+                     if classes[i].split(',')[0].strip() == str(spec).strip()]
+            matches = first if len(first) == 1 else matches
         if not matches:
             raise ValueError(
                 f'OpenVocabIoUMetric: {arg} entry {spec!r} names no class '

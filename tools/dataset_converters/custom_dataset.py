@@ -20,8 +20,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmovss  # noqa: E402,F401  (compat + registration)
-from mmovss.datasets.custom import DataCheck, read_class_file  # noqa: E402
-from mmovss.datasets.custom_config import check_layout, find_layout, write_custom_configs  # noqa: E402
+from mmovss.datasets.custom import DataCheck, read_class_file, read_utf8_lines  # noqa: E402
+from mmovss.datasets.custom_config import (  # noqa: E402
+    check_ignore_index,
+    check_layout,
+    find_layout,
+    split_presence_problems,
+    write_custom_configs,
+)
 
 
 def parse_args(argv=None):
@@ -55,8 +61,8 @@ def _unseen_names(args):
     if args.unseen_file:
         if not osp.isfile(args.unseen_file):
             raise FileNotFoundError(f'Unseen file {args.unseen_file!r} does not exist.')
-        with open(args.unseen_file, encoding='utf-8-sig') as f:
-            names += [ln.strip() for ln in f if ln.strip() and not ln.startswith('#')]
+        names += [ln.strip() for ln in read_utf8_lines(args.unseen_file, 'Unseen file')
+                  if ln.strip() and not ln.startswith('#')]
     return names
 
 
@@ -67,9 +73,12 @@ def main(argv=None) -> int:
         ignore_index = args.ignore_index
         if ignore_index is None:
             ignore_index = 255 if len(classes.classes) <= 255 else 65535
+        check_ignore_index(ignore_index, classes)
+        name = args.name or osp.basename(osp.normpath(args.root))
         check = DataCheck()
         layout = find_layout(args.root, check, args.img_dir, args.ann_dir, args.train_split,
-                             args.val_split, args.val_fraction, args.seed)
+                             args.val_split, args.val_fraction, args.seed,
+                             split_dir=osp.join('splits', name))
         if not args.no_check:
             check_layout(layout, classes, ignore_index, check)
     except (FileNotFoundError, ValueError) as err:
@@ -86,16 +95,21 @@ def main(argv=None) -> int:
             absent = [c.split(',')[0] for c, n in zip(classes.classes, check.pixels) if n == 0]
             if absent:
                 print(f'note: no pixel of {len(absent)} class(es): {", ".join(absent[:10])}')
+            if check.ok:  # per split: what training and the unseen mIoU need
+                errors, notes = split_presence_problems(layout, classes)
+                for note in notes:
+                    print(f'note: {note}')
+                for error in errors:
+                    check.add('classes missing from a split', error)
         if not check.ok:
             print(f'error: the data check found problems (nothing written):\n{check.report()}',
                   file=sys.stderr)
             return 1
         print(f'data check: {check.pairs} pairs OK')
-    name = args.name or osp.basename(osp.normpath(args.root))
     try:
         written = write_custom_configs(name, layout, classes, args.out_dir, ignore_index,
                                        args.method, args.overwrite)
-    except (FileExistsError, FileNotFoundError) as err:
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     for path in written:

@@ -32,7 +32,8 @@ def learned_parameter_names(model: nn.Module) -> List[str]:
 
 
 def require_trained_weights(model: nn.Module, checkpoint: Optional[str],
-                            allow_random: bool = False, config: Optional[str] = None) -> None:
+                            allow_random: bool = False, config: Optional[str] = None,
+                            api: bool = False) -> None:
     """Raises unless ``model`` is training-free, a checkpoint is given, or allowed.
 
     Args:
@@ -40,6 +41,8 @@ def require_trained_weights(model: nn.Module, checkpoint: Optional[str],
         checkpoint (str, optional): The checkpoint that will be loaded.
         allow_random (bool): Accept random learned weights on purpose.
         config (str, optional): The config's name, for the message.
+        api (bool): Name the Python arguments (``weights=``,
+            ``allow_random_weights=True``) in the message, not the flags.
 
     Raises:
         MissingTrainedWeights: A trained model, no checkpoint, not allowed.
@@ -50,6 +53,13 @@ def require_trained_weights(model: nn.Module, checkpoint: Optional[str],
     if not learned:
         return
     what = f'Config {config!r}' if config else 'This model'
+    if api:
+        raise MissingTrainedWeights(
+            f'{what} is a trained model ({len(learned)} learned parameter tensors, e.g. '
+            f'{", ".join(learned[:3])}) but no weights were given: its results would come '
+            f'from random weights. Pass OpenVocabInferencer(config, weights=CHECKPOINT) '
+            f'(or a released model name); training-free configs need none. For an '
+            f'intentional random-weight run pass allow_random_weights=True.')
     raise MissingTrainedWeights(
         f'{what} is a trained model ({len(learned)} learned parameter tensors, e.g. '
         f'{", ".join(learned[:3])}) but no checkpoint was given: its results would come '

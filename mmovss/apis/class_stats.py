@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ['class_areas', 'class_scores', 'summarize']
+__all__ = ['SEG_LOGITS_KINDS', 'class_areas', 'class_scores', 'summarize']
 
 
 def class_areas(sem_seg: Tensor, num_classes: int) -> np.ndarray:
@@ -24,30 +24,40 @@ def class_areas(sem_seg: Tensor, num_classes: int) -> np.ndarray:
     return torch.bincount(labels, minlength=num_classes).cpu().numpy()
 
 
-def class_scores(sem_seg: Tensor, seg_logits: Tensor,
-                 are_probabilities: bool) -> np.ndarray:
+#: What the ``seg_logits`` of a model hold (``OpenVocabDecodeHead.seg_logits_kind``).
+SEG_LOGITS_KINDS = ('logits', 'probabilities', 'scores')
+
+
+def class_scores(sem_seg: Tensor, seg_logits: Tensor, kind: str = 'logits') -> np.ndarray:
     """Mean confidence of every class over the pixels predicted as it.
 
     The confidence of a pixel is the probability of its predicted class:
-    ``softmax(logits)[label]`` for logits, or the value itself when the
-    model already returns probabilities.
+    ``softmax(logits)[label]`` for logits, the value itself for
+    probabilities, and ``S_label / sum_c S_c`` for the non-negative,
+    unnormalised scores of mask classification (MaskFormer's semantic
+    inference ``S_c = sum_q p_q(c) sigmoid(m_q)``, whose softmax would be
+    near ``1 / C`` whatever the prediction).
 
     Args:
         sem_seg (Tensor): (H, W) or (1, H, W) integer labels.
-        seg_logits (Tensor): (C, H, W) class logits or probabilities.
-        are_probabilities (bool): ``seg_logits`` holds probabilities.
+        seg_logits (Tensor): (C, H, W) class logits, probabilities or scores.
+        kind (str): One of :data:`SEG_LOGITS_KINDS`.
 
     Returns:
         np.ndarray: (C,) float64 scores in [0, 1]; NaN for absent classes.
     """
+    if kind not in SEG_LOGITS_KINDS:
+        raise ValueError(f'class_scores: kind must be one of {SEG_LOGITS_KINDS}, got {kind!r}.')
     num_classes = seg_logits.shape[0]
     labels = sem_seg.reshape(seg_logits.shape[1:]).long().to(
         seg_logits.device)
     valid = (labels >= 0) & (labels < num_classes)
     index = labels.clamp(0, num_classes - 1)[None]
     picked = seg_logits.gather(0, index)[0].float()
-    if are_probabilities:
+    if kind == 'probabilities':
         confidence = picked
+    elif kind == 'scores':
+        confidence = picked / seg_logits.float().sum(dim=0).clamp_min(1e-12)
     else:
         confidence = torch.exp(picked - torch.logsumexp(
             seg_logits.float(), dim=0))
@@ -63,11 +73,12 @@ def class_scores(sem_seg: Tensor, seg_logits: Tensor,
 
 def summarize(sem_seg: Tensor, num_classes: int,
               seg_logits: Optional[Tensor] = None,
-              are_probabilities: bool = False) -> dict:
-    """Areas (pixels, fractions) and scores of every class of a label map."""
+              kind: str = 'logits') -> dict:
+    """Areas (pixels, fractions) and scores of every class of a label map
+    (``kind``: what ``seg_logits`` hold, see :func:`class_scores`)."""
     pixels = class_areas(sem_seg, num_classes)
     total = max(int(sem_seg.numel()), 1)
-    scores = (class_scores(sem_seg, seg_logits, are_probabilities)
+    scores = (class_scores(sem_seg, seg_logits, kind)
               if seg_logits is not None else
               np.full(num_classes, np.nan))
     return dict(pixels=pixels, areas=pixels / total, scores=scores)

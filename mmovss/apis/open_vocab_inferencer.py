@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import os.path as osp
+import sys
 import warnings
 from typing import Iterator, List, Optional, Sequence, Union
 
@@ -40,6 +41,7 @@ from mmovss.io import UnsafeOutputError, check_planned_outputs
 from mmovss.models.segmentors.training_free_segmentor import TrainingFreeSegmentor
 from mmovss.protocols import apply_benchmark
 from mmovss.runtime import load_config
+from mmovss.trained_weights import require_trained_weights
 from mmovss.visualization import OpenVocabVisualizer
 from mmovss.vocab import Vocabulary
 
@@ -71,6 +73,13 @@ def output_paths(out_dir: str, name: str) -> dict:
     return dict(vis=osp.join(out_dir, 'vis', f'{name}.png'),
                 labels=osp.join(out_dir, 'pred', f'{name}.png'),
                 json=osp.join(out_dir, 'pred', f'{name}.json'))
+
+
+def _has_display() -> bool:
+    """Whether a window can be shown (Linux and BSD need an X or Wayland display)."""
+    if sys.platform.startswith(('win', 'darwin')):
+        return True
+    return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
 
 
 class OpenVocabInferencer(MMSegInferencer):
@@ -105,6 +114,12 @@ class OpenVocabInferencer(MMSegInferencer):
         weights_dir (str, optional): Folder for downloaded and converted
             checkpoints; default ``$MMOVSS_WEIGHTS_DIR``, else torch hub's
             ``checkpoints`` folder.
+        allow_random_weights (bool): Accept a trained model without weights
+            (its learned layers random: speed tests, debugging). Otherwise
+            such a model is refused (:class:`~mmovss.trained_weights.
+            MissingTrainedWeights`), as in ``tools/test.py`` and
+            ``tools/demo.py``: its predictions would not be the model's.
+            The config's ``load_from`` counts as weights.
     """
 
     def __init__(self,
@@ -117,7 +132,8 @@ class OpenVocabInferencer(MMSegInferencer):
                  scope: str = 'mmseg',
                  show_progress: bool = False,
                  benchmark: Optional[str] = None,
-                 weights_dir: Optional[str] = None) -> None:
+                 weights_dir: Optional[str] = None,
+                 allow_random_weights: bool = False) -> None:
         if isinstance(model, (str, os.PathLike)):
             config, weights = resolve_model(os.fspath(model), weights)
             cfg = load_config(config)
@@ -131,6 +147,8 @@ class OpenVocabInferencer(MMSegInferencer):
             cfg = apply_benchmark(cfg, benchmark)
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
+        if weights is None and cfg.get('load_from'):
+            weights = cfg.load_from  # as tools/test.py without CHECKPOINT
         if weights is not None and not str(weights).startswith(
                 ('http://', 'https://')) and not osp.isfile(weights):
             raise FileNotFoundError(f'Checkpoint {weights!r} does not exist.')
@@ -142,6 +160,10 @@ class OpenVocabInferencer(MMSegInferencer):
                          scope=scope)
         if self.weights is not None:
             self._load_strictly(self.weights)
+        else:
+            require_trained_weights(self.model, None, allow_random_weights,
+                                    config=model if isinstance(model, str) else None,
+                                    api=True)
         self.show_progress = show_progress
         if not hasattr(self.model, 'set_vocabulary'):
             raise TypeError(
@@ -149,6 +171,10 @@ class OpenVocabInferencer(MMSegInferencer):
                 f'segmentor (it has no set_vocabulary); use mmseg\'s '
                 f'MMSegInferencer for closed-set models.')
         self._palette = None
+        explicit = getattr(self.model, 'explicit_vocabulary', None)
+        own = explicit if explicit is not None else (
+            Vocabulary.build(self._dataset_meta) if self._dataset_meta else None)
+        self._own_class_names = list(own.class_names) if own is not None else None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary, palette)
         else:
@@ -163,11 +189,19 @@ class OpenVocabInferencer(MMSegInferencer):
         try:
             load_prepared(self.model, weights)
         except RuntimeError as err:
+            reason = str(err).split(' Pass --non-strict')[0]  # a flag of tools/test.py only
             what = (f'{weights.source!r} (format {weights.format}, converted to '
                     f'{weights.path!r})' if weights.converted else repr(weights.source))
             raise ReleasedWeightsError(
-                f'The weights {what} do not fit the model of this config: {err} Use the '
+                f'The weights {what} do not fit the model of this config: {reason} Use the '
                 'config of the released model (python tools/demo.py --list-models).') from None
+
+    def _seg_logits_kind(self) -> str:
+        """What the model's ``seg_logits`` hold (``OpenVocabDecodeHead.seg_logits_kind``)."""
+        if isinstance(self.model, TrainingFreeSegmentor):
+            return 'probabilities'
+        head = getattr(self.model, 'decode_head', None)
+        return getattr(head, 'seg_logits_kind', 'logits')
 
     @staticmethod
     def _test_dataset_meta(cfg: Config) -> Optional[dict]:
@@ -269,7 +303,44 @@ class OpenVocabInferencer(MMSegInferencer):
                 f'{len(vocabulary)} classes of the vocabulary.')
         self._palette = palette
         self.model.set_vocabulary(vocabulary)
+        self._fit_background_rule(vocabulary)
         return vocabulary
+
+    def _fit_background_rule(self, vocabulary: Vocabulary) -> None:
+        """The training-free protocols' background rule, kept only where it fits.
+
+        A benchmark protocol (e.g. ``sclip_vit-b16_voc21``) sends pixels
+        below ``prob_thd`` to its background class ``background_index`` (0)
+        and spares it the ``area_thd`` filter. With the user's own classes
+        that class is whatever came first, so the rule is turned off
+        (``prob_thd=0``, ``background_index=None``; warned) unless the class
+        at that index is named as a background (``background``, ``other``,
+        ...) or the vocabulary is the config's own; it comes back when it
+        fits again.
+        """
+        head = getattr(self.model, 'decode_head', None)
+        if head is None or not hasattr(head, 'background_index'):
+            return
+        if not hasattr(self, '_protocol_background'):
+            self._protocol_background = (head.prob_thd, head.background_index)
+        prob_thd, index = self._protocol_background
+        if index is None or (prob_thd <= 0 and getattr(head, 'area_thd', None) is None):
+            return
+        from mmovss.evaluation.vocabulary_report import BACKGROUND_WORDS
+        names = list(vocabulary.class_names)
+        fits = index < len(names) and (
+            names[index].strip().lower() in BACKGROUND_WORDS
+            or names == self._own_class_names)
+        if fits:
+            head.prob_thd, head.background_index = prob_thd, index
+        elif head.background_index is not None:
+            head.prob_thd, head.background_index = 0.0, None
+            warnings.warn(
+                f'This config\'s protocol treats class {index} as the background (pixels '
+                f'below prob_thd={prob_thd} go to it; it is spared the area filter), but class '
+                f'{index} of your vocabulary is {names[index]!r}: the rule is off for it '
+                f'(prob_thd=0, background_index=None). Name a background class at index '
+                f'{index} (e.g. "background") to keep it.', stacklevel=3)
 
     def _class_palette(self, vocabulary: Vocabulary) -> Optional[list]:
         if self._palette is not None and len(self._palette) == len(
@@ -365,6 +436,10 @@ class OpenVocabInferencer(MMSegInferencer):
         """
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+        if show and not _has_display():
+            raise ValueError('show=True (--show) needs a display, and this session has none '
+                             '(no DISPLAY / WAYLAND_DISPLAY): the window would wait forever. '
+                             'Write the overlays with out_dir (--out) instead.')
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
         vocab = self.vocabulary
@@ -399,7 +474,7 @@ class OpenVocabInferencer(MMSegInferencer):
             else None
         stats = summarize(
             sem_seg, vocab.num_classes, seg_logits,
-            are_probabilities=isinstance(self.model, TrainingFreeSegmentor))
+            kind=self._seg_logits_kind())
         if not return_datasamples and 'seg_logits' in sample:
             del sample.seg_logits  # (C, H, W): free it now
         labels = sem_seg.cpu().numpy()

@@ -34,6 +34,8 @@ class MaskClassificationHead(OpenVocabDecodeHead):
         **kwargs: Other :class:`OpenVocabDecodeHead` arguments.
     """
 
+    seg_logits_kind = 'scores'  # semantic inference (mmovss.models.utils.mask_classification)
+
     def __init__(self, in_channels, channels, criterion: ConfigType,
                  **kwargs):
         super().__init__(in_channels, channels, **kwargs)

@@ -39,6 +39,12 @@ class OpenVocabDecodeHead(BaseDecodeHead):
     #: :class:`~mmovss.models.segmentors.OpenVocabEncoderDecoder`): set by
     #: the heads checked in bf16 against float32 (tests/test_low_precision.py).
     supports_low_precision_cast = False
+    #: What the (C, H, W) ``seg_logits`` of a prediction hold, for the
+    #: confidence the inferencer reports (:func:`mmovss.apis.class_stats.class_scores`):
+    #: ``'logits'`` (softmax over classes gives probabilities), ``'probabilities'``
+    #: or ``'scores'`` (non-negative, not normalised: MaskFormer's semantic
+    #: inference ``S_c = sum_q p_q(c) sigmoid(m_q)``, normalised over classes).
+    seg_logits_kind = 'logits'
     #: On that path the head gets the class embeddings in float32 instead of
     #: its dtype (:meth:`OpenVocabEncoderDecoder.head_class_embeds`).
     float32_class_embeddings = False

@@ -59,6 +59,8 @@ class OpenSegHead(OpenVocabDecodeHead):
             of zeros (:class:`~mmovss.models.utils.maskformer_decoder.QueryDecoder`).
     """
 
+    seg_logits_kind = 'scores'  # semantic inference over its proposals
+
     #: On the cast path only the towers are cast; this head stays float32
     #: (checked in tests/test_low_precision_heads.py).
     float32_on_cast_path = True

@@ -90,6 +90,8 @@ class SAMCLIPHead(OpenVocabDecodeHead):
         mask_pooling (dict): Mask-pooling config.
     """
 
+    seg_logits_kind = 'probabilities'  # per pixel, of the covering mask or dense CLIP
+
     #: On the cast path only the towers are cast; this head stays float32
     #: (checked in tests/test_low_precision_heads.py).
     float32_on_cast_path = True

@@ -88,6 +88,8 @@ class TrainingFreeHead(OpenVocabDecodeHead):
             softmax's normaliser pass (labels equal; default False).
     """
 
+    seg_logits_kind = 'probabilities'  # what TrainingFreeSegmentor returns
+
     def __init__(self,
                  in_channels: int,
                  logit_scale: float = 40.0,

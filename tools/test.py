@@ -25,6 +25,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis.model_zoo import resolve_model  # noqa: E402
 from mmovss.apis.released_weights import load_prepared, prepare_weights  # noqa: E402
+from mmovss.evaluation.unseen_check import UnseenClassesCheckHook, checkpoint_training_classes  # noqa: E402
 from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
 from mmovss.runtime import (  # noqa: E402
     check_checkpoint_file,
@@ -150,6 +151,9 @@ def main(argv=None):
     elif checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)
+    if checkpoint is not None:  # unseen classes of this test that the checkpoint trained on
+        runner.register_hook(UnseenClassesCheckHook(checkpoint_training_classes(checkpoint),
+                                                    checkpoint))
     try:
         metrics = runner.test()
     finally:

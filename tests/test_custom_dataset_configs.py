@@ -144,3 +144,14 @@ def test_a_name_that_is_one_class_first_name_and_another_synonym():
     assert resolve_class_specs(['car', 'truck, car'], ['car'], 'unseen_classes') == [0]
     with pytest.raises(ValueError, match='synonym of several classes'):
         resolve_class_specs(['bus, car', 'truck, car'], ['car'], 'unseen_classes')
+
+
+def test_a_method_trained_on_several_sources_is_refused(tmp_path, capsys, repo_root):
+    """OpenSeg trains on segmentation and captions (a ConcatDataset with
+    MixedSourceSampler); before, its config was written and failed in training."""
+    root = tmp_path / 'data'
+    _dataset(root, dict(train=[_label([0, 1, 2, 3, 5])], val=[_label([0, 4, 1])]))
+    method = repo_root / 'configs/ovshapes/openseg_tiny-clip_1k_ovshapes-seen-captions.py'
+    code, log = _convert(capsys, root, '--out-dir', tmp_path / 'c', '--method', method)
+    assert code == 2 and 'trains on several sources at once' in log, log
+    assert not (tmp_path / 'c').exists()

@@ -392,6 +392,13 @@ def write_custom_configs(name: str, layout: DatasetLayout, classes: ClassList,
             raise FileNotFoundError(f'Method config {method!r} does not exist.')
         method_cfg = Config.fromfile(method)
         with_train = method_cfg.get('train_dataloader') is not None
+        train_ds = (method_cfg.get('train_dataloader') or {}).get('dataset') or {}
+        if train_ds.get('type') in ('ConcatDataset', 'mmengine.ConcatDataset'):
+            raise ValueError(
+                f'{method} trains on several sources at once ({train_ds.get("type")}, e.g. '
+                f'OpenSeg: segmentation and captions); a custom dataset gives one. Train it '
+                f'with its own config (replacing its segmentation source by hand), or pick a '
+                f'method trained on segmentation alone.')
         stem = osp.splitext(osp.basename(method))[0]
         path = osp.join(out_dir, f'{name}_{stem}.py')
         base = osp.relpath(osp.abspath(method), osp.abspath(out_dir))

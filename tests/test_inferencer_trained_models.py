@@ -118,3 +118,28 @@ def test_show_without_a_display_is_refused_and_a_foreign_checkpoint_names_no_cli
     with pytest.raises(ReleasedWeightsError, match='do not fit') as info:
         OpenVocabInferencer(ZEGFORMER, device='cpu', vocabulary=NAMES, weights=str(foreign))
     assert '--non-strict' not in str(info.value)  # a flag of tools/test.py, not of the API
+
+
+def test_an_image_the_model_cannot_segment_is_named_and_a_folder_goes_on(tmp_path):
+    """A 7 x 3 image is smaller than one 8 x 8 patch of the tiny CLIP (before:
+    a model-internal error without the file, ending a folder run)."""
+    import cv2
+
+    from mmovss.apis import UnreadableImageError, UnsegmentableImageError
+    inferencer = OpenVocabInferencer(
+        str(REPO_ROOT / 'configs/ovshapes/sclip_tiny-clip_ovshapes.py'), device='cpu',
+        vocabulary=['sky', 'grass'])
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a_normal.png'), _image())
+    cv2.imwrite(str(folder / 'b_thin.png'), _image()[:7, :3])
+    with pytest.warns(UserWarning, match=r"Cannot segment image .*b_thin.png' \(7x3 pixels\)"):
+        results = inferencer(str(folder), batch_size=2)['predictions']
+    assert [r['name'] for r in results] == ['a_normal']
+    with pytest.raises(UnsegmentableImageError, match=r"b_thin.png' \(7x3 pixels\)"):
+        inferencer(str(folder / 'b_thin.png'))
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'c.png').write_bytes(b'not a png')
+    with pytest.warns(UserWarning), pytest.raises(UnreadableImageError, match='None of the 1'):
+        inferencer(str(broken))

@@ -15,8 +15,8 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'ImageInput', 'UnreadableImageError', 'collect_inputs',
-    'check_array_image'
+    'IMAGE_EXTENSIONS', 'ImageInput', 'UnreadableImageError', 'UnsegmentableImageError',
+    'collect_inputs', 'check_array_image'
 ]
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp',
@@ -28,6 +28,11 @@ InputLike = Union[str, os.PathLike, np.ndarray]
 
 class UnreadableImageError(ValueError):
     """An image file exists but cannot be decoded (or does not exist)."""
+
+
+class UnsegmentableImageError(UnreadableImageError):
+    """An image was read but the model cannot segment it (e.g. smaller than
+    one ViT patch, thinner than a convolution's kernel)."""
 
 
 @dataclass

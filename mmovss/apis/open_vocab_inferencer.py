@@ -55,7 +55,7 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
 from .class_stats import summarize
-from .inputs import ImageInput, UnreadableImageError, collect_inputs
+from .inputs import ImageInput, UnreadableImageError, UnsegmentableImageError, collect_inputs
 from .model_zoo import resolve_model
 from .released_weights import PreparedWeights, ReleasedWeightsError, load_prepared, prepare_weights
 
@@ -454,16 +454,51 @@ class OpenVocabInferencer(MMSegInferencer):
                    for i in range(0, len(items), batch_size)]
         if self.show_progress:
             batches = track(batches, description='Segmenting')
+        done, skipped = 0, []
         for batch in batches:
             loaded = [(item, self._read(item)) for item in batch]
+            skipped += [item for item, img in loaded if img is None]
             loaded = [(item, img) for item, img in loaded if img is not None]
             if not loaded:
                 continue
-            samples = self._predict([img for _, img in loaded], with_scores)
-            for (item, image), sample in zip(loaded, samples):
+            for (item, image), sample in zip(loaded, self._segment(loaded, with_scores)):
+                if sample is None:
+                    skipped.append(item)
+                    continue
+                done += 1
                 yield self._result(item, image, sample, vocab,
                                    return_datasamples, return_vis, show,
                                    wait_time, out_dir, with_labels)
+        if skipped and not done:
+            raise UnreadableImageError(
+                f'None of the {len(skipped)} image(s) could be read and segmented (the '
+                f'warnings above give each reason, e.g. {skipped[0].path!r}); nothing was '
+                f'written.')
+
+    def _segment(self, loaded, with_scores: bool) -> List[Optional[SegDataSample]]:
+        """The samples of one batch of ``(item, image)``; an image the model
+        cannot segment (smaller than a patch, thinner than a kernel) is
+        refused naming its file, or skipped (None, warned) in a folder run."""
+        try:
+            return self._predict([img for _, img in loaded], with_scores)
+        except (ValueError, RuntimeError) as err:
+            if isinstance(err, torch.OutOfMemoryError):
+                raise
+        samples = []  # one by one, to find the image and keep the others
+        for item, image in loaded:
+            try:
+                samples += self._predict([image], with_scores)
+            except (ValueError, RuntimeError) as err:
+                if isinstance(err, torch.OutOfMemoryError):
+                    raise
+                message = (f'Cannot segment image {item.path or item.name!r} '
+                           f'({image.shape[0]}x{image.shape[1]} pixels) with this model: '
+                           f'{type(err).__name__}: {err}')
+                if not item.from_folder:
+                    raise UnsegmentableImageError(message) from err
+                warnings.warn(f'{message} Skipped.')
+                samples.append(None)
+        return samples
 
     def _result(self, item: ImageInput, image: np.ndarray,
                 sample: SegDataSample, vocab: Vocabulary,

@@ -51,3 +51,21 @@ def make_ovshapes_world(tmp_path_factory):
             made[num_val, seed] = str(root)
         return made[num_val, seed]
     return make
+
+
+@pytest.fixture(autouse=True)
+def _drop_closed_log_files():
+    """After each test, file handlers whose stream was closed leave the
+    mmengine loggers. A web-UI test starts uvicorn, whose
+    ``logging.config.dictConfig`` closes every existing handler, also the
+    log file of a runner an earlier test ran in this process; mmengine's
+    ``init_weights`` then writes to the current logger's closed file
+    (``'NoneType' object has no attribute 'write'``) in a later test."""
+    yield
+    from logging import FileHandler
+
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in list(logger.handlers):
+            if isinstance(handler, FileHandler) and handler.stream is None:
+                logger.removeHandler(handler)

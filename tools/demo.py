@@ -29,6 +29,7 @@ import json
 import os
 import os.path as osp
 import sys
+import warnings
 
 # huge pages for CPU tensors >= 2 MiB, read by PyTorch at its first allocation
 # (mmovss.benchmarking.memory.HUGE_PAGES_ENV; THP_MEM_ALLOC_ENABLE=0 turns it off)
@@ -46,11 +47,51 @@ from mmovss.apis import (  # noqa: E402
 from mmovss.apis.inputs import collect_inputs  # noqa: E402
 from mmovss.apis.open_vocab_inferencer import output_paths  # noqa: E402
 from mmovss.apis.released_weights import prepare_weights  # noqa: E402
+from mmovss.apis.vocabulary_text import vocabulary_from_file  # noqa: E402
 from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
+from mmovss.models.utils.open_clip_weights import WeightFileError  # noqa: E402
 from mmovss.trained_weights import MissingTrainedWeights, require_trained_weights  # noqa: E402
 from mmovss.vocab import Vocabulary  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
+
+#: Config files mmengine reads; anything else (``-c README.md``) is refused
+#: before mmengine's ``OSError: Only py/yml/yaml/json type are supported``.
+CONFIG_EXTENSIONS = ('.py', '.json', '.yaml', '.yml')
+
+def positive_int(text: str) -> int:
+    """argparse type of ``--batch-size``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'must be >= 1 (images per forward pass), got {value}')
+    return value
+
+
+def device_problem(device: str):
+    """Why ``--device`` cannot be used here, or None."""
+    import torch
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return (f'--device {device!r} is not a device name; use cpu, cuda or cuda:N '
+                f'(or leave --device out to use a GPU when there is one).')
+    if parsed.type == 'cuda':
+        if not torch.cuda.is_available():
+            why = ('this PyTorch is built without CUDA' if torch.version.cuda is None
+                   else 'no CUDA GPU or driver is found on this machine')
+            return (f'--device {device!r}: {why}; use --device cpu (or leave '
+                    f'--device out).')
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            return (f'--device {device!r}: this machine has {count} CUDA device(s), '
+                    f'cuda:0 to cuda:{count - 1}.')
+    if parsed.type == 'mps' and not torch.backends.mps.is_available():
+        return f'--device {device!r}: MPS is not available here; use --device cpu.'
+    return None
 
 
 def parse_args(argv=None):
@@ -87,7 +128,7 @@ def parse_args(argv=None):
                         'overwritten)')
     parser.add_argument('--device', default=None,
                         help='cpu, cuda, cuda:1, ... (default: available)')
-    parser.add_argument('--batch-size', type=int, default=1,
+    parser.add_argument('--batch-size', type=positive_int, default=1,
                         help='images per forward pass')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='opacity of the colour mask (0..1)')
@@ -115,20 +156,50 @@ def parse_args(argv=None):
         parser.error(f'missing {", ".join(missing)}')
     if not 0 <= args.opacity <= 1:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    if args.device is not None:
+        problem = device_problem(args.device)
+        if problem:
+            parser.error(problem)
     return args
 
 
 def load_vocabulary(args) -> Vocabulary:
     """The vocabulary of ``--vocabulary`` or ``--vocabulary-file``."""
-    if args.vocabulary_file:
-        return Vocabulary.from_file(args.vocabulary_file)
+    if args.vocabulary_file:  # at least two classes, as for --vocabulary
+        return vocabulary_from_file(args.vocabulary_file)
     return vocabulary_from_text(args.vocabulary, source='--vocabulary')
 
 
-def check_out_dir(args) -> None:
+def check_config_file(config: str) -> None:
+    """Refuses a file that is no config (``-c README.md``) before mmengine
+    reads it."""
+    if osp.splitext(config)[1].lower() not in CONFIG_EXTENSIONS:
+        raise ValueError(
+            f'{config!r} is not a config file: a config must be a .py file such as '
+            f'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py (pass it with --config), '
+            f'or give a model name with --model (python tools/demo.py --list-models).')
+
+
+def check_out_parents(out: str) -> None:
+    """Refuses an ``--out`` that cannot be created because a path above it is
+    a file (``--out photo.png/results``), before the model is built."""
+    path = parent = osp.abspath(out)
+    while not osp.lexists(parent):
+        up = osp.dirname(parent)
+        if up == parent:
+            return
+        parent = up
+    if parent != path and not osp.isdir(parent):
+        raise UnsafeOutputError(
+            f"--out '{out}' cannot be created: '{parent}' is a file, not a folder. "
+            f'Choose an output folder whose parents are folders.')
+
+
+def check_out_dir(args, items) -> None:
     """The shared output guard (mmovss.io): no input overwritten (by inode),
-    a non-empty ``--out`` only with ``--overwrite``."""
-    items = collect_inputs(args.inputs)
+    a non-empty ``--out`` only with ``--overwrite``; ``items`` are the
+    collected inputs."""
+    check_out_parents(args.out)
     inputs = [i.path for i in items if i.path is not None]
     planned = [p for i in items for p in output_paths(args.out, i.name).values()]
     check_output_dir(args.out, overwrite=args.overwrite, protected_files=inputs,
@@ -144,12 +215,16 @@ def main(argv=None) -> int:
         vocabulary = load_vocabulary(args)
         config, weights = resolve_model(args.model or args.config,
                                         args.checkpoint)
+        check_config_file(config)
         if not osp.exists(args.inputs):
             raise FileNotFoundError(
                 f'Input {args.inputs!r} does not exist (pass an image file '
                 f'or a folder of images).')
+        # before the model is built: an empty folder is an error, and the
+        # files skipped in a folder are reported (once: see below)
+        items = collect_inputs(args.inputs)
         if args.out:
-            check_out_dir(args)
+            check_out_dir(args, items)
         if weights is not None:  # download, recognise, convert once (cached)
             weights = prepare_weights(weights, cache_dir=args.weights_dir).path
         inferencer = OpenVocabInferencer(
@@ -158,13 +233,17 @@ def main(argv=None) -> int:
             device=args.device,
             cfg_options=args.cfg_options,
             show_progress=osp.isdir(args.inputs),
-            weights_dir=args.weights_dir)
-    except (ValueError, FileNotFoundError) as e:
+            weights_dir=args.weights_dir,
+            # checked just below, with the message that names the flags
+            allow_random_weights=True)
+    except (ValueError, FileNotFoundError, WeightFileError) as e:
+        # WeightFileError: CLIP / VFM weights that cannot be read, fit or be downloaded
         print(f'error: {e}', file=sys.stderr)
         return 2
     try:  # a trained model needs its weights (mmovss.trained_weights)
-        require_trained_weights(inferencer.model, weights, args.allow_random_weights,
-                                args.model or args.config)
+        loaded = inferencer.weights  # --weights, a model name's, or the config's load_from
+        require_trained_weights(inferencer.model, loaded.path if loaded else None,
+                                args.allow_random_weights, args.model or args.config)
     except MissingTrainedWeights as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -174,12 +253,15 @@ def main(argv=None) -> int:
         with_legend=not args.no_legend)
     count = 0
     try:
-        for result in results:
-            count += 1
-            summary = inferencer.summary(result, vocabulary)
-            found = ', '.join(f'{c["name"]} {100 * c["area"]:.1f}%'
-                              for c in summary['classes'])
-            print(f'{result["name"]}: {found}')
+        with warnings.catch_warnings():  # said above, when the inputs were collected
+            warnings.filterwarnings('ignore', message=r'Skipped \d+ file\(s\) of ',
+                                    category=UserWarning)
+            for result in results:
+                count += 1
+                summary = inferencer.summary(result, vocabulary)
+                found = ', '.join(f'{c["name"]} {100 * c["area"]:.1f}%'
+                                  for c in summary['classes'])
+                print(f'{result["name"]}: {found}')
     except (UnreadableImageError, OutputWouldOverwriteInput,
             UnsafeOutputError) as e:
         print(f'error: {e}', file=sys.stderr)

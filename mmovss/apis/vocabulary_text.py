@@ -4,13 +4,14 @@ Command lines and text boxes take the whole vocabulary as one string:
 classes are separated by semicolons (or new lines) and the synonyms of one
 class by commas, so ``"cat, kitten; grass; sky"`` is three classes, the first
 named ``cat`` or ``kitten``. Files use one class per line (see
-:meth:`mmovss.vocab.Vocabulary.from_file`).
+:meth:`mmovss.vocab.Vocabulary.from_file`); :func:`vocabulary_from_file`
+reads one with the same rule as typed text: at least two classes.
 """
 import re
 
 from mmovss.vocab import Vocabulary
 
-__all__ = ['vocabulary_from_text']
+__all__ = ['vocabulary_from_text', 'vocabulary_from_file']
 
 
 def vocabulary_from_text(text: str, source: str = 'text') -> Vocabulary:
@@ -54,4 +55,35 @@ def vocabulary_from_text(text: str, source: str = 'text') -> Vocabulary:
             f'scores highest, so the whole image would be {vocabulary[0][0]!r}. Name at '
             f'least two classes, separated by ";": add the other things in the image '
             f'(e.g. "{vocabulary[0][0]}; background").')
+    return vocabulary
+
+
+def vocabulary_from_file(path, source: str = '--vocabulary-file') -> Vocabulary:
+    """Reads a vocabulary file (one class per line, synonyms by ``,``).
+
+    The demo's rule for typed vocabularies holds for files too: a single
+    class is refused, since every pixel gets the class that scores highest
+    and one class would label the whole image with it.
+
+    Args:
+        path (str | os.PathLike): The text file.
+        source (str): How to name the file's option in error messages.
+
+    Returns:
+        Vocabulary: The classes, in file order.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: What :meth:`Vocabulary.from_file` refuses, or one class.
+    """
+    vocabulary = Vocabulary.from_file(path)
+    if len(vocabulary) == 1:
+        names = list(vocabulary[0])
+        synonyms = (f' (its line {", ".join(names)} is ONE class: commas join synonyms of '
+                    f'a class)' if len(names) > 1 else '')
+        raise ValueError(
+            f'{source} {str(path)!r} names one class{synonyms}: every pixel gets the class '
+            f'that scores highest, so the whole image would be {names[0]!r}. Name at least '
+            f'two classes, one per line: add the other things in the image (e.g. a line '
+            f'"background").')
     return vocabulary

@@ -6,6 +6,9 @@ largest area first, each as a colour swatch, its name and its share of the
 image. :func:`legend_entries` decides the rows; :func:`draw_legend` paints
 them and records where each swatch is, so that the picture can be checked.
 """
+import functools
+import importlib.util
+import os.path as osp
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -66,7 +69,37 @@ def legend_font_size(image_height: int) -> int:
     return int(np.clip(image_height // 24, 12, 28))
 
 
+def _font_files() -> List[str]:
+    """TrueType fonts with Latin, Greek and Cyrillic letters, best first:
+    DejaVu Sans as bundled with matplotlib (a dependency of mmengine), then
+    the system's copy. Pillow's own default font draws only ASCII (a box for
+    ``é``), so it is the last resort. DejaVu has no CJK glyphs."""
+    files = []
+    spec = importlib.util.find_spec('matplotlib')
+    if spec is not None and spec.origin:
+        files.append(osp.join(osp.dirname(spec.origin), 'mpl-data', 'fonts', 'ttf',
+                              'DejaVuSans.ttf'))
+    files.append('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf')
+    return files
+
+
+@functools.lru_cache(maxsize=None)
+def _font_file() -> Optional[str]:
+    """The first of :func:`_font_files` that FreeType reads, else None."""
+    for path in _font_files():
+        if osp.isfile(path):
+            try:
+                ImageFont.truetype(path, 12)
+            except (OSError, ImportError):  # unreadable file, Pillow without FreeType
+                continue
+            return path
+    return None
+
+
 def _font(size: int):
+    path = _font_file()
+    if path is not None:
+        return ImageFont.truetype(path, size)
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has one bitmap size

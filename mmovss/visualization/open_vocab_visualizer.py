@@ -88,14 +88,21 @@ class OpenVocabVisualizer(SegLocalVisualizer):
     def _draw_sem_seg(self, image: np.ndarray, sem_seg: PixelData,
                       classes: Optional[List], palette: Optional[List],
                       with_labels: Optional[bool] = True) -> np.ndarray:
-        """mmseg's overlay, with the legend of present classes to its right."""
-        overlay = super()._draw_sem_seg(image, sem_seg, classes, palette,
-                                        with_labels)
-        if not self.with_legend:
-            return overlay
+        """mmseg's overlay, with the legend of present classes to its right.
+
+        mmseg gets the labels as a NumPy array: it indexes its colour mask
+        with ``labels[0] == label``, which a one-pixel tensor turns into the
+        integer index 0 or 1 (numpy reads a 1-element tensor as an index),
+        so a 1 x 1 image failed or was coloured wrongly.
+        """
         labels = sem_seg.cpu().data
         if isinstance(labels, torch.Tensor):
             labels = labels.numpy()
+        labels = np.asarray(labels)
+        overlay = super()._draw_sem_seg(image, PixelData(data=labels), classes,
+                                        palette, with_labels)
+        if not self.with_legend:
+            return overlay
         self.last_legend = legend_entries(labels[0], classes, palette)
         panel = draw_legend(self.last_legend, overlay.shape[0])
         canvas = np.full((panel.shape[0], overlay.shape[1], 3), 255,

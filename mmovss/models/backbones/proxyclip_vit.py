@@ -34,6 +34,7 @@ from mmseg.registry import MODELS
 
 from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region
+from ..utils.open_clip_weights import WeightFileError
 from .training_free_modes import attend, project_qkv
 from .training_free_vit import TrainingFreeCLIPViT, resize_pos_embed_by_scale
 
@@ -49,13 +50,19 @@ def _read_state_dict(path: str) -> dict:
         from safetensors.torch import load_file
         state = load_file(path, device='cpu')
     else:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e:  # truncated, not a checkpoint, code in the pickle
+            raise WeightFileError(
+                f'Cannot read VFM weight file {path!r} with torch.load(weights_only=True) '
+                f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); pass a '
+                f'timm/DINO state dict (.pth or .safetensors).') from e
     for key in ('state_dict', 'model', 'teacher'):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
             break
     if not isinstance(state, dict) or not state:
-        raise RuntimeError(f'VFM weight file {path!r} holds no state dict.')
+        raise WeightFileError(f'VFM weight file {path!r} holds no state dict.')
     for prefix in ('module.', 'backbone.'):
         if all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
@@ -94,7 +101,7 @@ def build_timm_vfm(model_name: str = 'vit_base_patch8_224.dino',
         try:
             model = timm.create_model(model_name, pretrained=True, **kwargs)
         except Exception as e:  # hub/network errors of timm
-            raise RuntimeError(
+            raise WeightFileError(
                 f"Cannot get timm's pretrained weights of {model_name!r} "
                 f'({type(e).__name__}: {e}). Offline, download them once '
                 f'elsewhere and pass the file, e.g. --cfg-options '
@@ -113,7 +120,7 @@ def build_timm_vfm(model_name: str = 'vit_base_patch8_224.dino',
             missing = [k for k in result.missing_keys
                        if not k.startswith('head')]
             if missing or result.unexpected_keys:
-                raise RuntimeError(
+                raise WeightFileError(
                     f'VFM weights {pretrained!r} do not fit {model_name!r}: '
                     f'missing {missing[:5]}, unexpected '
                     f'{result.unexpected_keys[:5]}.')

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 __all__ = [
-    'PretrainedWeightsUnavailable', 'build_open_clip', 'load_clip_state_dict',
+    'PretrainedWeightsUnavailable', 'WeightFileError', 'build_open_clip', 'load_clip_state_dict',
     'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag',
     'tag_quick_gelu'
 ]
@@ -43,7 +43,13 @@ _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 _SHA_MEMO = {}
 
 
-class PretrainedWeightsUnavailable(RuntimeError):
+class WeightFileError(RuntimeError):
+    """Pretrained weights that cannot be read, do not fit the model or cannot
+    be downloaded: the user's file or network, not a bug (tools report the
+    message without a traceback)."""
+
+
+class PretrainedWeightsUnavailable(WeightFileError):
     """An open_clip pretrained tag needs a download that cannot happen."""
 
 
@@ -202,7 +208,7 @@ def load_clip_state_dict(path: str) -> Tuple[dict, bool]:
         try:
             checkpoint = torch.load(path, map_location='cpu', weights_only=True)
         except Exception as e:
-            raise RuntimeError(
+            raise WeightFileError(
                 f'Cannot read CLIP checkpoint {path!r}: it is neither a state '
                 f'dict readable by torch.load(weights_only=True) nor a '
                 f'TorchScript archive ({e}).') from e
@@ -214,7 +220,7 @@ def load_clip_state_dict(path: str) -> Tuple[dict, bool]:
                 checkpoint = checkpoint[key]
                 break
     if not isinstance(checkpoint, dict) or not checkpoint:
-        raise RuntimeError(f'CLIP checkpoint {path!r} holds no state dict.')
+        raise WeightFileError(f'CLIP checkpoint {path!r} holds no state dict.')
     state_dict = dict(checkpoint)
     if all(k.startswith('module.') for k in state_dict):
         state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
@@ -249,10 +255,10 @@ def _load_into(model: nn.Module, state_dict: dict, path: str) -> None:
     try:
         result = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise RuntimeError(f'CLIP checkpoint {path!r} does not fit the model: '
+        raise WeightFileError(f'CLIP checkpoint {path!r} does not fit the model: '
                            f'{e}\n{hint}') from e
     if result.missing_keys or result.unexpected_keys:
-        raise RuntimeError(
+        raise WeightFileError(
             f'CLIP checkpoint {path!r} does not fit the model: '
             f'{len(result.missing_keys)} missing keys '
             f'{result.missing_keys[:5]}, {len(result.unexpected_keys)} '

@@ -252,3 +252,11 @@ def test_trained_config_runs_with_load_from_or_allow_random_weights(demo, image,
     capsys.readouterr()
     assert demo(args + ['--cfg-options', f'load_from={checkpoint}']) == 0
     assert f'{image.stem}: ' in capsys.readouterr().out
+
+
+def test_show_without_a_display_is_a_clean_error(demo, image, monkeypatch, capsys):
+    """Before: the window waited forever on a machine without a display."""
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    assert demo([str(image), '-v', 'sky; grass', '-m', 'ovshapes-tiny', '--show']) == 2
+    assert 'needs a display' in capsys.readouterr().err

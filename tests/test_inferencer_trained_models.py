@@ -143,3 +143,12 @@ def test_an_image_the_model_cannot_segment_is_named_and_a_folder_goes_on(tmp_pat
     (broken / 'c.png').write_bytes(b'not a png')
     with pytest.warns(UserWarning), pytest.raises(UnreadableImageError, match='None of the 1'):
         inferencer(str(broken))
+
+
+def test_stream_checks_its_arguments_when_called(tmp_path):
+    """A generator would only check them at the first image (after setting up)."""
+    inferencer = _tiny_sclip(vocabulary=['sky', 'grass'])
+    with pytest.raises(ValueError, match='batch_size must be >= 1'):
+        inferencer.stream(_image(), batch_size=0)
+    with pytest.raises(ValueError, match='holds no image files'):
+        inferencer.stream(str(tmp_path))

@@ -247,15 +247,19 @@ def main(argv=None) -> int:
     except MissingTrainedWeights as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    results = inferencer.stream(
-        args.inputs, vocabulary, batch_size=args.batch_size,
-        out_dir=args.out or '', show=args.show, opacity=args.opacity,
-        with_legend=not args.no_legend)
     count = 0
     try:
         with warnings.catch_warnings():  # said above, when the inputs were collected
             warnings.filterwarnings('ignore', message=r'Skipped \d+ file\(s\) of ',
                                     category=UserWarning)
+            try:  # the arguments are checked here (e.g. --show without a display)
+                results = inferencer.stream(
+                    args.inputs, vocabulary, batch_size=args.batch_size,
+                    out_dir=args.out or '', show=args.show, opacity=args.opacity,
+                    with_legend=not args.no_legend)
+            except ValueError as e:
+                print(f'error: {e}', file=sys.stderr)
+                return 2
             for result in results:
                 count += 1
                 summary = inferencer.summary(result, vocabulary)

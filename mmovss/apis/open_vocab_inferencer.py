@@ -433,6 +433,8 @@ class OpenVocabInferencer(MMSegInferencer):
         """Yields one result per image, batch by batch (see :meth:`__call__`).
 
         Use it for large folders: nothing is kept after an image is yielded.
+        The arguments, the vocabulary and the inputs are checked when it is
+        called, before the first image is taken.
         """
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
@@ -450,6 +452,11 @@ class OpenVocabInferencer(MMSegInferencer):
         items = collect_inputs(inputs)
         if out_dir:
             self._check_no_overwrite(items, out_dir)
+        return self._stream(items, vocab, batch_size, return_datasamples, return_vis, show,
+                            wait_time, out_dir, with_labels, with_scores)
+
+    def _stream(self, items, vocab, batch_size, return_datasamples, return_vis, show,
+                wait_time, out_dir, with_labels, with_scores) -> Iterator[dict]:
         batches = [items[i:i + batch_size]
                    for i in range(0, len(items), batch_size)]
         if self.show_progress:

@@ -241,5 +241,20 @@ def test_written_configs_exist_check(tmp_path, repo_root):
     assert cfg.test_dataloader.dataset.type == 'OpenVocabCustomDataset'
     assert cfg.test_evaluator.unseen_classes == ['grass']
     assert cfg.test_dataloader.dataset.pipeline[1]['type'] == 'LoadSegAnnotations'
-    with pytest.raises(FileExistsError):
+    # the same configs again: kept as they are (nothing to write)
+    assert write_custom_configs('d', layout, classes, str(tmp_path / 'c'),
+                                methods=[method]) == []
+    # an edited dataset config survives adding a method; only the new one is written
+    edited = tmp_path / 'c' / 'd.py'
+    edited.write_text(edited.read_text() + 'my_edit = 1\n')
+    other = str(repo_root / 'configs/ovshapes/naclip_tiny-clip_ovshapes.py')
+    with pytest.warns(UserWarning, match='d.py is kept as it is'):
+        written = write_custom_configs('d', layout, classes, str(tmp_path / 'c'),
+                                       methods=[other])
+    assert written == [str(tmp_path / 'c' / 'd_naclip_tiny-clip_ovshapes.py')]
+    assert edited.read_text().endswith('my_edit = 1\n')
+    # the dataset config alone, edited: replaced only with overwrite
+    with pytest.raises(FileExistsError, match='d.py already exist with other content'):
         write_custom_configs('d', layout, classes, str(tmp_path / 'c'))
+    write_custom_configs('d', layout, classes, str(tmp_path / 'c'), overwrite=True)
+    assert 'my_edit' not in edited.read_text()

@@ -30,6 +30,7 @@ import os
 import os.path as osp
 import pprint
 import random
+import warnings
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
@@ -375,12 +376,17 @@ def write_custom_configs(name: str, layout: DatasetLayout, classes: ClassList,
     """Writes ``<out_dir>/<name>.py``, one ``<name>_<method>.py`` per method
     and the flat layout's split files (:func:`write_split_files`).
 
+    A config that exists with the same content (its date line aside) is left
+    as it is; with ``methods``, an existing dataset config that differs
+    (edited) is kept too, with a warning (no method config reads it).
+
     Returns:
         list[str]: The written files.
 
     Raises:
-        FileExistsError: A config exists, or a split file with other lines,
-            and ``overwrite`` is False (nothing is written then).
+        FileExistsError: A config exists with other content, or a split file
+            with other lines, and ``overwrite`` is False (nothing is written
+            then).
         ValueError: ``ignore_index`` is a class's label value.
     """
     from mmengine.config import Config
@@ -415,16 +421,39 @@ def write_custom_configs(name: str, layout: DatasetLayout, classes: ClassList,
         if hooks is not None:
             text += 'custom_hooks = ' + pprint.pformat(hooks, width=90, sort_dicts=False) + '\n'
         files[path] = text
+    # a config that exists with the same content (its date line aside) is kept as it
+    # is, so that adding a --method never rewrites the others (which may be edited)
+    files = {p: t for p, t in files.items() if not _same_config(p, t)}
+    dataset_config = osp.join(out_dir, f'{name}.py')
+    if methods and dataset_config in files and osp.exists(dataset_config) and not overwrite:
+        # adding a method: the dataset config (which no method config reads) stays
+        # as the user left it
+        warnings.warn(f'{dataset_config} is kept as it is (it differs from what this run '
+                      f'would write: edited, or other data); pass --overwrite to replace it.')
+        del files[dataset_config]
     existing = [p for p in files if osp.exists(p)]
     if existing and not overwrite:
-        raise FileExistsError(f'{", ".join(existing)} already exist; pass --overwrite or '
-                              f'another --name.')
+        raise FileExistsError(f'{", ".join(existing)} already exist with other content (edited, '
+                              f'or written for other data or classes); pass --overwrite to '
+                              f'replace them, or another --name.')
     split_files = write_split_files(layout, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     for path, text in files.items():
         with open(path, 'w', encoding='utf-8') as f:
             f.write(text)
     return split_files + list(files)
+
+
+def _same_config(path: str, text: str) -> bool:
+    """``path`` holds ``text`` but for the ``# Written by ... on DATE`` line."""
+    if not osp.isfile(path):
+        return False
+    with open(path, encoding='utf-8') as f:
+        old = f.read()
+
+    def body(t):
+        return [ln for ln in t.splitlines() if not ln.startswith('# Written by ')]
+    return body(old) == body(text)
 
 
 def check_layout(layout: DatasetLayout, classes: ClassList, ignore_index: int,

@@ -105,7 +105,9 @@ def build_timm_vfm(model_name: str = 'vit_base_patch8_224.dino',
                 f"Cannot get timm's pretrained weights of {model_name!r} "
                 f'({type(e).__name__}: {e}). Offline, download them once '
                 f'elsewhere and pass the file, e.g. --cfg-options '
-                f'model.backbone.vfm.pretrained=/path/to/dino_vitbase8.pth') \
+                f'model.backbone.vfm.pretrained=/path/to/weights.pth (timm hosts them at '
+                f'https://huggingface.co/timm/{model_name}; a DINO release file such as '
+                f'dino_vitbase8_pretrain.pth works too)') \
                 from e
     else:
         model = timm.create_model(model_name, pretrained=False, **kwargs)

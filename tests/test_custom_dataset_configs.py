@@ -110,6 +110,9 @@ def test_method_settings_of_its_own_dataset_are_reset(repo_root):
     delta, hooks = custom_model_delta(sclip, classes, 255, with_train=False)
     assert delta == dict(vocabulary=None, decode_head=dict(prob_thd=0.0))
     assert [h['type'] for h in hooks][-1] == 'DatasetVocabularyHook'
+    with_background = ClassList(['background', 'car', 'road'], unseen=['car'])
+    delta, _ = custom_model_delta(sclip, with_background, 255, with_train=False)
+    assert delta == dict(vocabulary=None)  # a named background keeps the threshold
 
 
 def test_written_config_of_a_mask_classification_method(tmp_path, capsys, repo_root):

@@ -209,6 +209,13 @@ def check_ignore_index(ignore_index: int, classes: ClassList) -> None:
 _VOCAB_HOOK = 'DatasetVocabularyHook'
 
 
+def _names_a_background(classes: ClassList, index) -> bool:
+    from mmovss.evaluation.vocabulary_report import BACKGROUND_WORDS
+    if index is None or not 0 <= index < len(classes.classes):
+        return False
+    return classes.classes[index].split(',')[0].strip().lower() in BACKGROUND_WORDS
+
+
 def custom_model_delta(method_cfg, classes: ClassList, ignore_index: int,
                        with_train: bool) -> Tuple[dict, Optional[list]]:
     """What a method config ties to its own dataset, reset for a custom one.
@@ -220,7 +227,8 @@ def custom_model_delta(method_cfg, classes: ClassList, ignore_index: int,
       classes get the in-vocabulary weights) becomes the seen classes;
     * ``decode_head.prob_thd`` > 0 (the training-free protocols' threshold
       sending low-confidence pixels to the benchmark's background class 0)
-      becomes 0: a custom class list has no designated background;
+      becomes 0 unless the custom class at ``background_index`` is named as
+      a background (``background``, ``other``, ...; the inferencer's rule);
     * trained methods: ``decode_head.ignore_index`` (the loss) and
       ``data_preprocessor.seg_pad_val`` (label padding) become the dataset's
       ``ignore_index``.
@@ -233,7 +241,7 @@ def custom_model_delta(method_cfg, classes: ClassList, ignore_index: int,
     delta, hooks = {}, None
     if model.get('vocabulary', None) is not None:
         delta['vocabulary'] = None
-        current = [h for h in (method_cfg.get('custom_hooks') or [])]
+        current = list(method_cfg.get('custom_hooks') or [])
         if not any(isinstance(h, dict) and h.get('type') == _VOCAB_HOOK for h in current):
             hooks = [dict(h) for h in current] + [dict(type=_VOCAB_HOOK)]
     head = model.get('decode_head') or {}
@@ -241,7 +249,8 @@ def custom_model_delta(method_cfg, classes: ClassList, ignore_index: int,
     if isinstance(head, dict):
         if head.get('seen_vocabulary', None) is not None:
             head_delta['seen_vocabulary'] = list(classes.seen)
-        if (head.get('prob_thd', 0) or 0) > 0:
+        if (head.get('prob_thd', 0) or 0) > 0 and not _names_a_background(
+                classes, head.get('background_index', 0)):
             head_delta['prob_thd'] = 0.0
         if with_train:
             head_delta['ignore_index'] = ignore_index

@@ -57,8 +57,44 @@ def load_config(path: str, cfg_options=None) -> Config:
     memoize_config_formatting()
     cfg = Config.fromfile(path)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        merge_cfg_options(cfg, cfg_options)
     return cfg
+
+
+def misspelt_option_keys(cfg, options) -> list:
+    """Keys of ``options`` (dotted ``--cfg-options``) that add a new key next
+    to a close existing one (``trian_cfg.max_iters``, ``model.test_cfg.mdoe``):
+    ``(key, the new part, the close existing name)``. mmengine merges any new
+    key silently, and most components ignore unknown ones."""
+    found = []
+    for key in options:
+        node = cfg
+        for part in str(key).split('.'):
+            if isinstance(node, (list, tuple)) and part.isdigit():
+                node = node[int(part)] if int(part) < len(node) else None
+                continue
+            if not hasattr(node, 'keys'):
+                break
+            if part in node.keys():
+                node = node[part]
+                continue
+            names = [str(k) for k in node.keys()]
+            close = [n for n in names if sorted(n) == sorted(part)] or \
+                difflib.get_close_matches(part, names, n=1, cutoff=0.8)  # swapped letters, typos
+            if close:
+                found.append((key, part, close[0]))
+            break
+    return found
+
+
+def merge_cfg_options(cfg, options) -> None:
+    """``cfg.merge_from_dict(options)``, warning first about each key that
+    looks misspelt (:func:`misspelt_option_keys`), naming the likely one."""
+    for key, part, close in misspelt_option_keys(cfg, options):
+        print_log(f'WARNING: --cfg-options {key}: the config has no {part!r} there, so it '
+                  f'is added as a new key, which is likely ignored; did you mean {close!r}?',
+                  logger='current', level=30)
+    cfg.merge_from_dict(options)
 
 
 _FORMATTED_MAX = 16
@@ -200,6 +236,13 @@ def export_local_rank(local_rank: int) -> None:
 # Checkpoints: completeness, resuming, strict loading
 
 _STEP_FILE = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+
+
+def step_checkpoints(work_dir: str) -> list:
+    """The ``iter_N.pth`` / ``epoch_N.pth`` file names of a work dir, sorted."""
+    if not osp.isdir(work_dir):
+        return []
+    return sorted(n for n in os.listdir(work_dir) if _STEP_FILE.match(n))
 # (st_dev, st_ino, size, mtime_ns) of checkpoints whose CRCs were verified.
 _SOUND_CHECKPOINTS = set()
 
@@ -332,7 +375,9 @@ def find_resumable_checkpoint(work_dir: str):
 
     Candidates are the file named in ``last_checkpoint`` (mmengine writes it
     after a checkpoint is complete) and every ``iter_N.pth``/``epoch_N.pth``;
-    the one with the highest N that is complete wins.
+    the most recently written one that is complete wins (ties: the higher
+    N). By time, not by N: a work dir reused by a new, shorter run keeps the
+    old run's higher ``iter_N`` files, which are older than the new run's.
 
     Returns:
         tuple[str | None, list[str]]: The checkpoint (None if there is none)
@@ -352,8 +397,14 @@ def find_resumable_checkpoint(work_dir: str):
     if osp.isdir(work_dir):
         candidates.update(osp.join(work_dir, n) for n in os.listdir(work_dir)
                           if _STEP_FILE.match(n))
+    def written(path):
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return -1
+
     skipped = []
-    for path in sorted(candidates, key=step_of, reverse=True):
+    for path in sorted(candidates, key=lambda p: (written(p), step_of(p)), reverse=True):
         if is_complete_checkpoint(path):
             return path, skipped
         if osp.exists(path):

@@ -34,6 +34,7 @@ from mmovss.runtime import (  # noqa: E402
     export_local_rank,
     load_checkpoint_strictly,
     load_config,
+    merge_cfg_options,
     name_run,
     release_dataloader_workers,
     set_launcher,
@@ -115,7 +116,7 @@ def main(argv=None):
         cfg = apply_benchmark(cfg, args.benchmark)
         name = f'{osp.splitext(args.config)[0]}_{args.benchmark}.py'
     if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+        merge_cfg_options(cfg, args.cfg_options)
     set_launcher(cfg, args.launcher)
     set_work_dir(cfg, name, args.work_dir)
     # Never write predictions over ground truth or into a non-empty folder.

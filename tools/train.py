@@ -30,6 +30,7 @@ from mmovss.runtime import (  # noqa: E402
     release_dataloader_workers,
     set_launcher,
     set_work_dir,
+    step_checkpoints,
 )
 
 from mmengine.config import DictAction  # noqa: E402
@@ -45,6 +46,9 @@ def parse_args(argv=None):
         '--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
         help='resume training: without a value from the newest checkpoint in the '
         'work dir, or from the given checkpoint file')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='start a new run in a work dir that holds checkpoints of an '
+                        'earlier one (its same-named checkpoints are replaced)')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='enable automatic-mixed-precision training')
     parser.add_argument(
@@ -90,6 +94,18 @@ def resume_newest_complete(cfg) -> None:
     cfg.load_from = path
 
 
+def refuse_earlier_checkpoints(work_dir: str) -> None:
+    """A new run (no ``--resume``) in a work dir with checkpoints of an earlier
+    run would replace its same-named ``iter_N.pth`` and leave the others mixed
+    with the new run's (a later ``--resume`` could pick either)."""
+    found = step_checkpoints(work_dir)
+    if found:
+        sys.exit(f'error: the work dir {work_dir!r} holds checkpoints of an earlier run '
+                 f'({", ".join(found[:3])}{", ..." if len(found) > 3 else ""}). Pass --resume '
+                 f'to continue it, another --work-dir for a new run, or --overwrite to start a '
+                 f'new run here anyway (its same-named checkpoints are replaced).')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
@@ -98,6 +114,8 @@ def main(argv=None):
     check_output_paths(cfg)  # the work dir may not lie inside a dataset folder
     if args.amp:
         apply_amp(cfg)
+    if args.resume is None and not args.overwrite:
+        refuse_earlier_checkpoints(cfg.work_dir)
     if args.resume == 'auto':
         resume_newest_complete(cfg)
     elif args.resume is not None:

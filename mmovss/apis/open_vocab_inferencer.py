@@ -40,7 +40,7 @@ from mmovss.datasets.label_file_conversion import save_label
 from mmovss.io import UnsafeOutputError, check_planned_outputs
 from mmovss.models.segmentors.training_free_segmentor import TrainingFreeSegmentor
 from mmovss.protocols import apply_benchmark
-from mmovss.runtime import load_config
+from mmovss.runtime import load_config, merge_cfg_options
 from mmovss.trained_weights import require_trained_weights
 from mmovss.visualization import OpenVocabVisualizer
 from mmovss.vocab import Vocabulary
@@ -146,7 +146,7 @@ class OpenVocabInferencer(MMSegInferencer):
         if benchmark is not None:
             cfg = apply_benchmark(cfg, benchmark)
         if cfg_options:
-            cfg.merge_from_dict(cfg_options)
+            merge_cfg_options(cfg, cfg_options)  # warns about likely misspelt keys
         if weights is None and cfg.get('load_from'):
             weights = cfg.load_from  # as tools/test.py without CHECKPOINT
         if weights is not None and not str(weights).startswith(

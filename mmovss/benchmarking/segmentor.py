@@ -148,7 +148,8 @@ def benchmark_segmentor(config: str,
         except ValueError as err:
             raise BenchmarkError(f'--benchmark {benchmark}: {err}') from None
         if cfg_options:
-            cfg.merge_from_dict(cfg_options)
+            from mmovss.runtime import merge_cfg_options
+            merge_cfg_options(cfg, cfg_options)  # warns about likely misspelt keys
     cfg.load_from = None
     notes: List[str] = []
     weights = 'config' if config_weights else 'random'

@@ -71,7 +71,7 @@ def run_side_by_side_tool(parser, argv, measure, report):
     import sys
 
     from mmovss.io import UnsafeOutputError, check_output_file
-    from mmovss.runtime import config_dataset_folders, load_config
+    from mmovss.runtime import config_dataset_folders, load_config, merge_cfg_options
     args = parser.parse_args(argv)
     if args.max_images is not None and args.max_images < 1:
         parser.error('--max-images must be >= 1')
@@ -80,7 +80,7 @@ def run_side_by_side_tool(parser, argv, measure, report):
                  f'.pth file tools/train.py wrote (e.g. work_dirs/NAME/iter_1000.pth).')
     cfg = load_config(args.config)
     if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+        merge_cfg_options(cfg, args.cfg_options)
     if args.json:
         try:
             check_output_file(args.json, overwrite=args.overwrite,

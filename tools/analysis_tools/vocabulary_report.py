@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmovss  # noqa: E402,F401  (compat + registration)
 from mmovss.evaluation.vocabulary_report import format_report, plot_report, run_vocabulary_report  # noqa: E402
-from mmovss.runtime import load_config  # noqa: E402
+from mmovss.runtime import load_config, merge_cfg_options  # noqa: E402
 from mmovss.vocab import TEMPLATE_SETS, Vocabulary  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         from mmovss.protocols import apply_benchmark
         cfg = apply_benchmark(cfg, args.benchmark)
     if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+        merge_cfg_options(cfg, args.cfg_options)
     if args.out:  # before the run: never a dataset folder, a non-empty one only with --overwrite
         from mmovss.io import UnsafeOutputError, check_output_dir
         from mmovss.runtime import config_dataset_folders

@@ -61,6 +61,24 @@ def load_config(path: str, cfg_options=None) -> Config:
     return cfg
 
 
+def run_tool(main, argv=None) -> None:
+    """Runs a tool's ``main(argv)`` as a command: a user error (a
+    ``ValueError`` such as a refused output or missing weights, a missing
+    file, weights that cannot be read or downloaded) ends with its one-line
+    message and exit code 2 instead of a traceback (``MMOVSS_TRACEBACK=1``
+    shows it). Other exceptions keep their traceback."""
+    import sys
+
+    from mmovss.models.utils.open_clip_weights import WeightFileError
+    try:
+        main(argv)
+    except (ValueError, FileNotFoundError, WeightFileError) as err:
+        if os.environ.get('MMOVSS_TRACEBACK'):
+            raise
+        print(f'error: {err}\n(MMOVSS_TRACEBACK=1 shows where it was raised)', file=sys.stderr)
+        sys.exit(2)
+
+
 def misspelt_option_keys(cfg, options) -> list:
     """Keys of ``options`` (dotted ``--cfg-options``) that add a new key next
     to a close existing one (``trian_cfg.max_iters``, ``model.test_cfg.mdoe``):
@@ -315,9 +333,10 @@ def check_checkpoint_file(path: str) -> None:
     if problem is not None:
         raise ValueError(
             f"Checkpoint '{path}' is truncated or corrupt ({problem}; was its writing "
-            'interrupted, or the file damaged on disk or in transfer?). Use an earlier '
-            'checkpoint of the same work dir, or `tools/train.py CONFIG --resume` to pick the '
-            'newest complete one.')
+            'interrupted, or the file damaged on disk or in transfer?). A downloaded file: '
+            'download it again. One tools/train.py wrote: use an earlier checkpoint of the '
+            'same work dir, or `tools/train.py CONFIG --resume` to pick the newest complete '
+            'one.')
 
 
 def load_checkpoint_safely(path: str) -> dict:

@@ -100,3 +100,17 @@ def test_an_existing_dst_is_replaced_only_with_overwrite(tmp_path):
     _tool('zegformer_official').main([src, str(other), '--overwrite'])
     assert read_checkpoint(str(other))['meta'][CONVERTED_META_KEY]['format'] == \
         'zegformer_official'
+
+
+def test_san_mmseg_converter_refuses_files_of_no_san_model_in_one_line(tmp_path, capsys):
+    """Before: KeyError / AttributeError tracebacks."""
+    tool = _tool('san_mmseg')
+    plain = tmp_path / 'plain.pth'
+    torch.save({'model': {'w': torch.zeros(1)}}, plain)
+    tensor = tmp_path / 'tensor.pth'
+    torch.save(torch.zeros(2), tensor)
+    with pytest.raises(SystemExit, match="plain.pth' is not an mmseg SAN checkpoint"):
+        tool.main([str(plain), str(tmp_path / 'a.pth')])
+    with pytest.raises(SystemExit, match="tensor.pth' holds a Tensor, not a checkpoint dict"):
+        tool.main([str(tensor), str(tmp_path / 'b.pth')])
+    assert sorted(os.listdir(tmp_path)) == ['plain.pth', 'tensor.pth']

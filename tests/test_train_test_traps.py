@@ -61,3 +61,67 @@ def test_a_misspelt_cfg_option_key_is_warned_about_with_the_likely_one(capsys):
     assert 'ensemble' not in text and 'load_from' not in text  # new keys without a twin
     assert cfg.model.test_cfg.mdoe == 'slide'  # merged all the same: a warning only
     assert misspelt_option_keys(cfg, {'train_dataloader.dataset.pipeline.1.type': 'x'}) == []
+
+
+def test_user_errors_of_test_and_train_are_one_line(tmp_path):
+    """Before: tracebacks for a trained model name without weights, a missing
+    config, --amp on CPU."""
+    import subprocess
+    import sys
+    runs = [
+        (['tools/test.py', REFINE], 'is a trained model'),
+        (['tools/test.py', 'configs/ovshapes/nope.py'], 'does not exist'),
+        (['tools/train.py', REFINE, '--amp', '--work-dir', str(tmp_path / 'w')],
+         '--amp needs a GPU'),
+    ]
+    if torch.cuda.is_available():
+        runs.pop()
+    for args, message in runs:
+        proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert message in proc.stderr and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_show_dir_draws_every_image(tmp_path):
+    """SegVisualizationHook's default interval (50) drew nothing for a small
+    test set; --show-dir now draws every image (--show-interval N)."""
+    from mmovss.ovshapes.writer import write_world
+    write_world(tmp_path / 'world', seed=6, num_train=0, num_val=3)
+    load_tool('test.py').main([
+        str(REPO_ROOT / 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'),
+        '--show-dir', str(tmp_path / 'vis'), '--work-dir', str(tmp_path / 'w'),
+        '--cfg-options', f'test_dataloader.dataset.data_root={tmp_path / "world"}'])
+    drawn = [p for p in (tmp_path / 'vis').rglob('*.png')]
+    assert len(drawn) == 3, drawn
+
+
+def test_out_keeps_predictions_of_images_with_the_same_name(tmp_path):
+    """tools/test.py --out named predictions by file name only: val/a/0.png and
+    val/b/0.png wrote one file, the second replacing the first."""
+    import numpy as np
+    from PIL import Image
+
+    from mmovss.evaluation.ov_iou_metric import OpenVocabIoUMetric
+    metric = OpenVocabIoUMetric(output_dir=str(tmp_path / 'out'), format_only=True)
+    metric.dataset_meta = dict(classes=['sky', 'grass'])
+    samples = [dict(img_path=f'/data/val/{d}/0.png',
+                    pred_sem_seg=dict(data=torch.full((1, 2, 2), v))) for d, v in (('a', 0),
+                                                                                  ('b', 1))]
+    metric.process({}, samples)
+    metric.process({}, samples[:1])  # the same image again: the same name
+    written = sorted(p.name for p in (tmp_path / 'out').iterdir())
+    assert written == ['0.png', 'b__0.png']
+    assert np.asarray(Image.open(tmp_path / 'out/0.png')).max() == 0
+    assert np.asarray(Image.open(tmp_path / 'out/b__0.png')).min() == 1
+
+
+def test_resume_past_max_iters_says_nothing_is_left(tmp_path, monkeypatch):
+    """Before: exit code 0 without training and without a word."""
+    train = load_tool('train.py')
+    monkeypatch.setattr(train.Runner, 'from_cfg',
+                        lambda *a, **k: pytest.fail('built the runner before refusing'))
+    _save(tmp_path / 'iter_8.pth', 8)
+    with pytest.raises(SystemExit, match=r'at iteration 8 .*max_iters=4: nothing is left'):
+        train.main([REFINE, '--work-dir', str(tmp_path), '--resume',
+                    '--cfg-options', 'train_cfg.max_iters=4'])

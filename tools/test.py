@@ -37,6 +37,7 @@ from mmovss.runtime import (  # noqa: E402
     merge_cfg_options,
     name_run,
     release_dataloader_workers,
+    run_tool,
     set_launcher,
     set_work_dir,
 )
@@ -69,7 +70,10 @@ def parse_args(argv=None):
                         help='write --out into a non-empty folder (a dataset folder or a hard '
                         'link of a dataset file is refused all the same)')
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='dir where painted images will be saved')
+    parser.add_argument('--show-dir', help='dir where painted images will be saved (every '
+                        'image; --show-interval N for every N-th)')
+    parser.add_argument('--show-interval', type=int, default=1, metavar='N',
+                        help='with --show / --show-dir: draw every N-th image (default 1)')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -96,6 +100,9 @@ def enable_visualization(cfg, args) -> None:
         raise RuntimeError('--show/--show-dir need a visualization hook in default_hooks: '
                            "visualization=dict(type='SegVisualizationHook')")
     hook['draw'] = True
+    if args.show_interval < 1:
+        raise ValueError(f'--show-interval must be >= 1, got {args.show_interval}.')
+    hook['interval'] = args.show_interval  # SegVisualizationHook's default, 50, drew few
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
@@ -135,7 +142,11 @@ def main(argv=None):
         enable_visualization(cfg, args)
     if args.tta:
         if 'tta_pipeline' not in cfg:
-            raise ValueError('--tta needs `tta_pipeline` in the config (see mmseg dataset bases)')
+            raise ValueError(
+                '--tta needs `tta_pipeline` and `tta_model` in the config; no shipped mmovss '
+                'config defines them. Add them as mmseg\'s dataset bases do (e.g. '
+                'mmseg::_base_/datasets/ade20k.py: tta_pipeline with multi-scale Resize and '
+                'RandomFlip, tta_model = dict(type=\'SegTTAModel\')).')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
@@ -164,4 +175,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # user errors: one line, exit code 2

@@ -28,6 +28,7 @@ from mmovss.runtime import (  # noqa: E402
     load_config,
     name_run,
     release_dataloader_workers,
+    run_tool,
     set_launcher,
     set_work_dir,
     step_checkpoints,
@@ -71,6 +72,10 @@ def apply_amp(cfg) -> None:
         return
     if wrapper != 'OptimWrapper':
         raise ValueError(f'--amp works with OptimWrapper only, the config uses {wrapper}')
+    import torch
+    if not torch.cuda.is_available():
+        raise ValueError('--amp needs a GPU: mmengine\'s AmpOptimWrapper runs on CUDA (or '
+                         'NPU / MLU) devices only. On this machine train without --amp.')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
@@ -92,6 +97,22 @@ def resume_newest_complete(cfg) -> None:
     print_log(f'--resume: resuming from {path}', logger='current')
     cfg.resume = True
     cfg.load_from = path
+
+
+def refuse_finished_resume(cfg) -> None:
+    """``--resume`` from a checkpoint at or past ``max_iters`` trains nothing:
+    mmengine ends at once with exit code 0."""
+    import torch
+    try:
+        meta = torch.load(cfg.load_from, map_location='cpu', weights_only=True,
+                          mmap=True).get('meta') or {}
+    except Exception:  # noqa: BLE001 - the runner's loader reports unreadable files
+        return
+    done, total = meta.get('iter'), (cfg.get('train_cfg') or {}).get('max_iters')
+    if isinstance(done, int) and isinstance(total, int) and done >= total:
+        sys.exit(f'error: --resume: {cfg.load_from} is at iteration {done} and the config '
+                 f'trains to train_cfg.max_iters={total}: nothing is left to train. Raise '
+                 f'max_iters (--cfg-options train_cfg.max_iters=N) to train longer.')
 
 
 def refuse_earlier_checkpoints(work_dir: str) -> None:
@@ -122,6 +143,8 @@ def main(argv=None):
         check_checkpoint_file(args.resume)
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('resume') and cfg.get('load_from'):
+        refuse_finished_resume(cfg)
     name_run(cfg)
     runner = Runner.from_cfg(cfg)
     if cfg.get('resume') and cfg.get('load_from'):
@@ -135,4 +158,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # user errors: one line, exit code 2

@@ -28,6 +28,7 @@ Which classes enter a mean:
   ground truth; ``docs/dataset_prepare.md`` says which rule published
   numbers used where known.
 """
+import os
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Union
@@ -265,8 +266,22 @@ class OpenVocabIoUMetric(IoUMetric):
             f'{num_classes - 1}, ignore_index {self.ignore_index}); mmseg '
             f'would drop such pixels silently. Likely cause: {cause}.')
 
+    def _output_name(self, img_path: str) -> str:
+        """The image's name without suffix, as mmseg names predictions; an image
+        whose name another image of this run (in another folder) already took
+        gets its parent folders prefixed (``b__000000``), so no prediction
+        replaces another."""
+        taken = self.__dict__.setdefault('_output_names', {})
+        parts = osp.splitext(osp.abspath(img_path))[0].split(os.sep)
+        for depth in range(1, len(parts) + 1):
+            name = '__'.join(parts[-depth:])
+            if taken.get(name, img_path) == img_path:
+                taken[name] = img_path
+                return name
+        return '__'.join(parts)
+
     def _write_prediction(self, data_sample: dict, pred_label) -> None:
-        basename = osp.splitext(osp.basename(data_sample['img_path']))[0]
+        basename = self._output_name(data_sample['img_path'])
         png_filename = osp.abspath(
             osp.join(self.output_dir, f'{basename}.png'))
         output_mask = pred_label.cpu().numpy()

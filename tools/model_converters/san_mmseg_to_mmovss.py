@@ -32,11 +32,20 @@ def main(argv=None):
     except UnsafeOutputError as err:
         sys.exit(f'error: {err}')
     # weights_only loading (CRC-checked): a crafted pickle cannot run code.
-    ckpt = load_checkpoint_safely(args.src)
+    try:
+        ckpt = load_checkpoint_safely(args.src)
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(f'error: {err}')
+    if not isinstance(ckpt, dict):
+        sys.exit(f'error: {args.src!r} holds a {type(ckpt).__name__}, not a checkpoint dict '
+                 '(state_dict and meta, as mmseg saves them).')
     state = ckpt.get('state_dict', ckpt)
     meta = dict(ckpt.get('meta', {})) if 'state_dict' in ckpt else {}
     if args.to == 'mmovss':
-        state, scale = mmseg_to_mmovss(state)
+        try:
+            state, scale = mmseg_to_mmovss(state)
+        except KeyError as err:  # keys of no SAN model
+            sys.exit(f'error: {args.src!r} is not an mmseg SAN checkpoint: {err.args[0]}')
         meta['san_logit_scale'] = scale
         print(f'mmseg logit_scale = {scale:.4f} (temperature '
               f'{math.exp(scale):.2f}); mmovss takes it from the open_clip '

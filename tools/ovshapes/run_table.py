@@ -87,4 +87,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: the runs were stopped (mmovss.ovshapes.table)
+        sys.exit('run_table: interrupted; finished cells are kept, interrupted ones are '
+                 'redone: rerun the same command to resume.')

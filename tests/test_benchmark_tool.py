@@ -137,9 +137,12 @@ def test_checkpoint_is_loaded_and_a_foreign_one_refused(tmp_path):
     state = {k: v for k, v in model.state_dict().items()}
     good = tmp_path / 'good.pth'
     torch.save(dict(state_dict=state), good)
-    loaded = bench.build_model(cfg, 'random', str(good), 'cpu', [], seed=4)
+    notes = []
+    loaded = bench.build_model(cfg, 'random', str(good), 'cpu', notes, seed=4)
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, state[key]), key
+    # the checkpoint fills every weight: no note of random weights beside it
+    assert not any('random' in n for n in notes) and any(str(good) in n for n in notes)
     bad = tmp_path / 'bad.pth'
     torch.save(dict(state_dict={'backbone.nothing': torch.zeros(1)}), bad)
     with pytest.raises(bench.BenchmarkError, match='does not fit'):

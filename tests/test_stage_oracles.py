@@ -334,3 +334,13 @@ def test_command_line(tmp_path, tiny_world):
     # the model run of the tool is the model: same as building it here
     direct = stage_oracles(cfg, model=model, max_images=1)['metrics']['model']
     assert result['metrics']['model']['mIoU'] == pytest.approx(direct['mIoU'])
+
+
+def test_a_checkpoint_of_another_model_names_its_keys(tmp_path, tiny_world):
+    """Before: mmengine's raw key lists ('do not match exactly'), unlike tools/test.py."""
+    cfg = _cfg(tiny_world)
+    foreign = tmp_path / 'foreign.pth'
+    torch.save(dict(state_dict={'decode_head.other.weight': torch.zeros(1)}, meta={}), foreign)
+    with pytest.raises(ValueError, match=r"foreign.pth' does not fit the model") as info:
+        stage_oracles(cfg, str(foreign), max_images=1)
+    assert '--non-strict' not in str(info.value)

@@ -79,7 +79,9 @@ def build_model(cfg, weights: str, checkpoint: Optional[str], device: str,
     model_cfg = copy.deepcopy(cfg.model)
     sam_type = None
     if weights == 'random':
-        use_random_weights(model_cfg, notes)
+        # with a checkpoint the pretrained sources are only skipped (the
+        # checkpoint fills every weight): no note of random weights then
+        use_random_weights(model_cfg, notes if checkpoint is None else [])
         sam_type = sam_marker(model_cfg)
         pop_sam_markers(model_cfg)
     torch.manual_seed(seed)
@@ -91,7 +93,7 @@ def build_model(cfg, weights: str, checkpoint: Optional[str], device: str,
             randomize_sam(model, sam_type, seed)
     if checkpoint is not None:
         load_checkpoint_strictly(model, checkpoint)
-        notes.append(f'weights: {checkpoint}')
+        notes.append(f'weights: {checkpoint} (every weight; pretrained sources not read)')
     return model.eval().to(device)
 
 

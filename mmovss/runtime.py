@@ -14,6 +14,7 @@ data-loader worker processes of a finished run are stopped at once rather
 than when the garbage collector reaches them
 (:func:`release_dataloader_workers`).
 """
+import ast
 import difflib
 import itertools
 import os
@@ -484,6 +485,79 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
             f"Checkpoint '{path}' does not fit the model of this config: {detail}. "
             'It was probably trained with another config or method. Pass --non-strict '
             'to load the matching weights anyway.') from None
+
+
+def _literal(node):
+    """The value of a config literal (``dict(...)``, lists, tuples, constants);
+    ValueError for anything else (nothing of the text is executed)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_literal(e) for e in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+            node.func.id == 'dict' and not node.args:
+        return {kw.arg: _literal(kw.value) for kw in node.keywords}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_literal(node.operand)
+    raise ValueError(f'not a literal: {ast.dump(node)[:60]}')
+
+
+def checkpoint_model_config(path: str):
+    """The ``model`` dict of the config a checkpoint was trained with (its
+    ``meta.cfg`` text, read as literals: nothing of it runs), or None."""
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        text = checkpoint['meta']['cfg']
+        for statement in ast.parse(text).body:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and \
+                    getattr(statement.targets[0], 'id', None) == 'model':
+                return _literal(statement.value)
+    except Exception:  # noqa: BLE001 - no meta, no cfg, not literals: nothing to compare
+        return None
+    return None
+
+
+#: Model settings that differ between training and test on purpose (weights
+#: sources, caches, the vocabulary, inference settings).
+_SETTINGS_NOT_COMPARED = ('pretrained', 'init_cfg', 'cache_dir', 'vocabulary', 'test_cfg',
+                          'train_cfg', 'data_preprocessor', 'checkpoint', 'seen_vocabulary')
+
+
+def model_setting_differences(trained: dict, current: dict, prefix: str = 'model') -> list:
+    """``(key, trained value, current value)`` of the model settings that differ
+    (those of :data:`_SETTINGS_NOT_COMPARED` aside)."""
+    found = []
+    for key in sorted(set(trained) | set(current), key=str):
+        if any(word in str(key) for word in _SETTINGS_NOT_COMPARED):
+            continue
+        a, b = trained.get(key, '<unset>'), current.get(key, '<unset>')
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += model_setting_differences(a, b, f'{prefix}.{key}')
+        elif (list(a) if isinstance(a, tuple) else a) != (list(b) if isinstance(b, tuple) else b):
+            found.append((f'{prefix}.{key}', a, b))
+    return found
+
+
+def warn_if_trained_with_other_settings(path: str, model_cfg) -> list:
+    """Warns when the checkpoint's training config set the model otherwise
+    (e.g. NACLIP's last block vs ClearCLIP's: the weights load, the numbers
+    are another model's); returns the differences."""
+    trained = checkpoint_model_config(path)
+    if not isinstance(trained, dict):
+        return []
+    current = model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else dict(model_cfg)
+    differences = model_setting_differences(trained, current)
+    if differences:
+        shown = '; '.join(f'{k}: {a!r} (trained) vs {b!r} (this config)'
+                          for k, a, b in differences[:5])
+        print_log(f'WARNING: {path} was trained with other model settings than this config '
+                  f'({len(differences)}: {shown}). Its weights load, but the results are '
+                  'not those of the trained model unless this is intended; test with the '
+                  'config it was trained with.', logger='current', level=30)
+    return differences
 
 
 def load_model_checkpoint_strictly(model, path: str, absent_prefixes=()) -> None:

@@ -40,6 +40,7 @@ from mmovss.runtime import (  # noqa: E402
     run_tool,
     set_launcher,
     set_work_dir,
+    warn_if_trained_with_other_settings,
 )
 from mmovss.trained_weights import require_trained_weights  # noqa: E402
 
@@ -163,6 +164,8 @@ def main(argv=None):
     elif checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta)
+    if checkpoint is not None and not args.tta:  # trained with other model settings?
+        warn_if_trained_with_other_settings(checkpoint, cfg.model)
     if checkpoint is not None:  # unseen classes of this test that the checkpoint trained on
         runner.register_hook(UnseenClassesCheckHook(checkpoint_training_classes(checkpoint),
                                                     checkpoint))

@@ -191,7 +191,8 @@ def name_run(cfg: Config) -> None:
     same process within the same second got the first one's, so its log went
     to the first run's work directory (and its scalars into the first run's
     message hub). The first run of a process keeps mmengine's name; the
-    ``n``-th gets ``<name>_run<n>`` before the timestamp. Called by
+    ``n``-th gets ``<name>_run<n>`` before the timestamp, and a visualizer
+    named in the config (``'visualizer'``) ``<its name>_run<n>``. Called by
     ``tools/train.py`` and ``tools/test.py`` before the runner is built.
     """
     n = next(_RUNS_IN_PROCESS)
@@ -201,6 +202,11 @@ def name_run(cfg: Config) -> None:
     if base is None:
         base = osp.splitext(osp.basename(cfg.filename))[0] if cfg.filename else 'run'
     cfg.experiment_name = f'{base}_run{n}'
+    visualizer = cfg.get('visualizer')
+    if isinstance(visualizer, dict) and visualizer.get('name'):
+        # a named visualizer is shared by name too: the second run's --show-dir
+        # went to the first run's save_dir
+        visualizer['name'] = f"{visualizer['name']}_run{n}"
 
 
 def set_work_dir(cfg: Config, config_path: str, work_dir=None) -> None:

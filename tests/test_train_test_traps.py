@@ -63,24 +63,26 @@ def test_a_misspelt_cfg_option_key_is_warned_about_with_the_likely_one(capsys):
     assert misspelt_option_keys(cfg, {'train_dataloader.dataset.pipeline.1.type': 'x'}) == []
 
 
-def test_user_errors_of_test_and_train_are_one_line(tmp_path):
+def test_user_errors_of_test_and_train_are_one_line(tmp_path, capsys):
     """Before: tracebacks for a trained model name without weights, a missing
-    config, --amp on CPU."""
-    import subprocess
-    import sys
+    config, --amp on CPU (``run_tool`` is what both tools run as commands)."""
+    from mmovss.runtime import run_tool
+    test, train = load_tool('test.py').main, load_tool('train.py').main
     runs = [
-        (['tools/test.py', REFINE], 'is a trained model'),
-        (['tools/test.py', 'configs/ovshapes/nope.py'], 'does not exist'),
-        (['tools/train.py', REFINE, '--amp', '--work-dir', str(tmp_path / 'w')],
-         '--amp needs a GPU'),
+        (test, [REFINE], 'is a trained model'),
+        (test, ['configs/ovshapes/nope.py'], 'does not exist'),
+        (train, [REFINE, '--amp', '--work-dir', str(tmp_path / 'w')], '--amp needs a GPU'),
     ]
     if torch.cuda.is_available():
         runs.pop()
-    for args, message in runs:
-        proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert message in proc.stderr and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    for main, args, message in runs:
+        with pytest.raises(SystemExit) as info:
+            run_tool(main, args)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith('error: ') and message in err, err[-2000:]
+    assert 'run_tool(main)' in (REPO_ROOT / 'tools/test.py').read_text()  # as commands
+    assert 'run_tool(main)' in (REPO_ROOT / 'tools/train.py').read_text()
 
 
 def test_show_dir_draws_every_image(tmp_path):

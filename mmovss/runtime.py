@@ -511,12 +511,24 @@ def _literal(node):
     raise ValueError(f'not a literal: {ast.dump(node)[:60]}')
 
 
+def checkpoint_meta(path: str) -> dict:
+    """The ``meta`` dict of an mmengine checkpoint, read with
+    ``torch.load(weights_only=True, mmap=True)`` (no tensor data is read,
+    nothing of the file runs); ``{}`` for a file without one or one this
+    cannot read (the strict loaders report unreadable files)."""
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001
+        return {}
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def checkpoint_model_config(path: str):
     """The ``model`` dict of the config a checkpoint was trained with (its
     ``meta.cfg`` text, read as literals: nothing of it runs), or None."""
     try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-        text = checkpoint['meta']['cfg']
+        text = checkpoint_meta(path)['cfg']
         for statement in ast.parse(text).body:
             if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and \
                     getattr(statement.targets[0], 'id', None) == 'model':

@@ -22,6 +22,7 @@ from mmovss.runtime import (  # noqa: E402
     check_checkpoint_file,
     check_output_paths,
     check_resume_checkpoint_fits,
+    checkpoint_meta,
     close_process_group,
     export_local_rank,
     find_resumable_checkpoint,
@@ -102,13 +103,8 @@ def resume_newest_complete(cfg) -> None:
 def refuse_finished_resume(cfg) -> None:
     """``--resume`` from a checkpoint at or past ``max_iters`` trains nothing:
     mmengine ends at once with exit code 0."""
-    import torch
-    try:
-        meta = torch.load(cfg.load_from, map_location='cpu', weights_only=True,
-                          mmap=True).get('meta') or {}
-    except Exception:  # noqa: BLE001 - the runner's loader reports unreadable files
-        return
-    done, total = meta.get('iter'), (cfg.get('train_cfg') or {}).get('max_iters')
+    done = checkpoint_meta(cfg.load_from).get('iter')
+    total = (cfg.get('train_cfg') or {}).get('max_iters')
     if isinstance(done, int) and isinstance(total, int) and done >= total:
         sys.exit(f'error: --resume: {cfg.load_from} is at iteration {done} and the config '
                  f'trains to train_cfg.max_iters={total}: nothing is left to train. Raise '

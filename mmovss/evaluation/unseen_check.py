@@ -19,20 +19,10 @@ __all__ = ['checkpoint_training_classes', 'trained_unseen_classes', 'UnseenClass
 
 
 def checkpoint_training_classes(path: str) -> Optional[List[str]]:
-    """``meta.dataset_meta.classes`` of an mmengine checkpoint, or None.
-
-    Read with ``torch.load(weights_only=True, mmap=True)`` (no tensor data
-    is read; nothing of the file's code runs); a file without them (a
-    converted release, a bare state dict) or one this cannot read gives None
-    (the strict loader reports unreadable files).
-    """
-    import torch
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - the strict loader names the problem
-        return None
-    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    """``meta.dataset_meta.classes`` of an mmengine checkpoint, or None (a
+    converted release, a bare state dict; :func:`mmovss.runtime.checkpoint_meta`)."""
+    from mmovss.runtime import checkpoint_meta
+    dataset_meta = checkpoint_meta(path).get('dataset_meta')
     classes = dataset_meta.get('classes') if isinstance(dataset_meta, dict) else None
     return list(classes) if classes else None
 

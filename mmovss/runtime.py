@@ -446,7 +446,11 @@ def _key_summary(missing, unexpected) -> str:
     return '; '.join(summary)
 
 
-def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool = False) -> None:
+NON_STRICT_HINT = 'Pass --non-strict to load the matching weights anyway.'
+
+
+def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool = False,
+                             hint: str = '') -> None:
     """Loads weights for testing; refuses a checkpoint of another model.
 
     mmengine loads test checkpoints with ``strict=False`` and only logs the
@@ -460,6 +464,9 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
         strict: Refuse missing or unexpected keys.
         inner: Load into ``runner.model.module`` (a test-time-augmentation
             wrapper around the segmentor).
+        hint (str): What the caller's user can do about a mismatch, appended
+            to the error (``tools/test.py``: :data:`NON_STRICT_HINT`; other
+            tools have no such flag).
     """
     check_checkpoint_file(path)
 
@@ -489,8 +496,8 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
         detail = detail or text.splitlines()[0]
         raise RuntimeError(
             f"Checkpoint '{path}' does not fit the model of this config: {detail}. "
-            'It was probably trained with another config or method. Pass --non-strict '
-            'to load the matching weights anyway.') from None
+            'It was probably trained with another config or method.'
+            + (f' {hint}' if hint else '')) from None
 
 
 def _literal(node):
@@ -578,7 +585,7 @@ def warn_if_trained_with_other_settings(path: str, model_cfg) -> list:
     return differences
 
 
-def load_model_checkpoint_strictly(model, path: str, absent_prefixes=()) -> None:
+def load_model_checkpoint_strictly(model, path: str, absent_prefixes=(), hint: str = '') -> None:
     """:func:`load_checkpoint_strictly` for a bare model (no runner).
 
     The same file check and strict key check as ``tools/test.py``; used by
@@ -593,6 +600,8 @@ def load_model_checkpoint_strictly(model, path: str, absent_prefixes=()) -> None
             build time (e.g. the CLIP towers of a released ZegFormer, which
             ships without them; the converter module says so). Every other
             key must be present, and no key may be unexpected.
+        hint (str): Appended to a mismatch error (see
+            :func:`load_checkpoint_strictly`).
     """
     if absent_prefixes:
         check_checkpoint_file(path)
@@ -603,11 +612,12 @@ def load_model_checkpoint_strictly(model, path: str, absent_prefixes=()) -> None
         if missing or result.unexpected_keys:
             raise RuntimeError(
                 f"Checkpoint '{path}' does not fit the model of this config: "
-                f'{_key_summary(missing, list(result.unexpected_keys))}.')
+                f'{_key_summary(missing, list(result.unexpected_keys))}.'
+                + (f' {hint}' if hint else ''))
         return
     from types import SimpleNamespace
     holder = SimpleNamespace(model=SimpleNamespace(module=model))
-    load_checkpoint_strictly(holder, path, strict=True, inner=True)
+    load_checkpoint_strictly(holder, path, strict=True, inner=True, hint=hint)
 
 
 def check_resume_checkpoint_fits(model, path: str) -> None:

@@ -129,6 +129,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, data, reference, test_
     with pytest.raises(RuntimeError, match='does not fit the model of this config') as err:
         test_main([ckpt, *_opts(data, *other)], tmp_path / 'strict')
     assert 'missing keys' in str(err.value)
+    assert '--non-strict' in str(err.value)  # the flag that loads it anyway
     log = test_main([ckpt, '--non-strict', *_opts(data, *other)], tmp_path / 'non_strict')
     assert _miou(log)
 

@@ -158,3 +158,23 @@ def test_a_checkpoint_trained_with_other_model_settings_is_warned_about(tmp_path
     test.main([REFINE, str(checkpoint), '--work-dir', str(tmp_path / 'w2'), *options])
     assert 'trained with other model settings' not in ''.join(capsys.readouterr())
     assert not (tmp_path / 'ran').exists()  # the checkpoint's config text is never run
+
+
+def test_strict_loader_offers_non_strict_only_where_the_caller_has_it(tmp_path):
+    """The loader's mismatch error ended with "Pass --non-strict ..." for every
+    caller, also tools without that flag (vocabulary_report.py,
+    build_region_data.py); three callers cut it off by string matching."""
+    from mmovss.runtime import NON_STRICT_HINT, load_model_checkpoint_strictly
+    path = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': torch.nn.Linear(2, 3).state_dict()}, path)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    with pytest.raises(RuntimeError, match='does not fit the model') as err:
+        load_model_checkpoint_strictly(model, path)
+    assert '--non-strict' not in str(err.value)
+    assert 'missing keys (e.g. 0.weight' in str(err.value)
+    with pytest.raises(RuntimeError) as err:
+        load_model_checkpoint_strictly(model, path, hint=NON_STRICT_HINT)
+    assert str(err.value).endswith(NON_STRICT_HINT)
+    with pytest.raises(RuntimeError) as err:  # the loader of releases without some parts
+        load_model_checkpoint_strictly(model, path, absent_prefixes=('1.',), hint=NON_STRICT_HINT)
+    assert str(err.value).endswith(NON_STRICT_HINT)

@@ -28,6 +28,7 @@ from mmovss.apis.released_weights import load_prepared, prepare_weights  # noqa:
 from mmovss.evaluation.unseen_check import UnseenClassesCheckHook, checkpoint_training_classes  # noqa: E402
 from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
 from mmovss.runtime import (  # noqa: E402
+    NON_STRICT_HINT,
     check_checkpoint_file,
     check_output_paths,
     close_process_group,
@@ -160,10 +161,10 @@ def main(argv=None):
     if prepared is not None and prepared.absent_prefixes and not args.non_strict:
         # a release without the parts its config loads from a pretrained source
         target = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        load_prepared(target.module if args.tta else target, prepared)
+        load_prepared(target.module if args.tta else target, prepared, hint=NON_STRICT_HINT)
     elif checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
-                                 inner=args.tta)
+                                 inner=args.tta, hint=NON_STRICT_HINT)
     if checkpoint is not None and not args.tta:  # trained with other model settings?
         warn_if_trained_with_other_settings(checkpoint, cfg.model)
     if checkpoint is not None:  # unseen classes of this test that the checkpoint trained on

@@ -189,7 +189,7 @@ class OpenVocabInferencer(MMSegInferencer):
         try:
             load_prepared(self.model, weights)
         except RuntimeError as err:
-            reason = str(err).split(' Pass --non-strict')[0]  # a flag of tools/test.py only
+            reason = str(err)
             what = (f'{weights.source!r} (format {weights.format}, converted to '
                     f'{weights.path!r})' if weights.converted else repr(weights.source))
             raise ReleasedWeightsError(

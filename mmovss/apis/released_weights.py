@@ -95,7 +95,7 @@ class PreparedWeights:
         return tuple(getattr(format_module(self.format), 'PRETRAINED_PREFIXES', ()))
 
 
-def load_prepared(model, weights: PreparedWeights) -> None:
+def load_prepared(model, weights: PreparedWeights, hint: str = '') -> None:
     """Loads prepared weights into ``model`` (not a DDP/TTA wrapper) with the
     strict loader of :mod:`mmovss.runtime`: every key must be filled, except
     those under :attr:`PreparedWeights.absent_prefixes`.
@@ -104,7 +104,7 @@ def load_prepared(model, weights: PreparedWeights) -> None:
         RuntimeError: Missing or unexpected keys (a summary of each).
     """
     from mmovss.runtime import load_model_checkpoint_strictly
-    load_model_checkpoint_strictly(model, weights.path, weights.absent_prefixes)
+    load_model_checkpoint_strictly(model, weights.path, weights.absent_prefixes, hint=hint)
 
 
 def is_url(weights) -> bool:

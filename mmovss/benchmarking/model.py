@@ -40,8 +40,7 @@ def load_checkpoint_strictly(model: torch.nn.Module, path: str) -> None:
 
     The loader of ``tools/test.py``
     (:func:`mmovss.runtime.load_model_checkpoint_strictly`), with its errors
-    as :class:`BenchmarkError` (without its hint at ``tools/test.py``'s
-    ``--non-strict``, which the benchmark does not have).
+    as :class:`BenchmarkError`.
 
     Raises:
         BenchmarkError: Missing, truncated or foreign checkpoint.
@@ -52,8 +51,7 @@ def load_checkpoint_strictly(model: torch.nn.Module, path: str) -> None:
         with contextlib.redirect_stdout(sys.stderr):
             load_model_checkpoint_strictly(model, path)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        message = str(err).split(' Pass --non-strict')[0]
-        raise BenchmarkError(message) from None
+        raise BenchmarkError(str(err)) from None
 
 
 def build_model(cfg, weights: str, checkpoint: Optional[str], device: str,

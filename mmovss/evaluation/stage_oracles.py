@@ -323,7 +323,7 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
             try:
                 load_model_checkpoint_strictly(model, checkpoint)
             except RuntimeError as err:
-                raise ValueError(str(err).split(' Pass --non-strict')[0]) from None
+                raise ValueError(str(err)) from None
     model.eval()
     if hasattr(model, 'set_dataset_vocabulary'):
         model.set_dataset_vocabulary(metainfo)

@@ -81,3 +81,17 @@ def test_published_dataset_lists_may_repeat_a_display_name():
     assert len(pots) == 2 and vocab.classes[pots[0]] != vocab.classes[pots[1]]
     with pytest.raises(ValueError, match="both named 'pot'"):
         Vocabulary(['pot, flowerpot', 'sky', 'pot'])
+
+
+
+def test_background_names_are_one_rule_for_every_caller():
+    """The custom-dataset configs, the inferencer's background rule and the
+    vocabulary report decide "is this a background class" with one function."""
+    from mmovss.datasets.custom import ClassList
+    from mmovss.datasets.custom_config import _names_a_background
+    from mmovss.vocab import is_background_name
+    assert is_background_name(' Background ') and is_background_name('others')
+    assert not is_background_name('background wall') and not is_background_name('cat')
+    classes = ClassList(['Other, rest', 'cat'])
+    assert _names_a_background(classes, 0) and not _names_a_background(classes, 1)
+    assert not _names_a_background(classes, None) and not _names_a_background(classes, 2)

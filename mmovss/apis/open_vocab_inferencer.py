@@ -326,10 +326,10 @@ class OpenVocabInferencer(MMSegInferencer):
         prob_thd, index = self._protocol_background
         if index is None or (prob_thd <= 0 and getattr(head, 'area_thd', None) is None):
             return
-        from mmovss.evaluation.vocabulary_report import BACKGROUND_WORDS
+        from mmovss.vocab import is_background_name
         names = list(vocabulary.class_names)
         fits = index < len(names) and (
-            names[index].strip().lower() in BACKGROUND_WORDS
+            is_background_name(names[index])
             or names == self._own_class_names)
         if fits:
             head.prob_thd, head.background_index = prob_thd, index

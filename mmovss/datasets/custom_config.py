@@ -210,10 +210,10 @@ _VOCAB_HOOK = 'DatasetVocabularyHook'
 
 
 def _names_a_background(classes: ClassList, index) -> bool:
-    from mmovss.evaluation.vocabulary_report import BACKGROUND_WORDS
+    from mmovss.vocab import is_background_name
     if index is None or not 0 <= index < len(classes.classes):
         return False
-    return classes.classes[index].split(',')[0].strip().lower() in BACKGROUND_WORDS
+    return is_background_name(classes.classes[index].split(',')[0])
 
 
 def custom_model_delta(method_cfg, classes: ClassList, ignore_index: int,

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..vocab import TEMPLATE_SETS, Vocabulary, get_templates
+from ..vocab import BACKGROUND_WORDS, TEMPLATE_SETS, Vocabulary, get_templates, is_background_name
 from .ov_iou_metric import unseen_class_indices
 
 __all__ = ['Variant', 'build_variants', 'IoUCounts', 'evaluate_variants',
@@ -43,8 +43,8 @@ __all__ = ['Variant', 'build_variants', 'IoUCounts', 'evaluate_variants',
 
 #: Default distractors: class names of this benchmark that the data lacks.
 DISTRACTOR_BENCHMARK = 'coco_stuff171'
-#: Class names treated as background when ``background`` is not given.
-BACKGROUND_WORDS = ('background', 'bg', 'other', 'others', 'unlabeled', 'unlabelled', 'void')
+# Class names treated as background when ``background`` is not given:
+# BACKGROUND_WORDS (re-exported from mmovss.vocab).
 
 _DISTRACTOR, _GENERIC_BG = -1, -2
 
@@ -366,7 +366,7 @@ def plot_report(report: dict, path: str) -> str:
 def _background_labels(vocabulary: Vocabulary, background) -> List[int]:
     if background is None:
         return [i for i, names in enumerate(vocabulary)
-                if any(n.lower() in BACKGROUND_WORDS for n in names)]
+                if any(is_background_name(n) for n in names)]
     labels = []
     for name in background:
         key = name.strip().lower()

@@ -26,7 +26,8 @@ import unicodedata
 import warnings
 from typing import Iterator, List, Sequence, Tuple, Union
 
-__all__ = ['Vocabulary', 'VocabularyLike', 'ALLOW_SHARED_SYNONYMS', 'ALLOW_DUPLICATE_NAMES']
+__all__ = ['Vocabulary', 'VocabularyLike', 'ALLOW_SHARED_SYNONYMS', 'ALLOW_DUPLICATE_NAMES',
+           'BACKGROUND_WORDS', 'is_background_name']
 
 #: Comment line of a vocabulary file whose shared synonyms are deliberate.
 ALLOW_SHARED_SYNONYMS = '# allow-shared-synonyms'
@@ -35,6 +36,16 @@ ALLOW_SHARED_SYNONYMS = '# allow-shared-synonyms'
 ALLOW_DUPLICATE_NAMES = '# allow-duplicate-names'
 
 VocabularyLike = Union['Vocabulary', str, os.PathLike, dict, Sequence]
+
+#: Names that mark a class as "everything else" (compared lower-cased).
+BACKGROUND_WORDS = ('background', 'bg', 'other', 'others', 'unlabeled', 'unlabelled', 'void')
+
+
+def is_background_name(name: str) -> bool:
+    """Whether a class name marks a background class (``'Background'``,
+    ``' other '``; :data:`BACKGROUND_WORDS`). For a ``'a, b'`` synonym list
+    pass one name."""
+    return name.strip().lower() in BACKGROUND_WORDS
 
 
 def _split_synonyms(item, where: str) -> Tuple[str, ...]:

@@ -258,3 +258,37 @@ def test_written_configs_exist_check(tmp_path, repo_root):
         write_custom_configs('d', layout, classes, str(tmp_path / 'c'))
     write_custom_configs('d', layout, classes, str(tmp_path / 'c'), overwrite=True)
     assert 'my_edit' not in edited.read_text()
+
+
+def test_label_files_with_an_ending_pair_with_label_suffix(tmp_path, capsys):
+    """NAME.jpg + NAME_mask.png (a common export): the tool said "no pair"
+    without a way to pair them; now the error names --label-suffix, which
+    makes the configs' seg_map_suffix '_mask.png'."""
+    root = tmp_path / 'flat'
+    label = np.zeros((8, 8), np.uint8)
+    label[4:] = 1
+    for i in range(6):
+        _write(root / 'images' / f'p{i}.jpg', np.zeros((8, 8, 3), np.uint8))
+        _write(root / 'labels' / f'p{i}_mask.png', label)
+    (root / 'classes.txt').write_text('sky\ngrass | unseen\n')
+    args = [root, '--classes', root / 'classes.txt', '--out-dir', tmp_path / 'configs',
+            '--no-check']
+    code, log = _tool(capsys, *args)
+    assert code == 2 and '--label-suffix _mask' in log, log
+    code, log = _tool(capsys, *args, '--label-suffix', '_mask')
+    assert code == 0 and 'labels *_mask.png' in log, log
+    layout = find_layout(str(root), DataCheck(), label_suffix='_mask', split_dir='splits/flat')
+    info = layout.splits['train']
+    dataset = OpenVocabCustomDataset(
+        classes=['sky', 'grass'], data_root=str(root), ann_file=info['ann_file'],
+        data_prefix=dict(img_path=info['img_path'], seg_map_path=info['seg_map_path']),
+        img_suffix=layout.img_suffix, seg_map_suffix=layout.seg_map_suffix, pipeline=[])
+    assert len(dataset) == 5
+    assert all(dataset.get_data_info(i)['seg_map_path'].endswith('_mask.png')
+               for i in range(len(dataset)))
+    # a label file without the ending would be looked for as NAME_mask.png
+    _write(root / 'labels' / 'p9.png', label)
+    _write(root / 'images' / 'p9.jpg', np.zeros((8, 8, 3), np.uint8))
+    check = DataCheck()
+    find_layout(str(root), check, label_suffix='_mask')
+    assert 'label files without the label suffix' in check.report()

@@ -208,7 +208,9 @@ def find_pairs(img_dir: str, ann_dir: str, check: Optional[DataCheck] = None,
     """Image/label pairs matched by file name (without suffix).
 
     A label file may end with ``seg_map_suffix`` (e.g. ``_labelTrainIds``)
-    after the image's stem. Unpaired files are reported to ``check``, and
+    after the image's stem; given one, label files without it are reported
+    (the dataset would look for ``NAME<seg_map_suffix>``). Unpaired files
+    are reported to ``check``, and
     (``split_file``: the names will be written to a split file, as in the
     flat layout) so are files whose name starts or ends with white space or
     holds a line break: mmseg strips each line of a split file and would
@@ -218,9 +220,12 @@ def find_pairs(img_dir: str, ann_dir: str, check: Optional[DataCheck] = None,
         if not osp.isdir(folder):
             raise FileNotFoundError(f'The {what} folder {folder!r} does not exist.')
     images = _files(img_dir, IMAGE_SUFFIXES)
-    labels = {}
+    labels, unsuffixed = {}, []
     for stem, path in _files(ann_dir, LABEL_SUFFIXES).items():
-        if seg_map_suffix and stem.endswith(seg_map_suffix):
+        if seg_map_suffix:
+            if not stem.endswith(seg_map_suffix):  # the dataset would look for NAME<suffix>
+                unsuffixed.append(path)
+                continue
             stem = stem[:-len(seg_map_suffix)]
         labels[stem] = path
     if check is not None:
@@ -236,6 +241,10 @@ def find_pairs(img_dir: str, ann_dir: str, check: Optional[DataCheck] = None,
             check.add('images without a label file', images[stem])
         for stem in sorted(set(labels) - set(images)):
             check.add('label files without an image', labels[stem])
+        for path in unsuffixed:
+            check.add('label files without the label suffix',
+                      f'{path}: its name does not end with {seg_map_suffix!r}; rename it '
+                      f'(NAME{seg_map_suffix} + extension) or remove it')
     return [(images[s], labels[s]) for s in sorted(set(images) & set(labels))]
 
 

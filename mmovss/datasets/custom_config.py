@@ -80,10 +80,34 @@ def _suffixes(pairs: List[Tuple[str, str]], what: int) -> str:
     return next(iter(counts))
 
 
-def _no_pair_hints(ann_dir: str, check: DataCheck) -> str:
-    """Why no pair was found: the unpaired files, label files of an image format."""
+def _label_suffix_guess(img_dir: str, ann_dir: str) -> Optional[str]:
+    """The ending most label stems have after an image's stem (``'_mask'``
+    for ``a.jpg`` + ``a_mask.png``), or None."""
+    from .custom import IMAGE_SUFFIXES, LABEL_SUFFIXES, _files
+    if not (osp.isdir(img_dir) and osp.isdir(ann_dir)):
+        return None
+    images = set(_files(img_dir, IMAGE_SUFFIXES))
+    endings = Counter()
+    for stem in _files(ann_dir, LABEL_SUFFIXES):
+        for cut in range(len(stem) - 1, 0, -1):  # the longest image stem it starts with
+            if stem[:cut] in images:
+                endings[stem[cut:]] += 1
+                break
+    if not endings:
+        return None
+    ending, count = endings.most_common(1)[0]
+    return ending if count * 2 >= len(images) else None
+
+
+def _no_pair_hints(img_dir: str, ann_dir: str, check: DataCheck) -> str:
+    """Why no pair was found: the unpaired files, label files of an image
+    format, label files named after their image with an ending."""
     from .custom import IMAGE_SUFFIXES, LABEL_SUFFIXES
     hints = []
+    ending = _label_suffix_guess(img_dir, ann_dir)
+    if ending:
+        hints.append(f'the label files are named after their image with {ending!r} added '
+                     f'(NAME{ending}.png for NAME.jpg): pass --label-suffix {ending}')
     lossy = sorted(n for n in (os.listdir(ann_dir) if osp.isdir(ann_dir) else [])
                    if osp.splitext(n)[1].lower() in set(IMAGE_SUFFIXES) - set(LABEL_SUFFIXES))
     if lossy:
@@ -98,8 +122,13 @@ def _no_pair_hints(ann_dir: str, check: DataCheck) -> str:
 def find_layout(root: str, check: DataCheck, img_dir: Optional[str] = None,
                 ann_dir: Optional[str] = None, train_split: str = 'train',
                 val_split: str = 'val', val_fraction: float = 0.2,
-                seed: int = 0, split_dir: str = 'splits') -> DatasetLayout:
+                seed: int = 0, split_dir: str = 'splits',
+                label_suffix: str = '') -> DatasetLayout:
     """Finds the image/label pairs of both splits (see the module doc).
+
+    ``label_suffix`` is the ending of a label file's name after its image's
+    (``'_mask'`` for ``NAME.jpg`` + ``NAME_mask.png``; it becomes part of
+    the configs' ``seg_map_suffix``).
 
     Unpaired files are reported to ``check``. Nothing is written: the flat
     layout's split files (``<root>/<split_dir>/{train,val}.txt``, their
@@ -120,10 +149,12 @@ def find_layout(root: str, check: DataCheck, img_dir: Optional[str] = None,
                     f'{split} split (or put all pairs in {img_dir}/ and {ann_dir}/ directly '
                     f'and let --val-fraction split them).')
             pairs = find_pairs(osp.join(root, img), osp.join(root, ann), check,
+                               seg_map_suffix=label_suffix,
                                split_file=False)  # no split file: outer spaces are fine
             splits[key] = dict(img_path=img, seg_map_path=ann, ann_file='', pairs=pairs)
     else:
-        pairs = find_pairs(osp.join(root, img_dir), osp.join(root, ann_dir), check)
+        pairs = find_pairs(osp.join(root, img_dir), osp.join(root, ann_dir), check,
+                           seg_map_suffix=label_suffix)
         if not 0 < val_fraction < 1:
             raise ValueError(f'--val-fraction must be in (0, 1), got {val_fraction}.')
         order = list(range(len(pairs)))
@@ -142,9 +173,11 @@ def find_layout(root: str, check: DataCheck, img_dir: Optional[str] = None,
         if not splits[key]['pairs']:
             raise ValueError(f'The {key} split of {root!r} has no image/label pair '
                              f'(pairs share a file name: img/NAME.jpg + ann/NAME.png).'
-                             + _no_pair_hints(osp.join(root, splits[key]['seg_map_path']),
+                             + _no_pair_hints(osp.join(root, splits[key]['img_path']),
+                                              osp.join(root, splits[key]['seg_map_path']),
                                               check))
-    return DatasetLayout(root, splits, _suffixes(all_pairs, 0), _suffixes(all_pairs, 1))
+    return DatasetLayout(root, splits, _suffixes(all_pairs, 0),
+                         label_suffix + _suffixes(all_pairs, 1))
 
 
 def default_pipelines() -> Tuple[list, list]:

@@ -41,6 +41,9 @@ def parse_args(argv=None):
     parser.add_argument('--name', help='dataset name (default: the folder name)')
     parser.add_argument('--img-dir', help='image folder under root (default: img_dir or images)')
     parser.add_argument('--ann-dir', help='label folder under root (default: ann_dir or labels)')
+    parser.add_argument('--label-suffix', default='', metavar='ENDING',
+                        help="label files named after their image with ENDING added, e.g. "
+                             "'_mask' for NAME.jpg + NAME_mask.png (default: none)")
     parser.add_argument('--train-split', default='train')
     parser.add_argument('--val-split', default='val')
     parser.add_argument('--val-fraction', type=float, default=0.2,
@@ -78,7 +81,8 @@ def main(argv=None) -> int:
         check = DataCheck()
         layout = find_layout(args.root, check, args.img_dir, args.ann_dir, args.train_split,
                              args.val_split, args.val_fraction, args.seed,
-                             split_dir=osp.join('splits', name))
+                             split_dir=osp.join('splits', name),
+                             label_suffix=args.label_suffix)
         if not args.no_check:
             check_layout(layout, classes, ignore_index, check)
     except (FileNotFoundError, ValueError) as err:

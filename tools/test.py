@@ -25,6 +25,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis.model_zoo import resolve_model  # noqa: E402
 from mmovss.apis.released_weights import load_prepared, prepare_weights  # noqa: E402
+from mmovss.evaluation.tta import check_tta_fits, use_tta  # noqa: E402
 from mmovss.evaluation.unseen_check import UnseenClassesCheckHook, checkpoint_training_classes  # noqa: E402
 from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
 from mmovss.runtime import (  # noqa: E402
@@ -142,22 +143,17 @@ def main(argv=None):
     cfg.load_from = None
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
+    segmentor_cfg = cfg.model
     if args.tta:
-        if 'tta_pipeline' not in cfg:
-            raise ValueError(
-                '--tta needs `tta_pipeline` and `tta_model` in the config; no shipped mmovss '
-                'config defines them. Add them as mmseg\'s dataset bases do (e.g. '
-                'mmseg::_base_/datasets/ade20k.py: tta_pipeline with multi-scale Resize and '
-                'RandomFlip, tta_model = dict(type=\'SegTTAModel\')).')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        use_tta(cfg)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     name_run(cfg)
     runner = Runner.from_cfg(cfg)
     require_trained_weights(runner.model, checkpoint, args.allow_random_weights, args.config)
+    if args.tta:
+        check_tta_fits(runner.model)
     if prepared is not None and prepared.absent_prefixes and not args.non_strict:
         # a release without the parts its config loads from a pretrained source
         target = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -165,8 +161,8 @@ def main(argv=None):
     elif checkpoint is not None:
         load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
                                  inner=args.tta, hint=NON_STRICT_HINT)
-    if checkpoint is not None and not args.tta:  # trained with other model settings?
-        warn_if_trained_with_other_settings(checkpoint, cfg.model)
+    if checkpoint is not None:  # trained with other model settings?
+        warn_if_trained_with_other_settings(checkpoint, segmentor_cfg)
     if checkpoint is not None:  # unseen classes of this test that the checkpoint trained on
         runner.register_hook(UnseenClassesCheckHook(checkpoint_training_classes(checkpoint),
                                                     checkpoint))

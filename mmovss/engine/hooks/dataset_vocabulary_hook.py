@@ -6,7 +6,7 @@ from mmovss.vocab import Vocabulary
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmseg.registry import HOOKS
 
 __all__ = ['DatasetVocabularyHook']
@@ -40,8 +40,11 @@ class DatasetVocabularyHook(Hook):
 
     @staticmethod
     def _model(runner):
+        """The segmentor inside DDP and test-time-augmentation wrappers."""
         model = runner.model
-        return model.module if is_model_wrapper(model) else model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
+        return model
 
     def _apply(self, runner, loop, stage: str) -> Optional[dict]:
         model = self._model(runner)

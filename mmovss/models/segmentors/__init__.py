@@ -5,6 +5,7 @@ from .mask_classification_encoder_decoder import MaskClassificationEncoderDecode
 from .mask_guided_segmentor import MaskGuidedSegmentor
 from .multi_scale_flip import MultiScaleFlipEncoderDecoder, MultiScaleFlipInference
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
+from .open_vocab_tta import OpenVocabTTAModel
 from .openseg_encoder_decoder import OpenSegEncoderDecoder
 from .training_free_segmentor import TrainingFreeSegmentor
 from .trident_segmentor import TridentSegmentor
@@ -17,6 +18,7 @@ __all__ = [
     'MaskClassificationEncoderDecoder',
     'MaskGuidedSegmentor', 'MaskPromptTuner', 'MultiScaleFlipEncoderDecoder',
     'MultiScaleFlipInference', 'OpenSegEncoderDecoder', 'OpenVocabEncoderDecoder',
+    'OpenVocabTTAModel',
     'TrainingFreeSegmentor', 'TridentSegmentor', 'TwoStageEncoderDecoder',
     'merge_mask_prompts'
 ]

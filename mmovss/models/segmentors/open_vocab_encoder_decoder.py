@@ -184,6 +184,16 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         self._sync_num_classes()
         return self.vocabulary
 
+    def tta_unsupported_reason(self) -> Optional[str]:
+        """Why mmseg's ``SegTTAModel`` (``tools/test.py --tta``) would give
+        other labels than this model's own rule, or None where it may run.
+
+        ``SegTTAModel`` averages the views' ``seg_logits`` (kept with
+        ``test_cfg.return_logits``) and takes their argmax; the labels here
+        are the argmax of ``seg_logits``, so it may.
+        """
+        return None
+
     def _sync_num_classes(self):
         num_classes = self.vocabulary.num_classes
         self.num_classes = self.out_channels = num_classes

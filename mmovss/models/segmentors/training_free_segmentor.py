@@ -105,6 +105,21 @@ class TrainingFreeSegmentor(OpenVocabEncoderDecoder):
         return self.postprocess_result(sims, data_samples, inputs,
                                        class_embeds)
 
+    def tta_unsupported_reason(self) -> Optional[str]:
+        """See :meth:`OpenVocabEncoderDecoder.tta_unsupported_reason`: the
+        labels are the argmax of the stored class probabilities unless the
+        head's probability threshold, area filter or mask refinement decides
+        them (e.g. the VOC / Context-60 protocols' background rule)."""
+        head = self.decode_head
+        rules = [f'prob_thd={head.prob_thd}' if head.prob_thd > 0 else '',
+                 f'area_thd={head.area_thd}' if head.area_thd is not None else '',
+                 'mask_refinement' if head.mask_refinement is not None else '']
+        rules = [r for r in rules if r]
+        if rules:
+            return (f'its labels follow rules of its own ({", ".join(rules)}), not the argmax '
+                    f'of averaged class scores that SegTTAModel takes')
+        return None
+
     def postprocess_result(self,
                            seg_logits: Union[Tensor, SlideLogits],
                            data_samples: OptSampleList = None,

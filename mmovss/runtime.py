@@ -438,12 +438,58 @@ def find_resumable_checkpoint(work_dir: str):
     return None, skipped
 
 
-def _key_summary(missing, unexpected) -> str:
+class CheckpointMismatchError(RuntimeError, ValueError):
+    """A checkpoint whose keys or tensor shapes do not fit the model.
+
+    A ``RuntimeError`` as ``load_state_dict`` raises it, and a
+    ``ValueError`` (a user error): :func:`run_tool` prints it in one line.
+    """
+
+
+_SIZE_MISMATCH = re.compile(
+    r'size mismatch for ([^:\s]+): copying a param with shape torch\.Size\(\[([^\]]*)\]\) '
+    r'from checkpoint, the shape in current model is torch\.Size\(\[([^\]]*)\]\)')
+
+
+def _key_summary(missing, unexpected, shapes=()) -> str:
+    """``N missing keys (e.g. …); M unexpected keys (…); K keys of another shape (…)``.
+
+    Args:
+        missing (list[str]): Keys of the model the checkpoint lacks.
+        unexpected (list[str]): Keys of the checkpoint the model lacks.
+        shapes (list[tuple]): ``(key, checkpoint shape, model shape)`` of
+            keys both have with different shapes (e.g. a ViT-B/16 release
+            loaded into a ViT-L/14 config, or a tiny test model).
+    """
     summary = []
     for label, keys in (('missing', missing), ('unexpected', unexpected)):
         if keys:
             summary.append(f'{len(keys)} {label} keys (e.g. {", ".join(keys[:3])})')
+    if shapes:
+        shown = ', '.join(f'{k}: {tuple(a)} in the checkpoint, {tuple(b)} in the model'
+                          for k, a, b in list(shapes)[:3])
+        summary.append(f'{len(shapes)} keys of another shape (e.g. {shown})')
     return '; '.join(summary)
+
+
+def _size_mismatches(text: str) -> list:
+    """``(key, checkpoint shape, model shape)`` of the size mismatches that a
+    ``load_state_dict`` message lists."""
+    def shape(dims):
+        return tuple(int(d) for d in dims.split(',') if d.strip())
+    return [(k, shape(a), shape(b)) for k, a, b in _SIZE_MISMATCH.findall(text)]
+
+
+def state_dict_mismatch(model, state) -> tuple:
+    """``(missing, unexpected, shapes)`` of ``state`` against ``model``'s own
+    state dict (:func:`_key_summary` describes the three lists)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
+              if k in state and torch.is_tensor(state[k]) and
+              tuple(state[k].shape) != tuple(own[k].shape)]
+    return missing, unexpected, shapes
 
 
 NON_STRICT_HINT = 'Pass --non-strict to load the matching weights anyway.'
@@ -455,8 +501,8 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
 
     mmengine loads test checkpoints with ``strict=False`` and only logs the
     key mismatch, which silently evaluates a half-initialised model. Here a
-    mismatch raises, with a summary of the missing and unexpected keys,
-    unless ``strict=False`` is asked for.
+    mismatch raises, with a summary of the missing and unexpected keys and
+    of the tensors of another shape, unless ``strict=False`` is asked for.
 
     Args:
         runner: The built mmengine runner.
@@ -467,6 +513,9 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
         hint (str): What the caller's user can do about a mismatch, appended
             to the error (``tools/test.py``: :data:`NON_STRICT_HINT`; other
             tools have no such flag).
+
+    Raises:
+        CheckpointMismatchError: Keys or shapes that do not fit (one line).
     """
     check_checkpoint_file(path)
 
@@ -492,9 +541,10 @@ def load_checkpoint_strictly(runner, path: str, strict: bool = True, inner: bool
             return [k.strip() for k in found[0].split(',')] if found else []
 
         detail = _key_summary(keys(r'missing keys in source state_dict: (.*)'),
-                              keys(r'unexpected key in source state_dict: (.*)'))
+                              keys(r'unexpected key in source state_dict: (.*)'),
+                              _size_mismatches(text))
         detail = detail or text.splitlines()[0]
-        raise RuntimeError(
+        raise CheckpointMismatchError(
             f"Checkpoint '{path}' does not fit the model of this config: {detail}. "
             'It was probably trained with another config or method.'
             + (f' {hint}' if hint else '')) from None
@@ -607,13 +657,14 @@ def load_model_checkpoint_strictly(model, path: str, absent_prefixes=(), hint: s
         check_checkpoint_file(path)
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
         state = checkpoint.get('state_dict', checkpoint)
-        result = model.load_state_dict(state, strict=False)
-        missing = [k for k in result.missing_keys if not k.startswith(tuple(absent_prefixes))]
-        if missing or result.unexpected_keys:
-            raise RuntimeError(
+        missing, unexpected, shapes = state_dict_mismatch(model, state)
+        missing = [k for k in missing if not k.startswith(tuple(absent_prefixes))]
+        if missing or unexpected or shapes:  # checked before: a size mismatch raised
+            raise CheckpointMismatchError(  # torch's many-line error
                 f"Checkpoint '{path}' does not fit the model of this config: "
-                f'{_key_summary(missing, list(result.unexpected_keys))}.'
-                + (f' {hint}' if hint else ''))
+                f'{_key_summary(missing, unexpected, shapes)}. It was probably released '
+                'for another config or method.' + (f' {hint}' if hint else ''))
+        model.load_state_dict(state, strict=False)
         return
     from types import SimpleNamespace
     holder = SimpleNamespace(model=SimpleNamespace(module=model))

@@ -114,3 +114,71 @@ def test_san_mmseg_converter_refuses_files_of_no_san_model_in_one_line(tmp_path,
     with pytest.raises(SystemExit, match="tensor.pth' holds a Tensor, not a checkpoint dict"):
         tool.main([str(tensor), str(tmp_path / 'b.pth')])
     assert sorted(os.listdir(tmp_path)) == ['plain.pth', 'tensor.pth']
+
+
+def test_a_checkpoint_of_other_shapes_is_refused_in_one_line_naming_them(tmp_path):
+    """Before: 'The model and loaded state dict do not match exactly' (no key named)
+    for tensors of another shape, raised as a RuntimeError: a traceback from the
+    command line."""
+    from torch import nn
+
+    from mmovss.runtime import CheckpointMismatchError, load_model_checkpoint_strictly
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    path = str(tmp_path / 'wider.pth')
+    torch.save(dict(state_dict=nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3)).state_dict()),
+               path)
+    for absent in ((), ('0.',)):  # mmengine's loader; the loader of released files
+        with pytest.raises(CheckpointMismatchError,
+                           match=r"wider.pth' does not fit the model of this config: 2 keys "
+                                 r'of another shape \(e\.g\. 1\.weight: \(3, 4\) in the '
+                                 r'checkpoint, \(2, 4\) in the model') as info:
+            load_model_checkpoint_strictly(model, path, absent)
+        assert isinstance(info.value, ValueError)  # run_tool: one line, exit code 2
+        assert isinstance(info.value, RuntimeError)  # as before for Python callers
+    assert model[1].weight.shape == (2, 4)  # nothing was loaded
+
+
+def test_a_released_file_that_does_not_fit_the_config_is_one_line(tmp_path, capsys):
+    """Before: tools/test.py CONFIG RELEASED.pth printed torch's traceback with one
+    'size mismatch' line per tensor and named only the cached conversion."""
+    from mmovss.runtime import run_tool
+    src = _official('zegformer', tmp_path)
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    config = osp.join(repo, 'configs/ovshapes/zegformer_tiny-clip_1k_ovshapes-seen.py')
+    with pytest.raises(SystemExit) as info:
+        run_tool(load_tool('test.py').main,
+                 [config, src, '--weights-dir', str(tmp_path / 'cache'),
+                  '--work-dir', str(tmp_path / 'work')])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: Checkpoint ') and 'Traceback' not in err, err[-2000:]
+    assert 'keys of another shape (e.g. ' in err and 'size mismatch' not in err
+    assert f"(converted from {src!r}, format zegformer_official)" in err
+
+
+def test_a_released_file_with_the_config_of_another_release_is_warned_about(tmp_path):
+    """ZegFormer's VOC-15 and COCO-Stuff-156 releases share one architecture: the
+    VOC file loaded into the COCO config without a missing key and was scored
+    with the COCO config's seen classes, templates and calibration, silently."""
+    from mmovss.apis.released_weights import released_config_mismatch
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    voc = 'zegformer_R101_bs32_10k_vit16_voc.pth'
+    src = _official('zegformer', tmp_path, voc)
+    dst = str(tmp_path / 'zegformer_voc_ours.pth')  # converted by hand, renamed
+    _tool('zegformer_official').main([src, dst])
+    configs = osp.join(repo, 'configs', 'zegformer')
+    coco = osp.join(configs, 'zegformer-official_r101-vit-b16_60k_coco-stuff156-640x640.py')
+    own = osp.join(configs, 'zegformer-official_r101-vit-b16_10k_voc15-512x512.py')
+    for weights in (src, dst):  # the released file (converted and cached) or a conversion
+        prepared = prepare_weights(weights, cache_dir=str(tmp_path / 'cache'), verbose=False)
+        warning = released_config_mismatch(coco, prepared)
+        assert warning is not None and warning.startswith(
+            f'{voc} is the released checkpoint of '
+            'zegformer-official_r101-vit-b16_10k_voc15-512x512 (config ')
+        assert own in warning and f'used with {coco}' in warning
+        assert released_config_mismatch(own, prepared) is None
+    other = _official('zegformer', tmp_path, 'my_zegformer.pth')  # not a released name
+    prepared = prepare_weights(other, cache_dir=str(tmp_path / 'cache'), verbose=False)
+    assert released_config_mismatch(coco, prepared) is None
+    text = open(osp.join(repo, 'tools', 'test.py')).read()
+    assert 'released_config_mismatch(args.config, prepared)' in text

@@ -14,6 +14,7 @@ Examples::
     bash tools/dist_test.sh CONFIG CHECKPOINT 2
 """
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -24,12 +25,18 @@ os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis.model_zoo import resolve_model  # noqa: E402
-from mmovss.apis.released_weights import load_prepared, prepare_weights  # noqa: E402
+from mmovss.apis.released_weights import (  # noqa: E402
+    load_prepared,
+    prepare_weights,
+    released_config_mismatch,
+    released_model_of,
+)
 from mmovss.evaluation.tta import check_tta_fits, use_tta  # noqa: E402
 from mmovss.evaluation.unseen_check import UnseenClassesCheckHook, checkpoint_training_classes  # noqa: E402
 from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
 from mmovss.runtime import (  # noqa: E402
     NON_STRICT_HINT,
+    CheckpointMismatchError,
     check_checkpoint_file,
     check_output_paths,
     close_process_group,
@@ -47,6 +54,7 @@ from mmovss.runtime import (  # noqa: E402
 from mmovss.trained_weights import require_trained_weights  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -154,15 +162,29 @@ def main(argv=None):
     require_trained_weights(runner.model, checkpoint, args.allow_random_weights, args.config)
     if args.tta:
         check_tta_fits(runner.model)
-    if prepared is not None and prepared.absent_prefixes and not args.non_strict:
-        # a release without the parts its config loads from a pretrained source
-        target = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        load_prepared(target.module if args.tta else target, prepared, hint=NON_STRICT_HINT)
-    elif checkpoint is not None:
-        load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
-                                 inner=args.tta, hint=NON_STRICT_HINT)
+    try:
+        if prepared is not None and prepared.absent_prefixes and not args.non_strict:
+            # a release without the parts its config loads from a pretrained source
+            target = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            load_prepared(target.module if args.tta else target, prepared,
+                          hint=NON_STRICT_HINT)
+        elif checkpoint is not None:
+            load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,
+                                     inner=args.tta, hint=NON_STRICT_HINT)
+    except CheckpointMismatchError as err:  # name what was passed, and its config if released
+        if prepared is None or not prepared.converted:
+            raise
+        release = released_model_of(prepared)
+        hint = f' It is the released checkpoint of {release.name}: test it with its config ' \
+            f'{release.config}.' if release is not None else ''
+        raise CheckpointMismatchError(
+            f'{err} (converted from {prepared.source!r}, format {prepared.format}).'
+            f'{hint}') from None
     if checkpoint is not None:  # trained with other model settings?
         warn_if_trained_with_other_settings(checkpoint, segmentor_cfg)
+    mismatch = prepared and released_config_mismatch(args.config, prepared)
+    if mismatch:  # a released file with the config of another release
+        print_log(f'WARNING: {mismatch}', logger='current', level=logging.WARNING)
     if checkpoint is not None:  # unseen classes of this test that the checkpoint trained on
         runner.register_hook(UnseenClassesCheckHook(checkpoint_training_classes(checkpoint),
                                                     checkpoint))

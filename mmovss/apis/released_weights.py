@@ -52,7 +52,7 @@ from mmovss.converters.files import (
 
 __all__ = ['WEIGHTS_DIR_ENV', 'CONVERTED_META_KEY', 'PreparedWeights', 'ReleasedWeightsError',
            'converted_path', 'download_path', 'download_weights', 'is_url', 'load_prepared',
-           'prepare_weights', 'weights_dir']
+           'prepare_weights', 'released_config_mismatch', 'released_model_of', 'weights_dir']
 
 WEIGHTS_DIR_ENV = 'MMOVSS_WEIGHTS_DIR'
 """Environment variable: the folder for downloaded and converted checkpoints."""
@@ -105,6 +105,66 @@ def load_prepared(model, weights: PreparedWeights, hint: str = '') -> None:
     """
     from mmovss.runtime import load_model_checkpoint_strictly
     load_model_checkpoint_strictly(model, weights.path, weights.absent_prefixes, hint=hint)
+
+
+def _file_name(source: str) -> str:
+    """The file name of a local path or of a URL's path."""
+    import urllib.parse
+    source = str(source)
+    return osp.basename(urllib.parse.urlparse(source).path if is_url(source) else source)
+
+
+def released_model_of(weights: PreparedWeights):
+    """The released model (:class:`mmovss.apis.model_zoo.ModelInfo`) whose
+    file a converted checkpoint was made from, else None.
+
+    The name of the conversion's source (kept in ``meta['mmovss_converted']``)
+    is compared with the ``Official File`` (or ``Weights`` file name) of the
+    metafile entries.
+    """
+    if not weights.converted:
+        return None
+    from mmovss.runtime import checkpoint_meta
+    record = checkpoint_meta(weights.path).get(CONVERTED_META_KEY) or {}
+    names = {_file_name(v) for v in (record.get('source'), record.get('file')) if v}
+    if not names:
+        return None
+    from .model_zoo import released_models
+    try:
+        releases = [info for info in released_models() if info.weights_file in names]
+    except Exception:  # noqa: BLE001 - no metafiles (a packaged install without configs)
+        return None
+    return releases[0] if releases else None
+
+
+def released_config_mismatch(config, weights: PreparedWeights) -> Optional[str]:
+    """A warning when a released checkpoint is used with the config of another
+    release, else None.
+
+    Some releases share one architecture, so their checkpoints load into each
+    other's configs without a missing key: ZegFormer's COCO-Stuff-156 and
+    VOC-15 models (R-50 or R-101) differ only in their configs' seen classes,
+    prompt templates, calibration and fusion mode
+    (:func:`released_model_of` finds the release of a converted file).
+
+    Args:
+        config (str): The config file in use (anything else: None).
+        weights (PreparedWeights): The prepared checkpoint.
+
+    Returns:
+        str or None: The warning (names the file, its release and its
+        config).
+    """
+    if not isinstance(config, str) or not osp.isfile(config):
+        return None
+    info = released_model_of(weights)
+    if info is None or osp.realpath(info.config) == osp.realpath(config):
+        return None
+    return (f'{info.weights_file} is the released checkpoint of {info.name} (config '
+            f'{info.config}), but it is used with {config}. The weights load when the two '
+            'releases share an architecture, but the results are not those of the '
+            f'released model: test it with its own config ({info.config}; --benchmark KEY '
+            'for another benchmark).')
 
 
 def is_url(weights) -> bool:

@@ -321,7 +321,25 @@ def _checkpoint_problem(path: str):
         torch.load(path, map_location='cpu', weights_only=True)
         return None
     except Exception as err:  # noqa: BLE001 - any failure means unusable
+        if _is_plain_pickle(path):
+            return PLAIN_PICKLE
         return f'not a complete torch.save file ({type(err).__name__})'
+
+
+#: :func:`checkpoint_problem` of a whole pickle that ``torch.save`` did not write.
+PLAIN_PICKLE = 'a plain pickle, not a torch.save file'
+
+
+def _is_plain_pickle(path: str) -> bool:
+    """Whether ``path`` is a complete pickle of containers and NumPy arrays
+    (e.g. a detectron2 model-zoo ``.pkl``), read by the restricted unpickler
+    (nothing of the file runs)."""
+    from mmovss.io import load_restricted_pickle
+    try:
+        load_restricted_pickle(path)
+    except Exception:  # noqa: BLE001 - truncated, or objects beyond arrays: not that case
+        return False
+    return True
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -337,6 +355,13 @@ def check_checkpoint_file(path: str) -> None:
     if not osp.isfile(path):
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.")
     problem = checkpoint_problem(path)
+    if problem == PLAIN_PICKLE:
+        raise ValueError(
+            f"Checkpoint '{path}' is {PLAIN_PICKLE} (e.g. a detectron2 .pkl of NumPy "
+            'arrays): mmovss reads checkpoints with torch.load(weights_only=True) only. Pass '
+            'the .pth file of the release, or convert the pickle once without running its '
+            "code: d = mmovss.io.load_restricted_pickle(PATH); torch.save({'model': "
+            "{k: torch.as_tensor(v) for k, v in d['model'].items()}}, 'model.pth').")
     if problem is not None:
         raise ValueError(
             f"Checkpoint '{path}' is truncated or corrupt ({problem}; was its writing "

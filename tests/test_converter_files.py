@@ -182,3 +182,35 @@ def test_a_released_file_with_the_config_of_another_release_is_warned_about(tmp_
     assert released_config_mismatch(coco, prepared) is None
     text = open(osp.join(repo, 'tools', 'test.py')).read()
     assert 'released_config_mismatch(args.config, prepared)' in text
+
+
+def test_a_detectron2_pickle_is_named_as_such_not_as_a_truncated_file(tmp_path):
+    """Before: a detectron2 model-zoo .pkl (a plain pickle of NumPy arrays) was
+    reported as 'truncated or corrupt ... download it again'."""
+    import pickle
+
+    state = torch.load(osp.join(default_fixture_root(), 'zegformer', 'seed0', 'state_dict.pth'),
+                       map_location='cpu', weights_only=True)
+    src = tmp_path / 'model_final.pkl'
+    with open(src, 'wb') as f:
+        pickle.dump({'model': {k: v.numpy() for k, v in state.items()},
+                     '__author__': 'Detectron2 Model Zoo'}, f)
+    with pytest.raises(SystemExit, match=r"model_final.pkl' is a plain pickle, not a torch.save "
+                                         r'file \(e\.g\. a detectron2 \.pkl') as info:
+        _tool('zegformer_official').main([str(src), str(tmp_path / 'out.pth')])
+    assert 'truncated' not in str(info.value.code)
+    # the recipe of the message converts it, running nothing of the file
+    from mmovss.io import load_restricted_pickle
+    d = load_restricted_pickle(str(src))
+    torch.save({'model': {k: torch.as_tensor(v) for k, v in d['model'].items()}},
+               str(tmp_path / 'model.pth'))
+    _tool('zegformer_official').main([str(tmp_path / 'model.pth'), str(tmp_path / 'out.pth')])
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f'touch {tmp_path / "ran"}',))
+    evil = tmp_path / 'evil.pkl'
+    evil.write_bytes(pickle.dumps({'model': Evil()}))
+    with pytest.raises(SystemExit, match='truncated or corrupt'):
+        _tool('zegformer_official').main([str(evil), str(tmp_path / 'out2.pth')])
+    assert not (tmp_path / 'ran').exists()

@@ -180,8 +180,6 @@ def test_a_released_file_with_the_config_of_another_release_is_warned_about(tmp_
     other = _official('zegformer', tmp_path, 'my_zegformer.pth')  # not a released name
     prepared = prepare_weights(other, cache_dir=str(tmp_path / 'cache'), verbose=False)
     assert released_config_mismatch(coco, prepared) is None
-    text = open(osp.join(repo, 'tools', 'test.py')).read()
-    assert 'released_config_mismatch(args.config, prepared)' in text
 
 
 def test_a_detectron2_pickle_is_named_as_such_not_as_a_truncated_file(tmp_path):
@@ -214,3 +212,30 @@ def test_a_detectron2_pickle_is_named_as_such_not_as_a_truncated_file(tmp_path):
     with pytest.raises(SystemExit, match='truncated or corrupt'):
         _tool('zegformer_official').main([str(evil), str(tmp_path / 'out2.pth')])
     assert not (tmp_path / 'ran').exists()
+
+
+def test_test_tool_logs_the_released_config_warning(tmp_path, make_ovshapes_world, monkeypatch):
+    """tools/test.py asks released_config_mismatch (above) about its config and
+    checkpoint and logs the answer as a warning."""
+    from mmovss.runtime import load_config
+    from mmovss.testing.tools import REPO_ROOT, work_dir_log
+
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    config = str(REPO_ROOT / 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py')
+    init_default_scope('mmseg')
+    model = MODELS.build(load_config(config).model)
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    tool = load_tool('test.py')
+    asked = []
+
+    def mismatch(config_, weights):
+        asked.append((config_, weights.path))
+        return 'X.pth is the released checkpoint of Y (config y.py), but it is used with z.py.'
+    monkeypatch.setattr(tool, 'released_config_mismatch', mismatch)
+    world = make_ovshapes_world(num_val=3, seed=7)
+    tool.main([config, checkpoint, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+               f'test_dataloader.dataset.data_root={world}'])
+    assert asked == [(config, checkpoint)]
+    assert 'WARNING: X.pth is the released checkpoint of Y' in work_dir_log(tmp_path / 'work')

@@ -152,3 +152,23 @@ def test_stream_checks_its_arguments_when_called(tmp_path):
         inferencer.stream(_image(), batch_size=0)
     with pytest.raises(ValueError, match='holds no image files'):
         inferencer.stream(str(tmp_path))
+
+
+def test_a_released_file_with_another_releases_config_is_warned_about(tmp_path, monkeypatch):
+    """The inferencer asks the same question as tools/test.py (is this the
+    released file of another config?; released_config_mismatch, tested on
+    ZegFormer's VOC / COCO releases in tests/test_converter_files.py) and warns."""
+    from mmovss.apis import open_vocab_inferencer
+    model = OpenVocabInferencer(ZEGFORMER, device='cpu', vocabulary=NAMES,
+                                allow_random_weights=True).model
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    asked = []
+
+    def mismatch(config, weights):
+        asked.append((config, weights.source))
+        return 'X.pth is the released checkpoint of Y (config y.py), but it is used with z.py.'
+    monkeypatch.setattr(open_vocab_inferencer, 'released_config_mismatch', mismatch)
+    with pytest.warns(UserWarning, match='is the released checkpoint of Y'):
+        OpenVocabInferencer(ZEGFORMER, str(checkpoint), device='cpu', vocabulary=NAMES)
+    assert asked == [(ZEGFORMER, str(checkpoint))]

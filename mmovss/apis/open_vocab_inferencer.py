@@ -57,7 +57,13 @@ from mmseg.structures import SegDataSample
 from .class_stats import summarize
 from .inputs import ImageInput, UnreadableImageError, UnsegmentableImageError, collect_inputs
 from .model_zoo import resolve_model
-from .released_weights import PreparedWeights, ReleasedWeightsError, load_prepared, prepare_weights
+from .released_weights import (
+    PreparedWeights,
+    ReleasedWeightsError,
+    load_prepared,
+    prepare_weights,
+    released_config_mismatch,
+)
 
 __all__ = ['OpenVocabInferencer', 'OutputWouldOverwriteInput']
 
@@ -134,6 +140,7 @@ class OpenVocabInferencer(MMSegInferencer):
                  benchmark: Optional[str] = None,
                  weights_dir: Optional[str] = None,
                  allow_random_weights: bool = False) -> None:
+        config = None
         if isinstance(model, (str, os.PathLike)):
             config, weights = resolve_model(os.fspath(model), weights)
             cfg = load_config(config)
@@ -160,6 +167,9 @@ class OpenVocabInferencer(MMSegInferencer):
                          scope=scope)
         if self.weights is not None:
             self._load_strictly(self.weights)
+            mismatch = released_config_mismatch(config, self.weights)
+            if mismatch:  # a released file with the config of another release
+                warnings.warn(mismatch, stacklevel=2)
         else:
             require_trained_weights(self.model, None, allow_random_weights,
                                     config=model if isinstance(model, str) else None,

@@ -47,6 +47,10 @@ def load_config(path: str, cfg_options=None) -> Config:
         path (str): Config file path.
         cfg_options (dict, optional): Dotted-key overrides.
 
+    A ``clip_model`` / ``clip_pretrained`` variable that no CLIP part of the
+    model uses is warned about (it was set where it changes nothing:
+    :func:`mmovss.models.utils.clip_consistency.stale_clip_variables`).
+
     Raises:
         FileNotFoundError: The file does not exist (close matches are named).
     """
@@ -59,6 +63,9 @@ def load_config(path: str, cfg_options=None) -> Config:
     cfg = Config.fromfile(path)
     if cfg_options:
         merge_cfg_options(cfg, cfg_options)
+    from mmovss.models.utils.clip_consistency import stale_clip_variables
+    for message in stale_clip_variables(cfg):
+        print_log(f'WARNING: {message}', logger='current', level=30)
     return cfg
 
 

@@ -30,6 +30,7 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/schedules/inference_only.py',
 ]
+clip_model = 'ViT-B-32'  # the text tower (the base's variable names ViT-B/16)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[127.5, 127.5, 127.5],
@@ -54,7 +55,7 @@ model = dict(
         skip_init=True),
     text_encoder=dict(
         type='LSegTextEncoder',
-        model_name='ViT-B-32',
+        model_name=clip_model,
         pretrained=None,  # the checkpoint holds LSeg's copy of CLIP ViT-B/32
         quick_gelu=True,
         precision='fp16',

@@ -82,6 +82,7 @@ from mmseg.utils import (
 from ..decode_heads.open_vocab_head import OpenVocabDecodeHead
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps, SlideLogits
+from ..utils.clip_consistency import check_clip_consistency
 from ..utils.low_precision import prepare_low_precision
 from ..utils.mixed_precision import (
     check_inference_dtype,
@@ -104,6 +105,11 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         text_encoder (dict): Text encoder config (``OpenCLIPTextEncoder``).
         vocabulary (optional): Explicit vocabulary (list of classes, text
             file, or METAINFO dict); None follows the dataset.
+            Every CLIP named in ``backbone``, ``text_encoder``, ``neck`` and
+            ``decode_head`` must be the same CLIP, and the data
+            preprocessor's mean / std those of the backbone's pretrained tag
+            (:func:`~mmovss.models.utils.clip_consistency.check_clip_consistency`,
+            checked before anything is built).
         neck, auxiliary_head, train_cfg, data_preprocessor, pretrained,
         init_cfg: As in mmseg's ``EncoderDecoder``.
         test_cfg (dict): mmseg's ``mode`` (``'whole'``/``'slide'``),
@@ -135,6 +141,11 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                  data_preprocessor: OptConfigType = None,
                  pretrained: Optional[str] = None,
                  init_cfg: OptMultiConfig = None):
+        # before anything is built or downloaded: one CLIP, its normalisation
+        check_clip_consistency(
+            dict(backbone=backbone, neck=neck, text_encoder=text_encoder,
+                 decode_head=decode_head, auxiliary_head=auxiliary_head),
+            data_preprocessor)
         super().__init__(backbone, decode_head, neck, auxiliary_head,
                          train_cfg, test_cfg, data_preprocessor, pretrained,
                          init_cfg)

@@ -113,6 +113,28 @@ def misspelt_option_keys(cfg, options) -> list:
     return found
 
 
+def check_fixed_vocabulary(cfg) -> None:
+    """Makes a fixed vocabulary (``model.vocabulary``) checked against the
+    datasets it is trained or tested on.
+
+    :class:`~mmovss.engine.hooks.DatasetVocabularyHook` checks an explicit
+    vocabulary against each dataset (class count, reordering), but the
+    per-benchmark configs with a fixed name list do not add it. A child
+    config that swaps the dataset by inheritance (VOC-21's SCLIP on
+    ADE-150) then kept VOC's 21 names silently: every prediction is a valid
+    ADE label. The hook is added where it is missing; it only checks when
+    the vocabulary is fixed.
+    """
+    model = cfg.get('model') or {}
+    inner = model.get('module', model) if isinstance(model, dict) else {}
+    if not isinstance(inner, dict) or inner.get('vocabulary') is None:
+        return
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(str(h.get('type', '')).split('.')[-1] == 'DatasetVocabularyHook'
+               for h in hooks if isinstance(h, dict)):
+        cfg.custom_hooks = hooks + [dict(type='DatasetVocabularyHook')]
+
+
 def merge_cfg_options(cfg, options) -> None:
     """``cfg.merge_from_dict(options)``, warning first about each key that
     looks misspelt (:func:`misspelt_option_keys`), naming the likely one."""

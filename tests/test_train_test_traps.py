@@ -178,3 +178,22 @@ def test_strict_loader_offers_non_strict_only_where_the_caller_has_it(tmp_path):
     with pytest.raises(RuntimeError) as err:  # the loader of releases without some parts
         load_model_checkpoint_strictly(model, path, absent_prefixes=('1.',), hint=NON_STRICT_HINT)
     assert str(err.value).endswith(NON_STRICT_HINT)
+
+
+def test_a_fixed_vocabulary_is_checked_against_the_test_set(tmp_path, make_ovshapes_world):
+    """The per-benchmark configs with a fixed name list (sclip_vit-b16_voc21.py)
+    have no DatasetVocabularyHook; a child config that swapped their dataset by
+    inheritance kept the old names silently (every prediction a valid label)."""
+    from mmovss.testing.tools import work_dir_log
+    child = tmp_path / 'fixed_names_other_data.py'
+    child.write_text(
+        f"_base_ = {str(REPO_ROOT / 'configs/ovshapes/naclip_tiny-clip_ovshapes.py')!r}\n"
+        "custom_hooks = []\n"
+        "model = dict(vocabulary=['sky', 'grass', 'sand', 'wall', 'plain red'])\n")
+    world = make_ovshapes_world(num_val=3, seed=7)
+    main = load_tool('test.py').main
+    with pytest.raises(ValueError, match=r'explicit vocabulary .*5 classes.* does not match '
+                                         r'the test dataset'):
+        main([str(child), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+              f'test_dataloader.dataset.data_root={world}'])
+    assert 'DatasetVocabularyHook' in work_dir_log(tmp_path / 'w')

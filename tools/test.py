@@ -38,6 +38,7 @@ from mmovss.runtime import (  # noqa: E402
     NON_STRICT_HINT,
     CheckpointMismatchError,
     check_checkpoint_file,
+    check_fixed_vocabulary,
     check_output_paths,
     close_process_group,
     export_local_rank,
@@ -135,6 +136,7 @@ def main(argv=None):
         name = f'{osp.splitext(args.config)[0]}_{args.benchmark}.py'
     if args.cfg_options:
         merge_cfg_options(cfg, args.cfg_options)
+    check_fixed_vocabulary(cfg)  # a fixed name list is checked against the test set
     set_launcher(cfg, args.launcher)
     set_work_dir(cfg, name, args.work_dir)
     # Never write predictions over ground truth or into a non-empty folder.

@@ -20,6 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.runtime import (  # noqa: E402
     check_checkpoint_file,
+    check_fixed_vocabulary,
     check_output_paths,
     check_resume_checkpoint_fits,
     checkpoint_meta,
@@ -126,6 +127,7 @@ def refuse_earlier_checkpoints(work_dir: str) -> None:
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
+    check_fixed_vocabulary(cfg)  # a fixed name list is checked against the datasets
     set_launcher(cfg, args.launcher)
     set_work_dir(cfg, args.config, args.work_dir)
     check_output_paths(cfg)  # the work dir may not lie inside a dataset folder

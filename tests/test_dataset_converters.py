@@ -22,11 +22,23 @@ def test_coco_stuff_ids():
     assert lc.coco_stuff_to_171(raw).tolist() == [[0, 10, 11, 79],
                                                   [80, 170, 255, 79]]
     assert lc.coco_stuff_to_object(raw).tolist() == [[1, 11, 12, 80],
-                                                     [0, 0, 255, 80]]
+                                                     [0, 0, 0, 80]]
     with pytest.raises(ValueError, match=r'x\.png.*\[11\]'):
         lc.coco_stuff_to_171(np.array([[11, 0]]), 'x.png')
     with pytest.raises(ValueError, match='x.png.*200'):
         lc.coco_stuff_to_171(np.array([[200, 0]]), 'x.png')
+
+
+def test_coco_object_unlabelled_is_background_as_published(tmp_path):
+    """GroupViT's cvt_coco_object.py (TCL, SCLIP, NACLIP) maps 255 to 0."""
+    root = tmp_path / 'coco_stuff164k'
+    (root / 'annotations' / 'val2017').mkdir(parents=True)
+    raw = np.array([[255, 0, 91], [89, 255, 181]], np.uint8)
+    Image.fromarray(raw).save(root / 'annotations' / 'val2017' / '1.png')
+    _script('coco_object').main([str(root)])
+    out = np.array(Image.open(root / 'annotations' / 'val2017' /
+                              '1_instanceTrainIds.png'))
+    assert out.tolist() == [[0, 1, 0], [80, 0, 0]]
 
 
 def test_cityscapes_ids():

@@ -210,8 +210,8 @@ class COCOStuff171Dataset(BenchmarkDatasetMixin, COCOStuffDataset):
 class COCOObjectDataset(BenchmarkDatasetMixin, BaseSegDataset):
     """COCO-Object: background + the 80 COCO thing classes.
 
-    Labels (``*_instanceTrainIds.png``: 0 = background/stuff, 1-80 = things,
-    255 = unlabelled) are derived from COCO-Stuff 164k by
+    Labels (``*_instanceTrainIds.png``: 0 = background, i.e. stuff and
+    unlabelled pixels, 1-80 = things) are derived from COCO-Stuff 164k by
     ``tools/dataset_converters/coco_object.py`` (the GroupViT/TCL/SCLIP
     convention). Both layout names read this one tree.
     """

@@ -11,8 +11,11 @@ Id tables (data) and where they come from:
   (0-181; ids 12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91 are unused),
   255 = unlabelled (github.com/nightrome/cocostuff). The 171 used ids, in
   order, are the 171 train ids (as mmseg's ``coco_stuff164k.py``).
-* COCO-Object: background + the 80 thing classes (COCO ids 1-90), stuff
-  becomes background 0 (GroupViT / TCL / SCLIP ``cvt_coco_object.py``).
+* COCO-Object: background + the 80 thing classes (COCO ids 1-90); stuff and
+  unlabelled pixels (255) become background 0, as in the published
+  conversion (GroupViT's ``convert_coco_object.py``, copied by TCL, SCLIP,
+  ClearCLIP and NACLIP as ``cvt_coco_object.py``: its id table maps every
+  value above 90, 255 included, to 0), so no pixel is ignored.
 * Cityscapes: the ``labelId -> trainId`` column of the official label table
   (github.com/mcordts/cityscapesScripts, ``helpers/labels.py``).
 * PASCAL Context: ``trainval/*.mat`` ``LabelMap`` holds 1-459, the line
@@ -168,9 +171,10 @@ def _table(size: int, mapping: Dict[int, int], default: int = _UNDEFINED
 
 _COCO_171_TABLE = _table(
     256, {**{v: i for i, v in enumerate(_COCO_STUFF_VALUES)}, 255: 255})
+#: Unlabelled (255) is background, as in the published COCO-Object labels.
 _COCO_OBJECT_TABLE = _table(
     256, {**{v: 0 for v in _COCO_STUFF_VALUES},
-          **{v: i + 1 for i, v in enumerate(_COCO_THING_VALUES)}, 255: 255})
+          **{v: i + 1 for i, v in enumerate(_COCO_THING_VALUES)}, 255: 0})
 _CITYSCAPES_TABLE = _table(256, CITYSCAPES_LABEL_TO_TRAIN_ID, default=255)
 _CITYSCAPES_TABLE[34:] = _UNDEFINED
 _PC59_TABLE = _table(
@@ -199,14 +203,18 @@ def coco_stuff_to_171(label: np.ndarray, source: str = 'label') -> np.ndarray:
 
 def coco_stuff_to_object(label: np.ndarray,
                          source: str = 'label') -> np.ndarray:
-    """COCO-Stuff stuffthingmap -> COCO-Object (0 = bg, 1-80, 255; uint8).
+    """COCO-Stuff stuffthingmap -> COCO-Object (0 = bg, 1-80; uint8).
+
+    Unlabelled pixels (255) become background 0, as in the conversion of
+    GroupViT / TCL / SCLIP / NACLIP whose COCO-Object numbers are published
+    (keeping them as 255 would leave them out of the evaluation).
 
     Args:
         label (np.ndarray): The stuffthingmap values.
         source (str): Name of the input, used in error messages.
 
     Returns:
-        np.ndarray: uint8 map, things 1-80, stuff 0, unlabelled 255.
+        np.ndarray: uint8 map, things 1-80, stuff and unlabelled 0.
     """
     return _lookup(label, _COCO_OBJECT_TABLE, source,
                    'COCO-Stuff value (0-181 without unused ids, or 255)'

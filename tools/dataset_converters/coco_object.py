@@ -1,8 +1,9 @@
 """COCO-Object: COCO-Stuff 164k stuffthingmaps -> background + 80 things.
 
 Reads ``<root>/annotations/<split>/*.png`` (stuffthingmaps) and writes
-``<out-dir>/annotations/<split>/<name>_instanceTrainIds.png`` (0 = background
-and stuff, 1-80 = things, 255 = unlabelled), the tree read by
+``<out-dir>/annotations/<split>/<name>_instanceTrainIds.png`` (0 = background:
+stuff and unlabelled pixels, 1-80 = things; GroupViT's conversion, whose labels
+the published COCO-Object numbers use), the tree read by
 ``configs/_base_/datasets/coco_object.py``.
 
 Example::

@@ -1,6 +1,7 @@
 """Label conversions and the converter scripts on tiny synthetic inputs."""
 import pickle
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -162,3 +163,35 @@ def test_ade20k_847_script_resizes_and_writes_16bit(tmp_path):
     assert label.dtype == np.uint16
     assert set(np.unique(label)) == {846, 65535}
     assert not (root / 'annotations_detectron2' / 'training').exists()
+
+
+def test_ade20k_847_resizes_as_the_published_preparation(tmp_path):
+    """ODISE / FC-CLIP / CAT-Seg resize with cv2 (Pillow samples elsewhere)."""
+    root = tmp_path / 'ADE20K_2021_17_01'
+    folder = 'ADE20K_2021_17_01/images/ADE/validation/x'
+    (tmp_path / folder).mkdir(parents=True)
+    with open(root / 'index_ade20k.pkl', 'wb') as f:
+        pickle.dump(dict(folder=[folder], filename=['ADE_val_00000001.jpg']), f)
+    height, width = 21, 33
+    classes = np.arange(height * width).reshape(height, width) % 847
+    ade_ids = np.array(lc.ADE20K_847_IDS)[classes]
+    rgb = np.stack([ade_ids // 256 * 10, ade_ids % 256, 0 * ade_ids], -1)
+    Image.fromarray(rgb.astype(np.uint8)).save(
+        tmp_path / folder / 'ADE_val_00000001_seg.png')
+    stripes = np.zeros((height, width, 3), np.uint8)
+    stripes[:, ::2] = 255
+    Image.fromarray(stripes).save(tmp_path / folder / 'ADE_val_00000001.jpg',
+                                  quality=100)
+    _script('ade20k_847').main([str(root), '--max-short-side', '8'])
+    label = np.array(Image.open(root / 'annotations_detectron2' /
+                                'validation' / 'ADE_val_00000001.tif'))
+    size = (13, 8)  # (w, h): short side 8, round(33 / 21 * 8) = 13
+    expected = cv2.resize(classes.astype(np.uint16), size,
+                          interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(label, expected)
+    image = np.array(Image.open(root / 'images_detectron2' / 'validation' /
+                                'ADE_val_00000001.jpg')).astype(int)
+    source = np.array(Image.open(tmp_path / folder / 'ADE_val_00000001.jpg'))
+    by_cv2 = cv2.resize(source, size, interpolation=cv2.INTER_LINEAR)
+    by_pil = np.array(Image.fromarray(source).resize(size, Image.BILINEAR))
+    assert np.abs(image - by_cv2).mean() < np.abs(image - by_pil).mean() / 2

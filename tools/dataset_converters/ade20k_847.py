@@ -8,9 +8,15 @@ detectron2 layout used by the OVSS repos and by
 
 * ``images_detectron2/<split>/<name>.jpg``: the image, resized so that its
   short side is at most ``--max-short-side`` (512, as ODISE / FC-CLIP / SAN
-  prepare A-847; 0 keeps the size);
+  prepare A-847; 0 keeps the size) with OpenCV's bilinear interpolation;
 * ``annotations_detectron2/<split>/<name>.tif``: 16-bit, 0-846, 65535 =
-  unlabelled or a class outside the 847, resized with nearest neighbour.
+  unlabelled or a class outside the 847, resized with OpenCV's nearest
+  neighbour.
+
+The resizing is the published preparation's (``cv2.resize`` with
+``INTER_LINEAR`` / ``INTER_NEAREST``): Pillow's bilinear filter smooths a
+downscaled image and its nearest neighbour samples other pixels, which would
+give other ground truth than the published A-847 numbers were scored on.
 
 Example::
 
@@ -20,6 +26,7 @@ import argparse
 import os
 import os.path as osp
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -63,12 +70,14 @@ def convert_one(image_path, image_out, max_short_side):
     seg_path = image_path[:-len('.jpg')] + '_seg.png'
     label = ade20k_full_to_847(
         np.array(Image.open(seg_path).convert('RGB')), seg_path)
-    image = Image.open(image_path).convert('RGB')
-    size = target_size(image.width, image.height, max_short_side)
-    if size != (image.width, image.height):
-        image = image.resize(size, Image.BILINEAR)
-        label = np.array(Image.fromarray(label).resize(size, Image.NEAREST))
-    Image.fromarray(np.array(image)).save(image_out)
+    image = np.array(Image.open(image_path).convert('RGB'))
+    height, width = image.shape[:2]
+    size = target_size(width, height, max_short_side)
+    if size != (width, height):
+        # OpenCV as ODISE / FC-CLIP / CAT-Seg (Pillow gives other pixels).
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+    Image.fromarray(image).save(image_out)
     return label
 
 

@@ -212,3 +212,27 @@ def test_wide_labels_survive_loading_metric_and_out(tmp_path):
                                   (tree.names[0] + '.png')))
     np.testing.assert_array_equal(written, pred[0].numpy())
     assert written.max() == 458 and (written == 300).any()
+
+
+@pytest.mark.parametrize('key,image,folder', [
+    ('cityscapes', 'leftImg8bit/val/frankfurt/{}_leftImg8bit.png', 'frankfurt/'),
+    ('coco_stuff171', 'images/val2017/{}.jpg', ''),
+    ('ade20k_150', 'images/validation/{}.jpg', ''),
+])
+def test_labels_whose_image_is_missing_are_not_skipped(tmp_path, key, image,
+                                                       folder):
+    """A partly extracted image download must not shrink the benchmark."""
+    tree = make_benchmark_tree(key, 'mmseg', str(tmp_path), NUM_CLASSES[key])
+    dataset_type = _config(key).test_dataloader.dataset.type
+    complete = DATASETS.build(dict(type=dataset_type, data_root=tree.data_root))
+    assert len(complete) == len(tree.names)
+    (tmp_path / image.format(tree.names[-1])).unlink()
+    with pytest.raises(FileNotFoundError,
+                       match=r'1 label file\(s\) in .* have no image .*'
+                       + tree.names[-1] + r'.*extracted only in part'):
+        DATASETS.build(dict(type=dataset_type, data_root=tree.data_root))
+    # a deliberate subset is listed in ann_file
+    split = tmp_path / 'subset.txt'
+    split.write_text(folder + tree.names[0] + '\n')
+    assert len(DATASETS.build(dict(type=dataset_type, data_root=tree.data_root,
+                                   ann_file=str(split)))) == 1

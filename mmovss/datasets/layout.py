@@ -255,6 +255,9 @@ class BenchmarkDatasetMixin:
                                   ('seg_map_path', 'label file')):
                     if key in info and not osp.isfile(info[key]):
                         raise self._missing(what, info[key])
+            if (not self._list_by_seg_map and not self.ann_file
+                    and ann_dir is not None):
+                self._check_labels_have_images(data_list, img_dir, ann_dir)
         if not data_list:
             raise FileNotFoundError(
                 f'{type(self).__name__}: no samples found in {img_dir} '
@@ -268,6 +271,37 @@ class BenchmarkDatasetMixin:
             info['num_classes'] = num_classes
             info['ignore_index'] = self.ignore_index
         return data_list
+
+    def _check_labels_have_images(self, data_list: List[dict], img_dir: str,
+                                  ann_dir: str) -> None:
+        """Refuses label files whose image is missing.
+
+        Samples are listed from the image folder, so a label whose image is
+        missing (an image download extracted only in part) would leave the
+        benchmark silently, and the scores would be those of a subset.
+
+        Raises:
+            FileNotFoundError: Naming the count, an example and the fix.
+        """
+        listed = {
+            osp.normpath(osp.relpath(info['seg_map_path'], ann_dir))
+            for info in data_list if 'seg_map_path' in info
+        }
+        orphans = sorted(
+            seg for seg in fileio.list_dir_or_file(
+                dir_path=ann_dir, list_dir=False, suffix=self.seg_map_suffix,
+                recursive=True)
+            if osp.normpath(seg) not in listed)
+        if orphans:
+            example = osp.join(ann_dir, orphans[0])
+            raise FileNotFoundError(
+                f'{type(self).__name__}: {len(orphans)} label file(s) in '
+                f'{ann_dir} have no image in {img_dir} (suffix '
+                f'{self.img_suffix!r}), e.g. {example}; they would be left out '
+                f'of the evaluation without a word ({len(data_list)} samples '
+                'have both). Was the image download extracted only in part? '
+                'Extract it again (docs/dataset_prepare.md), or set ann_file '
+                'to a list of the samples to evaluate a subset.')
 
     def _list_seg_maps(self, img_dir: str, ann_dir: str) -> List[dict]:
         data_list = []

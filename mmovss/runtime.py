@@ -72,7 +72,7 @@ def load_config(path: str, cfg_options=None) -> Config:
 def run_tool(main, argv=None) -> None:
     """Runs a tool's ``main(argv)`` as a command: a user error (a
     ``ValueError`` such as a refused output or missing weights, a missing
-    file, weights that cannot be read or downloaded) ends with its one-line
+    file, an output that exists, weights that cannot be read or downloaded) ends with its one-line
     message and exit code 2 instead of a traceback (``MMOVSS_TRACEBACK=1``
     shows it). Other exceptions keep their traceback."""
     import sys
@@ -80,7 +80,7 @@ def run_tool(main, argv=None) -> None:
     from mmovss.models.utils.open_clip_weights import WeightFileError
     try:
         main(argv)
-    except (ValueError, FileNotFoundError, WeightFileError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, WeightFileError) as err:
         if os.environ.get('MMOVSS_TRACEBACK'):
             raise
         print(f'error: {err}\n(MMOVSS_TRACEBACK=1 shows where it was raised)', file=sys.stderr)

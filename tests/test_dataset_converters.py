@@ -195,3 +195,47 @@ def test_ade20k_847_resizes_as_the_published_preparation(tmp_path):
     by_cv2 = cv2.resize(source, size, interpolation=cv2.INTER_LINEAR)
     by_pil = np.array(Image.fromarray(source).resize(size, Image.BILINEAR))
     assert np.abs(image - by_cv2).mean() < np.abs(image - by_pil).mean() / 2
+
+
+def test_converter_user_errors_are_one_line_naming_the_file(tmp_path, capsys):
+    """A truncated download, existing outputs, a missing folder: one line."""
+    from mmovss.runtime import run_tool
+    root = tmp_path / 'coco_stuff164k'
+    folder = root / 'annotations' / 'val2017'
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / '1.png')
+    data = (folder / '1.png').read_bytes()
+    (folder / '2.png').write_bytes(data[:len(data) // 2])  # extracted in part
+    main = _script('coco_stuff').main
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(main, [str(root), '--splits', 'val2017'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: '") and 'Traceback' not in err
+    assert f"'{folder / '2.png'}' cannot be read" in err and '--resume' in err
+    (folder / '2.png').write_bytes(data)
+    with pytest.raises(SystemExit):
+        run_tool(main, [str(root), '--splits', 'val2017'])
+    assert 'exist already' in capsys.readouterr().err
+    run_tool(main, [str(root), '--splits', 'val2017', '--resume'])
+    assert (folder / '2_labelTrainIds.png').is_file()
+    with pytest.raises(SystemExit):
+        run_tool(main, [str(root), '--splits', 'train2017'])
+    assert 'unzip stuffthingmaps' in capsys.readouterr().err
+
+
+def test_truncated_pascal_context_mat_is_named(tmp_path, capsys):
+    from mmovss.runtime import run_tool
+    root = tmp_path / 'VOC2010'
+    (root / 'trainval').mkdir(parents=True)
+    for name, cut in (('a', 0), ('b', 40)):
+        savemat(root / 'trainval' / f'{name}.mat',
+                {'LabelMap': np.ones((4, 4), np.uint16)})
+        if cut:
+            path = root / 'trainval' / f'{name}.mat'
+            path.write_bytes(path.read_bytes()[:cut])
+    (root / 'pascalcontext_val.txt').write_text('a\nb\n')
+    with pytest.raises(SystemExit):
+        run_tool(_script('pascal_context').main, [str(root)])
+    err = capsys.readouterr().err
+    assert f"'{root / 'trainval' / 'b.mat'}' cannot be read" in err

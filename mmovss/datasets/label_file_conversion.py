@@ -155,12 +155,42 @@ def convert_label_files(pairs: Sequence[Tuple[str, str]],
         if resume and osp.exists(dst):
             skipped += 1
         else:
-            save_label(convert(src), dst)
+            save_label(_read_and_convert(convert, src), dst)
             converted += 1
         if index % log_every == 0 or index == total:
             log(f'[{index}/{total}] converted {converted}, skipped '
                 f'{skipped} ({time.time() - start:.0f}s)')
     return dict(converted=converted, skipped=skipped)
+
+
+def _read_and_convert(convert: Callable[[str], np.ndarray],
+                      src: str) -> np.ndarray:
+    """Runs ``convert(src)``; a source that cannot be read is named.
+
+    Decoders say ``image file is truncated`` or ``Mat file appears to be
+    truncated`` (or raise an ``IndexError``) without the file; a partly
+    extracted download then ended a long run with a traceback naming none of
+    its files.
+
+    Raises:
+        ValueError: ``'<src>' cannot be read (…)`` with the fix.
+    """
+    try:
+        return convert(src)
+    except Exception as err:
+        # Label conversions raise a ValueError naming the file already;
+        # decoders raise OSError, scipy's MatReadError, even IndexError.
+        if isinstance(err, ValueError) and src in str(err):
+            raise
+        raise _unreadable(src, err) from err
+
+
+def _unreadable(src: str, err: BaseException) -> ValueError:
+    return ValueError(
+        f"'{src}' cannot be read ({type(err).__name__}: {err}): the file is "
+        'truncated or not a label file of this download, e.g. from an archive '
+        'extracted only in part. Extract the download again, then rerun with '
+        '--resume (the files converted so far are kept).')
 
 
 def list_stuffthingmap_pairs(root: str, out_dir: str, splits: Sequence[str],

@@ -33,6 +33,7 @@ from PIL import Image
 from mmovss.datasets.label_conversion import ade20k_full_to_847
 from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
 from mmovss.io import load_restricted_pickle
+from mmovss.runtime import run_tool
 
 SPLITS = {'validation': 'val', 'training': 'train'}
 
@@ -114,4 +115,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # user errors: one line, exit code 2

@@ -17,6 +17,7 @@ from PIL import Image
 
 from mmovss.datasets.label_conversion import cityscapes_to_train_ids
 from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
+from mmovss.runtime import run_tool
 
 SRC_SUFFIX = '_gtFine_labelIds.png'
 DST_SUFFIX = '_gtFine_labelTrainIds.png'
@@ -57,4 +58,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # user errors: one line, exit code 2

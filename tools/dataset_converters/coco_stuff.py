@@ -20,6 +20,7 @@ from mmovss.datasets.label_file_conversion import (
     convert_label_files,
     list_stuffthingmap_pairs,
 )
+from mmovss.runtime import run_tool
 
 SUFFIX = '_labelTrainIds.png'
 
@@ -44,4 +45,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # user errors: one line, exit code 2

@@ -26,6 +26,7 @@ from scipy.io import loadmat
 
 from mmovss.datasets.label_conversion import pascal_context_to_59, pascal_context_to_459
 from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
+from mmovss.runtime import run_tool
 
 TARGETS = {
     '459': ('SegmentationClassContext459', '.tif', pascal_context_to_459),
@@ -93,4 +94,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # user errors: one line, exit code 2

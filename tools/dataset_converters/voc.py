@@ -21,6 +21,7 @@ from PIL import Image
 
 from mmovss.datasets.label_conversion import voc_to_detectron2
 from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
+from mmovss.runtime import run_tool
 
 
 def parse_args(argv=None):
@@ -58,4 +59,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # user errors: one line, exit code 2

@@ -239,3 +239,17 @@ def test_truncated_pascal_context_mat_is_named(tmp_path, capsys):
         run_tool(_script('pascal_context').main, [str(root)])
     err = capsys.readouterr().err
     assert f"'{root / 'trainval' / 'b.mat'}' cannot be read" in err
+
+
+def test_voc_tar_unpacked_one_level_too_deep_is_named(tmp_path, capsys):
+    """The VOC tar holds VOCdevkit/VOC2012; unpacked into data/VOCdevkit."""
+    from mmovss.runtime import run_tool
+    nested = tmp_path / 'VOCdevkit' / 'VOCdevkit' / 'VOC2012'
+    (nested / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (nested / 'ImageSets' / 'Segmentation' / 'val.txt').write_text('a\n')
+    root = tmp_path / 'VOCdevkit' / 'VOC2012'
+    with pytest.raises(SystemExit):
+        run_tool(_script('voc').main, [str(root)])
+    err = capsys.readouterr().err
+    assert '-C data' in err
+    assert f'one level too deep: {nested} exists; move it to {root}' in err

@@ -21,7 +21,8 @@ from PIL import Image
 from mmovss.io import check_planned_outputs
 
 __all__ = ['add_conversion_args', 'convert_label_files', 'is_temporary',
-           'list_stuffthingmap_pairs', 'remove_temporaries', 'save_label', 'temporary_path']
+           'list_stuffthingmap_pairs', 'nested_download_hint', 'remove_temporaries',
+           'save_label', 'temporary_path']
 
 
 def add_conversion_args(parser: argparse.ArgumentParser) -> None:
@@ -191,6 +192,30 @@ def _unreadable(src: str, err: BaseException) -> ValueError:
         'truncated or not a label file of this download, e.g. from an archive '
         'extracted only in part. Extract the download again, then rerun with '
         '--resume (the files converted so far are kept).')
+
+
+def nested_download_hint(root: str) -> str:
+    """A sentence naming the copy of ``root`` one level too deep, or ''.
+
+    The VOC tars hold ``VOCdevkit/VOC20xx/``; unpacked into
+    ``data/VOCdevkit/`` (or into ``VOC20xx/`` itself) they give
+    ``data/VOCdevkit/VOCdevkit/VOC20xx`` (``VOC20xx/VOCdevkit/VOC20xx``).
+
+    Args:
+        root: The dataset folder the converter was given.
+
+    Returns:
+        str: `` It was unpacked one level too deep: … exists; move it to …``
+        or an empty string.
+    """
+    root = osp.normpath(root)
+    name = osp.basename(root)
+    for parent in (osp.dirname(root), root):
+        nested = osp.join(parent, 'VOCdevkit', name)
+        if osp.isdir(nested):
+            return (f' It was unpacked one level too deep: {nested} exists; '
+                    f'move it to {root}.')
+    return ''
 
 
 def list_stuffthingmap_pairs(root: str, out_dir: str, splits: Sequence[str],

@@ -20,7 +20,11 @@ import numpy as np
 from PIL import Image
 
 from mmovss.datasets.label_conversion import voc_to_detectron2
-from mmovss.datasets.label_file_conversion import add_conversion_args, convert_label_files
+from mmovss.datasets.label_file_conversion import (
+    add_conversion_args,
+    convert_label_files,
+    nested_download_hint,
+)
 from mmovss.runtime import run_tool
 
 
@@ -41,8 +45,10 @@ def main(argv=None):
                              f'{split}.txt')
         if not osp.isfile(list_file):
             raise FileNotFoundError(
-                f'{list_file} does not exist; unpack VOCtrainval_11-May-2012'
-                '.tar so that VOC2012/ImageSets exists.')
+                f'{list_file} does not exist. VOCtrainval_11-May-2012.tar '
+                'holds VOCdevkit/VOC2012/: unpack it into data/ (tar -xf '
+                'VOCtrainval_11-May-2012.tar -C data) and give '
+                'data/VOCdevkit/VOC2012.' + nested_download_hint(args.root))
         with open(list_file) as f:
             ids = [line.strip() for line in f if line.strip()]
         for folder, background in (('annotations_detectron2', False),

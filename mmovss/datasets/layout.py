@@ -226,7 +226,8 @@ class BenchmarkDatasetMixin:
             'shows both trees and the converters that write them.')
 
     def load_data_list(self) -> List[dict]:
-        """Lists the samples, checking that folders and label files exist.
+        """Lists the samples, checking that folders and label files exist
+        and, when the image folder is listed, that no label lacks its image.
 
         Returns:
             list[dict]: One dict per sample with ``img_path``,

@@ -16,13 +16,19 @@
 #   OpenAI's QuickGELU;
 # * test images decoded and resized (short side 640, long side <= 2560) with PIL, as
 #   detectron2's ResizeShortestEdge (only for this config's own dataset: --benchmark uses the
-#   benchmark's pipeline).
+#   benchmark's pipeline);
+# * class names: the released evaluation's own, the first name of each entry of
+#   datasets/<benchmark>.json (TEST_CLASS_JSON; coco.json for this config's own COCO-Stuff),
+#   _base_/vocabularies/catseg/, not the benchmark vocabulary (mmovss/vocab/names/).
+# protocol = 'catseg': --benchmark KEY uses _base_/protocols/catseg/KEY.py (CAT-Seg's names on
+# the benchmarks eval.sh evaluates and COCO-Stuff; the benchmark's names elsewhere).
 #   python tools/test.py configs/catseg/catseg-official_vit-b16_80k_coco-stuff171-384x384.py \
 #       model_base.pth --benchmark ade20k_150
 _base_ = ['./catseg_vit-b16_80k_coco-stuff171-384x384.py',
           '../_base_/protocols/detectron2_pipelines.py']
 model = dict(
     type='CATSegEncoderDecoder',
+    vocabulary='{{fileDirname}}/../_base_/vocabularies/catseg/coco_stuff171.txt',
     data_preprocessor=dict(
         mean=[122.7709383, 116.7460125, 104.09373615],
         std=[68.5005327, 66.6321579, 70.3231630]),
@@ -38,6 +44,8 @@ model = dict(
         size_divisor=32,
         crop_batch_size=5,
         resize_class_chunk=16))
+custom_hooks = []  # the vocabulary is the released evaluation's, not the dataset's
+protocol = 'catseg'  # --benchmark KEY: configs/_base_/protocols/catseg/KEY.py
 test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -8,7 +8,9 @@
 # --benchmark takes the protocol 'ovseg-r101c' (configs/_base_/protocols/ovseg-r101c/): the
 # released per-benchmark CLIP_ENSEMBLE_WEIGHT (0.6 PASCAL Context, 0.45 VOC-20, else 0.7; the
 # README gives them with the Swin-B commands, the R-101c model shares the evaluation code)
-# and this model's test resize.
+# and this model's test resize, and the class names of the released evaluation (OVSeg's registered
+# names, _base_/vocabularies/ovseg/, each ONE prompt: text_encoder.whole_names=True) on the five
+# benchmarks it evaluates (ADE-150/847, PC-59/459, VOC-20); elsewhere the benchmark's names.
 # What this config sets, as released (differences from ../_base_/models/ovseg_r101c_vit-b16.py):
 # * backbone: DeepLab's ResNet-101 (stem 64-64-128, RES5_MULTI_GRID [1, 2, 4], FrozenBN) =
 #   mmseg's ResNetV1c with stem_channels=128, multi_grid=(1, 2, 4), frozen BN;
@@ -28,13 +30,14 @@ data_preprocessor = dict(
 model = dict(
     type='TwoStageEncoderDecoder',
     data_preprocessor=data_preprocessor,
-    vocabulary=None,
+    # the released evaluation's ADE-150 names (detectron2's ade20k_sem_seg_val)
+    vocabulary='{{fileDirname}}/../_base_/vocabularies/ovseg/ade20k_150.txt',
     backbone=dict(
         type='ResNetV1c', depth=101, stem_channels=128, base_channels=64,
         multi_grid=(1, 2, 4), out_indices=(0, 1, 2, 3), style='pytorch',
         norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True),
     text_encoder=dict(type='OpenCLIPTextEncoder', model_name=clip_model, pretrained=None,
-                      quick_gelu=True, templates='vild'),
+                      quick_gelu=True, templates='vild', whole_names=True),
     decode_head=dict(
         type='OVSegHead',
         in_channels=[256, 512, 1024, 2048], embed_dim=512,
@@ -61,7 +64,7 @@ model = dict(
                            loss_weight=1.0, loss_name='loss_dice'))),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
-custom_hooks = [dict(type='DatasetVocabularyHook')]
+custom_hooks = []  # the vocabulary is the released evaluation's, not the dataset's
 # detectron2's test resize of this config: shortest edge 512, longest <= 2048
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,9 +1,17 @@
 # Protocol 'ovseg' (OVSeg, released models) on voc20:
 # MODEL.CLIP_ADAPTER.CLIP_ENSEMBLE_WEIGHT 0.45 of the released evaluation command for this
 # benchmark (GETTING_STARTED.md of github.com/facebookresearch/ov-seg @ 36f49d49).
+# Class names (the released evaluation, OVSeg.get_class_name_list in ovseg_model.py): the
+# stripped stuff_classes registered for pascalvoc20_sem_seg_val (register_voc_seg.py),
+# configs/_base_/vocabularies/ovseg/voc20.txt (tools/misc/official_class_names.py);
+# each name is ONE prompt per template, commas included ("road, route";
+# text_template.py PredefinedPromptExtractor): text_encoder.whole_names=True.
 _base_ = [
     '../../datasets/voc20.py', '../../default_runtime.py',
     '../../schedules/inference_only.py'
 ]
 train_dataloader = None
-protocol_model = dict(vocabulary=None, decode_head=dict(ensemble_weight=0.45))
+protocol_model = dict(
+    vocabulary='{{fileDirname}}/../../vocabularies/ovseg/voc20.txt',
+    text_encoder=dict(whole_names=True),
+    decode_head=dict(ensemble_weight=0.45))

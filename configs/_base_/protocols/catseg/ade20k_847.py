@@ -1,0 +1,14 @@
+# Protocol 'catseg' (CAT-Seg as released by its authors) on ade20k_847:
+# github.com/KU-CVLAB/CAT-Seg @ 6d3a188a, eval.sh: MODEL.SEM_SEG_HEAD.TEST_CLASS_JSON
+# "datasets/ade847.json" for DATASETS.TEST ade20k_full_sem_seg_freq_val_all.
+# Class names: the first name of each entry (classname.split(', ')[0],
+# cat_seg/modeling/transformer/cat_seg_predictor.py get_text_embeds), in label order:
+# configs/_base_/vocabularies/catseg/ade20k_847.txt (tools/misc/official_class_names.py).
+# The test resize stays the benchmark's (OpenCV); the released one is PIL's
+# (the released configs' own test_pipeline).
+_base_ = [
+    '../../datasets/ade20k_847.py', '../../default_runtime.py',
+    '../../schedules/inference_only.py'
+]
+train_dataloader = None
+protocol_model = dict(vocabulary='{{fileDirname}}/../../vocabularies/catseg/ade20k_847.txt')

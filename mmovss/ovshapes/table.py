@@ -17,15 +17,21 @@ Layout of ``work_root``::
 
 A rerun skips every cell whose ``result.json`` exists and redoes the others
 from scratch (an interrupted cell's train/test dirs are removed first), so the
-table can be built in several sessions. The table reports mean +- sample
-standard deviation (n - 1) over the worlds of mIoU_seen, mIoU_unseen, hIoU and
-the wall and CPU time of the training subprocess, and for trained configs how much
-the training loss still fell over the second half of the schedule
+table can be built in several sessions. A finished cell records a fingerprint
+of its resolved config (:func:`config_fingerprint`); a rerun with a config
+that changed since (the file, a base it inherits, or another file of the same
+name) is refused instead of reporting the old cell under the new config.
+The table reports mean +- sample standard deviation (n - 1) over the worlds
+of mIoU_seen, mIoU_unseen, hIoU and the wall and CPU time of the training
+subprocess, and for trained configs how much the training loss still fell over
+the second half of the schedule
 (:mod:`mmovss.ovshapes.convergence`), with the mean loss curves below the table.
 """
+import hashlib
 import json
 import os
 import os.path as osp
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -104,8 +110,19 @@ def default_configs(repo_root) -> List[str]:
                        for line in p.read_text().splitlines())]
 
 
+def config_fingerprint(cfg) -> str:
+    """The sha256 of a loaded config's resolved content (its bases merged).
+
+    Two files with the same content give the same fingerprint; an edit of the
+    file or of a base it inherits changes it.
+    """
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def config_info(config: str, repo_root) -> dict:
-    """Whether ``config`` trains, and its ``max_iters`` and ``param_scheduler``."""
+    """Whether ``config`` trains, its ``max_iters`` and ``param_scheduler``,
+    the dotted keys of its dataset roots and its :func:`config_fingerprint`."""
     from mmengine.config import Config
     path = config if osp.isabs(config) else osp.join(repo_root, config)
     if not osp.isfile(path):
@@ -119,6 +136,7 @@ def config_info(config: str, repo_root) -> dict:
     if not roots['test'] or (trained and not roots['train']):
         raise TableError(f'{config}: its dataloaders name no data_root to point at a world')
     info = dict(trained=trained, max_iters=None, schedulers=[],
+                fingerprint=config_fingerprint(cfg),
                 test_roots=roots['val'] + roots['test'],
                 train_roots=roots['train'] + roots['val'] + roots['test'])
     if trained:
@@ -145,6 +163,37 @@ def _data_root_keys(node, prefix: str) -> List[str]:
         for i, value in enumerate(node):
             keys += _data_root_keys(value, f'{prefix}.{i}')
     return keys
+
+
+def option_key(option: str) -> str:
+    """The dotted key of a ``KEY=VALUE`` ``--cfg-options`` entry."""
+    return str(option).split('=', 1)[0].strip()
+
+
+def check_world_options(options: Sequence[str], root_keys: Sequence[str] = (),
+                        flag: str = '--cfg-options') -> None:
+    """Refuses options that would move a cell's data away from its world.
+
+    The table points every dataset root at the world of the cell's seed
+    (:func:`data_root_options`) and reports the cell under that world; an
+    option that sets a dataloader's ``data_root`` (or replaces a dict that
+    holds one, e.g. ``test_dataloader.dataset=...``) comes later on the
+    command line and wins, so the cell would train or test on other data.
+
+    Raises:
+        TableError: Naming the option and the fix.
+    """
+    for option in options:
+        key = option_key(option)
+        parts = key.split('.')
+        sets_root = parts[-1] == 'data_root' and any(p.endswith('_dataloader') for p in parts)
+        holds_root = any(k.startswith(key + '.') for k in root_keys)
+        if sets_root or holds_root:
+            raise TableError(
+                f"{flag} {option}: the table points every dataset at the world of each "
+                'seed (worlds/seed<k>) and reports the cell under that world; this option '
+                'would move the data elsewhere. Drop it (the worlds are set by --seeds, '
+                '--num-train and --num-val).')
 
 
 def data_root_options(root: str, keys: Sequence[str]) -> List[str]:
@@ -262,10 +311,29 @@ class TableRunner:
         self.seeds = [int(s) for s in seeds]
         if not self.configs or not self.seeds:
             raise TableError('need at least one config (--configs) and one seed (--seeds)')
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated:
+            raise TableError(f'--seeds: {" ".join(map(str, repeated))} given more than once; '
+                             'each seed is one world and a table averages distinct worlds. '
+                             'Give each seed once.')
+        names = {}
+        for config in self.configs:
+            other = names.setdefault(config_name(config), config)
+            if other != config or self.configs.count(config) > 1:
+                raise TableError(
+                    f'--configs: {other} and {config} share the name '
+                    f"'{config_name(config)}', which names the cell folders and the table "
+                    'row; give each config once, under its own file name.')
         self.iters = iters
         self.num_train, self.num_val = int(num_train), int(num_val)
+        if self.num_val < 1 or self.num_train < 0:
+            raise TableError(f'--num-train {self.num_train} --num-val {self.num_val}: every '
+                             'cell is tested on the val images of its world; give --num-val '
+                             '>= 1 and --num-train >= 0.')
         self.extra_options = list(extra_options)
         self.train_options = list(train_options)
+        check_world_options(self.extra_options, flag='--cfg-options')
+        check_world_options(self.train_options, flag='--train-cfg-options')
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.python = python
         if int(jobs) < 1 or (threads is not None and int(threads) < 1):
@@ -348,6 +416,40 @@ class TableRunner:
         for path in sorted((self.work_root / 'cells').glob('*/seed*/result.json')):
             cells[f'{path.parent.parent.name}/{path.parent.name}'] = json.loads(path.read_text())
         _write_json(self.work_root / STATE_FILE, dict(settings=self.settings, cells=cells))
+
+    def check_configs(self, infos: Dict[str, dict]) -> None:
+        """Checks the run against the configs before anything runs.
+
+        Refuses options that replace a dict holding a dataset root
+        (:func:`check_world_options`), worlds without training images for a
+        trained config, and finished cells run with another version of their
+        config (:func:`config_fingerprint`; cells of older runs recorded none
+        and are kept): their result would be reported for the config as it is
+        now, and the commands in the table would not reproduce it.
+
+        Raises:
+            TableError: Naming the input and the fix.
+        """
+        for config, info in infos.items():
+            keys = info.get('train_roots', []) + info.get('test_roots', [])
+            check_world_options(self.extra_options, keys, '--cfg-options')
+            check_world_options(self.train_options, keys, '--train-cfg-options')
+            if info.get('trained') and self.num_train < 1:
+                raise TableError(f'--num-train {self.num_train}: {config} trains on the '
+                                 'train images of each world; give --num-train >= 1.')
+        stale = []
+        for config, by_seed in self.load_results().items():
+            now = infos[config].get('fingerprint')
+            for seed, result in sorted(by_seed.items()):
+                then = result.get('config_sha256')
+                if then is not None and now is not None and then != now:
+                    stale.append(self._show(self.cell_dir(config, seed)))
+        if stale:
+            raise TableError(
+                f'{", ".join(stale)}: finished with another version of the config (it, a '
+                'base it inherits, or another file of the same name changed since); its '
+                'result would be reported for the config as it is now. Delete these cell '
+                'folders to rerun them, or use another --work-root to keep them.')
 
     # -- running -----------------------------------------------------------
     def ensure_world(self, seed: int) -> Path:
@@ -450,7 +552,8 @@ class TableRunner:
                       metrics=read_test_metrics(cell / 'test'), train_time_s=train_time,
                       train_cpu_s=train_cpu,
                       loss_curve=self._loss_curve(cell) if info['trained'] else None,
-                      commands={k: ' '.join(v) for k, v in cmds.items()},
+                      commands={k: shlex.join(v) for k, v in cmds.items()},
+                      config_sha256=info.get('fingerprint'),
                       started=started, finished=time.time(), threads=self.threads)
         _write_json(cell / 'result.json', result)
         return result
@@ -474,6 +577,7 @@ class TableRunner:
     def run(self) -> List[str]:
         """Runs every unfinished cell; returns the error messages of failed cells."""
         infos = {c: config_info(c, self.repo_root) for c in self.configs}  # checks them
+        self.check_configs(infos)
         self.work_root.mkdir(parents=True, exist_ok=True)
         self._check_settings()
         self._write_state()

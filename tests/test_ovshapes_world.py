@@ -96,3 +96,32 @@ def test_training_set_hides_unseen_classes(tmp_path):
         np.testing.assert_array_equal(ign[~is_unseen], raw[~is_unseen])
     assert saw_unseen
     assert tuple(seen_only.metainfo['classes']) == world.seen_class_names()
+
+
+def test_a_smaller_world_written_over_a_larger_one_keeps_none_of_its_images(tmp_path):
+    """``make_dataset.py --force`` over a world of more images left the old
+    images beyond the new count: split.json said 6 train images, the dataset
+    loaded 10 (4 of another world). Now the folder equals a fresh world."""
+    write_world(tmp_path / 'w', seed=5, num_train=10, num_val=4)
+    (tmp_path / 'w' / 'img_dir' / 'train' / 'notes.png').write_bytes(b'mine')
+    write_world(tmp_path / 'w', seed=5, num_train=6, num_val=2, overwrite=True)
+    write_world(tmp_path / 'fresh', seed=5, num_train=6, num_val=2)
+    for sub in ('img_dir/train', 'ann_dir/train', 'img_dir/val', 'ann_dir/val'):
+        names = sorted(p.name for p in (tmp_path / 'w' / sub).iterdir() if p.name != 'notes.png')
+        assert names == sorted(p.name for p in (tmp_path / 'fresh' / sub).iterdir()), sub
+        for name in names:
+            assert (tmp_path / 'w' / sub / name).read_bytes() == \
+                (tmp_path / 'fresh' / sub / name).read_bytes()
+    assert (tmp_path / 'w' / 'img_dir' / 'train' / 'notes.png').read_bytes() == b'mine'
+
+
+def test_negative_image_counts_are_refused(tmp_path):
+    """``make_dataset.py --num-train -3`` wrote 'wrote -3 train images' and an
+    empty split."""
+    from mmovss.testing.tools import load_tool
+    with pytest.raises(ValueError, match='num_train'):
+        write_world(tmp_path / 'w', num_train=-3, num_val=2)
+    with pytest.raises(SystemExit):
+        load_tool('ovshapes/make_dataset.py').main(
+            ['--out', str(tmp_path / 'x'), '--num-train', '-3', '--num-val', '2'])
+    assert not (tmp_path / 'x').exists()

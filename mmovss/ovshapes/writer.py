@@ -13,6 +13,7 @@ Labels exist for every class; training pipelines ignore unseen classes
 (``OVShapesDataset(ignore_unseen=True)``). Deterministic given the seed.
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from PIL import Image
 from . import world
 
 CAPTIONS_PER_IMAGE = 3
+
+_WORLD_FILE = re.compile(r'\d{6}\.png')
 
 
 def write_world(root, seed: int = 0, num_train: int = 2000, num_val: int = 200,
@@ -34,14 +37,27 @@ def write_world(root, seed: int = 0, num_train: int = 2000, num_val: int = 200,
         num_val: Number of validation images.
         size: Image side in pixels.
         overwrite: Allow writing into a directory that already holds a world.
+            Its image and label files (``NNNNNN.png``) are all replaced: those
+            numbered beyond the new ``num_train`` / ``num_val`` are removed, so
+            a smaller world never keeps images of the old one.
 
     Raises:
         FileExistsError: ``root`` already holds a world and ``overwrite`` is False.
+        ValueError: A negative image count.
     """
     root = Path(root)
+    if num_train < 0 or num_val < 0:
+        raise ValueError(f'num_train ({num_train}) and num_val ({num_val}) must be >= 0 '
+                         '(--num-train, --num-val).')
     if (root / 'classes.txt').exists() and not overwrite:
         raise FileExistsError(f'{root} already holds an OVShapes world; choose another '
                               'directory or pass overwrite=True (--force).')
+    for split, count in (('train', num_train), ('val', num_val)):
+        for folder in (root / 'img_dir' / split, root / 'ann_dir' / split):
+            if folder.is_dir():  # files of an earlier world beyond the new count
+                for path in folder.iterdir():
+                    if _WORLD_FILE.fullmatch(path.name) and int(path.stem) >= count:
+                        path.unlink()
     rng = np.random.default_rng(seed)
     captions = {}
     counts = np.zeros(len(world.class_names()), np.int64)

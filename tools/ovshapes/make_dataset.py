@@ -23,6 +23,9 @@ def main(argv=None):
     parser.add_argument('--force', '--overwrite', dest='force', action='store_true',
                         help='write into a non-empty --out (e.g. replace an existing world)')
     args = parser.parse_args(argv)
+    if args.num_train < 0 or args.num_val < 0:
+        parser.error(f'--num-train ({args.num_train}) and --num-val ({args.num_val}) '
+                     'must be >= 0')
     try:
         # a non-empty folder (a world or anything else) only with --force
         check_output_dir(args.out, overwrite=args.force, flag='--out')

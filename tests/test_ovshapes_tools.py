@@ -89,3 +89,21 @@ def test_make_dataset_refuses_a_non_empty_folder_without_force(tmp_path):
     assert not (out / 'img_dir').exists()
     tool.main(['--out', str(out), '--num-train', '2', '--num-val', '1', '--overwrite'])
     assert (out / 'classes.txt').is_file() and (out / 'notes.txt').is_file()
+
+
+def test_pretrain_tool_refuses_an_out_its_record_would_replace(tmp_path):
+    """``--out clip.json``: the record (``<out without extension>.json``) was
+    written over the weights just saved, and the run reported success. Also an
+    existing record of ``--out`` is not replaced without ``--force``. Both are
+    refused before training."""
+    tool = _load_tool('pretrain_clip')
+    with pytest.raises(SystemExit, match='same file.*would replace the weights.*clip.pt'):
+        tool.main(['--out', str(tmp_path / 'clip.json'), '--steps', '1', '--batch-size', '2',
+                   '--eval-every', '0', '--threads', '1'])
+    assert not (tmp_path / 'clip.json').exists()
+    (tmp_path / 'other.json').write_text('{"notes": 1}')
+    with pytest.raises(SystemExit, match=r'other.json \(the record of --out .*--force'):
+        tool.main(['--out', str(tmp_path / 'other.pt'), '--steps', '1', '--batch-size', '2',
+                   '--eval-every', '0', '--threads', '1'])
+    assert (tmp_path / 'other.json').read_text() == '{"notes": 1}'
+    assert not (tmp_path / 'other.pt').exists()

@@ -347,6 +347,35 @@ def record_path(path: str) -> str:
     return osp.splitext(path)[0] + '.json'
 
 
+def check_pretrain_paths(out: str, init: Optional[str] = None, force: bool = False) -> None:
+    """Checks the files of a pretraining run before it trains.
+
+    ``out`` receives the weights and :func:`record_path` of it the record:
+    they must be two files (an ``out`` ending in ``.json`` would be replaced
+    by its own record, the weights lost), and neither may exist without
+    ``force``. ``init`` must exist and differ from ``out``.
+
+    Raises:
+        ValueError: Naming the path and the fix.
+        FileExistsError: ``out`` or its record exists and ``force`` is False.
+    """
+    record = record_path(out)
+    if osp.abspath(record) == osp.abspath(out):
+        raise ValueError(f'--out {out}: the record is written to <out without extension>'
+                         '.json, the same file, and would replace the weights; name the '
+                         f'weights file e.g. {osp.splitext(out)[0]}.pt')
+    for path in (out, record):
+        if osp.exists(path) and not force:
+            what = '' if path == out else f' (the record of --out {out})'
+            raise FileExistsError(f'{path}{what} exists; pass --force to overwrite it.')
+    if init and not osp.isfile(init):
+        raise ValueError(f'--init {init}: no such file; pass a tiny CLIP written by this '
+                         'tool.')
+    if init and osp.abspath(init) == osp.abspath(out):
+        raise ValueError(f'--init and --out are the same file ({out}); write the continued '
+                         'model to another path.')
+
+
 def load_record(path: str) -> Optional[dict]:
     """The record of the tiny CLIP saved at ``path``, or None without one."""
     if not osp.isfile(record_path(path)):

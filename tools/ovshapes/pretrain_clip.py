@@ -25,6 +25,7 @@ import torch  # noqa: E402
 
 from mmovss.ovshapes.pretrain import (  # noqa: E402
     RECIPES,
+    check_pretrain_paths,
     load_record,
     ovshapes_tokenizer,
     pretrain,
@@ -68,13 +69,10 @@ def main(argv=None):
                         help="'crowded': fraction of every batch drawn as 'single' scenes and "
                         'captions (the first tiny CLIP\'s)')
     args = parser.parse_args(argv)
-    if osp.exists(args.out) and not args.force:
-        sys.exit(f'{args.out} exists; pass --force to overwrite it.')
-    if args.init and not osp.isfile(args.init):
-        sys.exit(f'--init {args.init}: no such file; pass a tiny CLIP written by this tool.')
-    if args.init and osp.abspath(args.init) == osp.abspath(args.out):
-        sys.exit(f'--init and --out are the same file ({args.out}); write the continued '
-                 'model to another path.')
+    try:
+        check_pretrain_paths(args.out, args.init, args.force)
+    except (ValueError, FileExistsError) as err:
+        sys.exit(str(err))
     recipe = dict(RECIPES[args.recipe])
     for key in ('num_objects', 'radius', 'min_pixels', 'zoom_prob', 'crop', 'stuff_synonyms',
                 'single_fraction'):

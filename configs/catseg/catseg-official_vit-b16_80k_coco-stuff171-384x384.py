@@ -15,8 +15,8 @@
 # * CLIP weights come from the released file (both towers were fine-tuned): pretrained=None,
 #   OpenAI's QuickGELU;
 # * test images decoded and resized (short side 640, long side <= 2560) with PIL, as
-#   detectron2's ResizeShortestEdge (only for this config's own dataset: --benchmark uses the
-#   benchmark's pipeline);
+#   detectron2's ResizeShortestEdge (also under --benchmark on the six benchmarks eval.sh
+#   evaluates: the catseg protocol; elsewhere the benchmark's pipeline);
 # * class names: the released evaluation's own, the first name of each entry of
 #   datasets/<benchmark>.json (TEST_CLASS_JSON; coco.json for this config's own COCO-Stuff),
 #   _base_/vocabularies/catseg/, not the benchmark vocabulary (mmovss/vocab/names/).

@@ -4,11 +4,14 @@
 # Class names: the first name of each entry (classname.split(', ')[0],
 # cat_seg/modeling/transformer/cat_seg_predictor.py get_text_embeds), in label order:
 # configs/_base_/vocabularies/catseg/pascal_context_59.txt (tools/misc/official_class_names.py).
-# The test resize stays the benchmark's (OpenCV); the released one is PIL's
-# (the released configs' own test_pipeline).
+# Test images decoded and resized with PIL to short side 640 (long side <= 2560), as
+# detectron2's ResizeShortestEdge with the released configs' INPUT.MIN/MAX_SIZE_TEST.
 _base_ = [
     '../../datasets/pascal_context_59.py', '../../default_runtime.py',
-    '../../schedules/inference_only.py'
+    '../../schedules/inference_only.py', '../detectron2_pipelines.py'
 ]
+test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 train_dataloader = None
 protocol_model = dict(vocabulary='{{fileDirname}}/../../vocabularies/catseg/pascal_context_59.txt')

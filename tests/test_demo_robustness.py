@@ -79,8 +79,8 @@ def test_unreadable_clip_file_is_a_clean_error(demo, image, tmp_path, capsys):
     bad = tmp_path / 'BAD.pt'
     bad.write_bytes(b'not a checkpoint')
     _refused(demo, [str(image), '-v', 'sky; grass', '-c', CONFIG, '--cfg-options',
-                    f'model.backbone.pretrained={bad}'], capsys,
-             'Cannot read CLIP checkpoint', str(bad))
+                    f'model.backbone.pretrained={bad}', f'model.text_encoder.pretrained={bad}'],
+             capsys, 'Cannot read CLIP checkpoint', str(bad))
 
 
 def test_unreadable_vfm_file_is_a_weight_file_error(tmp_path):

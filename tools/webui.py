@@ -13,12 +13,25 @@ Models are built when first used and kept; the training-free ones download
 open_clip's ViT-B-16 (``openai``) weights on first use, ``ovshapes-tiny``
 needs nothing. Type classes separated by ``;`` and synonyms by ``,``
 (``cat, kitten; grass; sky``).
+
+The uploaded file itself is segmented, read as ``tools/demo.py`` reads it
+(16-bit, palette and GIF images included), and errors (an unreadable file,
+weights that cannot be loaded or downloaded, a malformed vocabulary) are
+shown in the page. Uploads and overlays are kept in a private temporary
+folder that is deleted when the server stops (``GRADIO_TEMP_DIR`` chooses
+another folder, which is then kept).
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
+import shutil
+import signal
+import socket
 import sys
+import tempfile
 import threading
+import warnings
 from typing import Dict, Optional, Sequence
 
 # huge pages for CPU tensors >= 2 MiB, read by PyTorch at its first allocation
@@ -28,6 +41,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis import OpenVocabInferencer, vocabulary_from_text  # noqa: E402
+from mmovss.apis.model_zoo import resolve_model  # noqa: E402
+from mmovss.models.utils.open_clip_weights import WeightFileError  # noqa: E402
+from mmovss.runtime import run_tool  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
 
@@ -78,20 +94,30 @@ class InferencerPool:
                     cfg_options=self.cfg_options)
             return self._built[model]
 
-    def segment(self, image_rgb, vocabulary_text: str, model: str):
+    def segment(self, image, vocabulary_text: str, model: str):
         """Overlay (RGB, with legend) and table rows of one request.
 
+        Args:
+            image (str | np.ndarray): The uploaded image file (read as
+                ``tools/demo.py`` reads it), or an RGB ``uint8`` array
+                (``(H, W, 3)``, or ``(H, W)`` grey).
+            vocabulary_text (str): ``"cat, kitten; grass; sky"``.
+            model (str): One of :attr:`models`.
+
         Raises:
-            ValueError: No image, or a malformed vocabulary.
+            ValueError: No image, an unreadable image, or a malformed
+                vocabulary.
         """
-        if image_rgb is None:
+        if image is None:
             raise ValueError('Upload an image first.')
         vocabulary = vocabulary_from_text(vocabulary_text or '',
                                           source='Vocabulary')
+        if not isinstance(image, (str, os.PathLike)):
+            image = image[..., ::-1].copy() if image.ndim == 3 else image
         inferencer = self.get(model)
         with self._lock:  # one request at a time per process
-            result = inferencer(image_rgb[..., :3][..., ::-1].copy(),
-                                vocabulary=vocabulary, return_vis=True)
+            result = inferencer(image, vocabulary=vocabulary,
+                                return_vis=True)
         pred = result['predictions']
         rows = [[pred['classes'][c], round(100 * float(pred['areas'][c]), 2),
                  round(float(pred['scores'][c]), 3)]
@@ -99,26 +125,72 @@ class InferencerPool:
         return result['visualization'], rows
 
 
+USER_ERRORS = (ValueError, FileNotFoundError, WeightFileError)
+"""Shown in the page: bad inputs, and weights that cannot be read or
+downloaded (with how to pass a local file)."""
+
+
+def _image_file_component(**kwargs):
+    """A ``gr.Image`` that hands over the uploaded file, not an array.
+
+    Gradio's own conversion to an RGB array turns a 16-bit image white and
+    a GIF into its palette indices; the file is read by the inferencer
+    instead, as ``tools/demo.py`` reads it. An upload that is no image
+    reaches the inferencer too, which names it. (The instance's
+    ``preprocess`` is replaced: a subclass of a Gradio component would make
+    Gradio write a ``.pyi`` file next to this script.)
+    """
+    component = gr.Image(type='filepath', **kwargs)
+    gradio_preprocess = component.preprocess
+
+    def preprocess(payload):
+        if payload is None or payload.path is None:  # None, or base64 data
+            return gradio_preprocess(payload)
+        return payload.path
+
+    component.preprocess = preprocess
+    return component
+
+
+def _show_warnings(caught) -> None:
+    """mmovss's warnings of one request (e.g. class names truncated to the
+    text context) as toasts in the page."""
+    root = osp.dirname(osp.abspath(mmovss.__file__))
+    for item in caught:
+        if osp.abspath(item.filename).startswith(root):
+            gr.Warning(str(item.message))
+
+
 def build_app(pool: InferencerPool, title: str = 'mmovss: segment your '
               'image with your words'):
-    """The Gradio Blocks app (not launched)."""
+    """The Gradio Blocks app (not launched).
+
+    Build it inside :func:`private_upload_folder` to keep the uploads out
+    of the shared ``/tmp/gradio``.
+    """
     if gr is None:
         raise ImportError(GRADIO_MISSING)
 
     def run(image, text, model):
         try:
-            return pool.segment(image, text, model)
-        except ValueError as e:  # user input: shown in the page
-            raise gr.Error(str(e))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                result = pool.segment(image, text, model)
+        except USER_ERRORS as e:  # shown in the page, the server goes on
+            message = f'{type(e).__name__}: {e}'
+            print(f'error: {message}', file=sys.stderr)
+            raise gr.Error(message, print_exception=False)
+        _show_warnings(caught)
+        return result
 
     with gr.Blocks(title=title) as app:
         gr.Markdown(f'## {title}\nClasses are separated by `;`, synonyms '
                     'of a class by `,` — e.g. `cat, kitten; grass; sky`.')
         with gr.Row():
             with gr.Column():
-                image = gr.Image(label='Image', type='numpy',
-                                 sources=['upload', 'clipboard'],
-                                 elem_id='input-image')
+                image = _image_file_component(
+                    label='Image', sources=['upload', 'clipboard'],
+                    elem_id='input-image')
                 vocabulary = gr.Textbox(label='Vocabulary',
                                         placeholder='cat, kitten; grass; sky',
                                         lines=2, elem_id='vocabulary')
@@ -139,6 +211,55 @@ def build_app(pool: InferencerPool, title: str = 'mmovss: segment your '
         vocabulary.submit(run, inputs=[image, vocabulary, model],
                           outputs=[overlay, table])
     return app
+
+
+@contextlib.contextmanager
+def private_upload_folder():
+    """Keeps Gradio's uploads and results in a private temporary folder.
+
+    Gradio copies every upload and every overlay into ``GRADIO_TEMP_DIR``,
+    by default ``/tmp/gradio``: readable by every user of the machine and
+    never deleted. Inside this context (enter it before
+    :func:`build_app`) they go to a new folder only its owner can read,
+    deleted on exit. A ``GRADIO_TEMP_DIR`` set by the user is kept as is.
+
+    Yields:
+        str: The upload folder.
+    """
+    if os.environ.get('GRADIO_TEMP_DIR'):
+        yield os.environ['GRADIO_TEMP_DIR']
+        return
+    folder = tempfile.mkdtemp(prefix='mmovss-webui-')  # mode 0700
+    os.environ['GRADIO_TEMP_DIR'] = folder
+    try:
+        yield folder
+    finally:
+        os.environ.pop('GRADIO_TEMP_DIR', None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_models(models: Sequence[str]) -> None:
+    """Every ``--models`` entry names a config or a known model.
+
+    Raises:
+        FileNotFoundError: A config path that is no file.
+        ValueError: An unknown name (with the close ones).
+    """
+    for model in models:
+        resolve_model(model)
+
+
+def check_port(host: str, port: int) -> None:
+    """Raises ``ValueError`` naming ``--port`` when it is taken."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise ValueError(
+                f'Cannot serve on {host}:{port} ({e.strerror}): another '
+                f'program (maybe another web UI) uses the port; pass another '
+                f'one, e.g. --port {port + 1}.') from None
 
 
 def launch(app, host: str = '127.0.0.1', port: int = 7860,
@@ -168,16 +289,27 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if gr is None:
         print(f'error: {GRADIO_MISSING}', file=sys.stderr)
         return 2
+    check_models(args.models)
+    check_port(args.host, args.port)
     pool = InferencerPool(args.models, args.checkpoint, args.device,
                           args.cfg_options)
-    launch(build_app(pool), args.host, args.port, block=True)
+    # `kill` stops the server as Ctrl+C does: the upload folder is deleted
+    signal.signal(signal.SIGTERM, _interrupt)
+    with private_upload_folder():
+        launch(build_app(pool), args.host, args.port, block=True)
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    if gr is None:
+        sys.exit(main())
+    run_tool(main)  # user errors: one line, exit code 2

@@ -1,0 +1,117 @@
+"""tools/webui.py served on 127.0.0.1 and called over HTTP (gradio_client).
+
+No browser (tests/test_webui.py drives one): uploads go through Gradio's
+own upload and preprocessing, as from the page. The model is the OVShapes
+tiny CLIP config (offline, fast).
+"""
+import os
+import socket
+import stat
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gradio_client = pytest.importorskip('gradio_client')
+
+CONFIG = 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'
+VOCABULARY = 'sky; grass; wall; striped red, red stripes'
+
+
+@pytest.fixture(scope='module')
+def webui():
+    from mmovss.testing.tools import load_tool
+    return load_tool('webui.py')
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    from mmovss.ovshapes.writer import write_world
+    root = tmp_path_factory.mktemp('webui_inputs')
+    write_world(root / 'world', seed=11, num_train=0, num_val=1)
+    rgb = Image.open(root / 'world' / 'img_dir' / 'val' / '000000.png').convert('RGB')
+    grey16 = np.array(rgb.convert('L')).astype(np.uint16) * 257
+    Image.fromarray(grey16).save(root / 'grey16.png')  # mode I;16
+    rgb.convert('P').save(root / 'palette.gif')
+    (root / 'notes.png').write_bytes(b'not an image')
+    (root / 'bad_clip.pt').write_bytes(b'not a checkpoint')
+    (root / 'bad_clip.py').write_text(
+        f"_base_ = ['{os.path.abspath(CONFIG)}']\n"
+        f"model = dict(backbone=dict(pretrained='{root / 'bad_clip.pt'}'),\n"
+        f"             text_encoder=dict(pretrained='{root / 'bad_clip.pt'}'))\n")
+    return root
+
+
+@pytest.fixture(scope='module')
+def served(webui, repo_root, images):
+    with webui.private_upload_folder() as folder:
+        pool = webui.InferencerPool([str(repo_root / CONFIG), str(images / 'bad_clip.py')],
+                                    device='cpu')
+        app = webui.build_app(pool)
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        webui.launch(app, port=port, block=False)
+        try:
+            client = gradio_client.Client(f'http://127.0.0.1:{port}/', verbose=False)
+            yield pool, client, folder
+        finally:
+            app.close()
+
+
+def _call(pool, client, path, model=0, vocabulary=VOCABULARY):
+    _, table = client.predict(gradio_client.handle_file(str(path)), vocabulary,
+                              pool.models[model], api_name='/run')
+    return [row[0] for row in table['data']]
+
+
+def test_16bit_and_gif_uploads_are_read_as_the_demo_reads_them(served, images):
+    # before: Gradio's RGB conversion made the 16-bit image white and handed
+    # a GIF over as its 2-D palette indices, of which the page segmented a
+    # 3-pixel-wide strip: 'sky' 100 % for both, without a word
+    pool, client, _ = served
+    inferencer = pool.get(pool.models[0])
+    vocabulary = ['sky', 'grass', 'wall', 'striped red, red stripes']
+    for name in ('grey16.png', 'palette.gif'):
+        pred = inferencer(str(images / name), vocabulary=vocabulary)['predictions']
+        expected = [pred['classes'][c] for c in pred['present']]
+        assert len(expected) > 1
+        assert _call(pool, client, images / name) == expected, name
+
+
+def test_errors_are_shown_in_the_page_and_the_server_goes_on(served, images):
+    # before: 'Error' without a message for a file that is no image and for
+    # weights that cannot be read (the fix only in the server's log)
+    pool, client, _ = served
+    with pytest.raises(Exception, match=r"UnreadableImageError: Cannot read image .*notes\.png"):
+        _call(pool, client, images / 'notes.png')
+    with pytest.raises(Exception, match=r'WeightFileError: .*bad_clip\.pt'):
+        _call(pool, client, images / 'grey16.png', model=1)
+    assert _call(pool, client, images / 'palette.gif')
+
+
+def test_uploads_stay_in_a_private_folder_deleted_on_exit(webui, served, images, monkeypatch):
+    # before: every upload and overlay stayed in /tmp/gradio, readable by all
+    pool, client, folder = served
+    _call(pool, client, images / 'palette.gif')
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert any(name.endswith('palette.gif') for _, _, names in os.walk(folder)
+               for name in names)
+    monkeypatch.delenv('GRADIO_TEMP_DIR')
+    with webui.private_upload_folder() as other:
+        assert os.environ['GRADIO_TEMP_DIR'] == other != folder
+    assert not os.path.exists(other)
+    assert 'GRADIO_TEMP_DIR' not in os.environ
+
+
+def test_misspelt_model_and_busy_port_fail_before_serving(webui, repo_root):
+    # before: a misspelt --models name was offered and failed in the page;
+    # a busy port ended in Gradio's traceback
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        with pytest.raises(ValueError, match="Unknown model name 'sclipp'"):
+            webui.main(['--models', 'ovshapes-tiny', 'sclipp', '--port', port])
+        with pytest.raises(ValueError, match=f'Cannot serve on 127.0.0.1:{port}.*--port'):
+            webui.main(['--models', str(repo_root / CONFIG), '--port', port])

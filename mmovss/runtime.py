@@ -246,11 +246,24 @@ def set_work_dir(cfg: Config, config_path: str, work_dir=None) -> None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
 
-def set_launcher(cfg: Config, launcher: str) -> None:
-    """Sets the launcher; uses the Gloo backend when NCCL cannot run here."""
+def set_launcher(cfg: Config, launcher: str, testing: bool = False) -> None:
+    """Sets the launcher; uses the Gloo backend when NCCL cannot run here.
+
+    Args:
+        cfg (Config): The run's config.
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+        testing (bool): A test run (``tools/test.py``): without a
+            ``model_wrapper_cfg`` of the config's, the model is wrapped in
+            :class:`mmovss.engine.DistributedTestWrapper` instead of DDP,
+            which refuses the models of training-free methods (they have no
+            trainable parameter).
+    """
     cfg.launcher = launcher
     if launcher == 'none':
         return
+    check_launcher_environment(launcher, 'test.py' if testing else 'train.py')
+    if testing and not cfg.get('model_wrapper_cfg'):
+        cfg.model_wrapper_cfg = dict(type='DistributedTestWrapper')
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     if torch.cuda.is_available():
@@ -264,6 +277,40 @@ def set_launcher(cfg: Config, launcher: str) -> None:
     # DDP wraps CPU modules only without device ids.
     cfg.setdefault('model_wrapper_cfg', dict(type='MMDistributedDataParallel',
                                              device_ids=None, broadcast_buffers=False))
+
+
+_LAUNCHER_ENV = {
+    'pytorch': ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+    'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+    'mpi': ('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_LOCAL_RANK', 'OMPI_COMM_WORLD_SIZE'),
+}
+"""The environment each launcher of MMEngine reads its rank from."""
+
+
+def check_launcher_environment(launcher: str, tool: str = 'test.py') -> None:
+    """``--launcher`` needs the environment its launcher sets.
+
+    Args:
+        launcher (str): ``pytorch``, ``slurm`` or ``mpi``.
+        tool (str): ``test.py`` or ``train.py``, named in the fix.
+
+    Raises:
+        ValueError: A variable is missing (e.g. ``--launcher pytorch``
+            typed without torchrun), naming the command that sets it; before,
+            MMEngine ended in ``KeyError: 'RANK'``.
+    """
+    missing = [name for name in _LAUNCHER_ENV.get(launcher, ()) if name not in os.environ]
+    if not missing:
+        return
+    script = {'test.py': 'dist_test.sh CONFIG CHECKPOINT N',
+              'train.py': 'dist_train.sh CONFIG N'}[tool]
+    starter = {'pytorch': f'bash tools/{script} (or python -m torch.distributed.run '
+                          f'--nproc_per_node N tools/{tool} … --launcher pytorch)',
+               'slurm': f'bash tools/slurm_{tool[:-3]}.sh … (srun sets them)',
+               'mpi': f'mpirun -n N python tools/{tool} … --launcher mpi'}[launcher]
+    raise ValueError(
+        f'--launcher {launcher} needs the environment its launcher sets ({", ".join(missing)} '
+        f'missing): start the processes with {starter}; for one process leave --launcher out.')
 
 
 def close_process_group() -> None:

@@ -137,7 +137,7 @@ def main(argv=None):
     if args.cfg_options:
         merge_cfg_options(cfg, args.cfg_options)
     check_fixed_vocabulary(cfg)  # a fixed name list is checked against the test set
-    set_launcher(cfg, args.launcher)
+    set_launcher(cfg, args.launcher, testing=True)  # no DDP: training-free models run too
     set_work_dir(cfg, name, args.work_dir)
     # Never write predictions over ground truth or into a non-empty folder.
     check_output_paths(cfg, args.out, args.overwrite, args.show_dir)

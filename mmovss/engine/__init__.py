@@ -1,4 +1,6 @@
-"""Runner extensions, registered into mmseg's registries (``HOOKS``)."""
+"""Runner extensions, registered into mmseg's ``HOOKS`` and MMEngine's
+``MODEL_WRAPPERS``."""
 from .hooks import DatasetVocabularyHook
+from .model_wrappers import DistributedTestWrapper
 
-__all__ = ['DatasetVocabularyHook']
+__all__ = ['DatasetVocabularyHook', 'DistributedTestWrapper']

@@ -235,6 +235,16 @@ def test_legend_draws_accented_greek_and_cyrillic_letters():
     assert not np.array_equal(_legend('café'), _legend('cafe'))
 
 
+def test_a_very_long_class_name_is_cut_in_the_legend():
+    """A pasted paragraph as a class name made the overlay tens of thousands of
+    pixels wide (a 5000-character name: 64 x 36930); the legend cuts it."""
+    from mmovss.visualization.legend import MAX_NAME_CHARS
+    long_name = 'striped red wall ' * 300
+    wide = _legend(long_name)
+    assert wide.shape[1] <= _legend('w' * MAX_NAME_CHARS).shape[1] + 20
+    assert not np.array_equal(wide, _legend(long_name[:MAX_NAME_CHARS]))  # marked as cut
+
+
 # ------------------------------------------------------------ trained weights
 def test_trained_config_runs_with_load_from_or_allow_random_weights(demo, image, tmp_path,
                                                                     capsys):

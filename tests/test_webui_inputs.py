@@ -7,6 +7,8 @@ tiny CLIP config (offline, fast).
 import os
 import socket
 import stat
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -34,6 +36,15 @@ def images(tmp_path_factory):
     Image.fromarray(grey16).save(root / 'grey16.png')  # mode I;16
     rgb.convert('P').save(root / 'palette.gif')
     (root / 'notes.png').write_bytes(b'not an image')
+    rgb.resize((100, 100)).save(root / 'large.png')  # above the fixture's max_pixels
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack(
+            '>I', zlib.crc32(kind + data))
+    # a header of 30000 x 30000 pixels (900 MP): a "decompression bomb"
+    (root / 'bomb.png').write_bytes(
+        b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 30000, 30000, 8, 0, 0, 0, 0))
+        + chunk(b'IDAT', zlib.compress(b'\0' * 30001)) + chunk(b'IEND', b''))
     (root / 'bad_clip.pt').write_bytes(b'not a checkpoint')
     (root / 'bad_clip.py').write_text(
         f"_base_ = ['{os.path.abspath(CONFIG)}']\n"
@@ -46,7 +57,7 @@ def images(tmp_path_factory):
 def served(webui, repo_root, images):
     with webui.private_upload_folder() as folder:
         pool = webui.InferencerPool([str(repo_root / CONFIG), str(images / 'bad_clip.py')],
-                                    device='cpu')
+                                    device='cpu', max_pixels=5000)
         app = webui.build_app(pool)
         with socket.socket() as s:
             s.bind(('127.0.0.1', 0))
@@ -88,6 +99,19 @@ def test_errors_are_shown_in_the_page_and_the_server_goes_on(served, images):
     with pytest.raises(Exception, match=r'WeightFileError: .*bad_clip\.pt'):
         _call(pool, client, images / 'grey16.png', model=1)
     assert _call(pool, client, images / 'palette.gif')
+
+
+def test_images_above_max_pixels_are_refused_before_decoding(served, images):
+    # before: a 12000 x 12000 upload ran for minutes with 10 GB of memory,
+    # blocking every other request (PIL's bomb check was Gradio's, which the
+    # file upload no longer passes through)
+    pool, client, _ = served
+    with pytest.raises(Exception, match=r"'large.png' is 100 x 100 pixels \(0 MP\), above the "
+                       r'0.005 MP this server segments: downscale it, or start the server with '
+                       r'a larger --max-pixels'):
+        _call(pool, client, images / 'large.png')
+    with pytest.raises(Exception, match=r"'bomb.png' has more than \d+ MP"):
+        _call(pool, client, images / 'bomb.png')
 
 
 def test_uploads_stay_in_a_private_folder_deleted_on_exit(webui, served, images, monkeypatch):

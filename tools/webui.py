@@ -39,6 +39,8 @@ from typing import Dict, Optional, Sequence
 os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
+from PIL import Image  # noqa: E402
+
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis import OpenVocabInferencer, vocabulary_from_text  # noqa: E402
 from mmovss.apis.model_zoo import resolve_model  # noqa: E402
@@ -51,6 +53,9 @@ try:
     import gradio as gr
 except ImportError:  # optional dependency
     gr = None
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Uploads above this many pixels are refused (``--max-pixels``)."""
 
 DEFAULT_MODELS = ['sclip', 'naclip', 'clearclip', 'maskclip', 'proxyclip',
                   'naclip-pamr', 'ovshapes-tiny']
@@ -68,17 +73,22 @@ class InferencerPool:
         weights (str, optional): Checkpoint for every model.
         device (str, optional): Inference device.
         cfg_options (dict, optional): Config overrides for every model.
+        max_pixels (int): Larger uploads are refused (the server segments
+            one image at a time, at full resolution, and a small file can
+            decode to gigabytes).
     """
 
     def __init__(self, models: Sequence[str], weights: Optional[str] = None,
                  device: Optional[str] = None,
-                 cfg_options: Optional[dict] = None):
+                 cfg_options: Optional[dict] = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         if not models:
             raise ValueError('InferencerPool needs at least one model.')
         self.models = list(models)
         self.weights = weights
         self.device = device
         self.cfg_options = cfg_options
+        self.max_pixels = max_pixels
         self._built: Dict[str, OpenVocabInferencer] = {}
         self._lock = threading.Lock()
 
@@ -93,6 +103,29 @@ class InferencerPool:
                     model, weights=self.weights, device=self.device,
                     cfg_options=self.cfg_options)
             return self._built[model]
+
+    def _check_size(self, path) -> None:
+        """Refuses an image above :attr:`max_pixels` (its header is read)."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+                with Image.open(path) as header:
+                    width, height = header.size
+        except Image.DecompressionBombError:  # above 2 x PIL's MAX_IMAGE_PIXELS
+            width = height = None
+        except Exception:  # not an image: the inferencer names it
+            return
+        if width is None or width * height > self.max_pixels:
+            if width is None:
+                raise ValueError(
+                    f'The image {osp.basename(path)!r} has more than '
+                    f'{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP, above the '
+                    f'{self.max_pixels / 1e6:g} MP this server segments: downscale it.')
+            raise ValueError(
+                f'The image {osp.basename(path)!r} is {width} x {height} pixels '
+                f'({width * height / 1e6:.0f} MP), above the {self.max_pixels / 1e6:g} MP '
+                f'this server segments: downscale it, or start the server with a larger '
+                f'--max-pixels.')
 
     def segment(self, image, vocabulary_text: str, model: str):
         """Overlay (RGB, with legend) and table rows of one request.
@@ -112,7 +145,9 @@ class InferencerPool:
             raise ValueError('Upload an image first.')
         vocabulary = vocabulary_from_text(vocabulary_text or '',
                                           source='Vocabulary')
-        if not isinstance(image, (str, os.PathLike)):
+        if isinstance(image, (str, os.PathLike)):
+            self._check_size(image)
+        else:
             image = image[..., ::-1].copy() if image.ndim == 3 else image
         inferencer = self.get(model)
         with self._lock:  # one request at a time per process
@@ -284,6 +319,9 @@ def parse_args(argv=None):
                         help='address to serve on (127.0.0.1: this machine '
                         'only; 0.0.0.0: the network)')
     parser.add_argument('--port', type=int, default=7860)
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help='larger uploads are refused (default: 50 million, '
+                        'e.g. 8000 x 6000)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides for every model')
     return parser.parse_args(argv)
@@ -301,7 +339,7 @@ def main(argv=None) -> int:
     check_models(args.models)
     check_port(args.host, args.port)
     pool = InferencerPool(args.models, args.checkpoint, args.device,
-                          args.cfg_options)
+                          args.cfg_options, args.max_pixels)
     # `kill` stops the server as Ctrl+C does: the upload folder is deleted
     signal.signal(signal.SIGTERM, _interrupt)
     with private_upload_folder():

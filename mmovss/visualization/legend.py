@@ -19,6 +19,14 @@ __all__ = ['LegendEntry', 'legend_entries', 'draw_legend', 'legend_font_size']
 
 BACKGROUND = (255, 255, 255)
 TEXT = (0, 0, 0)
+MAX_NAME_CHARS = 48
+"""Longer class names are cut to this many characters (ending in ``…``) in
+the legend: a pasted paragraph would make the picture tens of thousands of
+pixels wide. The vocabulary and the ``.json`` outputs keep the whole name."""
+
+
+def _shorten(name: str) -> str:
+    return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 1].rstrip() + '…'
 
 
 @dataclass
@@ -122,6 +130,8 @@ def draw_legend(entries: List[LegendEntry], height: int,
             when the rows need more.
         font_size (int, optional): Text size; by default from ``height``.
         show_area (bool): Append the area share (``"sky 41.2%"``).
+            Names longer than :data:`MAX_NAME_CHARS` are cut, ending in
+            ``…``.
 
     Returns:
         np.ndarray: (H', W', 3) uint8 RGB panel, ``H' >= height``.
@@ -130,7 +140,7 @@ def draw_legend(entries: List[LegendEntry], height: int,
     font = _font(size)
     pad, gap = max(size // 2, 4), max(size // 3, 3)
     row = size + gap
-    texts = [f'{e.name} {_percent(e.area)}' if show_area else e.name
+    texts = [f'{_shorten(e.name)} {_percent(e.area)}' if show_area else _shorten(e.name)
              for e in entries]
     probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
     text_w = max([probe.textlength(t, font=font) for t in texts] + [0])

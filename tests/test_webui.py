@@ -173,3 +173,23 @@ def test_bad_vocabulary_is_shown_in_the_page(server, browser, image_path):
     else:
         pytest.fail('the vocabulary error was not shown in the page')
     assert not browser.find_elements(By.CSS_SELECTOR, '#overlay img')
+
+
+def test_warnings_of_the_request_are_shown_in_the_page(server, browser, image_path):
+    # before: mmovss's warnings (here: a class name cut to the text context)
+    # went to the server's log only
+    _, url = server
+    browser.get(url)
+    upload = _wait(browser, lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#input-image input[type=file]'), 'the upload')[0]
+    upload.send_keys(str(image_path))
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR,
+                                             '#input-image img'),
+          'the uploaded image preview')
+    browser.find_element(By.CSS_SELECTOR, '#vocabulary textarea').send_keys(
+        'sky; ' + 'striped red wall ' * 30)
+    browser.find_element(By.CSS_SELECTOR, '#segment').click()
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#overlay img'),
+          'the overlay')
+    _wait(browser, lambda d: 'too long for the' in d.find_element(By.TAG_NAME, 'body').text,
+          'the truncation warning')

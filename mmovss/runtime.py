@@ -69,6 +69,37 @@ def load_config(path: str, cfg_options=None) -> Config:
     return cfg
 
 
+def device_problem(device: str):
+    """Why ``--device`` cannot be used here, or None.
+
+    Args:
+        device (str): ``cpu``, ``cuda``, ``cuda:N``, ``mps``...
+
+    Returns:
+        str | None: A one-line message naming the fix (``tools/demo.py`` and
+        ``tools/webui.py`` check their ``--device`` before building a model).
+    """
+    import torch
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return (f'--device {device!r} is not a device name; use cpu, cuda or cuda:N '
+                f'(or leave --device out to use a GPU when there is one).')
+    if parsed.type == 'cuda':
+        if not torch.cuda.is_available():
+            why = ('this PyTorch is built without CUDA' if torch.version.cuda is None
+                   else 'no CUDA GPU or driver is found on this machine')
+            return (f'--device {device!r}: {why}; use --device cpu (or leave '
+                    f'--device out).')
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            return (f'--device {device!r}: this machine has {count} CUDA device(s), '
+                    f'cuda:0 to cuda:{count - 1}.')
+    if parsed.type == 'mps' and not torch.backends.mps.is_available():
+        return f'--device {device!r}: MPS is not available here; use --device cpu.'
+    return None
+
+
 def run_tool(main, argv=None) -> None:
     """Runs a tool's ``main(argv)`` as a command: a user error (a
     ``ValueError`` such as a refused output or missing weights, a missing

@@ -128,14 +128,17 @@ def test_uploads_stay_in_a_private_folder_deleted_on_exit(webui, served, images,
     assert 'GRADIO_TEMP_DIR' not in os.environ
 
 
-def test_misspelt_model_and_busy_port_fail_before_serving(webui, repo_root):
-    # before: a misspelt --models name was offered and failed in the page;
-    # a busy port ended in Gradio's traceback
+def test_misspelt_model_bad_device_and_busy_port_fail_before_serving(webui, repo_root):
+    # before: a misspelt --models name was offered and failed in the page, a
+    # bad --device failed each request with 'Error'; a busy port ended in
+    # Gradio's traceback
     with socket.socket() as busy:
         busy.bind(('127.0.0.1', 0))
         busy.listen()
         port = str(busy.getsockname()[1])
         with pytest.raises(ValueError, match="Unknown model name 'sclipp'"):
             webui.main(['--models', 'ovshapes-tiny', 'sclipp', '--port', port])
+        with pytest.raises(ValueError, match="--device 'foo' is not a device name; use cpu"):
+            webui.main(['--models', 'ovshapes-tiny', '--device', 'foo', '--port', port])
         with pytest.raises(ValueError, match=f'Cannot serve on 127.0.0.1:{port}.*--port'):
             webui.main(['--models', str(repo_root / CONFIG), '--port', port])

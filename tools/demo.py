@@ -50,6 +50,7 @@ from mmovss.apis.released_weights import prepare_weights  # noqa: E402
 from mmovss.apis.vocabulary_text import vocabulary_from_file  # noqa: E402
 from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
 from mmovss.models.utils.open_clip_weights import WeightFileError  # noqa: E402
+from mmovss.runtime import device_problem  # noqa: E402
 from mmovss.trained_weights import MissingTrainedWeights, require_trained_weights  # noqa: E402
 from mmovss.vocab import Vocabulary  # noqa: E402
 
@@ -69,29 +70,6 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f'must be >= 1 (images per forward pass), got {value}')
     return value
-
-
-def device_problem(device: str):
-    """Why ``--device`` cannot be used here, or None."""
-    import torch
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        return (f'--device {device!r} is not a device name; use cpu, cuda or cuda:N '
-                f'(or leave --device out to use a GPU when there is one).')
-    if parsed.type == 'cuda':
-        if not torch.cuda.is_available():
-            why = ('this PyTorch is built without CUDA' if torch.version.cuda is None
-                   else 'no CUDA GPU or driver is found on this machine')
-            return (f'--device {device!r}: {why}; use --device cpu (or leave '
-                    f'--device out).')
-        count = torch.cuda.device_count()
-        if parsed.index is not None and parsed.index >= count:
-            return (f'--device {device!r}: this machine has {count} CUDA device(s), '
-                    f'cuda:0 to cuda:{count - 1}.')
-    if parsed.type == 'mps' and not torch.backends.mps.is_available():
-        return f'--device {device!r}: MPS is not available here; use --device cpu.'
-    return None
 
 
 def parse_args(argv=None):

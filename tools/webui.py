@@ -45,7 +45,7 @@ import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
 from mmovss.apis import OpenVocabInferencer, vocabulary_from_text  # noqa: E402
 from mmovss.apis.model_zoo import resolve_model  # noqa: E402
 from mmovss.models.utils.open_clip_weights import WeightFileError  # noqa: E402
-from mmovss.runtime import run_tool  # noqa: E402
+from mmovss.runtime import device_problem, run_tool  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
 
@@ -337,6 +337,9 @@ def main(argv=None) -> int:
         print(f'error: {GRADIO_MISSING}', file=sys.stderr)
         return 2
     check_models(args.models)
+    problem = args.device and device_problem(args.device)
+    if problem:
+        raise ValueError(problem)
     check_port(args.host, args.port)
     pool = InferencerPool(args.models, args.checkpoint, args.device,
                           args.cfg_options, args.max_pixels)

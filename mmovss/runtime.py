@@ -166,13 +166,42 @@ def check_fixed_vocabulary(cfg) -> None:
         cfg.custom_hooks = hooks + [dict(type='DatasetVocabularyHook')]
 
 
+def _not_a_dict_along(cfg, key: str):
+    """``(prefix, value)`` of the first part of dotted ``key`` whose value
+    in ``cfg`` is set but no dict (e.g. ``train_dataloader = None``)."""
+    node, parts = cfg, key.split('.')
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, (dict, Config)) or part not in node:
+            return None
+        node = node[part]
+        if not isinstance(node, (dict, Config)) and not (isinstance(node, (list, tuple))
+                                               and parts[i + 1].isdigit()):
+            return '.'.join(parts[:i + 1]), node
+    return None
+
+
 def merge_cfg_options(cfg, options) -> None:
     """``cfg.merge_from_dict(options)``, warning first about each key that
-    looks misspelt (:func:`misspelt_option_keys`), naming the likely one."""
+    looks misspelt (:func:`misspelt_option_keys`), naming the likely one.
+
+    Raises:
+        ValueError: A key below a value that is no dict, e.g.
+            ``train_dataloader.dataset.data_root`` on a training-free
+            config, whose ``train_dataloader`` is None (MMEngine's
+            ``TypeError`` named no option).
+    """
     for key, part, close in misspelt_option_keys(cfg, options):
         print_log(f'WARNING: --cfg-options {key}: the config has no {part!r} there, so it '
                   f'is added as a new key, which is likely ignored; did you mean {close!r}?',
                   logger='current', level=30)
+    for key in options or {}:
+        found = _not_a_dict_along(cfg, key)
+        if found:
+            prefix, value = found
+            extra = (' (a training-free config has no training data: leave the train_* options '
+                     'out)' if prefix.startswith('train_') and value is None else '')
+            raise ValueError(f'--cfg-options {key}: the config sets {prefix} = {value!r}, '
+                             f'which has no keys to set{extra}.')
     cfg.merge_from_dict(options)
 
 

@@ -63,6 +63,20 @@ def test_a_misspelt_cfg_option_key_is_warned_about_with_the_likely_one(capsys):
     assert misspelt_option_keys(cfg, {'train_dataloader.dataset.pipeline.1.type': 'x'}) == []
 
 
+def test_a_cfg_option_below_a_value_that_is_no_dict_names_the_option():
+    """``train_dataloader.dataset.data_root=DIR`` (as configs/_base_/datasets/
+    ovshapes.py suggests) on a training-free config, whose train_dataloader is
+    None, ended in mmengine's TypeError traceback naming no option."""
+    with pytest.raises(ValueError, match=r'--cfg-options train_dataloader.dataset.data_root: the '
+                       r'config sets train_dataloader = None, .*leave the train_\* options out'):
+        load_tool('test.py').main([
+            str(REPO_ROOT / 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py'),
+            '--cfg-options', 'train_dataloader.dataset.data_root=/x'])
+    from mmovss.runtime import load_config
+    cfg = load_config(REFINE, {'train_dataloader.dataset.pipeline.1.type': 'LoadSegAnnotations'})
+    assert cfg.train_dataloader.dataset.pipeline[1].type == 'LoadSegAnnotations'  # lists as before
+
+
 def test_user_errors_of_test_and_train_are_one_line(tmp_path, capsys):
     """Before: tracebacks for a trained model name without weights, a missing
     config, --amp on CPU (``run_tool`` is what both tools run as commands)."""

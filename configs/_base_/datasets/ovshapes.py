@@ -7,6 +7,7 @@
 # Override the root with
 #   --cfg-options train_dataloader.dataset.data_root=DIR \
 #                 val_dataloader.dataset.data_root=DIR test_dataloader.dataset.data_root=DIR
+# (training-free configs have no train_dataloader: leave its option out)
 dataset_type = 'OVShapesDataset'
 data_root = 'data/ovshapes'
 

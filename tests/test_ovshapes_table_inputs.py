@@ -134,3 +134,23 @@ def test_written_commands_are_shell_quoted(tmp_path, repo_root):
     result = json.loads((runner.cell_dir(FREE, 1) / 'result.json').read_text())
     assert shlex.split(result['commands']['test']) == ['python', *runner.ran[0][1:]]
     assert option in shlex.split(result['commands']['test'])
+
+
+def test_the_fingerprint_covers_the_files_a_config_names(tmp_path):
+    """A new tiny CLIP under the same path (as when mmovss/assets is updated)
+    left every finished cell counted as current; a moved checkout (same files,
+    other absolute paths) must not make them stale."""
+    from mmovss.ovshapes.table import config_fingerprint
+
+    from mmengine.config import Config
+
+    def cfg(path):
+        return Config(dict(model=dict(backbone=dict(pretrained=str(path)), lr=0.1)))
+    a, b = tmp_path / 'a' / 'clip.pt', tmp_path / 'b' / 'clip.pt'
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_bytes(b'weights v1')
+    assert config_fingerprint(cfg(a)) == config_fingerprint(cfg(b))  # moved, same content
+    before = config_fingerprint(cfg(a))
+    a.write_bytes(b'weights v2 (a new tiny CLIP)')
+    assert config_fingerprint(cfg(a)) != before

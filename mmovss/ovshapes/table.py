@@ -110,13 +110,30 @@ def default_configs(repo_root) -> List[str]:
                        for line in p.read_text().splitlines())]
 
 
+def _with_file_contents(value):
+    """``value`` with every string that names an existing file replaced by
+    the file's sha256 (weights, vocabulary files): a new tiny CLIP under the
+    same path changes the fingerprint, a moved checkout does not."""
+    from mmovss.models.utils.open_clip_weights import file_sha256
+    if isinstance(value, dict):
+        return {k: _with_file_contents(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_with_file_contents(v) for v in value]
+    if isinstance(value, str) and osp.isfile(value):
+        return f'file sha256:{file_sha256(value)}'
+    return value
+
+
 def config_fingerprint(cfg) -> str:
-    """The sha256 of a loaded config's resolved content (its bases merged).
+    """The sha256 of a loaded config's resolved content (its bases merged),
+    each file it names (weights, vocabularies) by its content.
 
     Two files with the same content give the same fingerprint; an edit of the
-    file or of a base it inherits changes it.
+    file, of a base it inherits or of a file it names (e.g. a new tiny CLIP
+    in ``mmovss/assets``) changes it.
     """
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    resolved = _with_file_contents(cfg.to_dict())
+    text = json.dumps(resolved, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

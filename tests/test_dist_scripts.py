@@ -85,3 +85,27 @@ def test_launcher_without_its_environment_names_the_starter(repo_root, monkeypat
                        r'.*leave --launcher out'):
         load_tool(tool).main([str(repo_root / config), '--launcher', launcher,
                               '--work-dir', str(tmp_path / 'w')])
+
+
+@pytest.mark.parametrize('script, args', [
+    ('slurm_test.sh', ['part', 'job', 'my configs/a b.py', '', '--work-dir', 'w']),
+    ('slurm_train.sh', ['part', 'job', 'my configs/a b.py', 'work dir/x']),
+])
+def test_slurm_scripts_pass_paths_with_spaces_whole(repo_root, tmp_path, script, args):
+    """CONFIG (and WORK_DIR) were unquoted: a path with a space reached the
+    tool as two arguments. A stand-in srun records what it would start."""
+    srun = tmp_path / 'bin' / 'srun'
+    srun.parent.mkdir()
+    record = tmp_path / 'argv'
+    srun.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {record}\n')
+    srun.chmod(0o755)
+    env = dict(os.environ, PATH=f'{srun.parent}:{os.environ["PATH"]}')
+    subprocess.run(['bash', str(repo_root / 'tools' / script), *args], env=env, check=True,
+                   capture_output=True)
+    argv = record.read_text().splitlines()
+    tool = argv.index(next(a for a in argv if a.endswith(('/test.py', '/train.py'))))
+    assert argv[tool + 1] == 'my configs/a b.py'
+    if script == 'slurm_test.sh':  # "" for no checkpoint: nothing in its place
+        assert argv[tool + 2:] == ['--launcher=slurm', '--work-dir', 'w']
+    else:
+        assert argv[tool + 2] == '--work-dir=work dir/x'

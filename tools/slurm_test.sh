@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Usage: GPUS=8 bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG [CHECKPOINT] [test.py args...]
-# Training-free methods need no checkpoint: pass "" as CHECKPOINT.
+# Usage: GPUS=8 bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args...]
+# CHECKPOINT is positional: training-free methods pass "" (no checkpoint).
 set -x
 PARTITION=$1
 JOB_NAME=$2
@@ -18,4 +18,4 @@ PYTHONPATH="$DIR/..":$PYTHONPATH \
 srun -p ${PARTITION} --job-name=${JOB_NAME} --gres=gpu:${GPUS_PER_NODE} \
     --ntasks=${GPUS} --ntasks-per-node=${GPUS_PER_NODE} --cpus-per-task=${CPUS_PER_TASK} \
     --kill-on-bad-exit=1 ${SRUN_ARGS} \
-    python -u "$DIR/test.py" ${CONFIG} "${CKPT_ARGS[@]}" --launcher="slurm" "${@:5}"
+    python -u "$DIR/test.py" "${CONFIG}" "${CKPT_ARGS[@]}" --launcher="slurm" "${@:5}"

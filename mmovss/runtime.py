@@ -557,6 +557,7 @@ def load_with_inert_objects(path: str) -> dict:
     with torch.serialization.safe_globals(stand_ins):
         return torch.load(path, map_location='cpu', weights_only=True)
 
+
 def find_resumable_checkpoint(work_dir: str):
     """The newest complete checkpoint of a work dir.
 
@@ -742,18 +743,43 @@ def checkpoint_meta(path: str) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def checkpoint_model_config(path: str):
-    """The ``model`` dict of the config a checkpoint was trained with (its
-    ``meta.cfg`` text, read as literals: nothing of it runs), or None."""
+def checkpoint_config_value(path: str, name: str):
+    """The top-level value ``name`` of the config a checkpoint was trained
+    with (its ``meta.cfg`` text, read as literals: nothing of it runs), or
+    None."""
     try:
         text = checkpoint_meta(path)['cfg']
         for statement in ast.parse(text).body:
             if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and \
-                    getattr(statement.targets[0], 'id', None) == 'model':
+                    getattr(statement.targets[0], 'id', None) == name:
                 return _literal(statement.value)
     except Exception:  # noqa: BLE001 - no meta, no cfg, not literals: nothing to compare
         return None
     return None
+
+
+def checkpoint_model_config(path: str):
+    """The ``model`` dict of the config a checkpoint was trained with, or None
+    (:func:`checkpoint_config_value`)."""
+    return checkpoint_config_value(path, 'model')
+
+
+def warn_if_resumed_with_another_batch_size(cfg) -> None:
+    """``--resume`` with another ``train_dataloader.batch_size`` than the run
+    was trained with: mmengine advances the data by iterations (of the new
+    size), and the learning-rate schedule, written for the old batch, goes on
+    as it is; accepted, but said."""
+    trained = checkpoint_config_value(cfg.load_from, 'train_dataloader')
+    before = trained.get('batch_size') if isinstance(trained, dict) else None
+    now = (cfg.get('train_dataloader') or {}).get('batch_size')
+    if isinstance(before, int) and isinstance(now, int) and before != now:
+        print_log(f'WARNING: --resume: {cfg.load_from} was trained with '
+                  f'train_dataloader.batch_size={before}, this run uses {now}: the remaining '
+                  f'iterations see {now} images each, the learning-rate schedule goes on as '
+                  f'written for {before}, and the data already seen is skipped by iterations '
+                  f'(of the new size). Resume with --cfg-options '
+                  f'train_dataloader.batch_size={before} to continue the run as it was.',
+                  logger='current', level=30)
 
 
 #: Model settings that differ between training and test on purpose (weights

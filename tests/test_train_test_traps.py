@@ -211,3 +211,24 @@ def test_a_fixed_vocabulary_is_checked_against_the_test_set(tmp_path, make_ovsha
         main([str(child), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
               f'test_dataloader.dataset.data_root={world}'])
     assert 'DatasetVocabularyHook' in work_dir_log(tmp_path / 'w')
+
+
+def test_resume_with_another_batch_size_is_said(tmp_path, capsys):
+    """Resuming with another train_dataloader.batch_size was accepted without a
+    note: the schedule goes on as written for the old batch, and mmengine
+    skips the data already seen by iterations of the new size."""
+    from mmovss.runtime import warn_if_resumed_with_another_batch_size
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(REFINE)
+    checkpoint = tmp_path / 'iter_4.pth'
+    torch.save({'state_dict': {}, 'meta': {'iter': 4, 'cfg': cfg.pretty_text}}, checkpoint)
+    trained = cfg.train_dataloader.batch_size
+    cfg.load_from = str(checkpoint)
+    warn_if_resumed_with_another_batch_size(cfg)
+    assert 'batch_size' not in ''.join(capsys.readouterr())  # the same size: nothing said
+    cfg.train_dataloader.batch_size = trained + 2
+    warn_if_resumed_with_another_batch_size(cfg)
+    text = ''.join(capsys.readouterr())
+    assert f'trained with train_dataloader.batch_size={trained}, this run uses {trained + 2}' \
+        in text

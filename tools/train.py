@@ -34,6 +34,7 @@ from mmovss.runtime import (  # noqa: E402
     set_launcher,
     set_work_dir,
     step_checkpoints,
+    warn_if_resumed_with_another_batch_size,
 )
 
 from mmengine.config import DictAction  # noqa: E402
@@ -143,6 +144,7 @@ def main(argv=None):
         cfg.load_from = args.resume
     if cfg.get('resume') and cfg.get('load_from'):
         refuse_finished_resume(cfg)
+        warn_if_resumed_with_another_batch_size(cfg)
     name_run(cfg)
     runner = Runner.from_cfg(cfg)
     if cfg.get('resume') and cfg.get('load_from'):

@@ -133,3 +133,25 @@ def test_shipped_configs_clip_variables_name_their_clip():
         if stale_clip_variables(cfg):
             stale.append(osp.relpath(path, REPO))
     assert stale == []
+
+
+def test_parts_that_undo_the_input_normalisation_must_use_the_inputs():
+    """ProxyCLIP / CorrCLIP / Trident backbones and the mask-vote refinement turn
+    the input back into pixels with OpenAI CLIP's constants by default: a CLIP
+    swap that fixed data_preprocessor (as the check above asks) but not them
+    fed their DINO / SAM / mask generator wrongly coloured images silently."""
+    import mmovss  # noqa: F401  (registers the types whose defaults are read)
+    from mmovss.models.utils.clip_consistency import check_input_unnormalisation
+    siglip = dict(mean=[127.5] * 3, std=[127.5] * 3)
+    backbone = dict(type='ProxyCLIPViT', model_name='ViT-B-16-SigLIP', pretrained='webli')
+    with pytest.raises(ValueError, match=r'model.backbone turns the input back into pixels '
+                                         r'with input_mean=\[122.771'):
+        check_input_unnormalisation(dict(backbone=backbone), siglip)
+    fixed = dict(backbone, input_mean=[127.5] * 3, input_std=[127.5] * 3)
+    check_input_unnormalisation(dict(backbone=fixed), siglip)
+    head = dict(mask_refinement=dict(type='MaskVoteRefinement', generator=dict(type='X')))
+    with pytest.raises(ValueError, match='model.decode_head.mask_refinement'):
+        check_input_unnormalisation(dict(backbone=fixed, decode_head=head), siglip)
+    openai = dict(mean=[122.7709383, 116.7460125, 104.09373615],
+                  std=[68.5005327, 66.6321579, 70.32316305])
+    check_input_unnormalisation(dict(backbone=backbone, decode_head=head), openai)

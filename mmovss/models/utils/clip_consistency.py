@@ -25,7 +25,7 @@ import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ['clip_parts', 'check_same_clip', 'check_clip_normalisation',
-           'check_clip_consistency', 'stale_clip_variables']
+           'check_input_unnormalisation', 'check_clip_consistency', 'stale_clip_variables']
 
 #: Tolerance on the 0-255 scale: the published codes round CLIP's constants
 #: (122.771 for 122.7709383); ImageNet's 123.675 is a different normalisation.
@@ -211,8 +211,77 @@ def check_clip_normalisation(backbone: dict, data_preprocessor: Optional[dict]) 
         'that swaps the CLIP.')
 
 
+#: Parts that turn the network input back into pixels, with the keys of the
+#: normalisation they assume (it must be the data preprocessor's):
+#: ProxyCLIP / CorrCLIP / Trident backbones (to re-normalise for their DINO
+#: or SAM) and the mask-vote refinement (to recover pixels for its masks).
+_UNNORMALISING = (('backbone', ('input_mean', 'input_std')),
+                  ('decode_head.mask_refinement', ('mean', 'std')))
+
+
+def _registered_default(part: dict, key: str):
+    """The default of ``key`` in the ``__init__`` of ``part``'s registered
+    type (None when the type or the argument is unknown)."""
+    import inspect
+
+    from mmseg.registry import MODELS
+    try:
+        cls = MODELS.get(part.get('type'))
+        parameter = inspect.signature(cls.__init__).parameters.get(key) if cls else None
+    except Exception:  # noqa: BLE001 - an unregistered type: nothing to compare
+        return None
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
+def check_input_unnormalisation(model_parts: dict,
+                                data_preprocessor: Optional[dict]) -> None:
+    """Raises when a part undoes another normalisation than the input's.
+
+    ProxyCLIP's, CorrCLIP's and Trident's backbones turn the CLIP-normalised
+    input back into pixels (``input_mean`` / ``input_std``, default OpenAI
+    CLIP's) to feed their DINO or SAM, and the mask-vote refinement does the
+    same (``mean`` / ``std``) for its mask generator. A config that swaps the
+    CLIP and, as :func:`check_clip_normalisation` asks, its
+    ``data_preprocessor`` constants (SigLIP: 127.5 / 127.5), but not these,
+    feeds them wrongly coloured images without a word.
+
+    Raises:
+        ValueError: Naming the part, both normalisations and the fix.
+    """
+    if not isinstance(data_preprocessor, dict):
+        return
+    mean, std = data_preprocessor.get('mean'), data_preprocessor.get('std')
+    if mean is None or std is None:
+        return
+    for path, (mean_key, std_key) in _UNNORMALISING:
+        part = model_parts
+        for key in path.split('.'):
+            part = part.get(key) if isinstance(part, dict) else None
+        if not isinstance(part, dict):
+            continue
+        theirs = [part.get(k, _registered_default(part, k)) for k in (mean_key, std_key)]
+        if any(v is None for v in theirs):
+            continue
+        ours = [list(mean), list(std)]
+        if all(len(a) == len(b) and all(abs(float(x) - float(y)) <= _NORM_ATOL
+                                        for x, y in zip(a, b))
+               for a, b in zip(theirs, ours)):
+            continue
+        raise ValueError(
+            f'model.{path} turns the input back into pixels with {mean_key}='
+            f'{[round(float(v), 4) for v in theirs[0]]}, {std_key}='
+            f'{[round(float(v), 4) for v in theirs[1]]}, but model.data_preprocessor '
+            f'normalises with mean={[round(float(v), 4) for v in mean]}, std='
+            f'{[round(float(v), 4) for v in std]}: the images it passes on would be wrongly '
+            f'coloured. Set model.{path}.{mean_key} and .{std_key} to the data '
+            'preprocessor\'s mean and std.')
+
+
 def check_clip_consistency(model_parts: dict, data_preprocessor: Optional[dict]) -> None:
-    """:func:`check_same_clip` and :func:`check_clip_normalisation` at once.
+    """:func:`check_same_clip`, :func:`check_clip_normalisation` and
+    :func:`check_input_unnormalisation` at once.
 
     Args:
         model_parts (dict): The segmentor's sub-configs by name
@@ -221,6 +290,7 @@ def check_clip_consistency(model_parts: dict, data_preprocessor: Optional[dict])
     """
     check_same_clip(list(clip_parts(model_parts)))
     check_clip_normalisation(model_parts.get('backbone'), data_preprocessor)
+    check_input_unnormalisation(model_parts, data_preprocessor)
 
 
 def stale_clip_variables(cfg) -> List[str]:

@@ -155,3 +155,19 @@ def test_parts_that_undo_the_input_normalisation_must_use_the_inputs():
     openai = dict(mean=[122.7709383, 116.7460125, 104.09373615],
                   std=[68.5005327, 66.6321579, 70.32316305])
     check_input_unnormalisation(dict(backbone=backbone, decode_head=head), openai)
+
+
+def test_the_crop_classifier_normalises_as_its_clip():
+    """ZegFormer / OVSeg / SAM + CLIP crops: clip_mean / clip_std default to
+    OpenAI CLIP's whatever the region classifier's CLIP is."""
+    from mmovss.models.utils.clip_consistency import check_region_classifier_normalisation
+    siglip = dict(type='OpenCLIPTimmViT', model_name='ViT-B-16-SigLIP', pretrained='webli')
+    head = dict(region_classifier=dict(type='RegionCLIPClassifier', clip=siglip))
+    with pytest.raises(ValueError, match=r'region_classifier normalises its crops with '
+                                         r'clip_mean=\[122.7709'):
+        check_region_classifier_normalisation(dict(decode_head=head))
+    head['region_classifier'].update(clip_mean=[127.5] * 3, clip_std=[127.5] * 3)
+    check_region_classifier_normalisation(dict(decode_head=head))
+    openai = dict(type='OpenCLIPViT', model_name='ViT-B-16', pretrained='openai')
+    check_region_classifier_normalisation(
+        dict(decode_head=dict(region_classifier=dict(type='RegionCLIPClassifier', clip=openai))))

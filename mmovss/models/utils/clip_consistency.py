@@ -25,7 +25,8 @@ import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ['clip_parts', 'check_same_clip', 'check_clip_normalisation',
-           'check_input_unnormalisation', 'check_clip_consistency', 'stale_clip_variables']
+           'check_input_unnormalisation', 'check_region_classifier_normalisation',
+           'check_clip_consistency', 'stale_clip_variables']
 
 #: Tolerance on the 0-255 scale: the published codes round CLIP's constants
 #: (122.771 for 122.7709383); ImageNet's 123.675 is a different normalisation.
@@ -279,9 +280,49 @@ def check_input_unnormalisation(model_parts: dict,
             'preprocessor\'s mean and std.')
 
 
+def check_region_classifier_normalisation(model_parts: dict) -> None:
+    """Raises when the masked-crop classifier normalises its crops with
+    other constants than its CLIP's pretrained tag.
+
+    ``decode_head.region_classifier`` (ZegFormer, OVSeg, SAM + CLIP) turns
+    pixel crops into its CLIP's input space with ``clip_mean`` /
+    ``clip_std`` (default OpenAI CLIP's), independently of the data
+    preprocessor (the mask model may use ImageNet's constants).
+
+    Raises:
+        ValueError: Naming both normalisations and the fix.
+    """
+    head = model_parts.get('decode_head')
+    region = head.get('region_classifier') if isinstance(head, dict) else None
+    clip = region.get('clip') if isinstance(region, dict) else None
+    if not isinstance(clip, dict):
+        return
+    expected = _tag_normalisation(clip)
+    if expected is None:
+        return
+    theirs = [region.get(k) or _registered_default(region, k) for k in ('clip_mean', 'clip_std')]
+    if theirs[0] is None and theirs[1] is None:  # the classifier's own default: OpenAI CLIP's
+        import open_clip
+        theirs = [[255.0 * v for v in open_clip.OPENAI_DATASET_MEAN],
+                  [255.0 * v for v in open_clip.OPENAI_DATASET_STD]]
+    if any(v is None for v in theirs) or all(
+            len(a) == len(b) and all(abs(float(x) - y) <= _NORM_ATOL for x, y in zip(a, b))
+            for a, b in zip(theirs, expected)):
+        return
+    raise ValueError(
+        f'model.decode_head.region_classifier normalises its crops with clip_mean='
+        f'{[round(float(v), 4) for v in theirs[0]]}, clip_std='
+        f'{[round(float(v), 4) for v in theirs[1]]}, but its CLIP ({clip.get("model_name")!r} '
+        f'/ {clip.get("pretrained")!r}) was trained with mean='
+        f'{[round(v, 4) for v in expected[0]]}, std={[round(v, 4) for v in expected[1]]} '
+        "(open_clip's record of the tag, x 255). Set model.decode_head.region_classifier."
+        'clip_mean and .clip_std to them.')
+
+
 def check_clip_consistency(model_parts: dict, data_preprocessor: Optional[dict]) -> None:
-    """:func:`check_same_clip`, :func:`check_clip_normalisation` and
-    :func:`check_input_unnormalisation` at once.
+    """:func:`check_same_clip`, :func:`check_clip_normalisation`,
+    :func:`check_input_unnormalisation` and
+    :func:`check_region_classifier_normalisation` at once.
 
     Args:
         model_parts (dict): The segmentor's sub-configs by name
@@ -291,6 +332,7 @@ def check_clip_consistency(model_parts: dict, data_preprocessor: Optional[dict])
     check_same_clip(list(clip_parts(model_parts)))
     check_clip_normalisation(model_parts.get('backbone'), data_preprocessor)
     check_input_unnormalisation(model_parts, data_preprocessor)
+    check_region_classifier_normalisation(model_parts)
 
 
 def stale_clip_variables(cfg) -> List[str]:

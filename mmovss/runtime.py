@@ -103,9 +103,9 @@ def device_problem(device: str):
 def run_tool(main, argv=None) -> None:
     """Runs a tool's ``main(argv)`` as a command: a user error (a
     ``ValueError`` such as a refused output or missing weights, a missing
-    file, an output that exists, weights that cannot be read or downloaded) ends with its one-line
-    message and exit code 2 instead of a traceback (``MMOVSS_TRACEBACK=1``
-    shows it). Other exceptions keep their traceback."""
+    file, an output that exists, weights that cannot be read or downloaded)
+    ends with its one-line message and exit code 2 instead of a traceback
+    (``MMOVSS_TRACEBACK=1`` shows it). Other exceptions keep their traceback."""
     import sys
 
     from mmovss.models.utils.open_clip_weights import WeightFileError

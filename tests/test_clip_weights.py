@@ -65,6 +65,32 @@ def test_mismatching_checkpoint_is_reported(tmp_path):
         build_open_clip(model_cfg=tiny_clip_cfg('vit'), pretrained=str(path))
 
 
+def test_half_precision_file_at_another_image_size(tmp_path):
+    # OpenAI-style float16 files: the positional embedding is resized in float32
+    # (bicubic interpolation has no float16 kernel on the CPU).
+    cfg = tiny_clip_cfg('vit')
+    source = build_tiny_clip(cfg, seed=7)
+    path = tmp_path / 'half.pt'
+    torch.save({k: v.half() for k, v in source.state_dict().items()}, path)
+    size = cfg['vision_cfg']['image_size'] * 2
+    model, _ = build_open_clip(
+        model_cfg=tiny_clip_cfg('vit', vision_cfg={'image_size': size}),
+        pretrained=str(path))
+    assert model.visual.positional_embedding.dtype == torch.float32
+
+
+def test_file_of_another_architecture_is_reported(tmp_path):
+    # A file of another CLIP (other width and grid) fails with the file's name
+    # and the hint, not inside open_clip's positional-embedding resizing.
+    source = build_tiny_clip(tiny_clip_cfg('vit', vision_cfg={'width': 48},
+                                           text_cfg={'width': 48, 'context_length': 32}))
+    path = tmp_path / 'other_arch.pt'
+    torch.save({k: v.half() for k, v in source.state_dict().items()}, path)
+    target = tiny_clip_cfg('vit', vision_cfg={'image_size': 64})
+    with pytest.raises(ocw.WeightFileError, match='other_arch.pt.*does not fit'):
+        build_open_clip(model_cfg=target, pretrained=str(path))
+
+
 def test_unknown_tag_and_missing_file():
     with pytest.raises(ValueError, match="known tags: .*'openai'"):
         ocw.resolve_pretrained_tag('ViT-B-16', 'no_such_tag')

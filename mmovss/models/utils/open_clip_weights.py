@@ -248,10 +248,20 @@ def _load_into(model: nn.Module, state_dict: dict, path: str) -> None:
         model.state_dict())
     state_dict = {k: v for k, v in state_dict.items()
                   if k not in non_persistent}
-    resize_pos_embed(state_dict, model)
-    resize_text_pos_embed(state_dict, model)
+    # Resize in float32: the model is float32, and float16 files (OpenAI's)
+    # would fail in bicubic interpolation, which has no float16 CPU kernel.
+    for key in ('visual.positional_embedding', 'positional_embedding'):
+        if key in state_dict and state_dict[key].is_floating_point():
+            state_dict[key] = state_dict[key].float()
     hint = ('Check that `model_name` (or `model_cfg`) names the '
             'architecture the file was saved from.')
+    try:
+        resize_pos_embed(state_dict, model)
+        resize_text_pos_embed(state_dict, model)
+    except (RuntimeError, ValueError, AssertionError) as e:  # another grid or width
+        raise WeightFileError(f'CLIP checkpoint {path!r} does not fit the model: '
+                              f'its positional embedding cannot be resized to '
+                              f'the model\'s ({e}).\n{hint}') from e
     try:
         result = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as e:  # shape mismatches

@@ -93,6 +93,31 @@ def test_unreadable_vfm_file_is_a_weight_file_error(tmp_path):
                        model_kwargs=dict(embed_dim=32, depth=1, num_heads=2, img_size=32))
 
 
+def test_uncached_timm_vfm_offline_fails_at_once(monkeypatch):
+    """ProxyCLIP offline: timm's DINO not cached and huggingface.co unreachable
+    is reported before timm is asked (huggingface_hub retried for ~25 s first)."""
+    import huggingface_hub
+    import timm
+
+    from mmovss.models.backbones import proxyclip_vit
+    calls = []
+    real_create = timm.create_model
+
+    def create_model(*args, **kwargs):
+        calls.append(kwargs.get('pretrained'))
+        if kwargs.get('pretrained'):
+            raise OSError('would download')
+        return real_create(*args, **kwargs)
+    monkeypatch.setattr(timm, 'create_model', create_model)
+    monkeypatch.setattr(huggingface_hub, 'try_to_load_from_cache', lambda *a, **k: None)
+    monkeypatch.setattr(proxyclip_vit, '_host_reachable',
+                        lambda host: (False, f'{host} is unreachable: test'), raising=False)
+    with pytest.raises(open_clip_weights.WeightFileError,
+                       match=r'huggingface.co is unreachable: test.*vfm\.pretrained='):
+        proxyclip_vit.build_timm_vfm('vit_small_patch8_224.dino', pretrained=True)
+    assert True not in calls
+
+
 def test_internal_runtime_errors_keep_their_traceback(demo, demo_module, image,
                                                       monkeypatch):
     def build(*args, **kwargs):

@@ -34,7 +34,7 @@ from mmseg.registry import MODELS
 
 from ..utils.clip_attention import clip_block
 from ..utils.mixed_precision import float32_region
-from ..utils.open_clip_weights import WeightFileError
+from ..utils.open_clip_weights import WeightFileError, _host_reachable
 from .training_free_modes import attend, project_qkv
 from .training_free_vit import TrainingFreeCLIPViT, resize_pos_embed_by_scale
 
@@ -69,6 +69,34 @@ def _read_state_dict(path: str) -> dict:
     return {k: v for k, v in state.items() if not k.startswith('head')}
 
 
+def _timm_weights_offline_reason(model_name: str) -> Optional[str]:
+    """Why timm's Hugging Face weights of ``model_name`` cannot be had, or None.
+
+    None when they are cached, timm would not take them from the Hub, or
+    huggingface.co answers; otherwise the reason (``HF_HUB_OFFLINE`` is set, or
+    the host is unreachable), found without waiting for the hub's retries.
+    """
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        from timm.models import get_pretrained_cfg
+        cfg = get_pretrained_cfg(model_name)
+    except Exception:  # an old timm / hub, or a name timm resolves itself
+        return None
+    hub_id = getattr(cfg, 'hf_hub_id', None) if cfg is not None else None
+    if not hub_id:
+        return None
+    hub_id = hub_id.split('@')[0]
+    for filename in ('model.safetensors', 'open_clip_model.safetensors',
+                     'pytorch_model.bin', 'open_clip_pytorch_model.bin'):
+        found = try_to_load_from_cache(hub_id, filename)
+        if isinstance(found, str) and os.path.isfile(found):
+            return None
+    if os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes'):
+        return 'not in the local cache and HF_HUB_OFFLINE is set'
+    reachable, reason = _host_reachable('huggingface.co')
+    return None if reachable else f'not in the local cache and {reason}'
+
+
 def build_timm_vfm(model_name: str = 'vit_base_patch8_224.dino',
                    pretrained: Union[bool, str, None] = True,
                    model_kwargs: Optional[dict] = None) -> nn.Module:
@@ -98,17 +126,22 @@ def build_timm_vfm(model_name: str = 'vit_base_patch8_224.dino',
             f'timm/DINO state dict, pretrained=True for timm\'s weights, or '
             f'None for random weights.')
     if pretrained is True:
-        try:
-            model = timm.create_model(model_name, pretrained=True, **kwargs)
-        except Exception as e:  # hub/network errors of timm
-            raise WeightFileError(
+        def unavailable(reason):
+            return WeightFileError(
                 f"Cannot get timm's pretrained weights of {model_name!r} "
-                f'({type(e).__name__}: {e}). Offline, download them once '
+                f'({reason}). Offline, download them once '
                 f'elsewhere and pass the file, e.g. --cfg-options '
                 f'model.backbone.vfm.pretrained=/path/to/weights.pth (timm hosts them at '
                 f'https://huggingface.co/timm/{model_name}; a DINO release file such as '
-                f'dino_vitbase8_pretrain.pth works too)') \
-                from e
+                f'dino_vitbase8_pretrain.pth works too)')
+
+        offline = _timm_weights_offline_reason(model_name)
+        if offline:  # fail at once instead of after huggingface_hub's retries
+            raise unavailable(offline)
+        try:
+            model = timm.create_model(model_name, pretrained=True, **kwargs)
+        except Exception as e:  # hub/network errors of timm
+            raise unavailable(f'{type(e).__name__}: {e}') from e
     else:
         model = timm.create_model(model_name, pretrained=False, **kwargs)
         if from_file:

@@ -103,6 +103,15 @@ def test_published_results_name_known_benchmarks():
                 f'{info.name}: Weights must be the official URL, got {info.weights!r}'
 
 
+def test_web_page_weights_name_the_file_to_download():
+    """A Weights link that is a web page or folder (Google Drive) needs
+    ``Official File``: the offline error and docs/reproduce.md name it (FC-CLIP's
+    said /path/to/FILE and /path/to/CHECKPOINT.pth)."""
+    for info in ALL_ENTRIES:
+        if info.weights and model_zoo._url_file_name(info.weights) is None:
+            assert info.weights_file, f'{info.metafile}: {info.name} lacks Official File'
+
+
 def test_reproduce_doc_is_the_generator_output():
     text = (REPO / 'docs' / 'reproduce.md').read_text(encoding='utf-8')
     assert text == render_reproduce(), \

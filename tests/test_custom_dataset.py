@@ -292,3 +292,23 @@ def test_label_files_with_an_ending_pair_with_label_suffix(tmp_path, capsys):
     check = DataCheck()
     find_layout(str(root), check, label_suffix='_mask')
     assert 'label files without the label suffix' in check.report()
+
+
+def test_class_file_without_unseen_classes_gives_a_buildable_metric(tmp_path, repo_root):
+    """No `| unseen` line: the written evaluator reports plain mIoU (before:
+    `unseen_classes=[]`, which OpenVocabIoUMetric refuses, so train / test
+    stopped after the tool had accepted the data)."""
+    root = tmp_path / 'data'
+    for split in ('train', 'val'):
+        _pair(root, split, 'a', np.zeros((8, 8), np.uint8))
+    (root / 'classes.txt').write_text('sky\ngrass\n')
+    layout = find_layout(str(root), DataCheck())
+    classes = read_class_file(str(root / 'classes.txt'))
+    method = str(repo_root / 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    files = write_custom_configs('d', layout, classes, str(tmp_path / 'c'), methods=[method])
+    from mmengine.config import Config
+    from mmseg.registry import METRICS
+    for file in files:
+        cfg = Config.fromfile(file)
+        assert cfg.test_evaluator.unseen_classes is None
+        METRICS.build(cfg.test_evaluator)

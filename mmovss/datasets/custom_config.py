@@ -369,7 +369,9 @@ def dataset_config_text(name: str, layout: DatasetLayout, classes: ClassList,
     lines += [
         'test_dataloader = val_dataloader',
         f"val_evaluator = dict({delete}type='OpenVocabIoUMetric', iou_metrics=['mIoU'],\n"
-        '                     unseen_classes=unseen_classes, ignore_index=ignore_index)',
+        # no unseen class: plain mIoU (the metric refuses an empty list)
+        '                     unseen_classes='
+        + ('unseen_classes' if classes.unseen else 'None') + ', ignore_index=ignore_index)',
         'test_evaluator = val_evaluator',
     ]
     return '\n'.join(lines) + '\n'

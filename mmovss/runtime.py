@@ -24,6 +24,7 @@ import re
 import zipfile
 import zlib
 from collections import OrderedDict
+from typing import Optional
 
 import torch
 
@@ -764,22 +765,28 @@ def checkpoint_model_config(path: str):
     return checkpoint_config_value(path, 'model')
 
 
-def warn_if_resumed_with_another_batch_size(cfg) -> None:
+def warn_if_resumed_with_another_batch_size(cfg) -> Optional[str]:
     """``--resume`` with another ``train_dataloader.batch_size`` than the run
     was trained with: mmengine advances the data by iterations (of the new
     size), and the learning-rate schedule, written for the old batch, goes on
-    as it is; accepted, but said."""
+    as it is; accepted, but said.
+
+    Returns:
+        str | None: The warning logged, or None (the same size, or unknown).
+    """
     trained = checkpoint_config_value(cfg.load_from, 'train_dataloader')
     before = trained.get('batch_size') if isinstance(trained, dict) else None
     now = (cfg.get('train_dataloader') or {}).get('batch_size')
-    if isinstance(before, int) and isinstance(now, int) and before != now:
-        print_log(f'WARNING: --resume: {cfg.load_from} was trained with '
-                  f'train_dataloader.batch_size={before}, this run uses {now}: the remaining '
-                  f'iterations see {now} images each, the learning-rate schedule goes on as '
-                  f'written for {before}, and the data already seen is skipped by iterations '
-                  f'(of the new size). Resume with --cfg-options '
-                  f'train_dataloader.batch_size={before} to continue the run as it was.',
-                  logger='current', level=30)
+    if not (isinstance(before, int) and isinstance(now, int) and before != now):
+        return None
+    message = (f'--resume: {cfg.load_from} was trained with train_dataloader.batch_size='
+               f'{before}, this run uses {now}: the remaining iterations see {now} images '
+               f'each, the learning-rate schedule goes on as written for {before}, and the '
+               f'data already seen is skipped by iterations (of the new size). Resume with '
+               f'--cfg-options train_dataloader.batch_size={before} to continue the run as '
+               f'it was.')
+    print_log(f'WARNING: {message}', logger='current', level=30)
+    return message
 
 
 #: Model settings that differ between training and test on purpose (weights

@@ -106,13 +106,8 @@ def _wait(driver, condition, what):
         lambda d: condition(d), message=f'timed out waiting for {what}')
 
 
-def _fetch_png(src: str) -> np.ndarray:
-    with urllib.request.urlopen(src, timeout=30) as response:
-        return np.array(Image.open(io.BytesIO(response.read())).convert('RGB'))
-
-
-def test_upload_type_segment_and_see_overlay(server, browser, image_path):
-    pool, url = server
+def _open_and_upload(browser, url: str, image_path) -> None:
+    """Opens the page and uploads ``image_path``; waits for its preview."""
     browser.get(url)
     upload = _wait(browser, lambda d: d.find_elements(
         By.CSS_SELECTOR, '#input-image input[type=file]'), 'the upload')[0]
@@ -120,6 +115,16 @@ def test_upload_type_segment_and_see_overlay(server, browser, image_path):
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR,
                                              '#input-image img'),
           'the uploaded image preview')
+
+
+def _fetch_png(src: str) -> np.ndarray:
+    with urllib.request.urlopen(src, timeout=30) as response:
+        return np.array(Image.open(io.BytesIO(response.read())).convert('RGB'))
+
+
+def test_upload_type_segment_and_see_overlay(server, browser, image_path):
+    pool, url = server
+    _open_and_upload(browser, url, image_path)
     model = browser.find_element(By.CSS_SELECTOR, '#model input')
     assert model.get_attribute('value') == pool.models[0]
     box = browser.find_element(By.CSS_SELECTOR, '#vocabulary textarea')
@@ -154,13 +159,7 @@ def test_upload_type_segment_and_see_overlay(server, browser, image_path):
 
 def test_bad_vocabulary_is_shown_in_the_page(server, browser, image_path):
     _, url = server
-    browser.get(url)
-    upload = _wait(browser, lambda d: d.find_elements(
-        By.CSS_SELECTOR, '#input-image input[type=file]'), 'the upload')[0]
-    upload.send_keys(str(image_path))
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR,
-                                             '#input-image img'),
-          'the uploaded image preview')
+    _open_and_upload(browser, url, image_path)
     browser.find_element(By.CSS_SELECTOR,
                          '#vocabulary textarea').send_keys('cat, dog')
     browser.find_element(By.CSS_SELECTOR, '#segment').click()
@@ -179,13 +178,7 @@ def test_warnings_of_the_request_are_shown_in_the_page(server, browser, image_pa
     # before: mmovss's warnings (here: a class name cut to the text context)
     # went to the server's log only
     _, url = server
-    browser.get(url)
-    upload = _wait(browser, lambda d: d.find_elements(
-        By.CSS_SELECTOR, '#input-image input[type=file]'), 'the upload')[0]
-    upload.send_keys(str(image_path))
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR,
-                                             '#input-image img'),
-          'the uploaded image preview')
+    _open_and_upload(browser, url, image_path)
     browser.find_element(By.CSS_SELECTOR, '#vocabulary textarea').send_keys(
         'sky; ' + 'striped red wall ' * 30)
     browser.find_element(By.CSS_SELECTOR, '#segment').click()

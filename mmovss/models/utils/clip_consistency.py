@@ -33,6 +33,13 @@ __all__ = ['clip_parts', 'check_same_clip', 'check_clip_normalisation',
 _NORM_ATOL = 0.5
 
 
+def _same_normalisation(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> bool:
+    """Whether two ``(mean, std)`` pairs agree within :data:`_NORM_ATOL`."""
+    return all(len(x) == len(y) and all(abs(float(u) - float(v)) <= _NORM_ATOL
+                                        for u, v in zip(x, y))
+               for x, y in zip(a, b))
+
+
 def _open_clip_name(name) -> bool:
     """Whether ``name`` is an open_clip model name (not a timm name)."""
     if not isinstance(name, str):
@@ -195,9 +202,7 @@ def check_clip_normalisation(backbone: dict, data_preprocessor: Optional[dict]) 
     if expected is None:
         return
     want_mean, want_std = expected
-    if len(mean) == len(want_mean) and len(std) == len(want_std) and all(
-            abs(float(a) - b) <= _NORM_ATOL
-            for a, b in zip(list(mean) + list(std), want_mean + want_std)):
+    if _same_normalisation((mean, std), expected):
         return
 
     def fmt(values):
@@ -265,10 +270,7 @@ def check_input_unnormalisation(model_parts: dict,
         theirs = [part.get(k, _registered_default(part, k)) for k in (mean_key, std_key)]
         if any(v is None for v in theirs):
             continue
-        ours = [list(mean), list(std)]
-        if all(len(a) == len(b) and all(abs(float(x) - float(y)) <= _NORM_ATOL
-                                        for x, y in zip(a, b))
-               for a, b in zip(theirs, ours)):
+        if _same_normalisation(theirs, (mean, std)):
             continue
         raise ValueError(
             f'model.{path} turns the input back into pixels with {mean_key}='
@@ -305,9 +307,7 @@ def check_region_classifier_normalisation(model_parts: dict) -> None:
         import open_clip
         theirs = [[255.0 * v for v in open_clip.OPENAI_DATASET_MEAN],
                   [255.0 * v for v in open_clip.OPENAI_DATASET_STD]]
-    if any(v is None for v in theirs) or all(
-            len(a) == len(b) and all(abs(float(x) - y) <= _NORM_ATOL for x, y in zip(a, b))
-            for a, b in zip(theirs, expected)):
+    if any(v is None for v in theirs) or _same_normalisation(theirs, expected):
         return
     raise ValueError(
         f'model.decode_head.region_classifier normalises its crops with clip_mean='

@@ -731,17 +731,30 @@ def _literal(node):
     raise ValueError(f'not a literal: {ast.dump(node)[:60]}')
 
 
+_META_MEMO: dict = {}
+
+
 def checkpoint_meta(path: str) -> dict:
     """The ``meta`` dict of an mmengine checkpoint, read with
     ``torch.load(weights_only=True, mmap=True)`` (no tensor data is read,
     nothing of the file runs); ``{}`` for a file without one or one this
-    cannot read (the strict loaders report unreadable files)."""
+    cannot read (the strict loaders report unreadable files). Memoised per
+    (path, size, mtime): ``tools/test.py`` asks it three times (training
+    classes, training settings, the release a converted file came from).
+    Callers read the dict, they do not change it."""
     try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001
+        stat = os.stat(path)
+    except OSError:
         return {}
-    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    return meta if isinstance(meta, dict) else {}
+    key = (osp.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _META_MEMO:
+        try:
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001
+            checkpoint = None
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        _META_MEMO[key] = meta if isinstance(meta, dict) else {}
+    return _META_MEMO[key]
 
 
 def checkpoint_config_value(path: str, name: str):

@@ -104,3 +104,15 @@ def test_one_class_is_every_pixel():
     is the one class, as in the segmentor's own labels."""
     merged = _tta('scores').merge_preds([[_sample([0.1]), _sample([0.2])]])[0]
     assert int(merged.pred_sem_seg.data) == 0
+
+
+def test_unwrap_segmentor_reaches_the_segmentor_through_every_wrapper():
+    # one helper for the vocabulary hook, check_tta_fits and tools/test.py;
+    # before, each unwrapped on its own (tools/test.py one level only)
+    from mmovss.engine import DistributedTestWrapper, unwrap_segmentor
+    tta = _tta('scores')
+    segmentor = tta.module
+    assert unwrap_segmentor(DistributedTestWrapper(tta)) is segmentor
+    assert unwrap_segmentor(tta) is segmentor
+    assert unwrap_segmentor(DistributedTestWrapper(segmentor)) is segmentor
+    assert unwrap_segmentor(segmentor) is segmentor

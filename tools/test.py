@@ -31,6 +31,7 @@ from mmovss.apis.released_weights import (  # noqa: E402
     released_config_mismatch,
     released_model_of,
 )
+from mmovss.engine import unwrap_segmentor  # noqa: E402
 from mmovss.evaluation.tta import check_tta_fits, use_tta  # noqa: E402
 from mmovss.evaluation.unseen_check import UnseenClassesCheckHook, checkpoint_training_classes  # noqa: E402
 from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
@@ -56,7 +57,6 @@ from mmovss.trained_weights import require_trained_weights  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
-from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 
@@ -167,8 +167,7 @@ def main(argv=None):
     try:
         if prepared is not None and prepared.absent_prefixes and not args.non_strict:
             # a release without the parts its config loads from a pretrained source
-            target = runner.model.module if is_model_wrapper(runner.model) else runner.model
-            load_prepared(target.module if args.tta else target, prepared,
+            load_prepared(unwrap_segmentor(runner.model), prepared,
                           hint=NON_STRICT_HINT)
         elif checkpoint is not None:
             load_checkpoint_strictly(runner, checkpoint, strict=not args.non_strict,

@@ -1,9 +1,28 @@
 """Model wrapper of distributed testing, registered into MMEngine's
 ``MODEL_WRAPPERS`` (the runner looks a wrapper type up there, not in mmseg's
-child registry)."""
+child registry), and :func:`unwrap_segmentor`, the segmentor inside the
+runner's wrappers."""
 import torch.nn as nn
 
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import MODEL_WRAPPERS
+
+
+def unwrap_segmentor(model: nn.Module) -> nn.Module:
+    """The segmentor inside a runner's model wrappers.
+
+    Args:
+        model (nn.Module): ``runner.model``: the segmentor, or the segmentor
+            inside any nesting of model wrappers (``MMDistributedDataParallel``,
+            :class:`DistributedTestWrapper`) and test-time-augmentation models
+            (``tools/test.py --tta``).
+
+    Returns:
+        nn.Module: The innermost module that is neither.
+    """
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
 
 
 @MODEL_WRAPPERS.register_module()

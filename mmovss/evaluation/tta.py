@@ -9,8 +9,9 @@ softmax of them all). A segmentor whose labels follow a rule other than the
 argmax of its ``seg_logits`` (a probability threshold, an area filter, a
 mask vote) is refused: averaging its scores would silently drop the rule.
 """
+from mmovss.engine.model_wrappers import unwrap_segmentor
+
 from mmengine.logging import print_log
-from mmengine.model import BaseTTAModel, is_model_wrapper
 
 __all__ = ['TTA_PIPELINE_EXAMPLE', 'use_tta', 'check_tta_fits']
 
@@ -64,8 +65,7 @@ def check_tta_fits(model) -> None:
     Raises:
         ValueError: Naming the segmentor and its rule.
     """
-    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
+    model = unwrap_segmentor(model)
     reason_of = getattr(model, 'tta_unsupported_reason', None)
     reason = reason_of() if reason_of is not None else \
         'it is not an mmovss open-vocabulary segmentor'

@@ -6,8 +6,9 @@ from mmovss.vocab import Vocabulary
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmseg.registry import HOOKS
+
+from ..model_wrappers import unwrap_segmentor
 
 __all__ = ['DatasetVocabularyHook']
 
@@ -41,10 +42,7 @@ class DatasetVocabularyHook(Hook):
     @staticmethod
     def _model(runner):
         """The segmentor inside DDP and test-time-augmentation wrappers."""
-        model = runner.model
-        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-            model = model.module
-        return model
+        return unwrap_segmentor(runner.model)
 
     def _apply(self, runner, loop, stage: str) -> Optional[dict]:
         model = self._model(runner)

@@ -9,21 +9,10 @@ NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 DIR="$(cd "$(dirname "$0")" && pwd)"
 
-# One line instead of torchrun's traceback: GPUS must be a process count, and
-# the rendezvous port must be free on the first node. Without PORT, one node
-# takes a free port, so that two runs on one machine do not collide.
-if [ -z "$CONFIG" ] || ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
-    echo "error: usage: bash tools/dist_train.sh CONFIG GPUS [train.py args...] (GPUS: the number of processes per node, e.g. 2; got '$GPUS')" >&2
-    exit 2
-fi
-if [ -z "$PORT" ] && [ "$NNODES" = 1 ]; then
-    PORT=$(python -c "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])")
-fi
-PORT=${PORT:-29500}
-if [ "$NODE_RANK" = 0 ] && ! python -c "import socket as s, sys; k = s.socket(); k.setsockopt(s.SOL_SOCKET, s.SO_REUSEADDR, 1); k.bind(('', int(sys.argv[1])))" "$PORT" 2>/dev/null; then
-    echo "error: PORT=$PORT is in use (another distributed run?): set PORT to a free port, e.g. PORT=$((PORT + 1)) bash $0 ..." >&2
-    exit 2
-fi
+# One-line errors instead of torchrun's tracebacks (tools/dist_common.sh).
+source "$DIR/dist_common.sh"
+check_process_count "bash tools/dist_train.sh CONFIG GPUS [train.py args...]" "$CONFIG" "$GPUS"
+choose_port "$0"
 
 PYTHONPATH="$DIR/..":$PYTHONPATH \
 python -m torch.distributed.run \

@@ -7,7 +7,9 @@ The released codes embed their own names, not mmovss's benchmark vocabularies
 ``configs/_base_/vocabularies/{catseg,ovseg}/`` hold them in mmovss's label order
 (``tools/misc/official_class_names.py``). A list in another order would be a silent wrong
 result: the differences from the benchmark vocabulary are pinned here, entry by entry, so a
-reordered file fails.
+reordered file fails. On the benchmarks the released codes evaluate, the protocols also resize
+test images as they do (detectron2's DatasetMapper: PIL, ResizeShortestEdge with the released
+configs' INPUT.MIN/MAX_SIZE_TEST), checked here too.
 """
 import copy
 import glob
@@ -44,6 +46,11 @@ OVSEG_KEYS = ('ade20k_150', 'ade20k_847', 'pascal_context_59', 'pascal_context_4
 OFFICIAL_CATSEG = os.environ.get('CATSEG_OFFICIAL_REPO', '/work/official/CAT-Seg')
 OFFICIAL_OVSEG = os.environ.get('OVSEG_OFFICIAL_REPO', '/work/official/ov-seg')
 OFFICIAL_D2 = os.environ.get('DETECTRON2_REPO', '/work/official/detectron2')
+# (INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST) of the released OVSeg configs (ov-seg @ 36f49d49,
+# configs/ovseg_swinB_vitL_bs32_120k.yaml L79/L81, configs/ovseg_R101c_vitB_bs32_120k.yaml L75-76)
+OVSEG_TEST_SIZE = {'ovseg': (640, 2560), 'ovseg-r101c': (512, 2048)}
+OVSEG_YAML = {'ovseg': 'ovseg_swinB_vitL_bs32_120k.yaml',
+              'ovseg-r101c': 'ovseg_R101c_vitB_bs32_120k.yaml'}
 
 # label -> (released name, first name of the benchmark vocabulary) wherever they differ
 # (CAT-Seg's PC-459 also writes 94 two-word names as one word, 'airconditioner': checked
@@ -115,6 +122,14 @@ def differences(lines, key):
     assert len(lines) == len(ours)
     return {i: (first(line), first(entry)) for i, (line, entry) in enumerate(zip(lines, ours))
             if first(line) != first(entry)}
+
+
+def detectron2_test_pipeline(short, long):
+    """detectron2's test DatasetMapper: read_image (PIL), ResizeShortestEdge(short, long) (PIL,
+    bilinear); labels at full resolution."""
+    return [dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+            dict(type='Resize', scale=(long, short), keep_ratio=True, backend='pillow'),
+            dict(type='LoadSegAnnotations'), dict(type='PackSegInputs')]
 
 
 def split_spacing(diff):
@@ -227,6 +242,26 @@ def test_ovseg_benchmark_gives_the_released_names(ovseg_cfgs, key):
             assert out.model.text_encoder.whole_names is False
 
 
+@pytest.mark.parametrize('key', BENCHMARK_KEYS)
+def test_ovseg_benchmark_gives_the_released_test_resize(ovseg_cfgs, key):
+    """The five benchmarks of GETTING_STARTED.md: detectron2's DatasetMapper(cfg, False) resize
+    (PIL) with each released config's MIN/MAX_SIZE_TEST; elsewhere mmovss's choice (OpenCV)."""
+    dataset = Config.fromfile(osp.join(CONFIGS, '_base_', 'datasets', f'{key}.py'))
+    for cfg in ovseg_cfgs:
+        family = protocol_of(cfg)
+        out = apply_benchmark(cfg, key)
+        pipeline = out.test_dataloader.dataset.pipeline
+        assert out.val_dataloader.dataset.pipeline == pipeline
+        assert out.test_dataloader.dataset.type == dataset.test_dataloader.dataset.type
+        if key in OVSEG_KEYS:
+            assert pipeline == detectron2_test_pipeline(*OVSEG_TEST_SIZE[family]), (family, key)
+        elif family == 'ovseg' or key == 'ovshapes':  # the benchmark's own pipeline
+            assert pipeline == dataset.test_dataloader.dataset.pipeline, (family, key)
+        else:  # R-101c's size with the benchmark's (OpenCV) resize
+            assert pipeline[1] == dict(type='Resize', scale=(2048, 512), keep_ratio=True)
+            assert all('backend' not in t for t in pipeline), (family, key)
+
+
 def test_own_evaluation_equals_its_protocol(catseg_cfgs, ovseg_cfgs):
     for cfgs, key in ((catseg_cfgs, 'coco_stuff171'), (ovseg_cfgs, 'ade20k_150')):
         for cfg in cfgs:
@@ -234,9 +269,8 @@ def test_own_evaluation_equals_its_protocol(catseg_cfgs, ovseg_cfgs):
             assert osp.realpath(cfg.model.vocabulary) == osp.realpath(out.model.vocabulary)
             assert cfg.model.text_encoder == out.model.text_encoder
             assert not cfg.custom_hooks and not out.custom_hooks
-            if key == 'coco_stuff171':
-                assert cfg.test_dataloader.dataset.pipeline == \
-                    out.test_dataloader.dataset.pipeline
+            assert cfg.test_dataloader.dataset.pipeline == out.test_dataloader.dataset.pipeline
+            assert cfg.val_dataloader.dataset.pipeline == out.val_dataloader.dataset.pipeline
 
 
 def test_other_methods_keep_the_benchmark_vocabulary():
@@ -317,3 +351,65 @@ def test_ovseg_files_equal_the_official_clone():
                                      'register_pascal_context.py'), 'PASCALCONTEX59_NAMES')
     ours = published_lines('ovseg', 'pascal_context_59')
     assert ours != list(official) and sorted(ours) == sorted(official)  # reordered, not renamed
+
+
+@pytest.mark.skipif(not osp.isdir(OFFICIAL_OVSEG), reason='official OVSeg clone not present')
+@pytest.mark.parametrize('family', sorted(OVSEG_YAML))
+def test_ovseg_test_size_equals_the_official_config(family):
+    """INPUT.MIN/MAX_SIZE_TEST of the released yaml; its test loader is detectron2's
+    DatasetMapper(cfg, False) (train_net.py build_test_loader, mapper=None) without TTA."""
+    import re
+    with open(osp.join(OFFICIAL_OVSEG, 'configs', OVSEG_YAML[family]), encoding='utf-8') as f:
+        text = f.read()
+    sizes = tuple(int(re.search(rf'^  {name}: (\d+)$', text, re.M).group(1))
+                  for name in ('MIN_SIZE_TEST', 'MAX_SIZE_TEST'))
+    assert sizes == OVSEG_TEST_SIZE[family]
+    assert re.search(r'^  AUG:\n    ENABLED: False$', text, re.M)
+    with open(osp.join(OFFICIAL_OVSEG, 'train_net.py'), encoding='utf-8') as f:
+        assert 'return build_detection_test_loader(cfg, dataset_name, mapper=None)' in f.read()
+
+
+_D2_RESIZE = """
+import sys, numpy as np
+from detectron2.data.detection_utils import read_image
+from detectron2.data.transforms import AugInput, ResizeShortestEdge
+for job in sys.argv[1:]:
+    short, long, path = job.split(',', 2)
+    inp = AugInput(read_image(path, format='RGB'))
+    ResizeShortestEdge(int(short), int(long), 'choice')(inp)
+    np.save(f'{path}.{short}.npy', inp.image)
+"""
+
+
+@pytest.mark.skipif(not osp.isdir(OFFICIAL_D2), reason='detectron2 clone not present')
+def test_ovseg_protocol_resize_equals_detectron2(ovseg_cfgs, tmp_path):
+    """Each protocol's pipeline gives detectron2's test image pixel for pixel (read_image +
+    ResizeShortestEdge of the clone, run in one subprocess so that it stays out of this one)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import TRANSFORMS
+    init_default_scope('mmseg')
+    rng = np.random.default_rng(0)
+    paths = []
+    for h, w in ((375, 500), (500, 333), (300, 3000)):  # the last one reaches MAX_SIZE_TEST
+        paths.append(str(tmp_path / f'{h}x{w}.jpg'))
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(paths[-1],
+                                                                              quality=90)
+    jobs = [f'{short},{long},{path}' for short, long in OVSEG_TEST_SIZE.values() for path in paths]
+    done = subprocess.run([sys.executable, '-c', _D2_RESIZE, *jobs], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=OFFICIAL_D2))
+    if done.returncode and 'ModuleNotFoundError' in done.stderr:
+        pytest.skip(f'detectron2 clone not importable: {done.stderr.splitlines()[-1]}')
+    assert done.returncode == 0, done.stderr
+    for cfg in ovseg_cfgs[:2]:  # R-101c, Swin-B
+        short, _ = OVSEG_TEST_SIZE[protocol_of(cfg)]
+        load, resize = (TRANSFORMS.build(t) for t in
+                        apply_benchmark(cfg, 'voc20').test_dataloader.dataset.pipeline[:2])
+        for path in paths:
+            ours = resize(load(dict(img_path=path)))['img'][..., ::-1]  # BGR -> RGB
+            np.testing.assert_array_equal(ours, np.load(f'{path}.{short}.npy'), err_msg=path)

@@ -8,9 +8,11 @@
 # --benchmark takes the protocol 'ovseg-r101c' (configs/_base_/protocols/ovseg-r101c/): the
 # released per-benchmark CLIP_ENSEMBLE_WEIGHT (0.6 PASCAL Context, 0.45 VOC-20, else 0.7; the
 # README gives them with the Swin-B commands, the R-101c model shares the evaluation code)
-# and this model's test resize, and the class names of the released evaluation (OVSeg's registered
-# names, _base_/vocabularies/ovseg/, each ONE prompt: text_encoder.whole_names=True) on the five
-# benchmarks it evaluates (ADE-150/847, PC-59/459, VOC-20); elsewhere the benchmark's names.
+# and this model's test resize (shortest edge 512, longest <= 2048), and on the five benchmarks
+# the released code evaluates (ADE-150/847, PC-59/459, VOC-20) the class names of the released
+# evaluation (OVSeg's registered names, _base_/vocabularies/ovseg/, each ONE prompt:
+# text_encoder.whole_names=True) and its PIL resize (detectron2's ResizeShortestEdge);
+# elsewhere the benchmark's names and mmseg's (OpenCV) resize.
 # What this config sets, as released (differences from ../_base_/models/ovseg_r101c_vit-b16.py):
 # * backbone: DeepLab's ResNet-101 (stem 64-64-128, RES5_MULTI_GRID [1, 2, 4], FrozenBN) =
 #   mmseg's ResNetV1c with stem_channels=128, multi_grid=(1, 2, 4), frozen BN;
@@ -20,7 +22,8 @@
 #   (mask: nearest); MASK_THR 0.5; CLIP logits x 100 (not CLIP's logit_scale); the first
 #   mask prompt replaces the patch embeddings before the position embedding;
 # * CLIP weights (image and text) come from the checkpoint (QuickGELU, OpenAI layout).
-_base_ = ['../_base_/datasets/ade20k_150.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/datasets/ade20k_150.py', '../_base_/default_runtime.py',
+          '../_base_/protocols/detectron2_pipelines.py']
 protocol = 'ovseg-r101c'
 clip_model = 'ViT-B-16'
 data_preprocessor = dict(
@@ -65,13 +68,10 @@ model = dict(
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 custom_hooks = []  # the vocabulary is the released evaluation's, not the dataset's
-# detectron2's test resize of this config: shortest edge 512, longest <= 2048
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadSegAnnotations'),
-    dict(type='PackSegInputs'),
-]
+# the released test resize of this config: detectron2's ResizeShortestEdge on PIL images,
+# shortest edge 512, longest <= 2048 (INPUT.MIN/MAX_SIZE_TEST of the yaml, L75-76), as the
+# protocol's on ADE-150 (_base_/protocols/ovseg-r101c/ade20k_150.py)
+test_pipeline = {{_base_.detectron2_pipelines.short_512_long_2048}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 train_dataloader = None

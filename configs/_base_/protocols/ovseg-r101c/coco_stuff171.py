@@ -1,6 +1,8 @@
 # Protocol 'ovseg-r101c' (OVSeg R-101c, released model) on coco_stuff171: protocol 'ovseg'
 # (the released per-benchmark CLIP_ENSEMBLE_WEIGHT) with this model's test resize,
 # shortest edge 512, longest <= 2048 (configs/ovseg_R101c_vitB_bs32_120k.yaml).
+# Not a benchmark of the released evaluation: mmovss's choice, this size with mmseg's
+# (OpenCV) resize; the five it evaluates resize with PIL (detectron2_pipelines.py).
 _base_ = ['../ovseg/coco_stuff171.py']
 test_pipeline = [
     dict(type='LoadImageFromFile'),

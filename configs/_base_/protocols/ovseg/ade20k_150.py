@@ -7,10 +7,20 @@
 # configs/_base_/vocabularies/ovseg/ade20k_150.txt (tools/misc/official_class_names.py);
 # each name is ONE prompt per template, commas included ("road, route";
 # text_template.py PredefinedPromptExtractor): text_encoder.whole_names=True.
+# Test images decoded and resized with PIL to short side 640 (long side <= 2560), whole image,
+# as the released evaluation (ov-seg @ 36f49d49): train_net.py L116 build_test_loader(mapper=None)
+# -> open_vocab_seg/data/build.py L281-282 DatasetMapper(cfg, False) of detectron2 0.6
+# (INSTALL.md): read_image (PIL) + ResizeShortestEdge(INPUT.MIN_SIZE_TEST 640, MAX_SIZE_TEST 2560;
+# configs/ovseg_swinB_vitL_bs32_120k.yaml L79, L81); TEST.AUG.ENABLED False (L93: no TTA, no
+# sliding window, test_time_augmentation.py L53); padded to a multiple of 32 in the model
+# (MASK_FORMER.SIZE_DIVISIBILITY 32, open_vocab_seg/config.py L60), as ours.
 _base_ = [
     '../../datasets/ade20k_150.py', '../../default_runtime.py',
-    '../../schedules/inference_only.py'
+    '../../schedules/inference_only.py', '../detectron2_pipelines.py'
 ]
+test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 train_dataloader = None
 protocol_model = dict(
     vocabulary='{{fileDirname}}/../../vocabularies/ovseg/ade20k_150.txt',

@@ -17,9 +17,9 @@ FREE = 'configs/ovshapes/naclip_tiny-clip_ovshapes.py'
 TRAINED = 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py'
 
 
-def _runner(repo_root, work, configs, seeds=(1,), **kwargs):
+def _runner(repo_root, work, configs, seeds=(1,), num_train=2, **kwargs):
     """A runner whose cells 'run' instantly (metrics json written, no subprocess)."""
-    runner = TableRunner(repo_root, work, configs, seeds, num_train=2, num_val=1,
+    runner = TableRunner(repo_root, work, configs, seeds, num_train=num_train, num_val=1,
                          log=lambda msg: None, **kwargs)
     runner.ensure_world = lambda seed: runner.world_dir(seed)
     runner.ran = []
@@ -154,3 +154,130 @@ def test_the_fingerprint_covers_the_files_a_config_names(tmp_path):
     before = config_fingerprint(cfg(a))
     a.write_bytes(b'weights v2 (a new tiny CLIP)')
     assert config_fingerprint(cfg(a)) != before
+
+
+def test_a_cell_of_another_file_content_is_refused_naming_the_file(tmp_path, repo_root,
+                                                                   monkeypatch):
+    """The fingerprint took a file the config names by its content only when
+    the tool was started where the path resolves: a relative path (the runs
+    start from the repository) was checked from the current directory, and the
+    files named by ``--cfg-options`` were not checked at all. A retrained
+    tiny CLIP under the same path then left the old cells counted as current,
+    to be mixed with new ones."""
+    repo = tmp_path / 'repo'  # the runs are faked: only the files matter
+    (repo / 'weights').mkdir(parents=True)
+    clip, text = repo / 'weights' / 'clip.pt', repo / 'weights' / 'text.pt'
+    clip.write_bytes(b'tiny CLIP v1')
+    text.write_bytes(b'text tower v1')
+    config = _own_config(tmp_path / 'mine', repo_root,
+                         "model = dict(backbone=dict(pretrained='weights/clip.pt'))")
+    monkeypatch.chdir(tmp_path)  # started elsewhere than the repository
+    option = 'model.text_encoder.pretrained=weights/text.pt'
+    runner = _runner(repo, tmp_path / 'work', [config], extra_options=[option])
+    assert runner.run() == [] and len(runner.ran) == 1
+    result = json.loads((runner.cell_dir(config, 1) / 'result.json').read_text())
+    assert set(result['config_files']) >= {'weights/clip.pt', 'weights/text.pt'}
+    again = _runner(repo, tmp_path / 'work', [config], extra_options=[option])
+    assert again.run() == [] and again.ran == []  # unchanged: kept
+    for path in (clip, text):
+        before = path.read_bytes()
+        path.write_bytes(before + b' retrained')
+        with pytest.raises(TableError, match=r'naclip_mine/seed1: finished with another '
+                           rf'version of the config \(changed since: weights/{path.name}\)'
+                           r'.*Delete these cell folders'):
+            _runner(repo, tmp_path / 'work', [config], extra_options=[option]).run()
+        path.write_bytes(before)
+    assert json.loads((runner.cell_dir(config, 1) / 'result.json').read_text()) == result
+    # options that name no file leave the fingerprint as before (cells of
+    # earlier runs stay current)
+    plain = _runner(repo, tmp_path / 'w2', [TRAINED])
+    sized = _runner(repo, tmp_path / 'w2', [TRAINED],
+                    train_options=['train_dataloader.batch_size=2'])
+    assert (plain.config_infos([repo_root / TRAINED])[repo_root / TRAINED]['fingerprint']
+            == sized.config_infos([repo_root / TRAINED])[repo_root / TRAINED]['fingerprint'])
+
+
+def test_a_world_of_other_sizes_is_refused_not_regenerated(tmp_path, repo_root):
+    """The val images of a seed depend on --num-train as well: a world of other
+    sizes is another world. With the work root's state file gone, a rerun with
+    another --num-train regenerated the worlds and reported the cells finished
+    on the old ones together with new ones."""
+    work = tmp_path / 'work'
+
+    def runner(num_train, configs=(FREE,)):
+        r = _runner(repo_root, work, list(configs), num_train=num_train)
+        del r.ensure_world  # the real one: a world of 2 (3) train + 1 val images
+        return r
+    assert runner(2).run() == []
+    world = work / 'worlds' / 'seed1'
+    files = {p: p.read_bytes() for p in world.rglob('*') if p.is_file()}
+    result = json.loads((work / 'cells' / Path(FREE).stem / 'seed1' / 'result.json')
+                        .read_text())
+    assert result['world'] == dict(seed=1, num_train=2, num_val=1)
+    # the settings of the work root name the option that differs
+    with pytest.raises(TableError, match=r'other settings: --num-train 2 \(this run: 3\)\. '
+                       r'.*val images depend on --num-train.*another --work-root'):
+        runner(3).run()
+    (work / 'state.json').unlink()
+    # its finished cell was run on the other world
+    with pytest.raises(TableError, match=r'seed1: finished on another world \(--num-train 2 '
+                       r'--num-val 1; this run: --num-train 3 --num-val 1\)'):
+        runner(3, (FREE, TRAINED)).run()
+    # a cell of an older run (no world recorded): the world on disk is refused
+    result.pop('world')
+    (work / 'cells' / Path(FREE).stem / 'seed1' / 'result.json').write_text(
+        json.dumps(result))
+    with pytest.raises(TableError, match=r'worlds/seed1 was generated with --num-train 2 '
+                       r'--num-val 1, this run asks for --num-train 3 --num-val 1'):
+        runner(3, (FREE, TRAINED)).run()
+    assert {p: p.read_bytes() for p in world.rglob('*') if p.is_file()} == files
+    assert not (work / 'cells' / Path(TRAINED).stem / 'seed1').exists()
+
+
+@pytest.fixture
+def fast_tool(monkeypatch):
+    """run_table.py's main() with cells that 'run' instantly, as in :func:`_runner`."""
+    def fake_run(self, cmd, log_path):
+        if 'test.py' in cmd[1]:
+            out = Path(log_path).parent / 'test' / '20260101_000000'
+            out.mkdir(parents=True)
+            (out / '20260101_000000.json').write_text(json.dumps(
+                dict(mIoU=1.0, mIoU_seen=1.0, mIoU_unseen=1.0, hIoU=1.0)))
+        return 1.0, 1.0
+    monkeypatch.setattr(TableRunner, '_run', fake_run)
+    monkeypatch.setattr(TableRunner, 'ensure_world', lambda self, seed: self.world_dir(seed))
+    tool = load_tool('ovshapes/run_table.py')
+    return lambda *args: tool.main(['--num-train', '2', '--num-val', '1', *args])
+
+
+def test_a_run_of_other_configs_keeps_the_rows_of_earlier_runs_in_the_table(
+        tmp_path, repo_root, fast_tool, capsys):
+    """A second run on the work root with other --configs (to add or redo a row,
+    as in the README) rewrote table.md with its own rows only."""
+    work = tmp_path / 'work'
+    mine = _own_config(tmp_path / 'mine', repo_root, 'model = dict(decode_head=dict('
+                       'logit_scale=40.0))')
+    fast_tool('--configs', FREE, mine, '--seeds', '1', '2', '--work-root', str(work))
+    fast_tool('--configs', TRAINED, '--seeds', '1', '3', '--work-root', str(work))
+    log = capsys.readouterr().err
+    assert ('besides this run, 2 config(s) (naclip_mine, naclip_tiny-clip_ovshapes) and '
+            'world seed(s) (2) finished by earlier runs') in log
+    text = (work / 'table.md').read_text()
+    assert 'OVShapes, 3 worlds (seeds 1, 2, 3;' in text
+    rows = {line.split('|')[1].strip(' `'): line.split('|')[3].strip()
+            for line in text.splitlines() if line.startswith('| `')}
+    assert rows == {Path(TRAINED).stem: '2/3', Path(FREE).stem: '2/3', 'naclip_mine': '2/3'}
+    # --only-this-run: this run's grid alone (into another file)
+    fast_tool('--configs', TRAINED, '--seeds', '1', '3', '--work-root', str(work),
+              '--out', str(tmp_path / 'only.md'), '--only-this-run')
+    only = (tmp_path / 'only.md').read_text()
+    assert 'naclip' not in only and '2 worlds (seeds 1, 3;' in only
+    # a cell of an earlier run whose config changed since is left out, said so
+    _own_config(tmp_path / 'mine', repo_root, 'model = dict(decode_head=dict('
+                'logit_scale=20.0))')
+    fast_tool('--configs', TRAINED, '--seeds', '1', '3', '--work-root', str(work))
+    log = capsys.readouterr().err
+    assert 'table: left out' in log and 'naclip_mine/seed1 (finished with another' in log
+    text = (work / 'table.md').read_text()
+    assert 'Left out: ' in text and '`naclip_mine`' not in text
+    assert f'| `{Path(FREE).stem}` |' in text

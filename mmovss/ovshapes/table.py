@@ -18,9 +18,14 @@ Layout of ``work_root``::
 A rerun skips every cell whose ``result.json`` exists and redoes the others
 from scratch (an interrupted cell's train/test dirs are removed first), so the
 table can be built in several sessions. A finished cell records a fingerprint
-of its resolved config (:func:`config_fingerprint`); a rerun with a config
-that changed since (the file, a base it inherits, or another file of the same
-name) is refused instead of reporting the old cell under the new config.
+of its resolved config (:func:`config_fingerprint`; each file that the config
+or the run's options name, e.g. the tiny CLIP weights, by its content) and its
+world's options; a rerun with a config that changed since (the file, a base
+it inherits, another file of the same name, or a file it names) is refused
+instead of reporting the old cell under the new config, and so is a world of
+other sizes (the val images depend on ``num_train`` too). The written table
+holds every finished cell of the work root (:meth:`TableRunner.work_root_table`),
+so runs of other configs on it add rows instead of replacing the table.
 The table reports mean +- sample standard deviation (n - 1) over the worlds
 of mIoU_seen, mIoU_unseen, hIoU and the wall and CPU time of the training
 subprocess, and for trained configs how much the training loss still fell over
@@ -51,6 +56,19 @@ STATE_FILE = 'state.json'
 
 class TableError(RuntimeError):
     """A setting or a run that the table tool cannot go on with."""
+
+
+#: The command-line flag of each setting of a work root (``state.json``).
+_SETTING_FLAGS = dict(iters='--iters', num_train='--num-train', num_val='--num-val',
+                      extra_options='--cfg-options', train_options='--train-cfg-options')
+
+
+def _show_setting(value) -> str:
+    if value is None:
+        return '(not given)'
+    if isinstance(value, (list, tuple)):
+        return shlex.join(map(str, value)) if value else '(none)'
+    return str(value)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -110,36 +128,105 @@ def default_configs(repo_root) -> List[str]:
                        for line in p.read_text().splitlines())]
 
 
-def _with_file_contents(value):
+def _named_file(value: str, base_dir=None) -> Optional[str]:
+    """The normalised path of the existing file a config string names, or None.
+
+    A relative path is taken from ``base_dir`` (the repository root, where the
+    table runs its subprocesses), not from the directory the tool was started
+    in; None: from the current directory."""
+    if not value:
+        return None
+    path = value if base_dir is None or osp.isabs(value) else osp.join(str(base_dir), value)
+    return osp.normpath(path) if osp.isfile(path) else None
+
+
+def named_files(value, base_dir=None) -> Dict[str, str]:
+    """``{normalised path: sha256}`` of every file that a (nested) config
+    value names: weights, vocabulary or class files."""
+    from mmovss.models.utils.open_clip_weights import file_sha256
+    found = {}
+    if isinstance(value, dict):
+        for v in value.values():
+            found.update(named_files(v, base_dir))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            found.update(named_files(v, base_dir))
+    elif isinstance(value, str):
+        path = _named_file(value, base_dir)
+        if path is not None:
+            found[path] = file_sha256(path)  # memoised per (path, size, mtime)
+    return found
+
+
+def _with_file_contents(value, base_dir=None):
     """``value`` with every string that names an existing file replaced by
     the file's sha256 (weights, vocabulary files): a new tiny CLIP under the
     same path changes the fingerprint, a moved checkout does not."""
     from mmovss.models.utils.open_clip_weights import file_sha256
     if isinstance(value, dict):
-        return {k: _with_file_contents(v) for k, v in value.items()}
+        return {k: _with_file_contents(v, base_dir) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_with_file_contents(v) for v in value]
-    if isinstance(value, str) and osp.isfile(value):
-        return f'file sha256:{file_sha256(value)}'
+        return [_with_file_contents(v, base_dir) for v in value]
+    if isinstance(value, str):
+        path = _named_file(value, base_dir)
+        if path is not None:
+            return f'file sha256:{file_sha256(path)}'
     return value
 
 
-def config_fingerprint(cfg) -> str:
+def config_fingerprint(cfg, base_dir=None) -> str:
     """The sha256 of a loaded config's resolved content (its bases merged),
     each file it names (weights, vocabularies) by its content.
 
     Two files with the same content give the same fingerprint; an edit of the
     file, of a base it inherits or of a file it names (e.g. a new tiny CLIP
-    in ``mmovss/assets``) changes it.
+    in ``mmovss/assets``) changes it. Relative file paths are taken from
+    ``base_dir`` (None: the current directory).
     """
-    resolved = _with_file_contents(cfg.to_dict())
+    resolved = _with_file_contents(cfg.to_dict(), base_dir)
     text = json.dumps(resolved, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _shown(path: str, repo_root) -> str:
+    """A path relative to the repository if inside it (as the commands write it)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(repo_root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def option_files(options: Sequence[str], repo_root) -> Dict[str, str]:
+    """``{path: sha256}`` of the files that ``--cfg-options`` values name
+    (e.g. ``model.backbone.pretrained=work_dirs/my_clip.pt``), each value
+    parsed as the train and test tools parse it; relative paths from
+    ``repo_root``, where the runs start."""
+    from mmengine.config import DictAction
+    found = {}
+    for option in options:
+        if '=' not in str(option):
+            continue
+        value = DictAction._parse_iterable(str(option).split('=', 1)[1])
+        for path, sha in named_files(value, repo_root).items():
+            found[_shown(path, repo_root)] = sha
+    return found
+
+
+def with_option_files(info: dict, files: Dict[str, str]) -> dict:
+    """``info`` of :func:`config_info` with the files that the run's options
+    name folded into its fingerprint (unchanged without such files, so cells
+    of earlier runs keep theirs) and listed in its ``files``."""
+    if not files or info.get('fingerprint') is None:
+        return info
+    text = json.dumps([info['fingerprint'], sorted(files.values())])
+    return dict(info, fingerprint=hashlib.sha256(text.encode()).hexdigest(),
+                files={**info.get('files', {}), **files})
+
+
 def config_info(config: str, repo_root) -> dict:
     """Whether ``config`` trains, its ``max_iters`` and ``param_scheduler``,
-    the dotted keys of its dataset roots and its :func:`config_fingerprint`."""
+    the dotted keys of its dataset roots, its :func:`config_fingerprint` and
+    the files it names (``files``: ``{path: sha256}``)."""
     from mmengine.config import Config
     path = config if osp.isabs(config) else osp.join(repo_root, config)
     if not osp.isfile(path):
@@ -152,8 +239,10 @@ def config_info(config: str, repo_root) -> dict:
              for split in ('train', 'val', 'test')}
     if not roots['test'] or (trained and not roots['train']):
         raise TableError(f'{config}: its dataloaders name no data_root to point at a world')
+    files = {_shown(p, repo_root): sha for p, sha in named_files(cfg.to_dict(),
+                                                                 repo_root).items()}
     info = dict(trained=trained, max_iters=None, schedulers=[],
-                fingerprint=config_fingerprint(cfg),
+                fingerprint=config_fingerprint(cfg, repo_root), files=files,
                 test_roots=roots['val'] + roots['test'],
                 train_roots=roots['train'] + roots['val'] + roots['test'])
     if trained:
@@ -400,22 +489,73 @@ class TableRunner:
                         '--cfg-options', *data, *self.extra_options]
         return cmds
 
+    def config_infos(self, configs: Sequence[str]) -> Dict[str, dict]:
+        """:func:`config_info` of each config, its fingerprint also over the
+        files that this run's options name (:func:`with_option_files`:
+        ``--cfg-options``, and for a trained config ``--train-cfg-options``)."""
+        files = {False: option_files(self.extra_options, self.repo_root),
+                 True: option_files(self.extra_options + self.train_options, self.repo_root)}
+        infos = {}
+        for config in configs:
+            info = config_info(config, self.repo_root)
+            infos[config] = with_option_files(info, files[bool(info.get('trained'))])
+        return infos
+
     # -- state -------------------------------------------------------------
     def _check_settings(self) -> None:
+        """Refuses a run whose settings differ from those of the work root's
+        earlier runs (its worlds and finished cells belong to those)."""
         path = self.work_root / STATE_FILE
         if not path.exists():
             return
         old = json.loads(path.read_text()).get('settings')
-        if old is not None and old != self.settings:
-            raise TableError(
-                f'{self.work_root} holds runs made with other settings ({old}, now '
-                f'{self.settings}); use another --work-root or the same settings')
+        if old is None or old == self.settings:
+            return
+        differ = [f'{_SETTING_FLAGS.get(k, k)} {_show_setting(old.get(k))} (this run: '
+                  f'{_show_setting(self.settings.get(k))})'
+                  for k in sorted(set(old) | set(self.settings))
+                  if old.get(k) != self.settings.get(k)]
+        raise TableError(
+            f'{self.work_root} holds runs made with other settings: {"; ".join(differ)}. '
+            'Its worlds and finished cells belong to those settings (a world is its seed '
+            'and its sizes: the val images depend on --num-train too). Rerun with the same '
+            'settings to resume it, or use another --work-root for these.')
 
-    def load_results(self) -> Dict[str, Dict[int, dict]]:
-        """Finished cells: ``{config: {seed: result}}``."""
+    def world_options(self, seed: int) -> dict:
+        """What a world is generated from (its marker ``worlds/seed<k>.json``,
+        and the ``world`` of every cell run on it)."""
+        return dict(seed=int(seed), num_train=self.num_train, num_val=self.num_val)
+
+    def check_world(self, seed: int) -> None:
+        """Refuses a complete world on disk generated with other options.
+
+        The validation images depend on ``--num-train`` as well (one random
+        stream), so such a world is another world; regenerating it would
+        leave the cells finished on the old one to be reported with the new.
+
+        Raises:
+            TableError: Naming both sets of options and the fix.
+        """
+        marker = self.world_dir(seed).with_suffix('.json')
+        if not marker.exists():
+            return
+        have, want = json.loads(marker.read_text()), self.world_options(seed)
+        if have != want:
+            raise TableError(
+                f'{self._show(self.world_dir(seed))} was generated with --num-train '
+                f"{have.get('num_train')} --num-val {have.get('num_val')}, this run asks "
+                f'for --num-train {self.num_train} --num-val {self.num_val} (the val images '
+                'depend on --num-train too, so it is another world) and the cells finished '
+                'on it belong to it. Rerun with its options, or use another --work-root '
+                f'for these (or delete {self._show(self.world_dir(seed))}, its .json and '
+                'the cells of that seed to start the world over).')
+
+    def load_results(self, configs: Optional[Sequence[str]] = None,
+                     seeds: Optional[Sequence[int]] = None) -> Dict[str, Dict[int, dict]]:
+        """Finished cells: ``{config: {seed: result}}`` (default: of this run's grid)."""
         results = {}
-        for config in self.configs:
-            for seed in self.seeds:
+        for config in self.configs if configs is None else configs:
+            for seed in self.seeds if seeds is None else seeds:
                 path = self.cell_dir(config, seed) / 'result.json'
                 if path.exists():
                     results.setdefault(config, {})[seed] = json.loads(path.read_text())
@@ -456,24 +596,56 @@ class TableRunner:
                                  'train images of each world; give --num-train >= 1.')
         stale = []
         for config, by_seed in self.load_results().items():
-            now = infos[config].get('fingerprint')
             for seed, result in sorted(by_seed.items()):
-                then = result.get('config_sha256')
-                if then is not None and now is not None and then != now:
-                    stale.append(self._show(self.cell_dir(config, seed)))
+                why = self.stale_reason(seed, result, infos[config])
+                if why is not None:
+                    stale.append(f'{self._show(self.cell_dir(config, seed))}: {why}')
         if stale:
             raise TableError(
-                f'{", ".join(stale)}: finished with another version of the config (it, a '
-                'base it inherits, or another file of the same name changed since); its '
-                'result would be reported for the config as it is now. Delete these cell '
-                'folders to rerun them, or use another --work-root to keep them.')
+                f'{"; ".join(stale)}. Its result would be reported for the config as it '
+                'is now. Delete these cell folders to rerun them, or use another '
+                '--work-root to keep them.')
+
+    def stale_reason(self, seed: int, result: dict, info: dict) -> Optional[str]:
+        """Why a finished cell no longer stands for its config as it is now
+        (None: it does).
+
+        It was run on a world of other options (cells record their ``world``),
+        or its :func:`config_fingerprint` differs (the config, a base it inherits,
+        another file of the same name, or a file that it or the run's options
+        name, e.g. the tiny CLIP weights, changed since; the changed files are
+        named where the cell recorded them). Cells of older runs recorded no
+        fingerprint and are kept.
+        """
+        world = result.get('world')
+        if world is not None and world != self.world_options(seed):
+            return (f"finished on another world (--num-train {world.get('num_train')} "
+                    f"--num-val {world.get('num_val')}; this run: --num-train "
+                    f'{self.num_train} --num-val {self.num_val})')
+        then, now = result.get('config_sha256'), info.get('fingerprint')
+        if then is None or now is None or then == now:
+            return None
+        old, new = result.get('config_files'), info.get('files') or {}
+        changed = sorted(p for p in set(old or {}) | set(new)
+                         if (old or {}).get(p) != new.get(p))
+        if old is not None and changed:
+            what = f'changed since: {", ".join(changed)}'
+        elif old is not None:
+            what = 'changed since: the config, a base it inherits, or another file of the same name'
+        else:
+            what = ('changed since: the config, a base it inherits, another file of the same '
+                    'name, or a file it names, e.g. the tiny CLIP weights')
+        return f'finished with another version of the config ({what})'
 
     # -- running -----------------------------------------------------------
     def ensure_world(self, seed: int) -> Path:
+        """Generates the world of ``seed`` unless it is on disk (a complete
+        world of other options is refused, :meth:`check_world`)."""
         from .writer import write_world
         root, marker = self.world_dir(seed), self.world_dir(seed).with_suffix('.json')
-        want = dict(seed=seed, num_train=self.num_train, num_val=self.num_val)
-        if marker.exists() and json.loads(marker.read_text()) == want:
+        want = self.world_options(seed)
+        self.check_world(seed)
+        if marker.exists():
             return root
         self.log(f'world seed {seed}: generating {self.num_train} train + {self.num_val} '
                  f'val images in {root}')
@@ -570,7 +742,8 @@ class TableRunner:
                       train_cpu_s=train_cpu,
                       loss_curve=self._loss_curve(cell) if info['trained'] else None,
                       commands={k: shlex.join(v) for k, v in cmds.items()},
-                      config_sha256=info.get('fingerprint'),
+                      config_sha256=info.get('fingerprint'), config_files=info.get('files'),
+                      world=self.world_options(seed),
                       started=started, finished=time.time(), threads=self.threads)
         _write_json(cell / 'result.json', result)
         return result
@@ -593,10 +766,11 @@ class TableRunner:
 
     def run(self) -> List[str]:
         """Runs every unfinished cell; returns the error messages of failed cells."""
-        infos = {c: config_info(c, self.repo_root) for c in self.configs}  # checks them
-        self.check_configs(infos)
-        self.work_root.mkdir(parents=True, exist_ok=True)
+        infos = self.config_infos(self.configs)  # checks them
         self._check_settings()
+        self.check_configs(infos)
+        self._infos = infos
+        self.work_root.mkdir(parents=True, exist_ok=True)
         self._write_state()
         total = len(self.configs) * len(self.seeds)
         done = sum(len(v) for v in self.load_results().values())
@@ -610,7 +784,10 @@ class TableRunner:
                     self.log(f'{tag}: finished earlier, skipped')
                     continue
                 pending.append((tag, config, seed))
-        for seed in sorted({seed for _, _, seed in pending}):
+        pending_seeds = sorted({seed for _, _, seed in pending})
+        for seed in pending_seeds:  # all refusals before any world is generated
+            self.check_world(seed)
+        for seed in pending_seeds:
             self.ensure_world(seed)
         failures = []
 
@@ -648,24 +825,36 @@ class TableRunner:
         return failures
 
     # -- the table ---------------------------------------------------------
-    def render(self) -> str:
-        """The markdown table (finished cells only) and the exact commands."""
-        results = self.load_results()
+    def render(self, configs: Optional[Sequence[str]] = None,
+               seeds: Optional[Sequence[int]] = None,
+               results: Optional[Dict[str, Dict[int, dict]]] = None,
+               notes: Sequence[str] = ()) -> str:
+        """The markdown table (finished cells only) and the exact commands.
+
+        Args:
+            configs, seeds: The rows and worlds (default: this run's).
+            results: Their finished cells (default: read from the work root).
+            notes: Lines under the table's intro (e.g. cells left out).
+        """
+        configs = list(self.configs if configs is None else configs)
+        seeds = list(self.seeds if seeds is None else seeds)
+        if results is None:
+            results = self.load_results(configs, seeds)
         it = 'own max_iters' if self.iters is None else f'{self.iters} iterations'
         lines = [
-            f'OVShapes, {len(self.seeds)} worlds (seeds {", ".join(map(str, self.seeds))}; '
+            f'OVShapes, {len(seeds)} worlds (seeds {", ".join(map(str, seeds))}; '
             f'{self.num_train} train / {self.num_val} val images each), training: {it}. '
             'mIoU in %, mean +- sample std over the worlds; training time = wall time of '
             '`tools/train.py` (s), and its CPU time (s; user + system of the process, '
             'not inflated by other jobs on the cores; "-" for cells run before it was '
-            'recorded).', '',
+            'recorded).', '', *[f'{n}  ' for n in notes], *([''] if notes else []),
             TABLE_HEADER,
             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
         curves = {}
-        for config in self.configs:
+        for config in configs:
             by_seed = results.get(config, {})
             if not by_seed:
-                lines.append(f'| `{config_name(config)}` | | 0/{len(self.seeds)} | | | | | | |')
+                lines.append(f'| `{config_name(config)}` | | 0/{len(seeds)} | | | | | | |')
                 continue
             rows = list(by_seed.values())
             cells = [mean_std_cell([r['metrics'][key] for r in rows], 2) for _, key in COLUMNS]
@@ -683,7 +872,7 @@ class TableRunner:
                 if runs:
                     curves[config_name(config)] = mean_curve(runs)
             lines.append(f'| `{config_name(config)}` | {"yes" if trained else "none"} | '
-                         f'{len(rows)}/{len(self.seeds)} | {" | ".join(cells)} | {t_cell} | '
+                         f'{len(rows)}/{len(seeds)} | {" | ".join(cells)} | {t_cell} | '
                          f'{cpu_cell} | {drop_cell} |')
         if curves:
             lines += ['', 'Training loss (the logged window means), mean over the worlds; '
@@ -693,11 +882,71 @@ class TableRunner:
                       f'converged below {100 * CONVERGED_DROP:.0f} %).', '',
                       curves_markdown(curves)]
         lines += ['', 'Commands (run from the repository root):', '', '```bash']
-        lines += [' '.join(self.world_command(s)) for s in self.seeds]
-        for config in self.configs:
-            for seed in self.seeds:
+        lines += [' '.join(self.world_command(s)) for s in seeds]
+        for config in configs:
+            for seed in seeds:
                 r = results.get(config, {}).get(seed)
                 if r is not None:
                     lines += [r['commands'][k] for k in ('train', 'test') if k in r['commands']]
         lines += ['```', '']
         return '\n'.join(lines)
+
+    def work_root_table(self) -> str:
+        """The table of every finished cell of the work root (what
+        ``run_table.py`` writes unless ``--only-this-run``): this run's configs
+        first, then those that only earlier runs on the work root finished (in
+        name order); this run's seeds, or with worlds that only earlier runs
+        used, all seeds in order.
+
+        Without this, a run of other ``--configs`` on the work root (to add
+        or redo a row) rewrote ``table.md`` with its own rows only. A cell of
+        an earlier run that no longer stands for its config as it is now
+        (:meth:`stale_reason`), or whose config cannot be loaded, is left out
+        with a log line and a note under the table's intro.
+        """
+        configs, seeds = list(self.configs), list(self.seeds)
+        results = self.load_results()  # this run's grid: checked before it ran
+        by_name = {config_name(c): c for c in configs}
+        infos = dict(getattr(self, '_infos', {}))
+        extra_seeds, left_out = set(), []
+        for path in sorted((self.work_root / 'cells').glob('*/seed*/result.json')):
+            cell = self._show(path.parent)
+            try:
+                result = json.loads(path.read_text())
+                config, seed = str(result['config']), int(result['seed'])
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                left_out.append(f'{cell} (its result.json cannot be read: {err!r})')
+                continue
+            config = by_name.get(path.parent.parent.name, config)
+            if seed in results.get(config, {}):
+                continue
+            if config not in infos:
+                try:
+                    infos[config] = self.config_infos([config])[config]
+                except Exception as err:  # a config deleted or broken since
+                    infos[config] = err
+            info = infos[config]
+            why = (f'its config {config} cannot be loaded now: {info}'
+                   if isinstance(info, Exception) else self.stale_reason(seed, result, info))
+            if why is not None:
+                left_out.append(f'{cell} ({why})')
+                continue
+            if path.parent.parent.name not in by_name:
+                by_name[path.parent.parent.name] = config
+                configs.append(config)
+            if seed not in seeds:
+                extra_seeds.add(seed)
+            results.setdefault(config, {})[seed] = result
+        if extra_seeds:  # worlds of earlier runs too: all in order
+            seeds = sorted(set(seeds) | extra_seeds)
+        earlier = [config_name(c) for c in configs[len(self.configs):]]
+        if earlier or extra_seeds:
+            self.log(f'table of the work root: besides this run, {len(earlier)} config(s) '
+                     f'({", ".join(earlier) or "-"}) and world seed(s) '
+                     f'({", ".join(map(str, sorted(extra_seeds))) or "-"}) finished by '
+                     "earlier runs on it (--only-this-run: this run's grid alone)")
+        for line in left_out:
+            self.log(f'table: left out {line}; to redo it, delete the cell folder and run '
+                     'its config again')
+        notes = [f'Left out: {line}.' for line in left_out]
+        return self.render(configs, seeds, results, notes)

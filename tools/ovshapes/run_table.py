@@ -4,7 +4,9 @@ Every listed config is trained (training-free configs only tested) on each
 world seed; the markdown table reports mean +- std over the worlds of seen and
 unseen mIoU, hIoU and training time, with the exact commands. Resumable: a
 rerun with the same --work-root skips finished (config, seed) cells and redoes
-interrupted ones. Progress goes to stderr. Library: mmovss/ovshapes/table.py.
+interrupted ones. The table holds every finished cell of the work root (runs
+of other --configs or --seeds on it add their rows; --only-this-run for this
+run's alone). Progress goes to stderr. Library: mmovss/ovshapes/table.py.
 
     python tools/ovshapes/run_table.py --seeds 1 2 3 --work-root work_dirs/ovshapes_table \\
         --out work_dirs/ovshapes_table/table.md
@@ -59,6 +61,10 @@ def main(argv=None):
                         'before the run)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out file that is not a table of this tool')
+    parser.add_argument('--only-this-run', action='store_true',
+                        help="the table of this run's --configs and --seeds alone (default: "
+                        'every finished cell of --work-root, this run\'s configs first, so '
+                        'that a run of other --configs on it keeps the rows of earlier runs)')
     args = parser.parse_args(argv)
     if args.iters is not None and args.iters < 1:
         parser.error('--iters must be >= 1')
@@ -79,7 +85,7 @@ def main(argv=None):
         sys.exit(f'run_table: {err}')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     with open(out, 'w') as f:
-        f.write(runner.render())
+        f.write(runner.render() if args.only_this_run else runner.work_root_table())
     print(f'table written to {out}', file=sys.stderr)
     if failures:
         sys.exit(f'run_table: {len(failures)} cell(s) failed (rerun to retry them):\n'

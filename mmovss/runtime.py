@@ -70,35 +70,82 @@ def load_config(path: str, cfg_options=None) -> Config:
     return cfg
 
 
-def device_problem(device: str):
-    """Why ``--device`` cannot be used here, or None.
+class DeviceUnavailableError(ValueError):
+    """A device name this machine cannot run a model on (a misspelt name, CUDA
+    without a usable GPU, a GPU index past the last one)."""
+
+
+def _asked(device, option: str) -> str:
+    """How the user asked: ``--device 'cuda'`` or ``device='cuda'``."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    return f'{option} {device!r}' if option.startswith('-') else f'{option}={device!r}'
+
+
+def _cpu_fix(option: str) -> str:
+    return f'{option} cpu' if option.startswith('-') else f"{option}='cpu'"
+
+
+def device_problem(device, option: str = '--device'):
+    """Why ``device`` cannot be used on this machine, or None.
+
+    The one device check of every entry point: ``tools/demo.py``,
+    ``tools/webui.py``, ``tools/analysis_tools/`` (``--device``) and
+    :class:`~mmovss.apis.OpenVocabInferencer` (``device=``), before anything
+    is built or downloaded. ``tools/train.py`` and ``tools/test.py`` have no
+    device option: mmengine runs on CUDA when it is available, else on CPU.
 
     Args:
-        device (str): ``cpu``, ``cuda``, ``cuda:N``, ``mps``...
+        device (str | torch.device): ``cpu``, ``cuda``, ``cuda:N``, ``mps``...
+        option (str): How the caller names the setting in the message:
+            ``'--device'`` (a command-line flag) or ``'device'`` (a keyword
+            argument).
 
     Returns:
-        str | None: A one-line message naming the fix (``tools/demo.py`` and
-        ``tools/webui.py`` check their ``--device`` before building a model).
+        str | None: A one-line message naming the device asked for and the
+        fix (``--device cpu`` / ``device='cpu'``).
     """
-    import torch
+    asked, cpu = _asked(device, option), _cpu_fix(option)
+    leave_out = f'or leave {option} out to use a GPU when there is one'
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
-        return (f'--device {device!r} is not a device name; use cpu, cuda or cuda:N '
-                f'(or leave --device out to use a GPU when there is one).')
+        hint = (" (PyTorch calls a GPU 'cuda')"
+                if str(device).strip().lower().startswith('gpu') else '')
+        return f'{asked} is not a device name{hint}; use cpu, cuda or cuda:N ({leave_out}).'
     if parsed.type == 'cuda':
         if not torch.cuda.is_available():
             why = ('this PyTorch is built without CUDA' if torch.version.cuda is None
-                   else 'no CUDA GPU or driver is found on this machine')
-            return (f'--device {device!r}: {why}; use --device cpu (or leave '
-                    f'--device out).')
+                   else 'no NVIDIA GPU or driver is found on this machine')
+            return (f'{asked}: no CUDA device is available (torch.cuda.is_available() is '
+                    f'False: {why}); use {cpu} (or leave {option} out).')
         count = torch.cuda.device_count()
         if parsed.index is not None and parsed.index >= count:
-            return (f'--device {device!r}: this machine has {count} CUDA device(s), '
-                    f'cuda:0 to cuda:{count - 1}.')
-    if parsed.type == 'mps' and not torch.backends.mps.is_available():
-        return f'--device {device!r}: MPS is not available here; use --device cpu.'
+            return (f'{asked}: this machine has {count} CUDA device(s), cuda:0 to '
+                    f'cuda:{count - 1}; use one of them or {cpu}.')
+        return None
+    if parsed.type == 'cpu':
+        return None
+    backend = getattr(torch.backends, parsed.type, None) if parsed.type == 'mps' else \
+        getattr(torch, parsed.type, None)
+    available = getattr(backend, 'is_available', None)
+    if not (callable(available) and available()):
+        return f'{asked}: no {parsed.type} device is available here; use {cpu}.'
     return None
+
+
+def check_device(device, option: str = '--device'):
+    """``device`` if this machine can run a model on it (None: the default).
+
+    Raises:
+        DeviceUnavailableError: The message of :func:`device_problem`.
+    """
+    if device is None:
+        return None
+    problem = device_problem(device, option)
+    if problem:
+        raise DeviceUnavailableError(problem)
+    return device
 
 
 def run_tool(main, argv=None) -> None:

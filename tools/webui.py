@@ -45,7 +45,7 @@ from mmovss.apis.webui import (  # noqa: E402,F401  (the library part; names kep
     launch,
     private_upload_folder,
 )
-from mmovss.runtime import device_problem, run_tool  # noqa: E402
+from mmovss.runtime import check_device, run_tool  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
 
@@ -80,9 +80,7 @@ def main(argv=None) -> int:
         print(f'error: {GRADIO_MISSING}', file=sys.stderr)
         return 2
     check_models(args.models)
-    problem = args.device and device_problem(args.device)
-    if problem:
-        raise ValueError(problem)
+    check_device(args.device)  # DeviceUnavailableError, a ValueError: one line
     check_port(args.host, args.port)
     pool = InferencerPool(args.models, args.checkpoint, args.device,
                           args.cfg_options, args.max_pixels)

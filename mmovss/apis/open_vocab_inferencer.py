@@ -40,7 +40,7 @@ from mmovss.datasets.label_file_conversion import save_label
 from mmovss.io import UnsafeOutputError, check_planned_outputs
 from mmovss.models.segmentors.training_free_segmentor import TrainingFreeSegmentor
 from mmovss.protocols import apply_benchmark
-from mmovss.runtime import load_config, merge_cfg_options
+from mmovss.runtime import check_device, load_config, merge_cfg_options
 from mmovss.trained_weights import require_trained_weights
 from mmovss.visualization import OpenVocabVisualizer
 from mmovss.vocab import Vocabulary
@@ -108,7 +108,11 @@ class OpenVocabInferencer(MMSegInferencer):
             by default the dataset's palette when the vocabulary is the
             dataset's, else a fixed palette for any number of classes.
         device (str, optional): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...;
-            the available device by default.
+            the available device by default. One this machine does not have
+            (``'cuda'`` without a usable GPU, ``'cuda:7'`` with fewer GPUs,
+            ``'gpu'``) raises :class:`~mmovss.runtime.DeviceUnavailableError`
+            (a ``ValueError``) naming it and the fix, before anything is
+            built or downloaded.
         cfg_options (dict, optional): Dotted-key config overrides (as
             ``--cfg-options``), e.g. ``{'model.backbone.pretrained': path}``.
         scope (str): Default registry scope. Defaults to ``'mmseg'``.
@@ -140,6 +144,7 @@ class OpenVocabInferencer(MMSegInferencer):
                  benchmark: Optional[str] = None,
                  weights_dir: Optional[str] = None,
                  allow_random_weights: bool = False) -> None:
+        check_device(device, option='device')  # before any download or build
         config = None
         if isinstance(model, (str, os.PathLike)):
             config, weights = resolve_model(os.fspath(model), weights)

@@ -111,15 +111,13 @@ def is_contended(load_average: float, own_threads: int) -> bool:
 
 
 def check_device(device: str) -> str:
-    """``device`` if this machine has it, else a clear error."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise BenchmarkError(f'--device {device!r}: {err}') from None
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise BenchmarkError(f'--device {device}: CUDA is not available on '
-                             f'this machine; use --device cpu.')
-    if dev.type not in ('cpu', 'cuda'):
+    """``device`` if this machine has it, else a clear error
+    (:func:`mmovss.runtime.device_problem`, the check of every entry point)."""
+    from mmovss.runtime import device_problem
+    problem = device_problem(device)
+    if problem:
+        raise BenchmarkError(problem)
+    if torch.device(device).type not in ('cpu', 'cuda'):
         raise BenchmarkError(f"--device {device!r}: use 'cpu' or 'cuda[:N]'.")
     return device
 

@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmovss  # noqa: E402,F401  (compat + registration)
 from mmovss.evaluation.vocabulary_report import format_report, plot_report, run_vocabulary_report  # noqa: E402
-from mmovss.runtime import load_config, merge_cfg_options  # noqa: E402
+from mmovss.runtime import device_problem, load_config, merge_cfg_options  # noqa: E402
 from mmovss.vocab import TEMPLATE_SETS, Vocabulary  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
@@ -55,7 +55,11 @@ def parse_args(argv=None):
                         help='a trained model without checkpoint (debugging only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    problem = device_problem(args.device)  # before the model and the data are built
+    if problem:
+        parser.error(problem)
+    return args
 
 
 def _distractors(text):

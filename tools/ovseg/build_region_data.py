@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import mmovss  # noqa: E402,F401
 from mmovss.datasets.ovseg_region_builder import build_region_data  # noqa: E402
 from mmovss.io import check_output_dir  # noqa: E402
-from mmovss.runtime import load_model_checkpoint_strictly  # noqa: E402
+from mmovss.runtime import device_problem, load_model_checkpoint_strictly  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -54,7 +54,11 @@ def parse_args(argv=None):
                         help='smallest proposal area (fraction of image)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
                         else 'cpu')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    problem = device_problem(args.device)  # before the model is built
+    if problem:
+        parser.error(problem)
+    return args
 
 
 def main(argv=None) -> List[dict]:

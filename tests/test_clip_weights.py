@@ -126,6 +126,20 @@ def test_offline_tag_fails_fast_with_instructions(offline, tmp_path):
         assert expected in message
 
 
+def test_offline_message_is_one_line(offline, tmp_path):
+    """The tools print it as ``error: …``: it was six lines (the fixes on lines
+    of their own), read as a wrapped log rather than one error."""
+    with pytest.raises(PretrainedWeightsUnavailable) as info:
+        ocw.resolve_pretrained_tag('ViT-B-16', 'openai', str(tmp_path))
+    message = str(info.value)
+    assert '\n' not in message, message
+    assert ('Pass a local checkpoint file (open_clip or OpenAI format) instead of the tag: '
+            '--cfg-options model.backbone.pretrained=/path/to/ViT-B-16.pt '
+            'model.text_encoder.pretrained=/path/to/ViT-B-16.pt') in message
+    # a multi-line reason (a download library's message) is folded into the line
+    assert '\n' not in ocw._offline_message('ViT-B-16', 'openai', 'download failed:\n  503')
+
+
 def test_offline_env_variable(monkeypatch, tmp_path):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setattr(ocw, '_host_reachable',

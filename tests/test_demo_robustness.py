@@ -71,8 +71,9 @@ def test_offline_clip_tag_is_a_clean_error(demo, image, monkeypatch, capsys):
     not 19 frames of traceback before it."""
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setattr(open_clip_weights, '_cached_tag_file', lambda *a, **k: None)
-    _refused(demo, [str(image), '-v', 'cat; grass', '-m', 'sclip'], capsys,
-             "pretrained weights 'openai'", 'model.backbone.pretrained=')
+    err = _refused(demo, [str(image), '-v', 'cat; grass', '-m', 'sclip'], capsys,
+                   "pretrained weights 'openai'", 'model.backbone.pretrained=')
+    assert err.count('\n') == 1, err  # one line (it was six: the fixes on lines of their own)
 
 
 def test_unreadable_clip_file_is_a_clean_error(demo, image, tmp_path, capsys):

@@ -230,3 +230,30 @@ def test_resume_with_another_batch_size_is_said(tmp_path):
     text = warn_if_resumed_with_another_batch_size(cfg)
     assert f'trained with train_dataloader.batch_size={trained}, this run uses {trained + 2}' \
         in text
+
+
+@pytest.mark.parametrize('tool, config', [
+    ('test.py', 'configs/naclip/naclip_vit-b16_ade20k_150.py'),
+    ('train.py', 'configs/catseg/catseg_vit-b16_80k_coco-stuff171-384x384.py'),
+])
+def test_offline_clip_tag_is_the_only_output(tool, config, tmp_path, monkeypatch, capsys):
+    """Offline, a CLIP tag that needs a download was reported after mmengine's
+    environment report and the whole config (283 lines for NACLIP), when the
+    runner built the model; now before the runner, as one line."""
+    from mmovss.models.utils import open_clip_weights
+    from mmovss.runtime import run_tool
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setattr(open_clip_weights, '_cached_tag_file', lambda *a, **k: None)
+    module = load_tool(tool)
+    monkeypatch.setattr(module.Runner, 'from_cfg', lambda *a, **k: pytest.fail(
+        'the runner was built before the CLIP weights were looked for'))
+    with pytest.raises(SystemExit) as info:
+        run_tool(module.main, [str(REPO_ROOT / config), '--work-dir', str(tmp_path / 'w')])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''
+    error, hint = captured.err.splitlines()  # the message, then MMOVSS_TRACEBACK's hint
+    assert error.startswith("error: open_clip pretrained weights 'openai' of model "
+                            "'ViT-B-16' are not in the local cache"), error
+    assert '--cfg-options model.backbone.pretrained=/path/to/ViT-B-16.pt' in error
+    assert 'MMOVSS_TRACEBACK=1' in hint

@@ -34,6 +34,7 @@ from mmovss.apis.released_weights import (  # noqa: E402
 from mmovss.engine import unwrap_segmentor  # noqa: E402
 from mmovss.evaluation.tta import check_tta_fits, use_tta  # noqa: E402
 from mmovss.evaluation.unseen_check import UnseenClassesCheckHook, checkpoint_training_classes  # noqa: E402
+from mmovss.models.utils.open_clip_weights import fetch_pretrained_clip_weights  # noqa: E402
 from mmovss.protocols import BENCHMARK_KEYS, apply_benchmark  # noqa: E402
 from mmovss.runtime import (  # noqa: E402
     NON_STRICT_HINT,
@@ -141,6 +142,8 @@ def main(argv=None):
     set_work_dir(cfg, name, args.work_dir)
     # Never write predictions over ground truth or into a non-empty folder.
     check_output_paths(cfg, args.out, args.overwrite, args.show_dir)
+    # CLIP tags cached or downloaded now: offline, the error is the only output
+    fetch_pretrained_clip_weights(cfg.model)
     # The CLI checkpoint, else the config's `load_from`; loaded below, strictly.
     # A released name's checkpoint comes after both. Official formats are converted
     # once (cached), URLs downloaded once (mmovss.apis.released_weights).

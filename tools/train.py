@@ -18,6 +18,7 @@ import sys
 os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmovss  # noqa: E402,F401  (compat + registration before mmseg is used)
+from mmovss.models.utils.open_clip_weights import fetch_pretrained_clip_weights  # noqa: E402
 from mmovss.runtime import (  # noqa: E402
     check_checkpoint_file,
     check_fixed_vocabulary,
@@ -132,6 +133,8 @@ def main(argv=None):
     set_launcher(cfg, args.launcher)
     set_work_dir(cfg, args.config, args.work_dir)
     check_output_paths(cfg)  # the work dir may not lie inside a dataset folder
+    # CLIP tags cached or downloaded now: offline, the error is the only output
+    fetch_pretrained_clip_weights(cfg.model)
     if args.amp:
         apply_amp(cfg)
     if args.resume is None and not args.overwrite:

@@ -27,7 +27,7 @@ import os
 import socket
 import warnings
 import zipfile
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 from urllib.parse import urlparse
 
 import torch
@@ -35,7 +35,7 @@ import torch.nn as nn
 
 __all__ = [
     'PretrainedWeightsUnavailable', 'WeightFileError', 'build_open_clip', 'load_clip_state_dict',
-    'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag',
+    'fetch_pretrained_clip_weights', 'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag',
     'tag_quick_gelu'
 ]
 
@@ -54,18 +54,18 @@ class PretrainedWeightsUnavailable(WeightFileError):
 
 
 def _offline_message(model_name: str, tag: str, reason: str) -> str:
+    """One line (the tools print it as ``error: …``): what is missing, why,
+    and the two fixes, the command-line one first."""
+    reason = ' '.join(str(reason).split())  # a library's multi-line reason
     return (
         f"open_clip pretrained weights '{tag}' of model '{model_name}' are not "
-        f'in the local cache and cannot be downloaded ({reason}).\n'
-        f'Either run once on a machine with network access '
-        f"(open_clip.create_model('{model_name}', pretrained='{tag}') fills "
-        f'the cache), or pass a local checkpoint file (open_clip or OpenAI '
-        f'format) instead of the tag, in the config:\n'
-        f"    model.backbone.pretrained = '/path/to/{model_name}.pt'\n"
-        f"    model.text_encoder.pretrained = '/path/to/{model_name}.pt'\n"
-        f'or on the command line:\n'
-        f'    --cfg-options model.backbone.pretrained=/path/to/{model_name}.pt '
-        f'model.text_encoder.pretrained=/path/to/{model_name}.pt')
+        f'in the local cache and cannot be downloaded ({reason}). Pass a local '
+        f'checkpoint file (open_clip or OpenAI format) instead of the tag: '
+        f'--cfg-options model.backbone.pretrained=/path/to/{model_name}.pt '
+        f'model.text_encoder.pretrained=/path/to/{model_name}.pt (the same keys '
+        f'in a config file or in cfg_options), or run once on a machine with '
+        f"network access (open_clip.create_model('{model_name}', "
+        f"pretrained='{tag}') fills the cache).")
 
 
 def _host_reachable(host: str, timeout: float = 3.0) -> Tuple[bool, str]:
@@ -144,6 +144,44 @@ def resolve_pretrained_tag(model_name: str,
     except Exception as e:  # network errors of urllib / huggingface_hub
         raise PretrainedWeightsUnavailable(
             _offline_message(model_name, tag, f'download failed: {e}')) from e
+
+
+def fetch_pretrained_clip_weights(model_cfg: dict) -> List[str]:
+    """The local file of every open_clip pretrained tag in a model config,
+    downloaded now if needed (:func:`resolve_pretrained_tag`).
+
+    ``tools/test.py`` and ``tools/train.py`` call it before the runner is
+    built, so that a tag that cannot be downloaded (offline) is reported at
+    once as the only output, not after mmengine's environment report and
+    the whole config (about 280 lines) and the datasets' scan. Parts whose
+    ``pretrained`` is a file, None or not a tag of their model (an error of
+    the build, with its own message) are left to the build; the files found
+    are the ones the build loads.
+
+    Args:
+        model_cfg (dict): ``cfg.model``.
+
+    Returns:
+        list[str]: The local files of the tags (may repeat).
+
+    Raises:
+        PretrainedWeightsUnavailable: A tag is not cached and cannot be
+            downloaded.
+    """
+    import open_clip
+
+    from .clip_consistency import _registered_default, clip_parts
+    found = []
+    for _, part in clip_parts(dict(model_cfg or {})):
+        name = part.get('model_name', _registered_default(part, 'model_name'))
+        tag = part.get('pretrained', _registered_default(part, 'pretrained'))
+        if not (isinstance(name, str) and isinstance(tag, str) and tag) or \
+                os.path.isfile(os.path.expanduser(tag)) or \
+                not open_clip.get_pretrained_cfg(name, tag):
+            continue
+        cache_dir = part.get('download_cache_dir', part.get('cache_dir'))
+        found.append(resolve_pretrained_tag(name, tag, cache_dir))
+    return found
 
 
 def file_sha256(path: str) -> str:

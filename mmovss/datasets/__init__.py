@@ -13,6 +13,7 @@ from .benchmarks import (  # noqa: F401
                          PascalVOC21Dataset,
 )
 from .layout import BenchmarkDatasetMixin, Layout, generate_palette  # noqa: F401
+from .max_side_resize import ResizeToMaxSide  # noqa: F401
 from .ovshapes import OVShapesDataset  # noqa: F401
 from .transforms import LoadSegAnnotations  # noqa: F401
 
@@ -21,7 +22,7 @@ __all__ = [
     'PascalContext59Dataset', 'PascalContext60Dataset', 'PascalVOC20Dataset',
     'PascalVOC21Dataset', 'COCOStuff171Dataset', 'COCOObjectDataset',
     'CityscapesOVDataset', 'WIDE_IGNORE_INDEX', 'BenchmarkDatasetMixin',
-    'Layout', 'generate_palette', 'LoadSegAnnotations', 'OVShapesDataset'
+    'Layout', 'generate_palette', 'LoadSegAnnotations', 'OVShapesDataset', 'ResizeToMaxSide'
 ]
 from .captions import CaptionDataset, SampleCaption  # noqa: F401,E402
 from .mixed_sampler import MixedSourceSampler  # noqa: F401,E402

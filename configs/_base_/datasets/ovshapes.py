@@ -33,8 +33,18 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
+# Test-time scale: the longest image side the models run at. OVShapes' own
+# images (64 x 64) pass unchanged; a larger image (a photo given to
+# tools/demo.py, the web UI or the inferencer) is shrunk, aspect kept, so that
+# its longer side is test_max_side px, and the prediction is resized back to
+# the photo's size. Without it a 4000 x 3000 photo ran the tiny CLIP (8-px
+# patches, trained on 64-px scenes) on 187,500 tokens; at 512 px it runs on
+# 3,072 (docs/inference.md). Change it with
+#   --cfg-options test_dataloader.dataset.pipeline.1.max_side=N
+test_max_side = 512
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='ResizeToMaxSide', max_side=test_max_side),
     dict(type='LoadSegAnnotations'),
     dict(type='PackSegInputs'),
 ]

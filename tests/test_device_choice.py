@@ -97,5 +97,17 @@ def test_analysis_tools_refuse_cuda_without_gpu(no_cuda, capsys, tool, argv):
         module.parse_args(argv + ['--device', 'cuda'])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert "--device 'cuda': no CUDA device is available" in err
-    assert 'use --device cpu' in err
+    assert err.startswith("error: --device 'cuda': no CUDA device is available"), err
+    assert 'use --device cpu' in err and err.count('\n') == 1, err  # no usage text
+
+
+def test_demo_device_error_is_one_line(no_cuda, tmp_path, capsys):
+    # before: argparse's 10-line usage of every flag, then the error
+    demo = load_tool('demo.py')
+    with pytest.raises(SystemExit) as exited:
+        demo.main([str(tmp_path / 'a.png'), '-v', 'sky; grass', '-m', 'ovshapes-tiny',
+                   '--device', 'cuda'])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device 'cuda': no CUDA device is available") and \
+        err.count('\n') == 1, err

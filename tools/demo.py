@@ -137,7 +137,7 @@ def parse_args(argv=None):
     if args.device is not None:
         problem = device_problem(args.device)
         if problem:
-            parser.error(problem)
+            parser.exit(2, f'error: {problem}\n')  # one line: the flags' usage is no help
     return args
 
 

@@ -57,7 +57,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     problem = device_problem(args.device)  # before the model is built
     if problem:
-        parser.error(problem)
+        parser.exit(2, f'error: {problem}\n')  # one line: the flags' usage is no help
     return args
 
 

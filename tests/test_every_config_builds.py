@@ -7,13 +7,18 @@ image and 32-wide text layers (``model_cfg`` instead of the model name),
 timm ViTs (ProxyCLIP's DINO) get 64 channels, ConvNeXt trunks become
 ``convnext_atto``, SAM becomes the random small SAM of the benchmark tools
 (:func:`mmovss.benchmarking.use_random_weights`), and nothing is read or
-downloaded. The rest of each model is built at its configured size.
+downloaded. The head widths that follow the image tower's width
+(``decode_head.in_channels`` of CAT-Seg, LSeg and FC-CLIP) are narrowed with
+it, as a config that swaps the tower must (the build checks them,
+:mod:`mmovss.models.utils.width_check`). The rest of each model is built at its
+configured size.
 Models that differ only in numbers (thresholds, window sizes) or in the
 class-name file are built once; every class-name file is loaded for every
 config. Datasets are built lazily (no files read), with their pipelines;
 metrics and custom hooks are built too.
 """
 import copy
+import functools
 import glob
 import json
 import os.path as osp
@@ -47,6 +52,42 @@ def _tiny_open_clip(name: str) -> dict:
         vision.update(width=64, head_width=32)
     text.update(width=32, heads=2)
     return cfg
+
+
+@functools.lru_cache(maxsize=None)
+def _timm_stage_widths(name: str) -> tuple:
+    """Channels of the stages of timm model ``name`` (built on the meta device)."""
+    import timm
+    import torch
+    with torch.device('meta'):
+        return tuple(f['num_chs'] for f in timm.create_model(name).feature_info)
+
+
+def _narrowed_widths(name: str) -> dict:
+    """{width: its stand-in's} of the image tower of open_clip model ``name``
+    (:func:`_tiny_open_clip`); the joint dimension is kept."""
+    import open_clip
+    vision = open_clip.get_model_config(name)['vision_cfg']
+    if 'timm_model_name' in vision:
+        return dict(zip(_timm_stage_widths(vision['timm_model_name']),
+                        _timm_stage_widths('convnext_atto')))
+    return {vision['width']: 64}
+
+
+def narrow_head_widths(model: dict, original: dict) -> dict:
+    """``decode_head.in_channels`` that follow the narrowed image tower, narrowed
+    with it (the widths of the original backbone mapped to its stand-in's)."""
+    import open_clip
+    name = (original.get('backbone') or {}).get('model_name')
+    head = model.get('decode_head') or {}
+    if not isinstance(name, str) or open_clip.get_model_config(name) is None \
+            or 'in_channels' not in head:
+        return model
+    widths = _narrowed_widths(name)
+    value = head['in_channels']
+    head['in_channels'] = [widths.get(c, c) for c in value] \
+        if isinstance(value, (list, tuple)) else widths.get(value, value)
+    return model
 
 
 def tiny_stand_ins(node, parent_key=None):
@@ -117,7 +158,9 @@ def test_config_builds(path, built_models):
     from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS
     init_default_scope('mmseg')
     cfg = Config.fromfile(path)
-    model = tiny_stand_ins(use_random_weights(copy.deepcopy(cfg.model.to_dict())))
+    original = cfg.model.to_dict()
+    model = tiny_stand_ins(use_random_weights(copy.deepcopy(original)))
+    narrow_head_widths(model, original)
     pop_sam_markers(model)
     key = json.dumps(_architecture_key(model), sort_keys=True)
     if key not in built_models:
@@ -147,3 +190,13 @@ def test_tiny_stand_ins_replace_every_named_weight():
     assert model['backbone']['model_cfg']['vision_cfg']['layers'] == 12  # depth kept
     assert model['backbone']['vfm']['model_kwargs'] == dict(embed_dim=64, num_heads=2)
     assert model['text_encoder']['cache_dir'] is None
+
+
+def test_head_widths_follow_the_narrowed_tower():
+    """The tower widths in ``in_channels`` become the stand-in's; the joint
+    dimension (CAT-Seg's last entry) is kept, as the stand-in keeps it."""
+    for rel, want in (('configs/_base_/models/catseg_vit-l14.py', [64, 64, 768]),
+                      ('configs/_base_/models/fcclip_convnext-b.py', [40, 80, 160, 320])):
+        original = Config.fromfile(osp.join(REPO, rel)).model.to_dict()
+        model = narrow_head_widths(tiny_stand_ins(copy.deepcopy(original)), original)
+        assert model['decode_head']['in_channels'] == want

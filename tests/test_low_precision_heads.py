@@ -317,6 +317,7 @@ def test_an_unchecked_backbone_keeps_autocast_beside_a_float32_head():
     model_cfg['backbone'] = dict(type='SwinTransformer', embed_dims=32, depths=(2, 2, 2, 2),
                                  num_heads=(1, 2, 4, 8), window_size=4, strides=(4, 2, 2, 2),
                                  out_indices=(0, 1, 2, 3))
+    model_cfg['decode_head']['in_channels'] = [32, 64, 128, 256]  # the Swin's stages
     model_cfg['test_cfg'] = dict(mode='whole', inference_dtype='bf16')
     assert MODELS.build(model_cfg)._precision_mode() == 'autocast'
     model_cfg['test_cfg']['precision_mode'] = 'cast'

@@ -65,7 +65,7 @@ _BUILT = set()  # architectures built already (entries often share a config)
 @pytest.mark.parametrize('info', ALL_ENTRIES, ids=_ids(ALL_ENTRIES))
 def test_metafile_entry_config_builds(info):
     """The config exists, loads and builds (tiny stand-ins for named CLIPs)."""
-    from test_every_config_builds import _architecture_key, tiny_stand_ins
+    from test_every_config_builds import _architecture_key, narrow_head_widths, tiny_stand_ins
 
     from mmovss.benchmarking.random_weights import pop_sam_markers, use_random_weights
 
@@ -75,7 +75,9 @@ def test_metafile_entry_config_builds(info):
     assert osp.isfile(info.config), f'{info.metafile}: {info.name}: no config {info.config}'
     init_default_scope('mmseg')
     cfg = Config.fromfile(info.config)
-    model = tiny_stand_ins(use_random_weights(copy.deepcopy(cfg.model.to_dict())))
+    original = cfg.model.to_dict()
+    model = tiny_stand_ins(use_random_weights(copy.deepcopy(original)))
+    narrow_head_widths(model, original)
     pop_sam_markers(model)
     key = json.dumps(_architecture_key(model), sort_keys=True)
     if key not in _BUILT:

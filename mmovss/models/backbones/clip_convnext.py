@@ -17,6 +17,7 @@ pooling first, then ``trunk.head`` and ``visual.head``).
 """
 from typing import Optional, Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -107,6 +108,19 @@ class OpenCLIPConvNeXt(PretrainedTower):
         self.stage_channels = tuple(f['num_chs'] for f in trunk.feature_info)
         self.size_divisor = trunk.feature_info[-1]['reduction']
         self.set_trainable(frozen, unfrozen, eval_mode)
+
+    @property
+    def out_widths(self) -> Tuple[int, ...]:
+        """Channels of the forward's outputs: the stages of ``out_indices``,
+        then the joint dimension (the CLIP head's output, computed on one
+        position) or the last stage's (``dense_output='features'``)."""
+        last = self.stage_channels[-1]
+        if self.dense_output == 'embeddings':
+            weight = next(self.visual.head.parameters(), None)
+            with torch.no_grad():
+                last = self.project_dense(torch.zeros(
+                    1, last, 1, 1, device=None if weight is None else weight.device)).shape[1]
+        return tuple(self.stage_channels[i] for i in self.out_indices) + (last, )
 
     def project_dense(self, x: Tensor) -> Tensor:
         """The CLIP head at every position: (B, C, h, w) -> (B, D, h, w)."""

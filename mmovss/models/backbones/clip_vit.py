@@ -142,6 +142,13 @@ class OpenCLIPViT(PretrainedTower):
         self._pos_cache: Dict[tuple, Tensor] = {}
         self.set_trainable(frozen, unfrozen, eval_mode)
 
+    @property
+    def out_widths(self) -> Tuple[int, ...]:
+        """Channels of the forward's outputs: ``width`` per ``out_indices``
+        entry, then ``embed_dim``
+        (:func:`~mmovss.models.utils.width_check.output_widths`)."""
+        return (self.width, ) * len(self.out_indices) + (self.embed_dim, )
+
     @staticmethod
     def _check_index(index: int, num_blocks: int) -> int:
         if not -num_blocks <= index < num_blocks:

@@ -24,7 +24,7 @@ et al., CVPR 2016) as ``detectron2/modeling/backbone/resnet.py``
 Outputs are the maps of ``out_indices`` (0 = ``res2``, stride 4 ...
 3 = ``res5``, stride 32).
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -198,6 +198,7 @@ class D2ResNet(BaseModule):
         cin, cout = stem_channels, res2_channels
         bottleneck = num_groups * width_per_group
         self.stage_names: List[str] = []
+        self.stage_channels: List[int] = []
         for idx, num_blocks in enumerate(D2_RESNET_BLOCKS[depth]):
             dilation = res5_dilation if idx == 3 else 1
             first_stride = 1 if idx == 0 or (idx == 3 and dilation == 2) else 2
@@ -213,9 +214,15 @@ class D2ResNet(BaseModule):
             name = f'res{idx + 2}'
             self.add_module(name, nn.Sequential(*blocks))
             self.stage_names.append(name)
+            self.stage_channels.append(cout)
             cout *= 2
             bottleneck *= 2
         self._freeze()
+
+    @property
+    def out_widths(self) -> Tuple[int, ...]:
+        """Channels of the stages of ``out_indices``."""
+        return tuple(self.stage_channels[i] for i in self.out_indices)
 
     def _freeze(self) -> None:
         if self.freeze_at >= 1:

@@ -366,6 +366,16 @@ class OpenCLIPTimmViT(PretrainedTower):
         self.visual.eval()
 
     @property
+    def out_widths(self) -> Tuple[int, ...]:
+        """Channels of the forward's outputs: ``width`` per ``out_indices``
+        entry, then the joint dimension (:meth:`project_dense` on one token)."""
+        weight = next(self.visual.parameters())
+        with torch.no_grad():
+            tokens = weight.new_zeros(1, self.num_prefix_tokens + 1, self.width)
+            embed_dim = self.project_dense(tokens, (1, 1)).shape[1]
+        return (self.width, ) * len(self.out_indices) + (embed_dim, )
+
+    @property
     def trunk(self) -> nn.Module:
         """The timm model."""
         return self.visual.trunk

@@ -249,6 +249,11 @@ class ProxyCLIPViT(TrainingFreeCLIPViT):
         self.register_buffer('_vfm_scale', scale.view(1, 3, 1, 1), False)
         self.register_buffer('_vfm_shift', shift.view(1, 3, 1, 1), False)
 
+    @property
+    def out_widths(self) -> Tuple[int, ...]:
+        """One output: the dense embeddings (``embed_dim``)."""
+        return (self.embed_dim, )
+
     def train(self, mode: bool = True):
         super().train(mode)
         self.vfm.eval()

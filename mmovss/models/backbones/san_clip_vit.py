@@ -108,5 +108,12 @@ class SANCLIPViT(OpenCLIPViT):
         return tuple(outs)
 
     @property
+    def out_widths(self) -> Tuple[int, ...]:
+        """Channels of the forward's outputs: the image (3), the maps
+        (``width``) and the class token (``width``)."""
+        num_maps = int(self.out_origin) + len(self.out_indices)
+        return (3, ) + (self.width, ) * num_maps + (self.width, )
+
+    @property
     def num_shallow_blocks(self) -> int:
         return len(self.visual.transformer.resblocks)

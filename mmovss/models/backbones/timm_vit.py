@@ -9,7 +9,7 @@ Prediction" (DPT), ICCV 2021, as LSeg's official code uses it
 extra (``pip install timm``).
 """
 import math
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -105,6 +105,12 @@ class TimmViT(BaseModule):
         self.embed_dim = model.embed_dim
         if frozen:
             self.requires_grad_(False)
+
+    @property
+    def out_widths(self) -> Tuple[int, ...]:
+        """Channels of the forward's outputs (``embed_dim`` each; a
+        ``[map, cls_token]`` pair counts as its map's)."""
+        return (self.embed_dim, ) * len(self.out_indices)
 
     def init_weights(self):
         """timm initialises its model; only ``init_cfg`` is applied."""

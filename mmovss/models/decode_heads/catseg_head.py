@@ -11,6 +11,7 @@ from mmseg.registry import MODELS
 
 from ..text_encoders.catseg_text_encoder import per_template_embeds
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.width_check import TEXT, DeclaredWidth
 from .catseg_aggregation import (
     CATSegClassAggregation,
     CATSegSpatialAggregation,
@@ -270,6 +271,11 @@ class CATSegHead(OpenVocabDecodeHead):
     #: cosines and logits out of bfloat16's 8-bit mantissa; the aggregation
     #: layers and the decoder run in the low precision.
     float32_modules = ('cost_embed', 'to_logit')
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """The two CLIP layers and the dense embeddings (``in_channels``), and
+        the class-embedding width, ``in_channels[2]``."""
+        return super().declared_widths() + [DeclaredWidth('in_channels', 2, TEXT, self.embed_dim)]
 
     @property
     def fused(self) -> bool:

@@ -1,5 +1,5 @@
 """The simplest open-vocabulary head: cosine similarity to class embeddings."""
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +8,7 @@ from torch import Tensor
 from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.width_check import DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['CLIPCosineHead']
@@ -37,6 +38,12 @@ class CLIPCosineHead(OpenVocabDecodeHead):
         super().__init__(in_channels, in_channels, in_index=in_index,
                          **kwargs)
         self.logit_scale = logit_scale
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """None: no layer has ``in_channels`` as its width (the head scores
+        the dense embeddings against the class embeddings as they are), so a
+        value left from another CLIP is harmless and not refused."""
+        return []
 
     def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings
                 ) -> Tensor:

@@ -1,6 +1,6 @@
 """A light trainable decoder on CLIP's dense embeddings (open-vocabulary)."""
 import math
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -10,6 +10,7 @@ from torch import Tensor
 from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.width_check import TEXT, DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['DenseEmbeddingRefineHead']
@@ -87,6 +88,11 @@ class DenseEmbeddingRefineHead(OpenVocabDecodeHead):
                                             requires_grad=learn_logit_scale)
         # Saved with the weights, so a loaded head keeps its trained scale.
         self.register_buffer('scale_initialised', torch.tensor(logit_scale is not None))
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """The inputs (``in_channels``); the last is the class-embedding width."""
+        return super().declared_widths() + [
+            DeclaredWidth('in_channels', len(self.in_channels) - 1, TEXT, self.embed_dim)]
 
     def init_weights(self):
         """Keeps the zero-initialised residual (mmseg would re-init convs)."""

@@ -46,6 +46,7 @@ from ..utils.mask_classification import (
 )
 from ..utils.position_embedding import sine_position_embedding
 from ..utils.query_decoder_layer import QueryDecoderLayer
+from ..utils.width_check import TEXT, DeclaredWidth
 from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['MaskedAttentionDecoder', 'FCCLIPHead']
@@ -278,6 +279,7 @@ class FCCLIPHead(MaskClassificationHead):
                                               embed_dim, num_queries,
                                               num_layers, num_heads,
                                               ffn_channels)
+        self.embed_dim = embed_dim
         self.void_embed = nn.Parameter(torch.randn(1, embed_dim) * 0.02)
         self.mask_pooling = MODELS.build(mask_pooling)
         self.seen_names = () if seen_vocabulary is None else \
@@ -294,6 +296,11 @@ class FCCLIPHead(MaskClassificationHead):
         self.mask_upsample = mask_upsample
         self.ov_logit_scale_max = ov_logit_scale_max
         self.pool_projection = None
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """The four input maps (``in_channels``) and ``embed_dim`` (the class
+        embeddings)."""
+        return super().declared_widths() + [DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
 
     def set_pool_projection(self, projection) -> None:
         """The CLIP head for ``ov_pooling='features'``: (B, Q, C) -> (B, Q, D).

@@ -14,6 +14,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.width_check import TEXT, DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['LSegHead', 'LSegSpatialRegularization']
@@ -194,6 +195,13 @@ class LSegHead(OpenVocabDecodeHead):
             requires_grad=learn_logit_scale)
         self.regularization = LSegSpatialRegularization(
             reg_block, reg_depth, reg_act_cfg) if reg_block else None
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """``in_channels`` (one number, the ViT width of the four inputs) and
+        ``embed_dim`` (the class embeddings)."""
+        return [DeclaredWidth('in_channels', None, index, width)
+                for index, width in zip(self.in_index, self.in_channels)] + [
+            DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
 
     def pixel_embeddings(self, inputs: Tuple[Tensor]) -> Tensor:
         """The per-pixel embeddings ``I`` (B, D, 8h, 8w) for an (h, w) patch grid."""

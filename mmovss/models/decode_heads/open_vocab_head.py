@@ -17,6 +17,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.utils import ConfigType, SampleList
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..utils.width_check import DeclaredWidth
 
 __all__ = ['OpenVocabDecodeHead']
 
@@ -64,6 +65,25 @@ class OpenVocabDecodeHead(BaseDecodeHead):
                          init_cfg=init_cfg, **kwargs)
         self.conv_seg = None  # no class-sized layer
         self.num_classes = self.out_channels = None
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """The widths this head expects of its inputs, with their config keys.
+
+        Checked against the towers when the segmentor is built
+        (:func:`~mmovss.models.utils.width_check.check_head_widths`). By
+        default mmseg's contract: ``in_channels`` are the channels of the
+        inputs ``in_index`` selects (one input, or ``'multiple_select'``;
+        ``'resize_concat'`` keeps only their sum and is not declared). A head
+        that reads its inputs otherwise overrides this; a head that scores
+        against the class embeddings adds the key of their width (source
+        :data:`~mmovss.models.utils.width_check.TEXT`).
+        """
+        if self.input_transform is None and isinstance(self.in_index, int):
+            return [DeclaredWidth('in_channels', None, self.in_index, self.in_channels)]
+        if self.input_transform == 'multiple_select':
+            return [DeclaredWidth('in_channels', i, index, width) for i, (index, width)
+                    in enumerate(zip(self.in_index, self.in_channels))]
+        return []
 
     @abstractmethod
     def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings

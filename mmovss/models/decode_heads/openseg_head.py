@@ -36,6 +36,7 @@ from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, semantic_inference
 from ..utils.maskformer_decoder import MaskFormerDecoder
 from ..utils.position_embedding import sine_position_embedding
+from ..utils.width_check import TEXT, DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['OpenSegHead']
@@ -93,10 +94,16 @@ class OpenSegHead(OpenVocabDecodeHead):
                                               num_layers, num_heads,
                                               ffn_channels, dropout,
                                               query_features=query_features)
+        self.embed_dim = embed_dim
         self.region_proj = nn.Linear(mask_channels, embed_dim)
         self.temperature = temperature
         self.mask_loss = MODELS.build(mask_loss)
         self.grounding_loss = MODELS.build(grounding_loss)
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """The four input maps (``in_channels``) and ``embed_dim`` (the class
+        embeddings)."""
+        return super().declared_widths() + [DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
 
     def proposals(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Mask logits (B, N, H/4, W/4) and region embeddings (B, N, D)."""

@@ -37,6 +37,7 @@ from mmseg.utils import ConfigType
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, semantic_inference
 from ..utils.open_clip_weights import build_open_clip
+from ..utils.width_check import DeclaredWidth
 from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['SideAdapter', 'SANRecognizer', 'SANHead']
@@ -466,6 +467,11 @@ class SANHead(MaskClassificationHead):
         self.deep_supervision_idxs = tuple(deep_supervision_idxs)
         self.logit_scale = logit_scale
         self.mask_upsample = mask_upsample
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """None: every width of SAN's head is its own CLIP's (``clip``),
+        checked to be the backbone's CLIP before the model is built."""
+        return []
 
     def init_weights(self):
         self.side_adapter.init_weights()

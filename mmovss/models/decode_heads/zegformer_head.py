@@ -73,6 +73,7 @@ from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, seen_class_mask, semantic_inference
 from ..utils.maskformer_decoder import MaskFormerDecoder
+from ..utils.width_check import TEXT, DeclaredWidth
 from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['ZegFormerHead', 'zegformer_fusion', 'MASKFORMER_CRITERION']
@@ -220,6 +221,7 @@ class ZegFormerHead(MaskClassificationHead):
         query_channels = query_channels or channels
         self.segment_proj = MLP(query_channels, query_channels, embed_dim,
                                 embed_layers)
+        self.embed_dim = embed_dim
         self.void_embed = nn.Parameter(torch.randn(1, embed_dim) * 0.02)
         self.temperature = temperature
         self.mode = mode
@@ -234,6 +236,11 @@ class ZegFormerHead(MaskClassificationHead):
         self.upsample_masks = upsample_masks
         self.region_text_encoder = None if region_text_encoder is None else \
             MODELS.build(region_text_encoder)
+
+    def declared_widths(self) -> List[DeclaredWidth]:
+        """The four input maps (``in_channels``) and ``embed_dim`` (the class
+        embeddings)."""
+        return super().declared_widths() + [DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
 
     def seg_logits(self, states: Tensor,
                    class_embeds: ClassEmbeddings) -> Tensor:

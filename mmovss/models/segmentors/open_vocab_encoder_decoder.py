@@ -91,8 +91,18 @@ from ..utils.mixed_precision import (
     to_float32,
 )
 from ..utils.running_max import chunked_argmax
+from ..utils.width_check import check_head_widths, output_widths
 
 __all__ = ['OpenVocabEncoderDecoder']
+
+
+def _describe(path: str, cfg) -> str:
+    """``model.<path> (<type>, model_name=...)`` for messages."""
+    cfg = cfg if isinstance(cfg, dict) else {}
+    details = [str(cfg['type'])] if cfg.get('type') else []
+    if cfg.get('model_name') is not None:
+        details.append(f"model_name={cfg['model_name']!r}")
+    return f'model.{path}' + (f" ({', '.join(details)})" if details else '')
 
 
 @MODELS.register_module()
@@ -109,7 +119,11 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             ``decode_head`` must be the same CLIP, and the data
             preprocessor's mean / std those of the backbone's pretrained tag
             (:func:`~mmovss.models.utils.clip_consistency.check_clip_consistency`,
-            checked before anything is built).
+            checked before anything is built). The decode head's widths
+            (``in_channels``, ``embed_dim``) must be those of the backbone
+            (or neck) outputs it reads and of the text encoder's embeddings
+            (:func:`~mmovss.models.utils.width_check.check_head_widths`,
+            checked once everything is built, where the towers state them).
         neck, auxiliary_head, train_cfg, data_preprocessor, pretrained,
         init_cfg: As in mmseg's ``EncoderDecoder``.
         test_cfg (dict): mmseg's ``mode`` (``'whole'``/``'slide'``),
@@ -156,11 +170,22 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
         check_inference_dtype(self.test_cfg.get('inference_dtype'))
         self.text_encoder = MODELS.build(text_encoder)
+        check_head_widths(self.decode_head.declared_widths(), self.feature_widths(),
+                          getattr(self.text_encoder, 'embed_dim', None),
+                          _describe('neck' if self.with_neck else 'backbone',
+                                    neck if self.with_neck else backbone),
+                          _describe('text_encoder', text_encoder))
         self._explicit_vocabulary = None
         self._dataset_vocabulary = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
         self._precision_mode()
+
+    def feature_widths(self) -> Optional[tuple]:
+        """Channels of each feature :meth:`extract_feat` gives the decode
+        head, stated without a forward; None where the backbone (or neck)
+        states none (:func:`~mmovss.models.utils.width_check.output_widths`)."""
+        return output_widths(self.neck if self.with_neck else self.backbone)
 
     # ---------------------------------------------------------- vocabulary
     @property

@@ -12,7 +12,7 @@ path (``precision_mode='cast'``, the default of the two-stage heads, which
 stay float32, beside a backbone checked in bf16) their CLIP image towers are
 cast once with the backbone, otherwise they run under autocast.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -75,6 +75,11 @@ class TwoStageEncoderDecoder(OpenVocabEncoderDecoder):
         for module in self.region_classifiers():
             module.inference_dtype = dtype
             module.precision_mode = mode
+
+    def feature_widths(self) -> Optional[tuple]:
+        """The backbone's, then the image's 3 channels (:meth:`extract_feat`)."""
+        widths = super().feature_widths()
+        return None if widths is None else tuple(widths) + (3, )
 
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         """Backbone (+ neck) features, then the image in pixel values."""

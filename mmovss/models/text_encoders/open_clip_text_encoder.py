@@ -76,6 +76,17 @@ class CLIPTextTower(nn.Module):
                        not getattr(text, 'use_pad_mask', False) and
                        self.pool_type in ('argmax', 'eos', 'first'))
 
+    @property
+    def embed_dim(self) -> int:
+        """Width of the text features: the projection's output, else the
+        transformer's width."""
+        proj = self.text_projection
+        if isinstance(proj, nn.Linear):
+            return proj.out_features
+        if proj is not None:
+            return proj.shape[1]
+        return self.token_embedding.embedding_dim
+
     def pooled_positions(self, tokens: Tensor) -> Tensor:
         """Index of the token whose features are pooled, per prompt."""
         if self.pool_type == 'argmax':
@@ -212,6 +223,11 @@ class OpenCLIPTextEncoder(BaseModule):
     def _load_from_state_dict(self, *args, **kwargs):
         self._identity_dirty = True  # new weights: cached embeddings invalid
         super()._load_from_state_dict(*args, **kwargs)
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the class embeddings."""
+        return self.tower.embed_dim
 
     @property
     def trainable(self) -> bool:

@@ -1,0 +1,167 @@
+"""Decode-head widths that do not fit the towers are refused at build time.
+
+A config that swaps the CLIP (``model.backbone.model_name='ViT-L-14'``, a
+ConvNeXt CLIP) and forgets a head width (``in_channels``, ``embed_dim``) used
+to build, then fail at the first forward with a bare torch shape error. The
+segmentor now compares the widths the head declares with those the backbone
+and text encoder state (:mod:`mmovss.models.utils.width_check`) and names the
+keys, both widths and the fix.
+"""
+import copy
+
+import pytest
+import torch
+
+from mmovss.models.utils.width_check import output_widths
+from mmovss.testing.clip import tiny_clip_cfg
+
+from mmengine.registry import init_default_scope
+
+VIT = tiny_clip_cfg('vit')  # width 64, joint dimension 32
+CONVNEXT = tiny_clip_cfg('convnext')  # convnext_atto stages (40, 80, 160, 320), joint 32
+
+
+def _build(cfg):
+    init_default_scope('mmseg')
+    from mmseg.registry import MODELS
+    return MODELS.build(copy.deepcopy(cfg))
+
+
+def _model(decode_head, clip=VIT, backbone=None):
+    backbone = backbone or dict(type='OpenCLIPViT', out_indices=(0, 1))
+    return dict(
+        type='OpenVocabEncoderDecoder', vocabulary=['cat', 'dog'],
+        backbone=dict(backbone, model_name=None, model_cfg=clip),
+        text_encoder=dict(type='OpenCLIPTextEncoder', model_name=None, model_cfg=clip,
+                          templates=['{}']),
+        decode_head=decode_head)
+
+
+LSEG = dict(type='LSegHead', in_channels=64, in_index=(0, 1, 2, 3), embed_dim=32, channels=16,
+            post_process_channels=(8, 16, 32, 32), patch_size=8)
+LSEG_BACKBONE = dict(type='OpenCLIPViT', out_indices=(0, 1, 1, 1))
+
+
+def test_head_in_channels_of_another_clip_are_refused_at_build():
+    """LSeg's ViT-B/16 width (768) on a tower of width 64: the keys, both
+    widths and the value that fits are named."""
+    with pytest.raises(ValueError) as error:
+        _build(_model(dict(LSEG, in_channels=768), backbone=LSEG_BACKBONE))
+    message = str(error.value)
+    assert message.startswith('model.decode_head.in_channels=768 does not fit the towers: '
+                              "model.backbone (OpenCLIPViT) outputs [64, 64, 64, 64, 32] "
+                              'channels: outputs 0, 1, 2, 3 have 64, the head expects 768. ')
+    assert 'set model.decode_head.in_channels=64 ' in message
+    assert 'Swapping the CLIP' in message
+
+
+def test_list_in_channels_get_a_list_fix():
+    """CAT-Seg's (768, 768, 512) on the tiny ViT: every entry, the dense
+    embeddings (output 2) and the class-embedding width included."""
+    head = dict(type='CATSegHead', in_channels=(768, 768, 512), channels=32,
+                text_guidance_channels=16, appearance_guidance_channels=16,
+                decoder_guidance_channels=(16, 8), decoder_guidance_proj_channels=(8, 4),
+                num_heads=2, window_size=2, pad_len=0)
+    with pytest.raises(ValueError, match=r'in_channels=\[768, 768, 512\] does not fit.*'
+                                         r'output 2 has 32, the head expects 512.*'
+                                         r'embeds class names in 32 dimensions, the head '
+                                         r'expects 512.*set model\.decode_head\.in_channels='
+                                         r'\[64, 64, 32\]'):
+        _build(_model(head))
+    assert _build(_model(dict(head, in_channels=(64, 64, 32)))) is not None
+
+
+def test_embed_dim_other_than_the_text_width_is_refused():
+    with pytest.raises(ValueError, match=r'model\.decode_head\.embed_dim=512 does not fit the '
+                                         r'towers: model\.text_encoder \(OpenCLIPTextEncoder\) '
+                                         r'embeds class names in 32 dimensions, the head '
+                                         r'expects 512.*set model\.decode_head\.embed_dim=32'):
+        _build(_model(dict(LSEG, embed_dim=512), backbone=LSEG_BACKBONE))
+
+
+def test_convnext_stage_widths_of_another_tower_are_refused():
+    """FC-CLIP's ConvNeXt-L stage widths on a convnext_atto tower."""
+    head = dict(type='FCCLIPHead', in_channels=[192, 384, 768, 1536], embed_dim=32, channels=32,
+                pixel_decoder=dict(type='MSDeformAttnPixelDecoder', mask_channels=32,
+                                   num_layers=1, num_heads=2, num_points=1, ffn_channels=32),
+                num_queries=4, num_layers=1, num_heads=2, ffn_channels=32)
+    backbone = dict(type='OpenCLIPConvNeXt')
+    with pytest.raises(ValueError, match=r'in_channels=\[192, 384, 768, 1536\].*outputs \[40, '
+                                         r'80, 160, 320, 32\] channels.*set model\.decode_head\.'
+                                         r'in_channels=\[40, 80, 160, 320\]'):
+        _build(_model(head, CONVNEXT, backbone))
+    assert _build(_model(dict(head, in_channels=[40, 80, 160, 320]), CONVNEXT,
+                         backbone)) is not None
+
+
+def test_matching_widths_build_and_run():
+    model = _build(_model(LSEG, backbone=LSEG_BACKBONE)).eval()
+    with torch.no_grad():
+        logits = model.encode_decode(torch.randn(1, 3, 32, 32), [dict(img_shape=(32, 32))])
+    assert logits.shape == (1, 2, 32, 32)
+
+
+def test_a_width_no_layer_uses_is_not_refused():
+    """A training-free head's ``in_channels`` (ViT-L/14's joint dimension left
+    in a config over a ViT-B one) names no layer's width: the model runs, so
+    the build does not refuse it (never a false alarm)."""
+    model = _build(_model(dict(type='TrainingFreeHead', in_channels=768,
+                               background_index=None))).eval()
+    with torch.no_grad():
+        logits = model.encode_decode(torch.randn(1, 3, 32, 32), [dict(img_shape=(32, 32))])
+    assert logits.shape == (1, 2, 32, 32)
+
+
+def _tiny_siglip():
+    """SigLIP's config with a 48-d joint space (the trunk's head maps its width to it)."""
+    import open_clip
+    cfg = copy.deepcopy(open_clip.get_model_config('ViT-B-16-SigLIP'))
+    cfg['embed_dim'] = 48
+    cfg['vision_cfg']['image_size'] = 32
+    cfg['text_cfg'].update(width=32, heads=2, layers=1)
+    return cfg
+
+
+def _tiny_backbones():
+    vfm = dict(model_name='vit_base_patch8_224.dino', pretrained=None,
+               model_kwargs=dict(embed_dim=32, depth=1, num_heads=2, img_size=32))
+    return {
+        'OpenCLIPViT': dict(type='OpenCLIPViT', model_cfg=VIT, out_indices=(0, 1)),
+        'TrainingFreeCLIPViT': dict(type='TrainingFreeCLIPViT', model_cfg=VIT,
+                                    last_block_mode='naclip', out_indices=(0, )),
+        'SANCLIPViT': dict(type='SANCLIPViT', model_cfg=VIT, out_indices=(0, )),
+        'ProxyCLIPViT': dict(type='ProxyCLIPViT', model_cfg=VIT, vfm=vfm),
+        'OpenCLIPConvNeXt': dict(type='OpenCLIPConvNeXt', model_cfg=CONVNEXT, out_indices=(1, 3)),
+        'OpenCLIPConvNeXt-features': dict(type='OpenCLIPConvNeXt', model_cfg=CONVNEXT,
+                                          dense_output='features'),
+        'OpenCLIPTimmViT': dict(type='OpenCLIPTimmViT', model_cfg=_tiny_siglip(), out_indices=(0, ),
+                                timm_model_kwargs=dict(embed_dim=64, depth=2, num_heads=2,
+                                                       img_size=32)),
+        'TimmViT': dict(type='TimmViT', model_name='vit_base_patch16_224', out_indices=(0, 1),
+                        model_kwargs=dict(embed_dim=32, depth=2, num_heads=2, img_size=32)),
+        'D2ResNet': dict(type='D2ResNet', depth=18, out_indices=(1, 2, 3)),
+        'ResNetV1c': dict(type='ResNetV1c', depth=18, out_indices=(0, 3)),
+        'SwinTransformer': dict(type='SwinTransformer', embed_dims=16, depths=(1, 1),
+                                num_heads=(1, 2), window_size=2, out_indices=(0, 1)),
+    }
+
+
+@pytest.mark.parametrize('name', sorted(_tiny_backbones()))
+def test_stated_widths_are_the_forward_widths(name):
+    """What a tower states without a forward is what its forward gives: the
+    check can never raise for a model that runs."""
+    torch.manual_seed(0)
+    backbone = _build(_tiny_backbones()[name])
+    backbone.eval()  # (mmseg's ResNet.train returns None)
+    with torch.no_grad():
+        outs = backbone(torch.randn(1, 3, 32, 32))
+    channels = [(o[0] if isinstance(o, (list, tuple)) else o).shape[1] for o in outs]
+    assert list(output_widths(backbone)) == channels
+
+
+def test_a_tower_that_states_no_widths_is_not_checked():
+    """mmseg's ViT states none: its head's widths are left to the forward."""
+    init_default_scope('mmseg')
+    from mmseg.registry import MODELS
+    assert output_widths(MODELS.build(dict(type='VisionTransformer', img_size=32, patch_size=8,
+                                           embed_dims=32, num_layers=1, num_heads=2))) is None

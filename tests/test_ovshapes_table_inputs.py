@@ -26,14 +26,19 @@ def _runner(repo_root, work, configs, seeds=(1,), num_train=2, **kwargs):
 
     def fake_run(cmd, log_path):
         runner.ran.append(cmd)
-        if 'test.py' in cmd[1]:
-            out = Path(log_path).parent / 'test' / '20260101_000000'
-            out.mkdir(parents=True)
-            (out / '20260101_000000.json').write_text(json.dumps(
-                dict(mIoU=1.0, mIoU_seen=1.0, mIoU_unseen=1.0, hIoU=1.0)))
-        return 1.0, 1.0
+        return _instant_cell(cmd, log_path)
     runner._run = fake_run
     return runner
+
+
+def _instant_cell(cmd, log_path):
+    """What a cell's run leaves, at once: a test run writes its metrics json."""
+    if 'test.py' in cmd[1]:
+        out = Path(log_path).parent / 'test' / '20260101_000000'
+        out.mkdir(parents=True)
+        (out / '20260101_000000.json').write_text(json.dumps(
+            dict(mIoU=1.0, mIoU_seen=1.0, mIoU_unseen=1.0, hIoU=1.0)))
+    return 1.0, 1.0
 
 
 def _own_config(folder: Path, repo_root: Path, body: str, name='naclip_mine.py') -> str:
@@ -237,14 +242,8 @@ def test_a_world_of_other_sizes_is_refused_not_regenerated(tmp_path, repo_root):
 @pytest.fixture
 def fast_tool(monkeypatch):
     """run_table.py's main() with cells that 'run' instantly, as in :func:`_runner`."""
-    def fake_run(self, cmd, log_path):
-        if 'test.py' in cmd[1]:
-            out = Path(log_path).parent / 'test' / '20260101_000000'
-            out.mkdir(parents=True)
-            (out / '20260101_000000.json').write_text(json.dumps(
-                dict(mIoU=1.0, mIoU_seen=1.0, mIoU_unseen=1.0, hIoU=1.0)))
-        return 1.0, 1.0
-    monkeypatch.setattr(TableRunner, '_run', fake_run)
+    monkeypatch.setattr(TableRunner, '_run', lambda self, cmd, log_path: _instant_cell(
+        cmd, log_path))
     monkeypatch.setattr(TableRunner, 'ensure_world', lambda self, seed: self.world_dir(seed))
     tool = load_tool('ovshapes/run_table.py')
     return lambda *args: tool.main(['--num-train', '2', '--num-val', '1', *args])

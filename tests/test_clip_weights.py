@@ -140,6 +140,23 @@ def test_offline_message_is_one_line(offline, tmp_path):
     assert '\n' not in ocw._offline_message('ViT-B-16', 'openai', 'download failed:\n  503')
 
 
+def test_offline_message_names_every_key_of_the_config_that_gives_the_tag(offline, tmp_path):
+    """SAN loads its CLIP in three parts; the message named only the usual two
+    keys, so a user who passed them still failed on ``decode_head.clip``."""
+    model = dict(type='X', backbone=dict(type='OpenCLIPViT', model_name='ViT-B-16',
+                                         pretrained='openai', download_cache_dir=str(tmp_path)),
+                 text_encoder=dict(type='OpenCLIPTextEncoder', model_name='ViT-B-16',
+                                   pretrained='openai', download_cache_dir=str(tmp_path)),
+                 decode_head=dict(type='SANHead', clip=dict(
+                     type='OpenCLIPViT', model_name='ViT-B-16', pretrained='openai',
+                     download_cache_dir=str(tmp_path))))
+    with pytest.raises(PretrainedWeightsUnavailable) as info:
+        ocw.fetch_pretrained_clip_weights(model)
+    assert ('--cfg-options model.backbone.pretrained=/path/to/ViT-B-16.pt '
+            'model.text_encoder.pretrained=/path/to/ViT-B-16.pt '
+            'model.decode_head.clip.pretrained=/path/to/ViT-B-16.pt ') in str(info.value)
+
+
 def test_offline_env_variable(monkeypatch, tmp_path):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setattr(ocw, '_host_reachable',

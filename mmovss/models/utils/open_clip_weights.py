@@ -27,7 +27,7 @@ import os
 import socket
 import warnings
 import zipfile
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 import torch
@@ -53,16 +53,24 @@ class PretrainedWeightsUnavailable(WeightFileError):
     """An open_clip pretrained tag needs a download that cannot happen."""
 
 
-def _offline_message(model_name: str, tag: str, reason: str) -> str:
+def _offline_message(model_name: str, tag: str, reason: str,
+                     config_keys: Optional[Sequence[str]] = None) -> str:
     """One line (the tools print it as ``error: …``): what is missing, why,
-    and the two fixes, the command-line one first."""
+    and the two fixes, the command-line one first.
+
+    Args:
+        config_keys: The config keys that name the tag (e.g.
+            ``model.decode_head.clip.pretrained``); None: the usual two,
+            ``model.backbone.pretrained`` and ``model.text_encoder.pretrained``.
+    """
     reason = ' '.join(str(reason).split())  # a library's multi-line reason
+    keys = list(config_keys or ('model.backbone.pretrained', 'model.text_encoder.pretrained'))
+    options = ' '.join(f'{k}=/path/to/{model_name}.pt' for k in keys)
     return (
         f"open_clip pretrained weights '{tag}' of model '{model_name}' are not "
         f'in the local cache and cannot be downloaded ({reason}). Pass a local '
         f'checkpoint file (open_clip or OpenAI format) instead of the tag: '
-        f'--cfg-options model.backbone.pretrained=/path/to/{model_name}.pt '
-        f'model.text_encoder.pretrained=/path/to/{model_name}.pt (the same keys '
+        f'--cfg-options {options} (the same keys '
         f'in a config file or in cfg_options), or run once on a machine with '
         f"network access (open_clip.create_model('{model_name}', "
         f"pretrained='{tag}') fills the cache).")
@@ -111,8 +119,13 @@ def _cached_tag_file(pretrained_cfg: dict,
 
 def resolve_pretrained_tag(model_name: str,
                            tag: str,
-                           cache_dir: Optional[str] = None) -> str:
+                           cache_dir: Optional[str] = None,
+                           config_keys: Optional[Sequence[str]] = None) -> str:
     """The local file of an open_clip pretrained tag, downloading if needed.
+
+    Args:
+        config_keys: The config keys that name the tag, for the message of a
+            failed download (None: ``model.backbone`` / ``model.text_encoder``).
 
     Raises:
         ValueError: If ``tag`` is not a tag of ``model_name``.
@@ -132,18 +145,18 @@ def resolve_pretrained_tag(model_name: str,
         return cached
     if os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes'):
         raise PretrainedWeightsUnavailable(
-            _offline_message(model_name, tag, 'HF_HUB_OFFLINE is set'))
+            _offline_message(model_name, tag, 'HF_HUB_OFFLINE is set', config_keys))
     host = ('huggingface.co' if pretrained_cfg.get('hf_hub') else
             urlparse(pretrained_cfg.get('url', '')).hostname)
     reachable, reason = _host_reachable(host)
     if not reachable:
         raise PretrainedWeightsUnavailable(
-            _offline_message(model_name, tag, reason))
+            _offline_message(model_name, tag, reason, config_keys))
     try:
         return download_pretrained(pretrained_cfg, cache_dir=cache_dir)
     except Exception as e:  # network errors of urllib / huggingface_hub
         raise PretrainedWeightsUnavailable(
-            _offline_message(model_name, tag, f'download failed: {e}')) from e
+            _offline_message(model_name, tag, f'download failed: {e}', config_keys)) from e
 
 
 def fetch_pretrained_clip_weights(model_cfg: dict) -> List[str]:
@@ -171,17 +184,19 @@ def fetch_pretrained_clip_weights(model_cfg: dict) -> List[str]:
     import open_clip
 
     from .clip_consistency import _registered_default, clip_parts
-    found = []
-    for _, part in clip_parts(dict(model_cfg or {})):
+    tags = []  # (path, name, tag, cache dir) of each part that names a tag
+    for path, part in clip_parts(dict(model_cfg or {})):
         name = part.get('model_name', _registered_default(part, 'model_name'))
         tag = part.get('pretrained', _registered_default(part, 'pretrained'))
         if not (isinstance(name, str) and isinstance(tag, str) and tag) or \
                 os.path.isfile(os.path.expanduser(tag)) or \
                 not open_clip.get_pretrained_cfg(name, tag):
             continue
-        cache_dir = part.get('download_cache_dir', part.get('cache_dir'))
-        found.append(resolve_pretrained_tag(name, tag, cache_dir))
-    return found
+        tags.append((path, name, tag, part.get('download_cache_dir', part.get('cache_dir'))))
+    # the message names every key that gives the same weights (SAN's decode_head.clip, ...)
+    return [resolve_pretrained_tag(name, tag, cache_dir, [
+        f'model.{p}.pretrained' for p, n, t, _ in tags if (n, t) == (name, tag)])
+        for _, name, tag, cache_dir in tags]
 
 
 def file_sha256(path: str) -> str:

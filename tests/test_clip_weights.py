@@ -157,6 +157,15 @@ def test_offline_message_names_every_key_of_the_config_that_gives_the_tag(offlin
             'model.decode_head.clip.pretrained=/path/to/ViT-B-16.pt ') in str(info.value)
 
 
+def test_inferencer_offline_names_every_key_before_building(offline, monkeypatch, tmp_path):
+    from mmovss.apis import OpenVocabInferencer
+    from mmovss.testing.tools import REPO_ROOT
+    monkeypatch.setattr(ocw, '_cached_tag_file', lambda *a, **k: None)  # whatever is cached
+    with pytest.raises(PretrainedWeightsUnavailable) as info:
+        OpenVocabInferencer(str(REPO_ROOT / 'configs/san/san_vit-b16_60k_coco-stuff171-640x640.py'))
+    assert 'model.decode_head.clip.pretrained=/path/to/ViT-B-16.pt' in str(info.value)
+
+
 def test_offline_env_variable(monkeypatch, tmp_path):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setattr(ocw, '_host_reachable',

@@ -39,6 +39,7 @@ from rich.progress import track
 from mmovss.datasets.label_file_conversion import save_label
 from mmovss.io import UnsafeOutputError, check_planned_outputs
 from mmovss.models.segmentors.training_free_segmentor import TrainingFreeSegmentor
+from mmovss.models.utils.open_clip_weights import fetch_pretrained_clip_weights
 from mmovss.protocols import apply_benchmark
 from mmovss.runtime import check_device, load_config, merge_cfg_options
 from mmovss.trained_weights import require_trained_weights
@@ -168,6 +169,8 @@ class OpenVocabInferencer(MMSegInferencer):
         self.weights = None if weights is None else prepare_weights(
             weights, cache_dir=weights_dir)
         self._dataset_meta = self._test_dataset_meta(cfg)
+        # CLIP tags cached or downloaded now: offline, the error names every key to set
+        fetch_pretrained_clip_weights(cfg.model)
         super().__init__(model=cfg, weights=None, device=device,
                          scope=scope)
         if self.weights is not None:

@@ -52,6 +52,7 @@ from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
 from mmovss.models.utils.open_clip_weights import WeightFileError  # noqa: E402
 from mmovss.runtime import device_problem  # noqa: E402
 from mmovss.trained_weights import MissingTrainedWeights, require_trained_weights  # noqa: E402
+from mmovss.visualization.legend import check_font_file  # noqa: E402
 from mmovss.vocab import Vocabulary  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
@@ -112,6 +113,10 @@ def parse_args(argv=None):
                         help='opacity of the colour mask (0..1)')
     parser.add_argument('--no-legend', action='store_true',
                         help='draw the overlay without the legend')
+    parser.add_argument('--legend-font', metavar='PATH', default=None,
+                        help='TTF/OTF/TTC font for the legend names (default: DejaVu '
+                        'Sans, and for names it cannot draw, e.g. CJK, an installed '
+                        'font that can; e.g. a file from `fc-list :lang=zh`)')
     parser.add_argument('--show', action='store_true',
                         help='also show each overlay in a window')
     parser.add_argument('--list-models', action='store_true',
@@ -194,6 +199,8 @@ def main(argv=None) -> int:
         config, weights = resolve_model(args.model or args.config,
                                         args.checkpoint)
         check_config_file(config)
+        if args.legend_font is not None:
+            args.legend_font = check_font_file(args.legend_font)
         if not osp.exists(args.inputs):
             raise FileNotFoundError(
                 f'Input {args.inputs!r} does not exist (pass an image file '
@@ -225,6 +232,7 @@ def main(argv=None) -> int:
     except MissingTrainedWeights as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    inferencer.visualizer.legend_font = args.legend_font
     count = 0
     try:
         with warnings.catch_warnings():  # said above, when the inputs were collected

@@ -43,6 +43,10 @@ class OpenVocabVisualizer(SegLocalVisualizer):
         name (str): Instance name (mmengine's visualizer manager).
         classes (Sequence, optional): Class names (synonyms allowed).
         palette (Sequence, optional): RGB colour per class; made if absent.
+        legend_font (str, optional): TTF / OTF / TTC file for the legend
+            text (see :func:`~mmovss.visualization.legend.draw_legend`); by
+            default DejaVu Sans, or an installed font with the glyphs DejaVu
+            lacks (CJK).
         **kwargs: ``SegLocalVisualizer`` arguments (``vis_backends``,
             ``save_dir``, ...).
     """
@@ -53,11 +57,13 @@ class OpenVocabVisualizer(SegLocalVisualizer):
                  alpha: float = 0.5,
                  classes: Optional[Sequence] = None,
                  palette: Optional[Sequence] = None,
+                 legend_font: Optional[str] = None,
                  **kwargs):
         super().__init__(name=name, alpha=alpha, **kwargs)
         # (SegLocalVisualizer.__init__ passes classes and palette swapped)
         self.set_dataset_meta(classes, palette)
         self.with_legend = with_legend
+        self.legend_font = legend_font
         self.last_legend: List[LegendEntry] = []
 
     def set_dataset_meta(self,
@@ -104,7 +110,8 @@ class OpenVocabVisualizer(SegLocalVisualizer):
         if not self.with_legend:
             return overlay
         self.last_legend = legend_entries(labels[0], classes, palette)
-        panel = draw_legend(self.last_legend, overlay.shape[0])
+        panel = draw_legend(self.last_legend, overlay.shape[0],
+                            font=self.legend_font)
         canvas = np.full((panel.shape[0], overlay.shape[1], 3), 255,
                          dtype=np.uint8)
         canvas[:overlay.shape[0]] = overlay

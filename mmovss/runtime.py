@@ -148,6 +148,22 @@ def check_device(device, option: str = '--device'):
     return device
 
 
+def exit_if_device_unusable(parser, device) -> None:
+    """Ends a tool's argument parsing when ``--device`` cannot be used here.
+
+    Prints :func:`device_problem`'s one line as ``error: ...`` and exits with
+    code 2 (argparse's usage of every flag would be no help); nothing when
+    ``device`` is None (the tool's default) or usable.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        device (str | None): The parsed ``--device``.
+    """
+    problem = None if device is None else device_problem(device)
+    if problem:
+        parser.exit(2, f'error: {problem}\n')
+
+
 def run_tool(main, argv=None) -> None:
     """Runs a tool's ``main(argv)`` as a command: a user error (a
     ``ValueError`` such as a refused output or missing weights, a missing

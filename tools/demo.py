@@ -50,7 +50,7 @@ from mmovss.apis.released_weights import prepare_weights  # noqa: E402
 from mmovss.apis.vocabulary_text import vocabulary_from_file  # noqa: E402
 from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
 from mmovss.models.utils.open_clip_weights import WeightFileError  # noqa: E402
-from mmovss.runtime import device_problem  # noqa: E402
+from mmovss.runtime import exit_if_device_unusable  # noqa: E402
 from mmovss.trained_weights import MissingTrainedWeights, require_trained_weights  # noqa: E402
 from mmovss.visualization.legend import check_font_file  # noqa: E402
 from mmovss.vocab import Vocabulary  # noqa: E402
@@ -139,10 +139,7 @@ def parse_args(argv=None):
         parser.error(f'missing {", ".join(missing)}')
     if not 0 <= args.opacity <= 1:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
-    if args.device is not None:
-        problem = device_problem(args.device)
-        if problem:
-            parser.exit(2, f'error: {problem}\n')  # one line: the flags' usage is no help
+    exit_if_device_unusable(parser, args.device)
     return args
 
 

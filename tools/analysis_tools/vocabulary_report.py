@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmovss  # noqa: E402,F401  (compat + registration)
 from mmovss.evaluation.vocabulary_report import format_report, plot_report, run_vocabulary_report  # noqa: E402
-from mmovss.runtime import device_problem, load_config, merge_cfg_options  # noqa: E402
+from mmovss.runtime import exit_if_device_unusable, load_config, merge_cfg_options  # noqa: E402
 from mmovss.vocab import TEMPLATE_SETS, Vocabulary  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
@@ -56,9 +56,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
-    problem = device_problem(args.device)  # before the model and the data are built
-    if problem:
-        parser.exit(2, f'error: {problem}\n')  # one line: the flags' usage is no help
+    exit_if_device_unusable(parser, args.device)  # before the model and the data are built
     return args
 
 

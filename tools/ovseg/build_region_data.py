@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import mmovss  # noqa: E402,F401
 from mmovss.datasets.ovseg_region_builder import build_region_data  # noqa: E402
 from mmovss.io import check_output_dir  # noqa: E402
-from mmovss.runtime import device_problem, load_model_checkpoint_strictly  # noqa: E402
+from mmovss.runtime import exit_if_device_unusable, load_model_checkpoint_strictly  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -55,9 +55,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
                         else 'cpu')
     args = parser.parse_args(argv)
-    problem = device_problem(args.device)  # before the model is built
-    if problem:
-        parser.exit(2, f'error: {problem}\n')  # one line: the flags' usage is no help
+    exit_if_device_unusable(parser, args.device)  # before the model is built
     return args
 
 

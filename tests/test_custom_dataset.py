@@ -32,6 +32,16 @@ def _pair(root, split, name, label, size=(8, 8), img_size=None, label_dir='ann_d
     _write(root / label_dir / split / f'{name}.png', label)
 
 
+def _one_image_dataset(tmp_path, class_text):
+    """Layout and class list of a dataset of one 8 x 8 image per split
+    (``tmp_path/data``) whose class file reads ``class_text``."""
+    root = tmp_path / 'data'
+    for split in ('train', 'val'):
+        _pair(root, split, 'a', np.zeros((8, 8), np.uint8))
+    (root / 'classes.txt').write_text(class_text)
+    return find_layout(str(root), DataCheck()), read_class_file(str(root / 'classes.txt'))
+
+
 # ----------------------------------------------------------------- class file
 def test_class_file_synonyms_and_unseen(tmp_path):
     path = tmp_path / 'classes.txt'
@@ -227,12 +237,7 @@ def test_docs_walkthrough_on_a_tiny_world(repo_root, tmp_path):
 
 
 def test_written_configs_exist_check(tmp_path, repo_root):
-    root = tmp_path / 'data'
-    for split in ('train', 'val'):
-        _pair(root, split, 'a', np.zeros((8, 8), np.uint8))
-    (root / 'classes.txt').write_text('sky\ngrass | unseen\n')
-    layout = find_layout(str(root), DataCheck())
-    classes = read_class_file(str(root / 'classes.txt'))
+    layout, classes = _one_image_dataset(tmp_path, 'sky\ngrass | unseen\n')
     method = str(repo_root / 'configs/ovshapes/dense-clip_tiny-clip_ovshapes.py')
     files = write_custom_configs('d', layout, classes, str(tmp_path / 'c'), methods=[method])
     from mmengine.config import Config
@@ -298,12 +303,7 @@ def test_class_file_without_unseen_classes_gives_a_buildable_metric(tmp_path, re
     """No `| unseen` line: the written evaluator reports plain mIoU (before:
     `unseen_classes=[]`, which OpenVocabIoUMetric refuses, so train / test
     stopped after the tool had accepted the data)."""
-    root = tmp_path / 'data'
-    for split in ('train', 'val'):
-        _pair(root, split, 'a', np.zeros((8, 8), np.uint8))
-    (root / 'classes.txt').write_text('sky\ngrass\n')
-    layout = find_layout(str(root), DataCheck())
-    classes = read_class_file(str(root / 'classes.txt'))
+    layout, classes = _one_image_dataset(tmp_path, 'sky\ngrass\n')
     method = str(repo_root / 'configs/ovshapes/dense-refine_tiny-clip_1k_ovshapes-seen.py')
     files = write_custom_configs('d', layout, classes, str(tmp_path / 'c'), methods=[method])
     from mmengine.config import Config

@@ -1,5 +1,5 @@
 """The simplest open-vocabulary head: cosine similarity to class embeddings."""
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,7 +8,6 @@ from torch import Tensor
 from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.width_check import DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['CLIPCosineHead']
@@ -32,18 +31,14 @@ class CLIPCosineHead(OpenVocabDecodeHead):
         **kwargs: Other :class:`OpenVocabDecodeHead` arguments.
     """
 
+    declares_widths = False  # scores the dense embeddings as they are
+
     def __init__(self, in_channels: int, logit_scale: Optional[float] = None,
                  in_index: int = -1, **kwargs):
         kwargs.setdefault('dropout_ratio', 0.0)
         super().__init__(in_channels, in_channels, in_index=in_index,
                          **kwargs)
         self.logit_scale = logit_scale
-
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """None: no layer has ``in_channels`` as its width (the head scores
-        the dense embeddings against the class embeddings as they are), so a
-        value left from another CLIP is harmless and not refused."""
-        return []
 
     def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings
                 ) -> Tensor:

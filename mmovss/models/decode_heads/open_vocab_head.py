@@ -66,6 +66,12 @@ class OpenVocabDecodeHead(BaseDecodeHead):
         self.conv_seg = None  # no class-sized layer
         self.num_classes = self.out_channels = None
 
+    #: False for a head none of whose layers is sized by ``in_channels`` or the
+    #: text width (it compares the CLIP's embeddings as they are, or takes
+    #: every width from its own CLIP): :meth:`declared_widths` is empty, so a
+    #: value left from another CLIP is harmless and not refused.
+    declares_widths = True
+
     def declared_widths(self) -> List[DeclaredWidth]:
         """The widths this head expects of its inputs, with their config keys.
 
@@ -76,8 +82,11 @@ class OpenVocabDecodeHead(BaseDecodeHead):
         ``'resize_concat'`` keeps only their sum and is not declared). A head
         that reads its inputs otherwise overrides this; a head that scores
         against the class embeddings adds the key of their width (source
-        :data:`~mmovss.models.utils.width_check.TEXT`).
+        :data:`~mmovss.models.utils.width_check.TEXT`). None where
+        :attr:`declares_widths` is False.
         """
+        if not self.declares_widths:
+            return []
         if self.input_transform is None and isinstance(self.in_index, int):
             return [DeclaredWidth('in_channels', None, self.in_index, self.in_channels)]
         if self.input_transform == 'multiple_select':

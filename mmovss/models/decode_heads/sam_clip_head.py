@@ -14,7 +14,7 @@ masks.
    highest score ``max_c p(c) * IoU_pred`` (overlaps resolved by score);
    pixels no mask covers take the dense CLIP probabilities.
 """
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,6 @@ from mmseg.registry import MODELS
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits
-from ..utils.width_check import DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['SAMCLIPHead', 'label_scores_from_masks']
@@ -92,6 +91,7 @@ class SAMCLIPHead(OpenVocabDecodeHead):
     """
 
     seg_logits_kind = 'probabilities'  # per pixel, of the covering mask or dense CLIP
+    declares_widths = False  # pools the dense embeddings (inputs[-2]) as they are
 
     #: On the cast path only the towers are cast; this head stays float32
     #: (checked in tests/test_low_precision_heads.py).
@@ -124,13 +124,6 @@ class SAMCLIPHead(OpenVocabDecodeHead):
         self.crop_weight = crop_weight
         self.use_mask_score = use_mask_score
         self.mask_pooling = MODELS.build(mask_pooling)
-
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """None: no layer has ``in_channels`` as its width (the head pools
-        the dense embeddings, ``inputs[-2]``, and scores them against the
-        class embeddings as they are), so a value left from another CLIP is
-        harmless and not refused."""
-        return []
 
     def mask_class_probs(self, pixels: Tensor, dense: Tensor, masks: Tensor,
                          class_embeds: ClassEmbeddings) -> Tensor:

@@ -37,7 +37,6 @@ from mmseg.utils import ConfigType
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, semantic_inference
 from ..utils.open_clip_weights import build_open_clip
-from ..utils.width_check import DeclaredWidth
 from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['SideAdapter', 'SANRecognizer', 'SANHead']
@@ -435,6 +434,9 @@ class SANHead(MaskClassificationHead):
     supports_low_precision_cast = True
     float32_parameters = ('void_embed', )
     float32_class_embeddings = True
+    #: every width of SAN's head is its own CLIP's (``clip``), checked to be
+    #: the backbone's CLIP before the model is built
+    declares_widths = False
 
     def __init__(self,
                  clip: dict,
@@ -467,11 +469,6 @@ class SANHead(MaskClassificationHead):
         self.deep_supervision_idxs = tuple(deep_supervision_idxs)
         self.logit_scale = logit_scale
         self.mask_upsample = mask_upsample
-
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """None: every width of SAN's head is its own CLIP's (``clip``),
-        checked to be the backbone's CLIP before the model is built."""
-        return []
 
     def init_weights(self):
         self.side_adapter.init_weights()

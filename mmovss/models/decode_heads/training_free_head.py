@@ -48,7 +48,6 @@ from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.class_maps import ClassMaps
 from ..utils.running_max import chunked_argmax
-from ..utils.width_check import DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['TrainingFreeHead', 'ChunkedClassProbs']
@@ -90,6 +89,7 @@ class TrainingFreeHead(OpenVocabDecodeHead):
     """
 
     seg_logits_kind = 'probabilities'  # what TrainingFreeSegmentor returns
+    declares_widths = False  # scores the dense embeddings as they are
 
     def __init__(self,
                  in_channels: int,
@@ -133,12 +133,6 @@ class TrainingFreeHead(OpenVocabDecodeHead):
         self.labels_without_softmax = bool(labels_without_softmax)
 
     # ------------------------------------------------------------ scoring
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """None: no layer has ``in_channels`` as its width (the head scores
-        the dense embeddings against the class embeddings as they are), so a
-        value left from another CLIP is harmless and not refused."""
-        return []
-
     def name_similarities(self, inputs: Tuple[Tensor],
                           class_embeds: ClassEmbeddings) -> Tensor:
         """Cosine similarities ``s_n`` (B, num_names, h, w)."""

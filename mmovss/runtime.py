@@ -28,6 +28,8 @@ from typing import Optional
 
 import torch
 
+from mmovss.io.file_memo import memoised_per_file_version
+
 from mmengine.config import Config
 from mmengine.logging import print_log
 
@@ -794,9 +796,6 @@ def _literal(node):
     raise ValueError(f'not a literal: {ast.dump(node)[:60]}')
 
 
-_META_MEMO: dict = {}
-
-
 def checkpoint_meta(path: str) -> dict:
     """The ``meta`` dict of an mmengine checkpoint, read with
     ``torch.load(weights_only=True, mmap=True)`` (no tensor data is read,
@@ -806,18 +805,19 @@ def checkpoint_meta(path: str) -> dict:
     classes, training settings, the release a converted file came from).
     Callers read the dict, they do not change it."""
     try:
-        stat = os.stat(path)
+        return _checkpoint_meta(path)
     except OSError:
         return {}
-    key = (osp.realpath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _META_MEMO:
-        try:
-            checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-        except Exception:  # noqa: BLE001
-            checkpoint = None
-        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-        _META_MEMO[key] = meta if isinstance(meta, dict) else {}
-    return _META_MEMO[key]
+
+
+@memoised_per_file_version
+def _checkpoint_meta(path: str) -> dict:
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001
+        checkpoint = None
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def checkpoint_config_value(path: str, name: str):

@@ -1,5 +1,6 @@
 """Safe file input/output shared by every tool: where outputs may go, what
-may be unpickled."""
+may be unpickled; results memoised per version of a file."""
+from .file_memo import memoised_per_file_version
 from .output_guard import (
     UnsafeOutputError,
     check_output_dir,
@@ -12,5 +13,6 @@ from .safe_pickle import NUMPY_ARRAY_GLOBALS, UnsafePickleError, load_restricted
 __all__ = [
     'UnsafeOutputError', 'check_output_dir', 'check_output_file', 'check_planned_outputs',
     'inode_key',
-    'NUMPY_ARRAY_GLOBALS', 'UnsafePickleError', 'load_restricted_pickle'
+    'NUMPY_ARRAY_GLOBALS', 'UnsafePickleError', 'load_restricted_pickle',
+    'memoised_per_file_version'
 ]

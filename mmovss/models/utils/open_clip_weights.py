@@ -33,6 +33,8 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
+from mmovss.io.file_memo import memoised_per_file_version
+
 __all__ = [
     'PretrainedWeightsUnavailable', 'WeightFileError', 'build_open_clip', 'load_clip_state_dict',
     'fetch_pretrained_clip_weights', 'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag',
@@ -40,7 +42,6 @@ __all__ = [
 ]
 
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
-_SHA_MEMO = {}
 
 
 class WeightFileError(RuntimeError):
@@ -199,17 +200,14 @@ def fetch_pretrained_clip_weights(model_cfg: dict) -> List[str]:
         for _, name, tag, cache_dir in tags]
 
 
+@memoised_per_file_version
 def file_sha256(path: str) -> str:
     """SHA-256 of a file, memoised per (path, size, mtime) in this process."""
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_MEMO:
-        digest = hashlib.sha256()
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 24), b''):
-                digest.update(block)
-        _SHA_MEMO[key] = digest.hexdigest()
-    return _SHA_MEMO[key]
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 24), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def module_fingerprint(module: nn.Module) -> str:

@@ -1,0 +1,27 @@
+"""mmovss.io.memoised_per_file_version: once per version of a file."""
+import os
+
+import pytest
+
+from mmovss.io import memoised_per_file_version
+
+
+def test_once_per_file_version_and_again_after_a_rewrite(tmp_path):
+    calls = []
+
+    @memoised_per_file_version
+    def size_of(path):
+        calls.append(path)
+        return len(open(path, 'rb').read())
+
+    path = tmp_path / 'a.bin'
+    path.write_bytes(b'abc')
+    assert size_of(str(path)) == 3
+    os.symlink(path, tmp_path / 'link.bin')
+    assert size_of(str(tmp_path / 'link.bin')) == 3  # the same file by another path
+    assert len(calls) == 1
+    path.write_bytes(b'abcdef')  # another version (size and mtime)
+    assert size_of(str(path)) == 6
+    assert len(calls) == 2
+    with pytest.raises(OSError):
+        size_of(str(tmp_path / 'missing.bin'))

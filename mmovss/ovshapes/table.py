@@ -143,34 +143,28 @@ def _named_file(value: str, base_dir=None) -> Optional[str]:
 def named_files(value, base_dir=None) -> Dict[str, str]:
     """``{normalised path: sha256}`` of every file that a (nested) config
     value names: weights, vocabulary or class files."""
-    from mmovss.models.utils.open_clip_weights import file_sha256
     found = {}
-    if isinstance(value, dict):
-        for v in value.values():
-            found.update(named_files(v, base_dir))
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            found.update(named_files(v, base_dir))
-    elif isinstance(value, str):
-        path = _named_file(value, base_dir)
-        if path is not None:
-            found[path] = file_sha256(path)  # memoised per (path, size, mtime)
+    _with_file_contents(value, base_dir, found)
     return found
 
 
-def _with_file_contents(value, base_dir=None):
+def _with_file_contents(value, base_dir=None, found: Optional[Dict[str, str]] = None):
     """``value`` with every string that names an existing file replaced by
     the file's sha256 (weights, vocabulary files): a new tiny CLIP under the
-    same path changes the fingerprint, a moved checkout does not."""
+    same path changes the fingerprint, a moved checkout does not. The files
+    go into ``found`` (``{normalised path: sha256}``) when it is given."""
     from mmovss.models.utils.open_clip_weights import file_sha256
     if isinstance(value, dict):
-        return {k: _with_file_contents(v, base_dir) for k, v in value.items()}
+        return {k: _with_file_contents(v, base_dir, found) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_with_file_contents(v, base_dir) for v in value]
+        return [_with_file_contents(v, base_dir, found) for v in value]
     if isinstance(value, str):
         path = _named_file(value, base_dir)
         if path is not None:
-            return f'file sha256:{file_sha256(path)}'
+            sha = file_sha256(path)  # memoised per (path, size, mtime)
+            if found is not None:
+                found[path] = sha
+            return f'file sha256:{sha}'
     return value
 
 

@@ -171,3 +171,17 @@ def test_the_crop_classifier_normalises_as_its_clip():
     openai = dict(type='OpenCLIPViT', model_name='ViT-B-16', pretrained='openai')
     check_region_classifier_normalisation(
         dict(decode_head=dict(region_classifier=dict(type='RegionCLIPClassifier', clip=openai))))
+
+
+def test_registered_default_is_the_types_init_default():
+    """The defaults the checks (and the tag download of tools/test.py) read for
+    the keys a config part leaves out."""
+    from mmovss.models.utils.config_defaults import registered_default
+    assert registered_default(dict(type='OpenCLIPViT'), 'model_name') == 'ViT-B-16'
+    assert registered_default(dict(type='OpenCLIPViT', model_name='RN50'),
+                              'model_name') == 'ViT-B-16'  # the type's, not the part's
+    assert registered_default(dict(type='RegionCLIPClassifier'), 'clip_mean') is None
+    assert registered_default(dict(type='RegionCLIPClassifier'), 'clip') is None  # required
+    assert registered_default(dict(type='OpenCLIPViT'), 'no_such_argument') is None
+    assert registered_default(dict(type='NoSuchType'), 'pretrained') is None
+    assert registered_default(dict(), 'pretrained') is None

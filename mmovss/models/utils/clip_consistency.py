@@ -24,6 +24,8 @@ import json
 import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+from .config_defaults import registered_default
+
 __all__ = ['clip_parts', 'check_same_clip', 'check_clip_normalisation',
            'check_input_unnormalisation', 'check_region_classifier_normalisation',
            'check_clip_consistency', 'stale_clip_variables']
@@ -225,22 +227,6 @@ _UNNORMALISING = (('backbone', ('input_mean', 'input_std')),
                   ('decode_head.mask_refinement', ('mean', 'std')))
 
 
-def _registered_default(part: dict, key: str):
-    """The default of ``key`` in the ``__init__`` of ``part``'s registered
-    type (None when the type or the argument is unknown)."""
-    import inspect
-
-    from mmseg.registry import MODELS
-    try:
-        cls = MODELS.get(part.get('type'))
-        parameter = inspect.signature(cls.__init__).parameters.get(key) if cls else None
-    except Exception:  # noqa: BLE001 - an unregistered type: nothing to compare
-        return None
-    if parameter is None or parameter.default is inspect.Parameter.empty:
-        return None
-    return parameter.default
-
-
 def check_input_unnormalisation(model_parts: dict,
                                 data_preprocessor: Optional[dict]) -> None:
     """Raises when a part undoes another normalisation than the input's.
@@ -267,7 +253,7 @@ def check_input_unnormalisation(model_parts: dict,
             part = part.get(key) if isinstance(part, dict) else None
         if not isinstance(part, dict):
             continue
-        theirs = [part.get(k, _registered_default(part, k)) for k in (mean_key, std_key)]
+        theirs = [part.get(k, registered_default(part, k)) for k in (mean_key, std_key)]
         if any(v is None for v in theirs):
             continue
         if _same_normalisation(theirs, (mean, std)):
@@ -302,7 +288,7 @@ def check_region_classifier_normalisation(model_parts: dict) -> None:
     expected = _tag_normalisation(clip)
     if expected is None:
         return
-    theirs = [region.get(k) or _registered_default(region, k) for k in ('clip_mean', 'clip_std')]
+    theirs = [region.get(k) or registered_default(region, k) for k in ('clip_mean', 'clip_std')]
     if theirs[0] is None and theirs[1] is None:  # the classifier's own default: OpenAI CLIP's
         import open_clip
         theirs = [[255.0 * v for v in open_clip.OPENAI_DATASET_MEAN],

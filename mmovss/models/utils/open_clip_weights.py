@@ -35,6 +35,8 @@ import torch.nn as nn
 
 from mmovss.io.file_memo import memoised_per_file_version
 
+from .config_defaults import registered_default
+
 __all__ = [
     'PretrainedWeightsUnavailable', 'WeightFileError', 'build_open_clip', 'load_clip_state_dict',
     'fetch_pretrained_clip_weights', 'file_sha256', 'module_fingerprint', 'resolve_pretrained_tag',
@@ -184,11 +186,11 @@ def fetch_pretrained_clip_weights(model_cfg: dict) -> List[str]:
     """
     import open_clip
 
-    from .clip_consistency import _registered_default, clip_parts
+    from .clip_consistency import clip_parts
     tags = []  # (path, name, tag, cache dir) of each part that names a tag
     for path, part in clip_parts(dict(model_cfg or {})):
-        name = part.get('model_name', _registered_default(part, 'model_name'))
-        tag = part.get('pretrained', _registered_default(part, 'pretrained'))
+        name = part.get('model_name', registered_default(part, 'model_name'))
+        tag = part.get('pretrained', registered_default(part, 'pretrained'))
         if not (isinstance(name, str) and isinstance(tag, str) and tag) or \
                 os.path.isfile(os.path.expanduser(tag)) or \
                 not open_clip.get_pretrained_cfg(name, tag):

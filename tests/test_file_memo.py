@@ -25,3 +25,22 @@ def test_once_per_file_version_and_again_after_a_rewrite(tmp_path):
     assert len(calls) == 2
     with pytest.raises(OSError):
         size_of(str(tmp_path / 'missing.bin'))
+
+
+def test_further_arguments_are_part_of_the_key(tmp_path):
+    calls = []
+
+    @memoised_per_file_version
+    def head(path, n):
+        calls.append((path, n))
+        return open(path, 'rb').read(n)
+
+    path = tmp_path / 'a.bin'
+    path.write_bytes(b'abcdef')
+    assert head(str(path), 2) == b'ab'
+    assert head(str(path), 3) == b'abc'
+    assert head(str(path), 2) == b'ab'
+    assert len(calls) == 2
+    path.write_bytes(b'xyz')
+    assert head(str(path), 2) == b'xy'
+    assert len(calls) == 3

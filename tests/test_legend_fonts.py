@@ -1,11 +1,14 @@
 """Legend names in scripts DejaVu Sans lacks (CJK): another installed font,
 a font the user passes (``font=`` / ``--legend-font``), or one warning per
 script, never boxes drawn silently."""
+import os.path as osp
+import shutil
 import warnings
 
 import cv2
 import numpy as np
 import pytest
+from PIL import ImageFont
 
 from mmovss.testing.tools import load_tool
 from mmovss.visualization import OpenVocabVisualizer, draw_legend
@@ -14,6 +17,7 @@ from mmovss.visualization.legend import LegendEntry, font_missing_chars
 
 DEJAVU = legend_module._font_file()
 needs_dejavu = pytest.mark.skipif(DEJAVU is None, reason='no DejaVu Sans here')
+BOLD = osp.join(osp.dirname(DEJAVU), 'DejaVuSans-Bold.ttf') if DEJAVU else ''
 
 
 def _legend(*names, **kwargs):
@@ -99,6 +103,46 @@ def test_a_missing_or_unreadable_font_is_a_clear_error(tmp_path):
                               legend_font=str(missing))
     with pytest.raises(FileNotFoundError, match='NotoSansCJK.ttc'):
         vis.draw_prediction(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int64))
+
+
+
+@pytest.fixture
+def truetype_reads(monkeypatch):
+    """The (file, size) of every ``ImageFont.truetype`` call from now on."""
+    reads, real = [], ImageFont.truetype
+
+    def counting(font, size=10, *args, **kwargs):
+        reads.append((str(font), size))
+        return real(font, size, *args, **kwargs)
+
+    monkeypatch.setattr(ImageFont, 'truetype', counting)
+    return reads
+
+
+@pytest.mark.skipif(not osp.isfile(BOLD), reason='no DejaVu Sans Bold here')
+def test_a_given_font_is_read_once_per_size_and_again_when_rewritten(tmp_path, monkeypatch,
+                                                                     truetype_reads):
+    """Before: every legend read the font file again (to check it, then to
+    draw), a few ms per image."""
+    font = tmp_path / 'legend.ttf'
+    shutil.copyfile(DEJAVU, font)
+    first = _legend('café', 'sky', font=str(font))
+    assert truetype_reads and {f for f, _ in truetype_reads} == {str(font)}
+    read = len(truetype_reads)
+    second = _legend('café', 'sky', font=str(font))
+    assert len(truetype_reads) == read  # not read again
+    assert np.array_equal(second, first)
+    entries = [LegendEntry(0, 'sky', (200, 0, 0), 1.0)]
+    draw_legend(entries, 40, font_size=20, font=str(font))  # another size: loaded once
+    draw_legend(entries, 40, font_size=20, font=str(font))
+    assert truetype_reads[read:] == [(str(font), 20)]
+    shutil.copyfile(BOLD, font)  # another font at the same path: read anew
+    rewritten = _legend('café', 'sky', font=str(font))
+    assert not np.array_equal(rewritten, first)
+    assert np.array_equal(rewritten, _legend('café', 'sky', font=BOLD))
+    # the same drawing as without the cache
+    monkeypatch.setattr(legend_module, '_truetype', ImageFont.truetype)
+    assert np.array_equal(_legend('café', 'sky', font=str(font)), rewritten)
 
 
 # ------------------------------------------------------------ tools/demo.py

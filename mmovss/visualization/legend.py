@@ -26,6 +26,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mmovss.io.file_memo import memoised_per_file_version
+
 __all__ = ['LegendEntry', 'legend_entries', 'draw_legend', 'legend_font_size',
            'check_font_file', 'font_missing_chars']
 
@@ -103,6 +105,19 @@ def _font_files() -> List[str]:
     return files
 
 
+@memoised_per_file_version
+def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
+    """The font file at ``path`` loaded at ``size`` pixels, once per version
+    of the file (a legend per image does not read it again; a file rewritten
+    since is read anew).
+
+    Raises:
+        OSError: No such file, or FreeType cannot read it.
+        ImportError: Pillow without FreeType.
+    """
+    return ImageFont.truetype(path, size)
+
+
 @functools.lru_cache(maxsize=None)
 def _font_file() -> Optional[str]:
     """The first of :func:`_font_files` that FreeType reads, else None."""
@@ -128,16 +143,17 @@ def check_font_file(path: str) -> str:
         raise FileNotFoundError(f'Legend font {path!r} does not exist (pass a .ttf, .otf '
                                 f'or .ttc file, e.g. one listed by `fc-list :lang=zh`).')
     try:
-        ImageFont.truetype(path, 12)
+        _truetype(path, 12)
     except (OSError, ImportError) as e:
         raise ValueError(f'Legend font {path!r} cannot be read as a TrueType/OpenType '
                          f'font ({e}).') from None
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@memoised_per_file_version
 def _font_chars(path: str) -> Optional[frozenset]:
-    """Code points the font maps to a glyph (its cmap), None when unknown."""
+    """Code points the font maps to a glyph (its cmap), None when unknown;
+    read once per version of the file."""
     try:
         from fontTools.ttLib import TTFont
     except ImportError:  # fontTools comes with matplotlib, but is optional here
@@ -153,7 +169,7 @@ def _font_chars(path: str) -> Optional[frozenset]:
 def _notdef_like(path: str, ch: str) -> bool:
     """Without fontTools: Pillow draws ``ch`` as the font's box (the glyph of
     a private-use code point, which fonts leave empty)."""
-    font = ImageFont.truetype(path, 24)
+    font = _truetype(path, 24)
 
     def drawn(c):
         img = Image.new('L', (48, 48))
@@ -278,7 +294,7 @@ def _warn_missing(name: str, missing: List[str], font: Optional[str]) -> None:
 def _font(size: int, path: Optional[str] = None):
     path = path if path is not None else _font_file()
     if path is not None:
-        return ImageFont.truetype(path, size)
+        return _truetype(path, size)
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has one bitmap size
@@ -325,7 +341,8 @@ def draw_legend(entries: List[LegendEntry], height: int,
         font (str, optional): A TTF / OTF / TTC file for the text. By
             default DejaVu Sans, and for names it has no glyphs for (CJK)
             an installed font that has them. A name no font can draw warns
-            once (per script) rather than being boxes silently.
+            once (per script) rather than being boxes silently. The file is
+            read once per size (again when it is rewritten), not per legend.
 
     Returns:
         np.ndarray: (H', W', 3) uint8 RGB panel, ``H' >= height``.

@@ -183,3 +183,45 @@ def test_demo_passes_the_legend_font_to_the_visualizer(demo_module, tmp_path,
                              '--out', str(tmp_path / 'out'),
                              '--legend-font', DEJAVU]) == 0
     assert used == [DEJAVU]
+
+
+# ------------------------------------------------------------ the inferencer's call
+@pytest.fixture
+def legend_fonts_used(monkeypatch):
+    """The ``font`` of every legend the visualizer draws from now on."""
+    used, real = [], legend_module.draw_legend
+
+    def spy(*args, **kwargs):
+        used.append(kwargs.get('font'))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr('mmovss.visualization.open_vocab_visualizer.draw_legend', spy)
+    return used
+
+
+@pytest.fixture(scope='module')
+def tiny_inferencer():
+    from mmovss.apis import OpenVocabInferencer
+    return OpenVocabInferencer('ovshapes-tiny', device='cpu')
+
+
+@needs_dejavu
+def test_the_inferencer_call_takes_a_legend_font(tiny_inferencer, legend_fonts_used,
+                                                 monkeypatch, tmp_path):
+    """Before: only ``inferencer.visualizer.legend_font = PATH`` set it."""
+    image = np.full((8, 8, 3), 90, np.uint8)
+    tiny_inferencer.visualizer.legend_font = None
+    tiny_inferencer(image, vocabulary=['sky', 'grass'], return_vis=True, legend_font=DEJAVU)
+    tiny_inferencer(image, return_vis=True)  # None keeps it, as for the vocabulary
+    assert legend_fonts_used == [DEJAVU, DEJAVU]
+    assert tiny_inferencer.visualizer.legend_font == DEJAVU
+    monkeypatch.setattr(tiny_inferencer, '_predict',
+                        lambda *a: pytest.fail('an image was segmented before the font check'))
+    missing, bad = tmp_path / 'nofont.ttf', tmp_path / 'font.ttf'
+    bad.write_text('not a font')
+    with pytest.raises(FileNotFoundError, match='nofont.ttf'):
+        tiny_inferencer(image, return_vis=True, legend_font=str(missing))
+    with pytest.raises(ValueError, match='font.ttf.*cannot be read'):
+        list(tiny_inferencer.stream(image, legend_font=str(bad)))
+    assert tiny_inferencer.visualizer.legend_font == DEJAVU
+

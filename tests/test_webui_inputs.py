@@ -142,3 +142,54 @@ def test_misspelt_model_bad_device_and_busy_port_fail_before_serving(webui, repo
             webui.main(['--models', 'ovshapes-tiny', '--device', 'foo', '--port', port])
         with pytest.raises(ValueError, match=f'Cannot serve on 127.0.0.1:{port}.*--port'):
             webui.main(['--models', str(repo_root / CONFIG), '--port', port])
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return str(s.getsockname()[1])
+
+
+def test_a_missing_or_unreadable_legend_font_fails_before_serving(webui, tmp_path, monkeypatch,
+                                                                   capsys):
+    """As tools/demo.py: one line naming the file, exit 2, nothing served
+    (before: ``unrecognized arguments: --legend-font``)."""
+    monkeypatch.delenv('MMOVSS_TRACEBACK', raising=False)
+    monkeypatch.setattr(webui, 'InferencerPool',
+                        lambda *a, **k: pytest.fail('served with a bad --legend-font'))
+    bad = tmp_path / 'font.ttf'
+    bad.write_text('not a font')
+    for font, said in ((tmp_path / 'nofont.ttf', 'does not exist'),
+                       (bad, 'cannot be read as a TrueType/OpenType font')):
+        with pytest.raises(SystemExit) as exited:
+            webui.run_tool(webui.main, ['--models', 'ovshapes-tiny', '--legend-font', str(font),
+                                        '--port', _free_port()])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f'error: Legend font {str(font)!r} ') and said in err, err
+        assert 'Traceback' not in err
+
+
+def test_every_legend_is_drawn_with_the_legend_font(webui, monkeypatch):
+    from mmovss.visualization import legend
+    font = legend._font_file()
+    if font is None:
+        pytest.skip('no DejaVu Sans here')
+    used, draw_legend = [], legend.draw_legend
+
+    def spy(*args, **kwargs):
+        used.append(kwargs.get('font'))
+        return draw_legend(*args, **kwargs)
+
+    monkeypatch.setattr('mmovss.visualization.open_vocab_visualizer.draw_legend', spy)
+    served = []
+    monkeypatch.setattr(webui, 'build_app', lambda pool: pool)
+    monkeypatch.setattr(webui, 'launch', lambda app, *a, **k: served.append(app))
+    monkeypatch.setattr(webui.signal, 'signal', lambda *a: None)  # not this process's SIGTERM
+    assert webui.main(['--models', 'ovshapes-tiny', '--device', 'cpu', '--legend-font', font,
+                       '--port', _free_port()]) == 0
+    pool, = served
+    image = np.full((8, 8, 3), 90, np.uint8)
+    pool.segment(image, 'sky; grass', 'ovshapes-tiny')
+    pool.segment(image, 'sky; water; wall', 'ovshapes-tiny')
+    assert used == [font, font]

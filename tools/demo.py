@@ -229,7 +229,6 @@ def main(argv=None) -> int:
     except MissingTrainedWeights as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    inferencer.visualizer.legend_font = args.legend_font
     count = 0
     try:
         with warnings.catch_warnings():  # said above, when the inputs were collected
@@ -239,7 +238,7 @@ def main(argv=None) -> int:
                 results = inferencer.stream(
                     args.inputs, vocabulary, batch_size=args.batch_size,
                     out_dir=args.out or '', show=args.show, opacity=args.opacity,
-                    with_legend=not args.no_legend)
+                    with_legend=not args.no_legend, legend_font=args.legend_font)
             except ValueError as e:
                 print(f'error: {e}', file=sys.stderr)
                 return 2

@@ -5,6 +5,7 @@ Serves on http://127.0.0.1:7860 (this machine only) by default::
 
     python tools/webui.py                       # every short model name
     python tools/webui.py --models ovshapes-tiny sclip --port 7861
+    python tools/webui.py --legend-font /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
     python tools/webui.py --models configs/sclip/sclip_vit-b16_coco_stuff171.py \\
         --cfg-options model.backbone.pretrained=/path/ViT-B-16.pt \\
                       model.text_encoder.pretrained=/path/ViT-B-16.pt
@@ -46,6 +47,7 @@ from mmovss.apis.webui import (  # noqa: E402,F401  (the library part; names kep
     private_upload_folder,
 )
 from mmovss.runtime import check_device, run_tool  # noqa: E402
+from mmovss.visualization.legend import check_font_file  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
 
@@ -65,6 +67,10 @@ def parse_args(argv=None):
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='larger uploads are refused (default: 50 million, '
                         'e.g. 8000 x 6000)')
+    parser.add_argument('--legend-font', metavar='PATH', default=None,
+                        help='TTF/OTF/TTC font for the legend names (default: DejaVu '
+                        'Sans, and for names it cannot draw, e.g. CJK, an installed '
+                        'font that can; e.g. a file from `fc-list :lang=zh`)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides for every model')
     return parser.parse_args(argv)
@@ -81,9 +87,11 @@ def main(argv=None) -> int:
         return 2
     check_models(args.models)
     check_device(args.device)  # DeviceUnavailableError, a ValueError: one line
+    if args.legend_font is not None:  # FileNotFoundError / ValueError, as tools/demo.py
+        args.legend_font = check_font_file(args.legend_font)
     check_port(args.host, args.port)
     pool = InferencerPool(args.models, args.checkpoint, args.device,
-                          args.cfg_options, args.max_pixels)
+                          args.cfg_options, args.max_pixels, args.legend_font)
     # `kill` stops the server as Ctrl+C does: the upload folder is deleted
     signal.signal(signal.SIGTERM, _interrupt)
     with private_upload_folder():

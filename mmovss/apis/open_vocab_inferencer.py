@@ -44,6 +44,7 @@ from mmovss.protocols import apply_benchmark
 from mmovss.runtime import check_device, load_config, merge_cfg_options
 from mmovss.trained_weights import require_trained_weights
 from mmovss.visualization import OpenVocabVisualizer
+from mmovss.visualization.legend import check_font_file
 from mmovss.vocab import Vocabulary
 
 import mmcv
@@ -447,15 +448,18 @@ class OpenVocabInferencer(MMSegInferencer):
                opacity: float = 0.5,
                with_legend: bool = True,
                with_labels: bool = False,
-               with_scores: bool = True) -> Iterator[dict]:
+               with_scores: bool = True,
+               legend_font: Optional[str] = None) -> Iterator[dict]:
         """Yields one result per image, batch by batch (see :meth:`__call__`).
 
         Use it for large folders: nothing is kept after an image is yielded.
-        The arguments, the vocabulary and the inputs are checked when it is
-        called, before the first image is taken.
+        The arguments (the legend font file included), the vocabulary and the
+        inputs are checked when it is called, before the first image is taken.
         """
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+        if legend_font is not None:
+            legend_font = check_font_file(legend_font)
         if show and not _has_display():
             raise ValueError('show=True (--show) needs a display, and this session has none '
                              '(no DISPLAY / WAYLAND_DISPLAY): the window would wait forever. '
@@ -467,6 +471,8 @@ class OpenVocabInferencer(MMSegInferencer):
                                          self._class_palette(vocab))
         self.visualizer.alpha = opacity
         self.visualizer.with_legend = with_legend
+        if legend_font is not None:
+            self.visualizer.legend_font = legend_font
         items = collect_inputs(inputs)
         if out_dir:
             self._check_no_overwrite(items, out_dir)
@@ -603,7 +609,8 @@ class OpenVocabInferencer(MMSegInferencer):
                  opacity: float = 0.5,
                  with_legend: bool = True,
                  with_labels: bool = False,
-                 with_scores: bool = True) -> dict:
+                 with_scores: bool = True,
+                 legend_font: Optional[str] = None) -> dict:
         """Segments images with a vocabulary.
 
         Args:
@@ -627,6 +634,13 @@ class OpenVocabInferencer(MMSegInferencer):
             with_labels (bool): Write class names on the regions (mmseg).
             with_scores (bool): Compute per-class scores (needs the class
                 logits at image size for one image at a time).
+            legend_font (str, optional): TTF / OTF / TTC file for the legend
+                text, for this call and the next ones (it is set as
+                ``visualizer.legend_font``); None keeps the current one (by
+                default DejaVu Sans, and for names it cannot draw, e.g. CJK,
+                an installed font that can). A missing or unreadable file
+                raises ``FileNotFoundError`` / ``ValueError`` before any
+                image is read.
 
         Returns:
             dict: ``predictions``: for a single input (a path to a file or
@@ -644,7 +658,7 @@ class OpenVocabInferencer(MMSegInferencer):
         results = list(
             self.stream(inputs, vocabulary, batch_size, return_datasamples,
                         return_vis, show, wait_time, out_dir, opacity,
-                        with_legend, with_labels, with_scores))
+                        with_legend, with_labels, with_scores, legend_font))
         if return_datasamples:
             return results[0] if single else results
         vis = [r['visualization'] for r in results] if return_vis else []

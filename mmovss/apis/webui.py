@@ -61,12 +61,16 @@ class InferencerPool:
         max_pixels (int): Larger uploads are refused (the server segments
             one image at a time, at full resolution, and a small file can
             decode to gigabytes).
+        legend_font (str, optional): TTF / OTF / TTC file for the legend
+            text of every model (``--legend-font``); by default DejaVu Sans,
+            and for names it cannot draw (CJK) an installed font that can.
     """
 
     def __init__(self, models: Sequence[str], weights: Optional[str] = None,
                  device: Optional[str] = None,
                  cfg_options: Optional[dict] = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
+                 legend_font: Optional[str] = None):
         if not models:
             raise ValueError('InferencerPool needs at least one model.')
         self.models = list(models)
@@ -74,6 +78,7 @@ class InferencerPool:
         self.device = device
         self.cfg_options = cfg_options
         self.max_pixels = max_pixels
+        self.legend_font = legend_font
         self._built: Dict[str, OpenVocabInferencer] = {}
         self._lock = threading.Lock()
 
@@ -137,7 +142,7 @@ class InferencerPool:
         inferencer = self.get(model)
         with self._lock:  # one request at a time per process
             result = inferencer(image, vocabulary=vocabulary,
-                                return_vis=True)
+                                return_vis=True, legend_font=self.legend_font)
         pred = result['predictions']
         rows = [[pred['classes'][c], round(100 * float(pred['areas'][c]), 2),
                  round(float(pred['scores'][c]), 3)]

@@ -9,8 +9,8 @@ them and records where each swatch is, so that the picture can be checked.
 DejaVu Sans (the default) has no CJK glyphs: a name it cannot draw is drawn
 with an installed font that can (Noto Sans CJK, WenQuanYi, ... found by
 fontconfig or matplotlib), or with the font the caller passes (``font=``,
-``--legend-font``); when none can, the legend warns once per script instead
-of drawing boxes silently.
+the inferencer's ``legend_font=``, ``--legend-font``); when none can, the
+legend warns once per script instead of drawing boxes silently.
 """
 import functools
 import glob
@@ -287,7 +287,8 @@ def _warn_missing(name: str, missing: List[str], font: Optional[str]) -> None:
         f'{"".join(missing[:8])!r} of class name {name!r}: {which}, so they '
         f'show as boxes. Install a font that has them (e.g. `apt install '
         f'fonts-noto-cjk` for Chinese / Japanese / Korean) or pass one: '
-        f'--legend-font PATH (tools/demo.py), font=PATH (draw_legend), '
+        f'--legend-font PATH (tools/demo.py, tools/webui.py), legend_font=PATH '
+        f'(OpenVocabInferencer call), font=PATH (draw_legend), '
         f'OpenVocabVisualizer.legend_font.', UserWarning, stacklevel=4)
 
 

@@ -165,3 +165,26 @@ def test_a_tower_that_states_no_widths_is_not_checked():
     from mmseg.registry import MODELS
     assert output_widths(MODELS.build(dict(type='VisionTransformer', img_size=32, patch_size=8,
                                            embed_dims=32, num_layers=1, num_heads=2))) is None
+
+
+_QUERY_HEAD = dict(in_channels=[32, 32, 32, 32], embed_dim=24, channels=32, num_queries=2,
+                   num_layers=1, num_heads=2, ffn_channels=32)
+_TEXT_WIDTH_HEADS = {
+    'FCCLIPHead': dict(_QUERY_HEAD, pixel_decoder=dict(
+        type='MSDeformAttnPixelDecoder', mask_channels=32, num_layers=1, num_heads=2,
+        num_points=1, ffn_channels=32)),
+    'ZegFormerHead': dict(_QUERY_HEAD, mask_channels=32, mode='seg'),
+    'OpenSegHead': dict(_QUERY_HEAD, mask_channels=32),
+    'LSegHead': dict(LSEG, embed_dim=24),
+}
+
+
+@pytest.mark.parametrize('name', sorted(_TEXT_WIDTH_HEADS))
+def test_heads_declare_embed_dim_as_the_text_width(name):
+    """The heads whose layers are sized by ``embed_dim`` declare it as the
+    class-embedding width (``text_width_key``), after their inputs."""
+    from mmovss.models.utils.width_check import TEXT, DeclaredWidth
+    head = _build(dict(_TEXT_WIDTH_HEADS[name], type=name))
+    declared = head.declared_widths()
+    assert declared[-1] == DeclaredWidth('embed_dim', None, TEXT, 24)
+    assert [d.source for d in declared[:-1]] == [0, 1, 2, 3]

@@ -46,7 +46,6 @@ from ..utils.mask_classification import (
 )
 from ..utils.position_embedding import sine_position_embedding
 from ..utils.query_decoder_layer import QueryDecoderLayer
-from ..utils.width_check import TEXT, DeclaredWidth
 from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['MaskedAttentionDecoder', 'FCCLIPHead']
@@ -244,6 +243,7 @@ class FCCLIPHead(MaskClassificationHead):
     #: The class embeddings stay float32 on the cast path (both classifiers
     #: compare float32 embeddings with them).
     float32_class_embeddings = True
+    text_width_key = 'embed_dim'  # the class branch's output, the void embedding
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -296,11 +296,6 @@ class FCCLIPHead(MaskClassificationHead):
         self.mask_upsample = mask_upsample
         self.ov_logit_scale_max = ov_logit_scale_max
         self.pool_projection = None
-
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """The four input maps (``in_channels``) and ``embed_dim`` (the class
-        embeddings)."""
-        return super().declared_widths() + [DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
 
     def set_pool_projection(self, projection) -> None:
         """The CLIP head for ``ov_pooling='features'``: (B, Q, C) -> (B, Q, D).

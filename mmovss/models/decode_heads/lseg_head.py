@@ -14,7 +14,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.width_check import TEXT, DeclaredWidth
+from ..utils.width_check import DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['LSegHead', 'LSegSpatialRegularization']
@@ -141,6 +141,7 @@ class LSegHead(OpenVocabDecodeHead):
     #: DPT decoder runs in the low precision.
     float32_modules = ('to_embed', 'regularization')
     float32_parameters = ('log_logit_scale', )
+    text_width_key = 'embed_dim'  # the pixel embeddings (to_embed)
 
     def __init__(self,
                  in_channels: int,
@@ -196,12 +197,10 @@ class LSegHead(OpenVocabDecodeHead):
         self.regularization = LSegSpatialRegularization(
             reg_block, reg_depth, reg_act_cfg) if reg_block else None
 
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """``in_channels`` (one number, the ViT width of the four inputs) and
-        ``embed_dim`` (the class embeddings)."""
+    def input_widths(self) -> List[DeclaredWidth]:
+        """``in_channels``: one number, the ViT width of the four inputs."""
         return [DeclaredWidth('in_channels', None, index, width)
-                for index, width in zip(self.in_index, self.in_channels)] + [
-            DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
+                for index, width in zip(self.in_index, self.in_channels)]
 
     def pixel_embeddings(self, inputs: Tuple[Tensor]) -> Tensor:
         """The per-pixel embeddings ``I`` (B, D, 8h, 8w) for an (h, w) patch grid."""

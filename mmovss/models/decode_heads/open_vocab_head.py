@@ -17,7 +17,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.utils import ConfigType, SampleList
 
 from ..text_encoders.class_embeddings import ClassEmbeddings
-from ..utils.width_check import DeclaredWidth
+from ..utils.width_check import TEXT, DeclaredWidth, mmseg_input_widths
 
 __all__ = ['OpenVocabDecodeHead']
 
@@ -71,28 +71,38 @@ class OpenVocabDecodeHead(BaseDecodeHead):
     #: every width from its own CLIP): :meth:`declared_widths` is empty, so a
     #: value left from another CLIP is harmless and not refused.
     declares_widths = True
+    #: The config key (an attribute of the head) of the class-embedding width
+    #: where a layer of the head is sized by it (``'embed_dim'``): declared by
+    #: :meth:`declared_widths` with source
+    #: :data:`~mmovss.models.utils.width_check.TEXT`. None: no such key (a head
+    #: whose text width is an ``in_channels`` entry, as CAT-Seg's, declares it
+    #: in its own :meth:`declared_widths`).
+    text_width_key = None
 
     def declared_widths(self) -> List[DeclaredWidth]:
         """The widths this head expects of its inputs, with their config keys.
 
         Checked against the towers when the segmentor is built
-        (:func:`~mmovss.models.utils.width_check.check_head_widths`). By
-        default mmseg's contract: ``in_channels`` are the channels of the
-        inputs ``in_index`` selects (one input, or ``'multiple_select'``;
-        ``'resize_concat'`` keeps only their sum and is not declared). A head
-        that reads its inputs otherwise overrides this; a head that scores
-        against the class embeddings adds the key of their width (source
-        :data:`~mmovss.models.utils.width_check.TEXT`). None where
+        (:func:`~mmovss.models.utils.width_check.check_head_widths`): the
+        inputs' (:meth:`input_widths`), then the class embeddings' where
+        :attr:`text_width_key` names it. A head that scores against the class
+        embeddings otherwise overrides this. None where
         :attr:`declares_widths` is False.
         """
         if not self.declares_widths:
             return []
-        if self.input_transform is None and isinstance(self.in_index, int):
-            return [DeclaredWidth('in_channels', None, self.in_index, self.in_channels)]
-        if self.input_transform == 'multiple_select':
-            return [DeclaredWidth('in_channels', i, index, width) for i, (index, width)
-                    in enumerate(zip(self.in_index, self.in_channels))]
-        return []
+        widths = self.input_widths()
+        if self.text_width_key is not None:
+            widths.append(DeclaredWidth(self.text_width_key, None, TEXT,
+                                        getattr(self, self.text_width_key)))
+        return widths
+
+    def input_widths(self) -> List[DeclaredWidth]:
+        """The widths this head expects of the backbone (or neck) outputs it
+        reads. By default mmseg's contract
+        (:func:`~mmovss.models.utils.width_check.mmseg_input_widths`); a head
+        that reads its inputs otherwise overrides this."""
+        return mmseg_input_widths(self)
 
     @abstractmethod
     def forward(self, inputs: Tuple[Tensor], class_embeds: ClassEmbeddings

@@ -36,7 +36,6 @@ from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, semantic_inference
 from ..utils.maskformer_decoder import MaskFormerDecoder
 from ..utils.position_embedding import sine_position_embedding
-from ..utils.width_check import TEXT, DeclaredWidth
 from .open_vocab_head import OpenVocabDecodeHead
 
 __all__ = ['OpenSegHead']
@@ -65,6 +64,7 @@ class OpenSegHead(OpenVocabDecodeHead):
     #: On the cast path only the towers are cast; this head stays float32
     #: (checked in tests/test_low_precision_heads.py).
     float32_on_cast_path = True
+    text_width_key = 'embed_dim'  # the region embeddings
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -99,11 +99,6 @@ class OpenSegHead(OpenVocabDecodeHead):
         self.temperature = temperature
         self.mask_loss = MODELS.build(mask_loss)
         self.grounding_loss = MODELS.build(grounding_loss)
-
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """The four input maps (``in_channels``) and ``embed_dim`` (the class
-        embeddings)."""
-        return super().declared_widths() + [DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
 
     def proposals(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Mask logits (B, N, H/4, W/4) and region embeddings (B, N, D)."""

@@ -73,7 +73,6 @@ from mmseg.registry import MODELS
 from ..text_encoders.class_embeddings import ClassEmbeddings
 from ..utils.mask_classification import open_vocab_class_logits, seen_class_mask, semantic_inference
 from ..utils.maskformer_decoder import MaskFormerDecoder
-from ..utils.width_check import TEXT, DeclaredWidth
 from .mask_classification_head import MaskClassificationHead
 
 __all__ = ['ZegFormerHead', 'zegformer_fusion', 'MASKFORMER_CRITERION']
@@ -166,6 +165,7 @@ class ZegFormerHead(MaskClassificationHead):
     #: On the cast path only the towers are cast; this head stays float32
     #: (checked in tests/test_low_precision_heads.py).
     float32_on_cast_path = True
+    text_width_key = 'embed_dim'  # the segment embeddings, the void embedding
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -236,11 +236,6 @@ class ZegFormerHead(MaskClassificationHead):
         self.upsample_masks = upsample_masks
         self.region_text_encoder = None if region_text_encoder is None else \
             MODELS.build(region_text_encoder)
-
-    def declared_widths(self) -> List[DeclaredWidth]:
-        """The four input maps (``in_channels``) and ``embed_dim`` (the class
-        embeddings)."""
-        return super().declared_widths() + [DeclaredWidth('embed_dim', None, TEXT, self.embed_dim)]
 
     def seg_logits(self, states: Tensor,
                    class_embeds: ClassEmbeddings) -> Tensor:

@@ -16,7 +16,7 @@ none is skipped, never guessed.
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
-__all__ = ['TEXT', 'DeclaredWidth', 'output_widths', 'check_head_widths']
+__all__ = ['TEXT', 'DeclaredWidth', 'output_widths', 'mmseg_input_widths', 'check_head_widths']
 
 #: :attr:`DeclaredWidth.source` of the class embeddings (the text width).
 TEXT = 'text'
@@ -56,6 +56,22 @@ def output_widths(module) -> Optional[tuple]:
     if isinstance(module, SwinTransformer):
         return tuple(module.num_features[i] for i in module.out_indices)
     return None
+
+
+def mmseg_input_widths(head) -> List[DeclaredWidth]:
+    """The widths mmseg's contract of a ``BaseDecodeHead`` declares.
+
+    ``in_channels`` are the channels of the inputs ``in_index`` selects: one
+    input (``input_transform=None``), or one entry per input
+    (``'multiple_select'``). ``'resize_concat'`` keeps only their sum and is
+    not declared.
+    """
+    if head.input_transform is None and isinstance(head.in_index, int):
+        return [DeclaredWidth('in_channels', None, head.in_index, head.in_channels)]
+    if head.input_transform == 'multiple_select':
+        return [DeclaredWidth('in_channels', i, index, width) for i, (index, width)
+                in enumerate(zip(head.in_index, head.in_channels))]
+    return []
 
 
 def _value(entries: List[DeclaredWidth]):

@@ -27,14 +27,14 @@ def _build(cfg):
     return MODELS.build(copy.deepcopy(cfg))
 
 
-def _model(decode_head, clip=VIT, backbone=None):
+def _model(decode_head, clip=VIT, backbone=None, **parts):
     backbone = backbone or dict(type='OpenCLIPViT', out_indices=(0, 1))
     return dict(
         type='OpenVocabEncoderDecoder', vocabulary=['cat', 'dog'],
         backbone=dict(backbone, model_name=None, model_cfg=clip),
         text_encoder=dict(type='OpenCLIPTextEncoder', model_name=None, model_cfg=clip,
                           templates=['{}']),
-        decode_head=decode_head)
+        decode_head=decode_head, **parts)
 
 
 LSEG = dict(type='LSegHead', in_channels=64, in_index=(0, 1, 2, 3), embed_dim=32, channels=16,
@@ -99,6 +99,56 @@ def test_matching_widths_build_and_run():
     with torch.no_grad():
         logits = model.encode_decode(torch.randn(1, 3, 32, 32), [dict(img_shape=(32, 32))])
     assert logits.shape == (1, 2, 32, 32)
+
+
+TRAINING_FREE = dict(type='TrainingFreeHead', in_channels=32, background_index=None)
+
+
+def _fcn(in_channels, in_index, **kwargs):
+    """mmseg's FCNHead as an auxiliary head (a fixed-class mmseg head)."""
+    return dict(type='FCNHead', in_channels=in_channels, in_index=in_index, channels=8,
+                num_convs=1, concat_input=False, num_classes=3, **kwargs)
+
+
+def test_auxiliary_head_widths_are_checked():
+    """The tiny ViT outputs [64, 64, 32]; an auxiliary head left at ViT-B's
+    768 is refused by its key, beside a decode head that fits."""
+    with pytest.raises(ValueError) as error:
+        _build(_model(TRAINING_FREE, auxiliary_head=_fcn(768, 0)))
+    message = str(error.value)
+    assert message.startswith('model.auxiliary_head.in_channels=768 does not fit the towers: '
+                              'model.backbone (OpenCLIPViT) outputs [64, 64, 32] channels: '
+                              'output 0 has 64, the head expects 768. ')
+    assert 'set model.auxiliary_head.in_channels=64 ' in message
+    assert 'decode_head' not in message
+
+
+def test_each_auxiliary_head_of_a_list_is_named_by_its_position():
+    with pytest.raises(ValueError) as error:
+        _build(_model(TRAINING_FREE, auxiliary_head=[_fcn(64, 0), _fcn(512, 2)]))
+    message = str(error.value)
+    assert message.startswith('model.auxiliary_head[1].in_channels=512 does not fit')
+    assert 'output 2 has 32, the head expects 512' in message
+    assert 'set model.auxiliary_head[1].in_channels=32 ' in message
+    assert 'auxiliary_head[0]' not in message
+
+
+def test_decode_and_auxiliary_heads_are_refused_in_one_error():
+    with pytest.raises(ValueError) as error:
+        _build(_model(dict(LSEG, in_channels=768), backbone=LSEG_BACKBONE,
+                      auxiliary_head=_fcn(1024, 0)))
+    message = str(error.value)
+    assert message.startswith('model.decode_head.in_channels=768 does not fit')
+    assert 'model.auxiliary_head.in_channels=1024 does not fit' in message
+    assert 'set model.auxiliary_head.in_channels=64 ' in message
+
+
+def test_fitting_auxiliary_heads_build_and_run():
+    """The widths the check compares are the widths the auxiliary heads get."""
+    model = _build(_model(TRAINING_FREE, auxiliary_head=[_fcn(64, 1), _fcn(32, 2)])).eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 32, 32))
+        assert [head(feats).shape[1] for head in model.auxiliary_head] == [3, 3]
 
 
 def test_a_width_no_layer_uses_is_not_refused():

@@ -57,9 +57,10 @@ Training is left to mmengine's ``AmpOptimWrapper``.
 """
 import contextlib
 import warnings
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn as nn
 from torch import Tensor
 
 from mmovss.vocab import Vocabulary
@@ -91,7 +92,7 @@ from ..utils.mixed_precision import (
     to_float32,
 )
 from ..utils.running_max import chunked_argmax
-from ..utils.width_check import check_head_widths, output_widths
+from ..utils.width_check import check_head_widths, head_declared_widths, output_widths
 
 __all__ = ['OpenVocabEncoderDecoder']
 
@@ -123,7 +124,8 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
             (``in_channels``, ``embed_dim``) must be those of the backbone
             (or neck) outputs it reads and of the text encoder's embeddings
             (:func:`~mmovss.models.utils.width_check.check_head_widths`,
-            checked once everything is built, where the towers state them).
+            checked once everything is built, where the towers state them;
+            also the ``in_channels`` of the auxiliary heads).
         neck, auxiliary_head, train_cfg, data_preprocessor, pretrained,
         init_cfg: As in mmseg's ``EncoderDecoder``.
         test_cfg (dict): mmseg's ``mode`` (``'whole'``/``'slide'``),
@@ -170,7 +172,9 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
         check_inference_dtype(self.test_cfg.get('inference_dtype'))
         self.text_encoder = MODELS.build(text_encoder)
-        check_head_widths(self.decode_head.declared_widths(), self.feature_widths(),
+        check_head_widths({path: head_declared_widths(head)
+                           for path, head in self.width_checked_heads()},
+                          self.feature_widths(),
                           getattr(self.text_encoder, 'embed_dim', None),
                           _describe('neck' if self.with_neck else 'backbone',
                                     neck if self.with_neck else backbone),
@@ -180,6 +184,20 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
         self._precision_mode()
+
+    def width_checked_heads(self) -> List[Tuple[str, nn.Module]]:
+        """The heads whose widths are checked at build, with their config
+        paths: the decode head, then the auxiliary head(s)
+        (``'model.auxiliary_head'``, or ``'model.auxiliary_head[i]'`` for a
+        list), which read the same features."""
+        heads = [('model.decode_head', self.decode_head)]
+        if self.with_auxiliary_head:
+            if isinstance(self.auxiliary_head, nn.ModuleList):
+                heads += [(f'model.auxiliary_head[{i}]', head)
+                          for i, head in enumerate(self.auxiliary_head)]
+            else:
+                heads.append(('model.auxiliary_head', self.auxiliary_head))
+        return heads
 
     def feature_widths(self) -> Optional[tuple]:
         """Channels of each feature :meth:`extract_feat` gives the decode

@@ -1,4 +1,4 @@
-"""Build-time check that a decode head's widths fit its towers.
+"""Build-time check that the widths of the decode and auxiliary heads fit the towers.
 
 A config that swaps the CLIP by inheritance (``model.backbone.model_name=
 'ViT-L-14'``, a ConvNeXt CLIP) must also change the head widths that follow
@@ -7,16 +7,21 @@ the head reads) and ``embed_dim`` (the width of the class embeddings). A
 forgotten one used to fail only at the first forward, as a bare matmul or
 convolution shape error inside torch, or at checkpoint loading.
 
-:func:`check_head_widths` compares, once the segmentor is built, the widths a
-head declares (:meth:`OpenVocabDecodeHead.declared_widths
-<mmovss.models.decode_heads.OpenVocabDecodeHead.declared_widths>`) with the
-widths its towers state without a forward: :func:`output_widths` of the
-backbone (or neck) and the text encoder's ``embed_dim``. A tower that states
+:func:`check_head_widths` compares, once the segmentor is built, the widths
+its heads declare (:meth:`OpenVocabDecodeHead.declared_widths
+<mmovss.models.decode_heads.OpenVocabDecodeHead.declared_widths>`; mmseg's
+``in_channels`` / ``in_index`` for the auxiliary heads,
+:func:`head_declared_widths`) with the widths its towers state without a
+forward: :func:`output_widths` of the backbone (or neck) and the text
+encoder's ``embed_dim``. A tower that states
 none is skipped, never guessed.
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
-__all__ = ['TEXT', 'DeclaredWidth', 'output_widths', 'mmseg_input_widths', 'check_head_widths']
+__all__ = [
+    'TEXT', 'DeclaredWidth', 'output_widths', 'mmseg_input_widths', 'head_declared_widths',
+    'check_head_widths', 'head_width_problem'
+]
 
 #: :attr:`DeclaredWidth.source` of the class embeddings (the text width).
 TEXT = 'text'
@@ -74,6 +79,21 @@ def mmseg_input_widths(head) -> List[DeclaredWidth]:
     return []
 
 
+def head_declared_widths(head) -> List[DeclaredWidth]:
+    """The widths a built decode or auxiliary head expects of its inputs.
+
+    Its own ``declared_widths()`` (the mmovss heads,
+    :meth:`~mmovss.models.decode_heads.OpenVocabDecodeHead.declared_widths`),
+    else mmseg's contract for a ``BaseDecodeHead`` (an auxiliary
+    ``FCNHead``: :func:`mmseg_input_widths`); none for other modules.
+    """
+    own = getattr(head, 'declared_widths', None)
+    if own is not None:
+        return list(own())
+    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+    return mmseg_input_widths(head) if isinstance(head, BaseDecodeHead) else []
+
+
 def _value(entries: List[DeclaredWidth]):
     """The config value the entries of one key spell (a list or a number)."""
     if entries[0].position is None:
@@ -94,28 +114,53 @@ def _fixed(entries: List[DeclaredWidth], actual: Dict[DeclaredWidth, int]):
     return [by_position[p] for p in sorted(by_position)]
 
 
-def check_head_widths(declared: Sequence[DeclaredWidth],
+def check_head_widths(heads: Dict[str, Sequence[DeclaredWidth]],
                       feature_widths: Optional[Sequence[int]],
                       text_width: Optional[int],
                       feature_source: str = 'model.backbone',
-                      text_source: str = 'model.text_encoder',
-                      head: str = 'model.decode_head') -> None:
-    """Raises when a head's declared widths differ from its towers'.
+                      text_source: str = 'model.text_encoder') -> None:
+    """Raises when the declared widths of heads differ from their towers'.
 
     Args:
-        declared (Sequence[DeclaredWidth]): The head's declared widths.
+        heads (dict): Each head's config path (``'model.decode_head'``,
+            ``'model.auxiliary_head[1]'``) and its declared widths
+            (:func:`head_declared_widths`).
         feature_widths (Sequence[int], optional): Channels of each feature
-            the head receives; None: unknown (not checked).
+            the heads receive; None: unknown (not checked).
         text_width (int, optional): Width of the class embeddings; None:
             unknown (not checked).
         feature_source (str): What gives the features, for the message
             (e.g. ``"model.backbone (OpenCLIPViT, model_name='ViT-L-14')"``).
         text_source (str): What gives the class embeddings, likewise.
-        head (str): The head's config path.
 
     Raises:
-        ValueError: Naming each key, its value, the widths of the towers
-            and the value that fits.
+        ValueError: One for all heads, naming each key, its value, the
+            widths of the towers and the value that fits.
+    """
+    problems = [head_width_problem(declared, feature_widths, text_width, feature_source,
+                                   text_source, head) for head, declared in heads.items()]
+    problems = [p for p in problems if p is not None]
+    if problems:
+        raise ValueError(' '.join(problems))
+
+
+def head_width_problem(declared: Sequence[DeclaredWidth],
+                       feature_widths: Optional[Sequence[int]],
+                       text_width: Optional[int],
+                       feature_source: str,
+                       text_source: str,
+                       head: str) -> Optional[str]:
+    """What is wrong with one head's declared widths, or None.
+
+    Args:
+        declared (Sequence[DeclaredWidth]): The head's declared widths.
+        feature_widths, text_width, feature_source, text_source: As in
+            :func:`check_head_widths`.
+        head (str): The head's config path.
+
+    Returns:
+        str, optional: The message, naming each key, its value, the widths
+        of the towers and the value that fits; None where all fit.
     """
     by_key: Dict[str, List[DeclaredWidth]] = {}
     for entry in declared:
@@ -141,7 +186,7 @@ def check_head_widths(declared: Sequence[DeclaredWidth],
         f"ha{'ve' if len(i) > 1 else 's'} {has}, the head expects {expected}"
         for (has, expected), i in mismatched.items()]
     if not (feature_problems or text_problems or missing):
-        return
+        return None
     problems = text_problems
     if feature_problems or missing:
         problems = [f'{feature_source} outputs {list(feature_widths)} channels: ' + '; '.join(
@@ -152,7 +197,7 @@ def check_head_widths(declared: Sequence[DeclaredWidth],
     fixes = [f'{head}.{k}={_fixed(by_key[k], actual)}' for k in keys]
     if missing:
         fixes.append(f'{head}.in_index to outputs that exist')
-    raise ValueError(
+    return (
         f'{now} does not fit the towers: ' + '; '.join(problems) + '. The head widths follow '
         'the CLIP (docs/configs.md, "Swapping the CLIP"): set ' + ' and '.join(fixes)
         + ' (in the config that swaps the CLIP, or with --cfg-options).')

@@ -151,6 +151,64 @@ def test_fitting_auxiliary_heads_build_and_run():
         assert [head(feats).shape[1] for head in model.auxiliary_head] == [3, 3]
 
 
+def test_resize_concat_heads_get_the_list_of_the_concatenated_widths():
+    """``input_transform='resize_concat'`` keeps only the sum of
+    ``in_channels``: the concatenation's width is checked, and the fix is
+    the list of the widths of the inputs ``in_index`` selects."""
+    concat = dict(input_transform='resize_concat', in_index=(0, 2))
+    with pytest.raises(ValueError) as error:
+        _build(_model(TRAINING_FREE, auxiliary_head=_fcn([768, 512], **concat)))
+    message = str(error.value)
+    assert message.startswith("model.auxiliary_head.in_channels summing to 1280 (input_transform="
+                              "'resize_concat') does not fit the towers: model.backbone "
+                              '(OpenCLIPViT) outputs [64, 64, 32] channels: outputs 0, 2 '
+                              'concatenated have 96, the head expects 1280. ')
+    assert 'set model.auxiliary_head.in_channels=[64, 32] ' in message
+
+
+@pytest.mark.parametrize('in_channels', [[64, 32], [32, 64]])
+def test_a_concatenation_of_the_right_width_builds_and_runs(in_channels):
+    """Only the sum sizes a layer: entries in another order are no error."""
+    model = _build(_model(TRAINING_FREE, auxiliary_head=_fcn(
+        in_channels, input_transform='resize_concat', in_index=(0, 2)))).eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 32, 32))
+        assert model.auxiliary_head(feats).shape[1] == 3
+
+
+def test_one_number_read_by_outputs_of_different_widths_names_in_index():
+    """LSeg's ``in_channels`` is one number for its four inputs: where they
+    differ in width (output 4 is the 32-d projection), no value of it fits,
+    and the fix is an ``in_index`` of one width, not a list."""
+    with pytest.raises(ValueError) as error:
+        _build(_model(dict(LSEG, in_index=(0, 1, 2, 4)), backbone=LSEG_BACKBONE))
+    message = str(error.value)
+    assert message.startswith('model.decode_head.in_channels=64 does not fit the towers: '
+                              'model.backbone (OpenCLIPViT) outputs [64, 64, 64, 64, 32] '
+                              'channels: output 4 has 32, the head expects 64. ')
+    assert ('set model.decode_head.in_index to outputs of one width (model.decode_head.'
+            'in_channels is one number for outputs 0, 1, 2, 4, which have 64, 64, 64, 32) and '
+            'model.decode_head.in_channels to it ') in message
+    assert '[32, 64]' not in message
+
+
+def test_a_list_entry_read_as_an_output_and_the_text_width_names_in_index():
+    """CAT-Seg's ``in_channels[2]`` is both the dense embeddings' width and
+    the class embeddings': reading a 64-wide output there fits neither value
+    of it (the old fix, [64, 64, 64], would then refuse the text width)."""
+    head = dict(type='CATSegHead', in_channels=(64, 64, 32), in_index=(0, 1, 0), channels=32,
+                text_guidance_channels=16, appearance_guidance_channels=16,
+                decoder_guidance_channels=(16, 8), decoder_guidance_proj_channels=(8, 4),
+                num_heads=2, window_size=2, pad_len=0)
+    with pytest.raises(ValueError) as error:
+        _build(_model(head))
+    message = str(error.value)
+    assert 'output 0 has 64, the head expects 32' in message
+    assert ('set model.decode_head.in_index so that model.decode_head.in_channels[2] reads an '
+            'output of the class-embedding width, 32, instead of output 0, which has 64 '
+            ) in message
+
+
 def test_a_width_no_layer_uses_is_not_refused():
     """A training-free head's ``in_channels`` (ViT-L/14's joint dimension left
     in a config over a ViT-B one) names no layer's width: the model runs, so

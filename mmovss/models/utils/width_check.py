@@ -16,7 +16,7 @@ forward: :func:`output_widths` of the backbone (or neck) and the text
 encoder's ``embed_dim``. A tower that states
 none is skipped, never guessed.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 __all__ = [
     'TEXT', 'DeclaredWidth', 'output_widths', 'mmseg_input_widths', 'head_declared_widths',
@@ -34,14 +34,17 @@ class DeclaredWidth(NamedTuple):
         key (str): The head's config key, e.g. ``'in_channels'``.
         position (int, optional): The entry of a list-valued key; None where
             the key is one number.
-        source (int | str): Index of the feature the head reads (into the
-            backbone's, or neck's, outputs), or :data:`TEXT` for the class
-            embeddings.
-        width (int): The channels the head expects there.
+        source (int | tuple | str): Index of the feature the head reads
+            (into the backbone's, or neck's, outputs); a tuple of indices for
+            the concatenation of those features (mmseg's
+            ``input_transform='resize_concat'``); or :data:`TEXT` for the
+            class embeddings.
+        width (int): The channels the head expects there (for a
+            concatenation, their sum).
     """
     key: str
     position: Optional[int]
-    source: Union[int, str]
+    source: Union[int, Tuple[int, ...], str]
     width: int
 
 
@@ -67,15 +70,18 @@ def mmseg_input_widths(head) -> List[DeclaredWidth]:
     """The widths mmseg's contract of a ``BaseDecodeHead`` declares.
 
     ``in_channels`` are the channels of the inputs ``in_index`` selects: one
-    input (``input_transform=None``), or one entry per input
-    (``'multiple_select'``). ``'resize_concat'`` keeps only their sum and is
-    not declared.
+    input (``input_transform=None``), one entry per input
+    (``'multiple_select'``), or, for their concatenation
+    (``'resize_concat'``), a list the head keeps only the sum of: the sum
+    is declared, its source the tuple of the inputs.
     """
     if head.input_transform is None and isinstance(head.in_index, int):
         return [DeclaredWidth('in_channels', None, head.in_index, head.in_channels)]
     if head.input_transform == 'multiple_select':
         return [DeclaredWidth('in_channels', i, index, width) for i, (index, width)
                 in enumerate(zip(head.in_index, head.in_channels))]
+    if head.input_transform == 'resize_concat':
+        return [DeclaredWidth('in_channels', None, tuple(head.in_index), head.in_channels)]
     return []
 
 
@@ -94,24 +100,53 @@ def head_declared_widths(head) -> List[DeclaredWidth]:
     return mmseg_input_widths(head) if isinstance(head, BaseDecodeHead) else []
 
 
-def _value(entries: List[DeclaredWidth]):
-    """The config value the entries of one key spell (a list or a number)."""
-    if entries[0].position is None:
-        return entries[0].width
-    by_position = {e.position: e.width for e in entries}
-    return [by_position[p] for p in sorted(by_position)]
+def _concatenated(entry: DeclaredWidth) -> bool:
+    return isinstance(entry.source, tuple)
 
 
-def _fixed(entries: List[DeclaredWidth], actual: Dict[DeclaredWidth, int]):
-    """The value of one key with every entry set to the width its source has."""
+def _value(head: str, key: str, entries: List[DeclaredWidth]) -> str:
+    """``head.key=value`` as the entries of one key spell it (a list or a
+    number; for a concatenation, only its sum is known)."""
+    if _concatenated(entries[0]):
+        return f"{head}.{key} summing to {entries[0].width} (input_transform='resize_concat')"
     if entries[0].position is None:
-        wanted = sorted({actual.get(e, e.width) for e in entries})
-        return wanted[0] if len(wanted) == 1 else wanted
+        return f'{head}.{key}={entries[0].width}'
     by_position = {e.position: e.width for e in entries}
-    for e in entries:
-        if e in actual:
-            by_position[e.position] = actual[e]
-    return [by_position[p] for p in sorted(by_position)]
+    return f'{head}.{key}={[by_position[p] for p in sorted(by_position)]}'
+
+
+def _fix(head: str, key: str, entries: List[DeclaredWidth], fits: dict) -> str:
+    """What to set for one key: every entry at the width its source has (for
+    a concatenation, the list of their widths), or, where one number (or
+    list entry) is read by inputs of different widths, an ``in_index`` whose
+    inputs have one width."""
+    wanted: Dict[Optional[int], list] = {}
+    for entry in entries:
+        width = fits.get(entry, entry.width)
+        if width not in wanted.setdefault(entry.position, []):
+            wanted[entry.position].append(width)
+    for position, widths in wanted.items():
+        if len(widths) > 1:
+            name = key if position is None else f'{key}[{position}]'
+            return _one_width_fix(head, name, [e for e in entries if e.position == position],
+                                  fits)
+    if None in wanted:
+        return f'{head}.{key}={wanted[None][0]}'
+    return f'{head}.{key}={[wanted[p][0] for p in sorted(wanted)]}'
+
+
+def _one_width_fix(head: str, name: str, entries: List[DeclaredWidth], fits: dict) -> str:
+    """The fix where the one width ``name`` is read by inputs of different
+    widths: no value of it fits, their ``in_index`` must change."""
+    outputs = [(e.source, fits.get(e, e.width)) for e in entries if e.source != TEXT]
+    text = [fits.get(e, e.width) for e in entries if e.source == TEXT]
+    if text:
+        readers = ', '.join(f'output {source}, which has {width}' for source, width in outputs)
+        return (f'{head}.in_index so that {head}.{name} reads an output of the '
+                f'class-embedding width, {text[0]}, instead of {readers}')
+    return (f'{head}.in_index to outputs of one width ({head}.{name} is one number for '
+            f'outputs {", ".join(str(s) for s, _ in outputs)}, which have '
+            f'{", ".join(str(w) for _, w in outputs)}) and {head}.{name} to it')
 
 
 def check_head_widths(heads: Dict[str, Sequence[DeclaredWidth]],
@@ -165,26 +200,29 @@ def head_width_problem(declared: Sequence[DeclaredWidth],
     by_key: Dict[str, List[DeclaredWidth]] = {}
     for entry in declared:
         by_key.setdefault(entry.key, []).append(entry)
-    actual: Dict[DeclaredWidth, int] = {}
-    mismatched: Dict[tuple, List[int]] = {}  # (has, expected) -> output indices
+    fits: Dict[DeclaredWidth, Union[int, List[int]]] = {}  # what fits a mismatched entry
+    mismatched: Dict[tuple, List[int]] = {}  # (has, expected, concatenated) -> output indices
     text_problems, missing = [], []
     for entry in declared:
         if entry.source == TEXT:
             if text_width is not None and text_width != entry.width:
-                actual[entry] = text_width
+                fits[entry] = text_width
                 text_problems.append(f'{text_source} embeds class names in {text_width} '
                                      f'dimensions, the head expects {entry.width}')
         elif feature_widths is not None:
             n = len(feature_widths)
-            if not -n <= entry.source < n:
-                missing.append(entry.source)
-            elif feature_widths[entry.source] != entry.width:
-                actual[entry] = feature_widths[entry.source]
-                mismatched.setdefault((actual[entry], entry.width), []).append(entry.source % n)
+            sources = entry.source if _concatenated(entry) else (entry.source, )
+            missing += [i for i in sources if not -n <= i < n]
+            widths = [feature_widths[i] for i in sources if -n <= i < n]
+            if len(widths) == len(sources) and sum(widths) != entry.width:
+                fits[entry] = widths if _concatenated(entry) else widths[0]
+                mismatched.setdefault((sum(widths), entry.width, _concatenated(entry)),
+                                      []).extend(i % n for i in sources)
     feature_problems = [
         f"output{'s' if len(i) > 1 else ''} {', '.join(map(str, i))} "
-        f"ha{'ve' if len(i) > 1 else 's'} {has}, the head expects {expected}"
-        for (has, expected), i in mismatched.items()]
+        + ('concatenated ' if concatenated else '')
+        + f"ha{'ve' if len(i) > 1 else 's'} {has}, the head expects {expected}"
+        for (has, expected, concatenated), i in mismatched.items()]
     if not (feature_problems or text_problems or missing):
         return None
     problems = text_problems
@@ -192,9 +230,9 @@ def head_width_problem(declared: Sequence[DeclaredWidth],
         problems = [f'{feature_source} outputs {list(feature_widths)} channels: ' + '; '.join(
             feature_problems + [f'the head reads output {i}, which does not exist'
                                 for i in missing])] + problems
-    keys = [k for k, entries in by_key.items() if any(e in actual for e in entries)]
-    now = ', '.join(f'{head}.{k}={_value(by_key[k])}' for k in keys) or f'{head}.in_index'
-    fixes = [f'{head}.{k}={_fixed(by_key[k], actual)}' for k in keys]
+    keys = [k for k, entries in by_key.items() if any(e in fits for e in entries)]
+    now = ', '.join(_value(head, k, by_key[k]) for k in keys) or f'{head}.in_index'
+    fixes = [_fix(head, k, by_key[k], fits) for k in keys]
     if missing:
         fixes.append(f'{head}.in_index to outputs that exist')
     return (

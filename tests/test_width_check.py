@@ -12,7 +12,7 @@ import copy
 import pytest
 import torch
 
-from mmovss.models.utils.width_check import output_widths
+from mmovss.models.utils.width_check import neck_output_widths, output_widths
 from mmovss.testing.clip import tiny_clip_cfg
 
 from mmengine.registry import init_default_scope
@@ -296,3 +296,47 @@ def test_heads_declare_embed_dim_as_the_text_width(name):
     declared = head.declared_widths()
     assert declared[-1] == DeclaredWidth('embed_dim', None, TEXT, 24)
     assert [d.source for d in declared[:-1]] == [0, 1, 2, 3]
+
+
+PIXEL_DECODER = dict(type='MSDeformAttnPixelDecoder', in_channels=[8, 16, 32, 64], channels=32,
+                     mask_channels=16, num_layers=1, num_heads=2, num_points=1, ffn_channels=32)
+SMALL_RESNET = dict(type='ResNetV1c', depth=18, stem_channels=16, base_channels=8,
+                    norm_cfg=dict(type='BN'))  # outputs (8, 16, 32, 64) channels
+
+
+def test_stated_neck_widths_are_the_forward_widths():
+    """The pixel decoder states the mask features' width, then that of each
+    of the three refined maps (its second output is their list)."""
+    torch.manual_seed(0)
+    neck = _build(PIXEL_DECODER).eval()
+    feats = [torch.randn(1, c, s, s) for c, s in zip((8, 16, 32, 64), (16, 8, 4, 2))]
+    with torch.no_grad():
+        mask_features, refined = neck(feats)
+    assert neck_output_widths(neck, (8, 16, 32, 64)) == (mask_features.shape[1], 32) == (16, 32)
+    assert [m.shape[1] for m in refined] == [32, 32, 32]
+
+
+def _neck_model(**parts):
+    """ResNet -> pixel decoder (32-d mask features) -> a cosine head on them."""
+    model = _model(dict(type='CLIPCosineHead', in_channels=32, in_index=0), **parts)
+    model.update(backbone=SMALL_RESNET, neck=dict(PIXEL_DECODER, mask_channels=32))
+    return model
+
+
+def test_heads_behind_a_neck_are_checked_against_the_neck_outputs():
+    with pytest.raises(ValueError) as error:
+        _build(_neck_model(auxiliary_head=_fcn(64, 0)))
+    message = str(error.value)
+    assert message.startswith('model.auxiliary_head.in_channels=64 does not fit the towers: '
+                              'model.neck (MSDeformAttnPixelDecoder) outputs [32, 32] channels: '
+                              'output 0 has 32, the head expects 64. ')
+    assert 'set model.auxiliary_head.in_channels=32 ' in message
+
+
+def test_heads_that_fit_the_neck_build_and_run():
+    model = _build(_neck_model(auxiliary_head=_fcn(32, 0))).eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+        assert model.auxiliary_head(feats).shape[1] == 3
+        logits = model.encode_decode(torch.randn(1, 3, 64, 64), [dict(img_shape=(64, 64))])
+    assert logits.shape == (1, 2, 64, 64)

@@ -9,7 +9,7 @@ is merged FPN-style into the finest refined map, and a 1x1 conv gives the
 per-pixel mask features. The attention is pure PyTorch
 (:mod:`.ms_deform_attn`), with mmcv's CUDA kernel used when available.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -100,6 +100,14 @@ class MSDeformAttnPixelDecoder(nn.Module):
         for proj in self.input_proj:
             nn.init.xavier_uniform_(proj[0].weight, gain=1)
             nn.init.constant_(proj[0].bias, 0)
+
+    def out_widths(self, in_widths: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+        """Channels of the forward's outputs, whatever the widths it is fed
+        (``in_widths``, those of the four backbone maps): the mask features
+        (``mask_channels``), then those of every map of the list of the
+        three refined maps (``channels``)
+        (:func:`~mmovss.models.utils.width_check.neck_output_widths`)."""
+        return self.mask_proj.out_channels, self.channels
 
     @staticmethod
     def reference_points(shapes: List[Tuple[int, int]], device) -> Tensor:

@@ -92,7 +92,12 @@ from ..utils.mixed_precision import (
     to_float32,
 )
 from ..utils.running_max import chunked_argmax
-from ..utils.width_check import check_head_widths, head_declared_widths, output_widths
+from ..utils.width_check import (
+    check_head_widths,
+    head_declared_widths,
+    neck_output_widths,
+    output_widths,
+)
 
 __all__ = ['OpenVocabEncoderDecoder']
 
@@ -200,10 +205,14 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         return heads
 
     def feature_widths(self) -> Optional[tuple]:
-        """Channels of each feature :meth:`extract_feat` gives the decode
-        head, stated without a forward; None where the backbone (or neck)
-        states none (:func:`~mmovss.models.utils.width_check.output_widths`)."""
-        return output_widths(self.neck if self.with_neck else self.backbone)
+        """Channels of each feature :meth:`extract_feat` gives the heads,
+        stated without a forward: the backbone's
+        (:func:`~mmovss.models.utils.width_check.output_widths`), through
+        the neck where there is one
+        (:func:`~mmovss.models.utils.width_check.neck_output_widths`); None
+        where one of them states none."""
+        widths = output_widths(self.backbone)
+        return neck_output_widths(self.neck, widths) if self.with_neck else widths
 
     # ---------------------------------------------------------- vocabulary
     @property

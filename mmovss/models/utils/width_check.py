@@ -12,14 +12,15 @@ its heads declare (:meth:`OpenVocabDecodeHead.declared_widths
 <mmovss.models.decode_heads.OpenVocabDecodeHead.declared_widths>`; mmseg's
 ``in_channels`` / ``in_index`` for the auxiliary heads,
 :func:`head_declared_widths`) with the widths its towers state without a
-forward: :func:`output_widths` of the backbone (or neck) and the text
-encoder's ``embed_dim``. A tower that states
-none is skipped, never guessed.
+forward: :func:`output_widths` of the backbone, or
+:func:`neck_output_widths` of the neck, and the text encoder's
+``embed_dim``. A tower or neck that states none is skipped, never guessed.
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 __all__ = [
-    'TEXT', 'DeclaredWidth', 'output_widths', 'mmseg_input_widths', 'head_declared_widths',
+    'TEXT', 'DeclaredWidth', 'output_widths', 'neck_output_widths', 'mmseg_input_widths',
+    'head_declared_widths',
     'check_head_widths', 'head_width_problem'
 ]
 
@@ -49,10 +50,11 @@ class DeclaredWidth(NamedTuple):
 
 
 def output_widths(module) -> Optional[tuple]:
-    """Channels of each output of a built backbone or neck, without a forward.
+    """Channels of each output of a built backbone, without a forward.
 
     The module's own ``out_widths`` (mmovss towers), else mmseg's ResNet
-    family and Swin from their stage settings; None where unknown.
+    family and Swin from their stage settings; None where unknown (a neck's:
+    :func:`neck_output_widths`).
     """
     widths = getattr(module, 'out_widths', None)
     if widths is not None:
@@ -64,6 +66,20 @@ def output_widths(module) -> Optional[tuple]:
     if isinstance(module, SwinTransformer):
         return tuple(module.num_features[i] for i in module.out_indices)
     return None
+
+
+def neck_output_widths(neck, in_widths: Optional[Sequence[int]]) -> Optional[tuple]:
+    """Channels of each output of a built neck, without a forward.
+
+    The neck's own ``out_widths(in_widths)`` (mmovss necks), given the
+    widths of the backbone outputs it is fed (None: unknown); None where the
+    neck states none, or cannot without the widths it is fed.
+    """
+    stated = getattr(neck, 'out_widths', None)
+    if stated is None:
+        return None
+    widths = stated(None if in_widths is None else tuple(in_widths))
+    return None if widths is None else tuple(widths)
 
 
 def mmseg_input_widths(head) -> List[DeclaredWidth]:

@@ -165,6 +165,32 @@ def test_ade20k_847_script_resizes_and_writes_16bit(tmp_path):
     assert not (root / 'annotations_detectron2' / 'training').exists()
 
 
+def test_ade20k_847_training_keeps_the_frames_as_published(tmp_path, capsys):
+    """ODISE / FC-CLIP: ``split = 'validation' if name is ADE_val_* else
+    'training'``, so the ``ADE_frame_*`` images are training images."""
+    root = tmp_path / 'ADE20K_2021_17_01'
+    folder = 'ADE20K_2021_17_01/images/ADE/training/x'
+    (tmp_path / folder).mkdir(parents=True)
+    names = ['ADE_train_00000001', 'ADE_frame_00000001', 'ADE_val_00000001']
+    with open(root / 'index_ade20k.pkl', 'wb') as f:
+        pickle.dump(dict(folder=[folder] * 3,
+                         filename=[n + '.jpg' for n in names]), f)
+    for name in names:
+        Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(
+            tmp_path / folder / f'{name}_seg.png')
+        Image.fromarray(np.zeros((2, 3, 3), np.uint8)).save(
+            tmp_path / folder / f'{name}.jpg')
+    _script('ade20k_847').main([str(root), '--splits', 'training'])
+    assert 'training: 2 images (1 ADE_frame_*)' in capsys.readouterr().out
+    out = root / 'annotations_detectron2'
+    assert sorted(p.name for p in (out / 'training').iterdir()) == [
+        'ADE_frame_00000001.tif', 'ADE_train_00000001.tif']
+    assert sorted(p.name for p in (root / 'images_detectron2' /
+                                   'training').iterdir()) == [
+        'ADE_frame_00000001.jpg', 'ADE_train_00000001.jpg']
+    assert not (out / 'validation').exists()
+
+
 def test_ade20k_847_resizes_as_the_published_preparation(tmp_path):
     """ODISE / FC-CLIP / CAT-Seg resize with cv2 (Pillow samples elsewhere)."""
     root = tmp_path / 'ADE20K_2021_17_01'

@@ -13,6 +13,10 @@ detectron2 layout used by the OVSS repos and by
   unlabelled or a class outside the 847, resized with OpenCV's nearest
   neighbour.
 
+``validation`` is the ``ADE_val_*`` images (A-847 is scored on them only);
+``training`` is every other image of the index, ``ADE_frame_*`` included, as
+the published preparation splits it. The count of each split is printed.
+
 The resizing is the published preparation's (``cv2.resize`` with
 ``INTER_LINEAR`` / ``INTER_NEAREST``): Pillow's bilinear filter smooths a
 downscaled image and its nearest neighbour samples other pixels, which would
@@ -35,7 +39,7 @@ from mmovss.datasets.label_file_conversion import add_conversion_args, convert_l
 from mmovss.io import load_restricted_pickle
 from mmovss.runtime import run_tool
 
-SPLITS = {'validation': 'val', 'training': 'train'}
+SPLITS = ('training', 'validation')
 
 
 def target_size(width, height, max_short_side):
@@ -49,6 +53,24 @@ def target_size(width, height, max_short_side):
     return round(width * scale), max_short_side
 
 
+def split_of(name):
+    """The split of an image file name, as the published preparation.
+
+    ODISE / FC-CLIP (``datasets/prepare_ade20k_full_sem_seg.py``) and
+    CAT-Seg / OVSeg: ``'validation' if name.split('_')[1] == 'val' else
+    'training'``, so the ``ADE_frame_*`` images that ``index_ade20k.pkl``
+    lists besides ``ADE_train_*`` / ``ADE_val_*`` are training images.
+    """
+    return 'validation' if name.split('_')[1:2] == ['val'] else 'training'
+
+
+def count_line(split, image_paths):
+    """``'<split>: N images (M ADE_frame_*)'`` for the log."""
+    frames = sum(osp.basename(p).startswith('ADE_frame_')
+                 for p in image_paths)
+    return f'{split}: {len(image_paths)} images ({frames} ADE_frame_*)'
+
+
 def list_images(root, splits):
     """Yields ``(split, image path)`` from ``index_ade20k.pkl``."""
     index_file = osp.join(root, 'index_ade20k.pkl')
@@ -60,8 +82,7 @@ def list_images(root, splits):
     index = load_restricted_pickle(index_file)
     parent = osp.dirname(osp.abspath(root))
     for folder, name in zip(index['folder'], index['filename']):
-        split = next((s for s, tag in SPLITS.items()
-                      if name.split('_')[1] == tag), None)
+        split = split_of(name)
         if split in splits:
             yield split, osp.join(parent, folder, name)
 
@@ -87,7 +108,7 @@ def parse_args(argv=None):
     parser.add_argument('root', help='ADE20K_2021_17_01 folder')
     parser.add_argument('--out-dir', help='output root (default: root)')
     parser.add_argument('--splits', nargs='+', default=['validation'],
-                        choices=sorted(SPLITS))
+                        choices=SPLITS)
     parser.add_argument('--max-short-side', type=int, default=512)
     add_conversion_args(parser)
     return parser.parse_args(argv)
@@ -96,14 +117,17 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     out_dir = args.out_dir or args.root
-    pairs, image_outs = [], {}
+    pairs, image_outs, by_split = [], {}, {}
     for split, image_path in list_images(args.root, args.splits):
+        by_split.setdefault(split, []).append(image_path)
         name = osp.splitext(osp.basename(image_path))[0]
         label_out = osp.join(out_dir, 'annotations_detectron2', split,
                              name + '.tif')
         image_outs[image_path] = osp.join(out_dir, 'images_detectron2',
                                           split, name + '.jpg')
         pairs.append((image_path, label_out))
+    for split in dict.fromkeys(args.splits):
+        print(count_line(split, by_split.get(split, [])))
 
     def convert(image_path):
         image_out = image_outs[image_path]

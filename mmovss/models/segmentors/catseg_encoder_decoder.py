@@ -27,7 +27,14 @@ paper, ``eval.sh``)
     map) and resized to the original image size.
 
 Both return probabilities, not logits; labels are their argmax, computed
-``resize_class_chunk`` classes at a time. With more names than the head's
+``resize_class_chunk`` classes at a time. The head scores every *name*
+(:meth:`ClassEmbeddings.names_as_classes`): the names of a class (synonyms,
+PAS-20b's 39 background names) are reduced to the class (the text encoder's
+``synonym_reduction``, max by default) only once the probabilities are at the
+original size, where the released evaluator maps a prediction on a name to
+its label (``VOCbEvaluator`` of ``train_net.py``: ``pred[pred >= 20] = 20``),
+not per view (the mean of the views' maxima is not the maximum of their
+mean). With more names than the head's
 ``pad_len`` (A-847, PC-459) the names it does not aggregate get the logit
 -100 in every view, hence identical probability maps: for the labels only
 the first of them is resized (:meth:`CATSegEncoderDecoder.resized_classes`;
@@ -44,7 +51,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 
-from ..text_encoders.class_embeddings import ClassEmbeddings
+from ..text_encoders.class_embeddings import ClassEmbeddings, reduce_names
 from ..utils.running_max import chunked_argmax
 from .open_vocab_encoder_decoder import OpenVocabEncoderDecoder
 
@@ -84,9 +91,10 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
     ``global_view`` (True), ``size_divisor`` (32), ``crop_batch_size``
     (views per forward, 8), ``resize_class_chunk`` (16),
     ``skip_dropped_classes`` (True: resize only the first of the names the
-    head did not aggregate, :meth:`resized_classes`; the labels are the
-    same) and ``return_logits`` (store the original-size probabilities as
-    ``seg_logits``; every class is resized). Other modes behave as in the parent class.
+    head did not aggregate, :meth:`resized_classes`, in a vocabulary
+    without synonyms; the labels are the same) and ``return_logits`` (store
+    the original-size probabilities as ``seg_logits``; every class is
+    resized). Other modes behave as in the parent class.
     """
 
     # ---------------------------------------------------------- modes
@@ -141,14 +149,16 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
         return torch.cat(views)
 
     def view_logits(self, views: Tensor, class_embeds: ClassEmbeddings) -> Tensor:
-        """Head logits (V, C, h, w) of the views, ``crop_batch_size`` at a time."""
+        """Head logits (V, N, h, w) of the views, one per *name* (not reduced
+        over synonyms), ``crop_batch_size`` views at a time."""
         batch = int(self.test_cfg.get('crop_batch_size', 8))
         if batch < 1:
             raise ValueError(f'test_cfg.crop_batch_size must be >= 1, got {batch}.')
+        names = self.head_class_embeds(class_embeds.names_as_classes())
         outs = []
         for s in range(0, views.shape[0], batch):
             feats = self.extract_feat(views[s:s + batch])  # casts the model on its first call
-            outs.append(self.decode_head(feats, self.head_class_embeds(class_embeds)).float())
+            outs.append(self.decode_head(feats, names).float())
         return torch.cat(outs)
 
     def probabilities(self, logits: Tensor, image_hw: Sequence[int]) -> Tensor:
@@ -189,25 +199,44 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
             raise ValueError(f'test_cfg.resize_class_chunk must be >= 1, got {chunk}.')
         return [(s, min(s + chunk, num)) for s in range(0, num, chunk)]
 
+    def _name_chunks(self, num_channels: int, class_embeds: Optional[ClassEmbeddings]
+                     ) -> List[Tuple[int, int, int, int]]:
+        """``(first class, end class, first name, end name)`` of each chunk:
+        ``resize_class_chunk`` classes with all their names (a class's names
+        are consecutive, :attr:`Vocabulary.names`)."""
+        if class_embeds is None or not class_embeds.has_synonyms:
+            return [(s, e, s, e) for s, e in self._class_chunks(num_channels)]
+        counts = torch.bincount(class_embeds.name_to_class.cpu(),
+                                minlength=class_embeds.num_classes)
+        first = [0, *torch.cumsum(counts, 0).tolist()]
+        return [(s, e, first[s], first[e])
+                for s, e in self._class_chunks(class_embeds.num_classes)]
+
     def original_size_probabilities(self, logits: Tensor, meta: dict,
-                                    image_hw: Sequence[int]
+                                    image_hw: Sequence[int],
+                                    class_embeds: Optional[ClassEmbeddings] = None
                                     ) -> Iterator[Tuple[int, Tensor]]:
         """``(first_class, probabilities)`` chunks resized to ``ori_shape``.
 
         The resize is bilinear (``align_corners=False``), as detectron2's
         ``sem_seg_postprocess``; a flip of the sample is undone after it.
+        With ``class_embeds`` that have synonyms, ``logits`` has one channel
+        per name and each class's names are reduced after the resize.
         """
         size = tuple(meta['ori_shape'][:2])
         flip = meta.get('flip', None)
         direction = meta.get('flip_direction', None)
         if flip and direction not in ('horizontal', 'vertical'):
             raise ValueError(f'Unknown flip_direction {direction!r}.')
-        for start, end in self._class_chunks(logits.shape[1]):
-            probs = self.probabilities(logits[:, start:end], image_hw)
+        for start, end, first, last in self._name_chunks(logits.shape[1], class_embeds):
+            probs = self.probabilities(logits[:, first:last], image_hw)
             probs = F.interpolate(probs[None], size=size, mode='bilinear',
                                   align_corners=False)[0]
             if flip:
                 probs = probs.flip(2 if direction == 'horizontal' else 1)
+            if last - first != end - start:
+                probs = reduce_names(probs, class_embeds.name_to_class[first:last] - start,
+                                     end - start, class_embeds.reduction, dim=0)
             yield start, probs
 
     #: The logit :class:`~mmovss.models.decode_heads.CATSegHead` gives the names
@@ -262,6 +291,7 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
             probs = self.probabilities(logits, image.shape[-2:])
             probs = F.interpolate(probs[None], size=image.shape[-2:], mode='bilinear',
                                   align_corners=False)[0]
+            probs = class_embeds.reduce(probs, dim=0)  # names -> classes after the resize
             h, w = image.shape[-2:]
             full = probs.new_zeros((probs.shape[0], *inputs.shape[-2:]))
             left, _, top, _ = meta.get('img_padding_size',
@@ -286,11 +316,12 @@ class CATSegEncoderDecoder(OpenVocabEncoderDecoder):
         for image, meta, sample in zip(inputs, batch_img_metas, data_samples):
             image = self.unpadded(image, meta)
             logits = self.view_logits(self.views(image), class_embeds)
-            select = None if return_logits or not self.test_cfg.get(
-                'skip_dropped_classes', True) else self.resized_classes(logits)
+            select = None if return_logits or class_embeds.has_synonyms or not \
+                self.test_cfg.get('skip_dropped_classes', True) else self.resized_classes(logits)
             if select is not None:
                 logits = logits[:, select]
-            chunks = self.original_size_probabilities(logits, meta, image.shape[-2:])
+            chunks = self.original_size_probabilities(logits, meta, image.shape[-2:],
+                                                      class_embeds)
             if return_logits:
                 chunks = list(chunks)
             pred = chunked_argmax(iter(chunks))[1][None]

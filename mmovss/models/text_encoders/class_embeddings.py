@@ -1,4 +1,5 @@
 """The text side handed to open-vocabulary decode heads."""
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -8,9 +9,39 @@ from torch import Tensor
 
 from mmovss.vocab import Vocabulary
 
-__all__ = ['ClassEmbeddings', 'SYNONYM_REDUCTIONS']
+__all__ = ['ClassEmbeddings', 'SYNONYM_REDUCTIONS', 'reduce_names']
 
 SYNONYM_REDUCTIONS = ('max', 'mean')
+
+
+def reduce_names(values: Tensor, name_to_class: Tensor, num_classes: int,
+                 reduction: str = 'max', dim: int = 1) -> Tensor:
+    """Reduces per-name values to per-class values over synonyms.
+
+    Args:
+        values (Tensor): Any shape with one entry per name along ``dim``.
+        name_to_class (Tensor): (N_names,) int64 class index of every name.
+        num_classes (int): Number of classes of the result.
+        reduction (str): ``'max'`` or ``'mean'`` over a class's names.
+        dim (int): The name axis.
+
+    Returns:
+        Tensor: Same shape with ``num_classes`` entries along ``dim``.
+    """
+    dim = dim % values.dim()
+    index = name_to_class.to(values.device)
+    shape = list(values.shape)
+    shape[dim] = num_classes
+    if reduction == 'max':
+        out = values.new_full(shape, float('-inf'))
+        with warnings.catch_warnings():  # "index_reduce() is in beta"
+            warnings.simplefilter('ignore', UserWarning)
+            return out.index_reduce_(dim, index, values, 'amax', include_self=True)
+    counts = torch.bincount(index, minlength=num_classes)
+    view = [1] * values.dim()
+    view[dim] = num_classes
+    total = values.new_zeros(shape).index_add(dim, index, values)
+    return total / counts.view(view).to(values.dtype)
 
 
 @dataclass
@@ -88,17 +119,21 @@ class ClassEmbeddings:
                 f'({self.num_names}).')
         if not self.has_synonyms:
             return logits
-        index = self.name_to_class.to(logits.device)
-        shape = list(logits.shape)
-        shape[dim] = self.num_classes
-        if self.reduction == 'max':
-            out = logits.new_full(shape, float('-inf'))
-            with warnings.catch_warnings():  # "index_reduce() is in beta"
-                warnings.simplefilter('ignore', UserWarning)
-                return out.index_reduce_(dim, index, logits, 'amax',
-                                         include_self=True)
-        counts = torch.bincount(index, minlength=self.num_classes)
-        view = [1] * logits.dim()
-        view[dim] = self.num_classes
-        total = logits.new_zeros(shape).index_add(dim, index, logits)
-        return total / counts.view(view).to(logits.dtype)
+        return reduce_names(logits, self.name_to_class, self.num_classes,
+                            self.reduction, dim)
+
+    def names_as_classes(self) -> 'ClassEmbeddings':
+        """The same embeddings with every name a class of its own.
+
+        For a caller that reduces the names itself, later than the head
+        (:meth:`reduce` of the copy is the identity). Without synonyms it
+        is ``self``.
+        """
+        if not self.has_synonyms:
+            return self
+        vocabulary = Vocabulary([(name,) for name in self.vocabulary.names],
+                                source=f'{self.vocabulary.source} (names as classes)',
+                                duplicate_synonyms='ignore', unique_names=False)
+        return dataclasses.replace(
+            self, vocabulary=vocabulary,
+            name_to_class=torch.arange(self.num_names, device=self.name_to_class.device))

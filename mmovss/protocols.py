@@ -41,7 +41,7 @@ __all__ = ['BENCHMARK_KEYS', 'DEFAULT_PROTOCOL', 'TRAINING_KEYS', 'apply_benchma
 #: ``configs/_base_/datasets/`` (a test keeps the two in step).
 BENCHMARK_KEYS: Tuple[str, ...] = (
     'ade20k_847', 'ade20k_150', 'pascal_context_459', 'pascal_context_59',
-    'pascal_context_60', 'voc20', 'voc21', 'coco_stuff171', 'coco_object',
+    'pascal_context_60', 'voc20', 'voc21', 'voc20b', 'coco_stuff171', 'coco_object',
     'cityscapes', 'ovshapes')
 
 #: The protocol of a config that declares none: the dataset base as it is.

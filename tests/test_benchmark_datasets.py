@@ -18,7 +18,7 @@ CONFIG_DIR = osp.join(osp.dirname(osp.dirname(__file__)), 'configs', '_base_',
 NUM_CLASSES = {
     'ade20k_847': 847, 'ade20k_150': 150, 'pascal_context_459': 459,
     'pascal_context_59': 59, 'pascal_context_60': 60, 'voc20': 20,
-    'voc21': 21, 'coco_stuff171': 171, 'coco_object': 81, 'cityscapes': 19
+    'voc21': 21, 'voc20b': 21, 'coco_stuff171': 171, 'coco_object': 81, 'cityscapes': 19
 }
 LAYOUT_CASES = [(key, layout) for key in NUM_CLASSES
                 for layout in ('mmseg', 'detectron2')

@@ -1,11 +1,12 @@
-"""CAT-Seg's evaluation modes reduce a class's names at the original size.
+"""PAS-20b (``--benchmark voc20b``): CAT-Seg's VOC-21 evaluation with background names.
 
-CAT-Seg (github.com/KU-CVLAB/CAT-Seg @ 6d3a188a) evaluates PAS-20b with ``datasets/voc20b.json``:
-the 20 VOC classes, then 39 names, each embedded and aggregated as a class of its own;
-``VOCbEvaluator`` (``train_net.py``) takes the argmax of the original-size probabilities of the
-59 names and maps every name after the 20 objects to the background label
-(``pred[pred >= 20] = 20``). With the background names as the synonyms of one class,
-``CATSegEncoderDecoder`` must give the same labels.
+CAT-Seg (github.com/KU-CVLAB/CAT-Seg @ 6d3a188a) evaluates ``datasets/voc20b.json`` on
+``voc_2012_test_background_sem_seg``: the 20 VOC classes, then 39 names, each embedded and
+aggregated as a class of its own; ``VOCbEvaluator`` (``train_net.py``) takes the argmax of the
+original-size probabilities of the 59 names and maps every name after the 20 objects to the
+background label (``pred[pred >= 20] = 20``), then scores the 21 labels (background included).
+mmovss writes the 39 names as the synonyms of class 0 (VOC-21's background label) and reduces
+names to classes after the probabilities reach the original size.
 """
 import copy
 import os.path as osp
@@ -13,7 +14,79 @@ import os.path as osp
 import pytest
 import torch
 
+from mmovss.protocols import apply_benchmark, protocol_benchmarks
+from mmovss.testing.tools import load_tool
+from mmovss.vocab import Vocabulary, load_benchmark_classes
+
+from mmengine.config import Config
 from mmseg.structures import SegDataSample
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = osp.join(REPO, 'configs')
+CATSEG_VOCAB = osp.join(CONFIGS, '_base_', 'vocabularies', 'catseg')
+#: datasets/voc20b.json entries 20-58 (after the VOC classes), in the json's order.
+BACKGROUND = (
+    'bag', 'bed', 'bench', 'book', 'building', 'cabinet', 'ceiling', 'cloth', 'computer', 'cup',
+    'door', 'fence', 'floor', 'flower', 'food', 'grass', 'ground', 'keyboard', 'light',
+    'mountain', 'mouse', 'curtain', 'platform', 'sign', 'plate', 'road', 'rock', 'shelves',
+    'sidewalk', 'sky', 'snow', 'bedclothes', 'track', 'tree', 'truck', 'wall', 'water',
+    'window', 'wood')
+
+
+def _catseg_voc20():
+    return [names[0] for names in Vocabulary.from_file(osp.join(CATSEG_VOCAB, 'voc20.txt'))]
+
+
+def test_released_names_are_background_synonyms_then_the_voc_classes():
+    vocab = Vocabulary.from_file(osp.join(CATSEG_VOCAB, 'voc20b.txt'))
+    assert len(vocab) == 21 and vocab.classes[0] == BACKGROUND
+    assert [names for names in vocab.classes[1:]] == [(n,) for n in _catseg_voc20()]
+    assert vocab.names == BACKGROUND + tuple(_catseg_voc20())  # the 59 json entries
+    # the benchmark's own names: the same background, VOC-20's classes
+    ours = load_benchmark_classes('voc20b')
+    assert ours[0] == ', '.join(BACKGROUND) and ours[1:] == load_benchmark_classes('voc20')
+
+
+def test_catseg_protocol_embeds_every_background_name():
+    cfg = Config.fromfile(osp.join(
+        CONFIGS, 'catseg', 'catseg-official_vit-b16_80k_coco-stuff171-384x384.py'))
+    assert 'voc20b' in protocol_benchmarks('catseg')
+    out = apply_benchmark(cfg, 'voc20b')
+    assert osp.samefile(out.model.vocabulary, osp.join(CATSEG_VOCAB, 'voc20b.txt'))
+    assert out.model.text_encoder.synonyms == 'all'
+    assert out.test_dataloader.dataset.type == 'PascalVOC20bDataset'
+    assert out.test_dataloader.dataset.pipeline == cfg.test_dataloader.dataset.pipeline
+    assert out.model.test_cfg.mode == 'catseg_slide'
+    back = apply_benchmark(out, 'voc20')  # no setting of voc20b is left behind
+    assert back.model.text_encoder.synonyms == 'first'
+
+
+def test_dataset_is_voc21_with_the_background_names():
+    from mmovss.datasets import PascalVOC20bDataset, PascalVOC21Dataset
+    assert issubclass(PascalVOC20bDataset, PascalVOC21Dataset)
+    assert PascalVOC20bDataset.LAYOUTS == PascalVOC21Dataset.LAYOUTS
+    assert PascalVOC20bDataset.METAINFO['classes'] == load_benchmark_classes('voc20b')
+
+
+def _fake_clone(root, background_label=20, mapping='pred[pred >= 20] = 20'):
+    """The two files of CAT-Seg that define PAS-20b's labels and its background mapping."""
+    (root / 'datasets').mkdir(parents=True)
+    table = {0: 255, **{v: v - 1 for v in range(1, 21)}, 255: 255}
+    (root / 'datasets' / 'prepare_voc.py').write_text(
+        f'clsID_to_trID = {table!r}\nclsID_to_trID_bg = clsID_to_trID.copy()\n'
+        f'clsID_to_trID_bg[0] = {background_label}\n')
+    (root / 'train_net.py').write_text(f'            {mapping}\n')
+    return str(root)
+
+
+def test_tool_writes_the_background_names_first_and_checks_the_mapping(tmp_path):
+    tool = load_tool('misc/official_class_names.py')
+    assert tool.background_first(['cat', 'dog', 'sky', 'wall'], 2) == ['sky, wall', 'cat', 'dog']
+    text = tool.render('catseg', 'voc20b', ['sky, wall', 'cat', 'dog'])
+    assert 'pred[pred >= 20] = 20' in text and text.endswith('sky, wall\ncat\ndog\n')
+    assert tool.voc20b_problems(_fake_clone(tmp_path / 'a')) == []
+    assert len(tool.voc20b_problems(_fake_clone(tmp_path / 'b', background_label=0))) == 1
+    assert len(tool.voc20b_problems(_fake_clone(tmp_path / 'c', mapping='pred = pred'))) == 1
 
 
 @pytest.fixture(scope='module')

@@ -49,7 +49,7 @@ OFFICIAL = {
     'cityscapes': ('fcclip_convnext_large_eval_cityscapes.yaml', 1024, 2560, True, False),
 }
 # keys FC-CLIP does not evaluate (mmovss's choice, said in each protocol base's header)
-NOT_OFFICIAL = ('pascal_context_60', 'coco_stuff171', 'coco_object', 'ovshapes')
+NOT_OFFICIAL = ('pascal_context_60', 'voc20b', 'coco_stuff171', 'coco_object', 'ovshapes')
 
 _CFG = {}
 

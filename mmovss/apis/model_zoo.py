@@ -61,6 +61,7 @@ _BENCHMARK_NAMES: Dict[str, str] = {
     'pc60': 'pascal_context_60',
     'pas20': 'voc20', 'pascalvoc20': 'voc20', 'voc2012': 'voc20',
     'pas21': 'voc21', 'pascalvoc21': 'voc21',
+    'pas20b': 'voc20b', 'pascalvoc20b': 'voc20b',
     'cocostuff': 'coco_stuff171', 'cocostuff164k': 'coco_stuff171',
     'cocostuff171': 'coco_stuff171',
 }
@@ -76,7 +77,7 @@ def benchmark_key(dataset: str) -> Optional[str]:
     A key of :data:`mmovss.protocols.BENCHMARK_KEYS` (any case, ``-`` or
     ``_``) or a usual name of the open-vocabulary literature: ``A-847``,
     ``A-150`` / ``ADE20K``, ``PC-459``, ``PC-59`` / ``Pascal Context``,
-    ``PC-60``, ``PAS-20`` / ``VOC2012``, ``PAS-21``, ``COCO-Stuff``.
+    ``PC-60``, ``PAS-20`` / ``VOC2012``, ``PAS-21``, ``PAS-20b``, ``COCO-Stuff``.
     ``Pascal VOC`` alone is ambiguous (20 or 21 classes) and is not
     recognised.
     """

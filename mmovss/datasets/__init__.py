@@ -9,6 +9,7 @@ from .benchmarks import (  # noqa: F401
                          PascalContext59Dataset,
                          PascalContext60Dataset,
                          PascalContext459Dataset,
+                         PascalVOC20bDataset,
                          PascalVOC20Dataset,
                          PascalVOC21Dataset,
 )
@@ -20,7 +21,7 @@ from .transforms import LoadSegAnnotations  # noqa: F401
 __all__ = [
     'ADE20K847Dataset', 'ADE20K150Dataset', 'PascalContext459Dataset',
     'PascalContext59Dataset', 'PascalContext60Dataset', 'PascalVOC20Dataset',
-    'PascalVOC21Dataset', 'COCOStuff171Dataset', 'COCOObjectDataset',
+    'PascalVOC21Dataset', 'PascalVOC20bDataset', 'COCOStuff171Dataset', 'COCOObjectDataset',
     'CityscapesOVDataset', 'WIDE_IGNORE_INDEX', 'BenchmarkDatasetMixin',
     'Layout', 'generate_palette', 'LoadSegAnnotations', 'OVShapesDataset', 'ResizeToMaxSide'
 ]

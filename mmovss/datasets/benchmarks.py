@@ -18,6 +18,7 @@ PascalContext59Dataset 59        255         0 = background (mmseg) / 0-58 (d2)
 PascalContext60Dataset 60        255         0 = background (mmseg only)
 PascalVOC20Dataset     20        255         VOC palette PNG, background ignored
 PascalVOC21Dataset     21        255         VOC palette PNG, 0 = background
+PascalVOC20bDataset    21        255         VOC-21's files (PAS-20b's names)
 COCOStuff171Dataset    171       255         ``*_labelTrainIds.png`` / d2 PNG
 COCOObjectDataset      81        255         ``*_instanceTrainIds.png``
 CityscapesOVDataset    19        255         ``*_gtFine_labelTrainIds.png``
@@ -40,8 +41,8 @@ from .layout import BenchmarkDatasetMixin, Layout, generate_palette
 __all__ = [
     'ADE20K847Dataset', 'ADE20K150Dataset', 'PascalContext459Dataset',
     'PascalContext59Dataset', 'PascalContext60Dataset', 'PascalVOC20Dataset',
-    'PascalVOC21Dataset', 'COCOStuff171Dataset', 'COCOObjectDataset',
-    'CityscapesOVDataset', 'WIDE_IGNORE_INDEX'
+    'PascalVOC21Dataset', 'PascalVOC20bDataset', 'COCOStuff171Dataset',
+    'COCOObjectDataset', 'CityscapesOVDataset', 'WIDE_IGNORE_INDEX'
 ]
 
 #: Ignore index of the benchmarks with more than 255 classes (16-bit labels).
@@ -185,6 +186,19 @@ class PascalVOC21Dataset(BenchmarkDatasetMixin, PascalVOCDataset):
             seg_map_path='annotations_detectron2_bg/{split}',
             list_by_seg_map=True,
             label_map=_VOC21_BG_LAST_TO_FIRST))
+
+
+@DATASETS.register_module()
+class PascalVOC20bDataset(PascalVOC21Dataset):
+    """PAS-20b: VOC-21's images, labels and metric, background named by
+    CAT-Seg's 39 background names (``datasets/voc20b.json``).
+
+    A prediction on any name of class 0 is background; the mIoU is over the
+    21 labels, background included, as CAT-Seg's ``VOCbEvaluator``.
+    """
+    METAINFO = dict(
+        classes=load_benchmark_classes('voc20b'),
+        palette=PascalVOCDataset.METAINFO['palette'])
 
 
 @DATASETS.register_module()

@@ -109,6 +109,12 @@ TREES: Dict[Tuple[str, str], _Tree] = {
     ('voc21', 'detectron2'): _Tree(
         'JPEGImages', 'annotations_detectron2_bg/val', '.jpg', '.png',
         _background_last, extra_image=True),
+    ('voc20b', 'mmseg'): _Tree(  # VOC-21's files
+        'JPEGImages', 'SegmentationClass', '.jpg', '.png', _same, 'palette',
+        split_file=_VOC_SPLIT, extra_image=True),
+    ('voc20b', 'detectron2'): _Tree(
+        'JPEGImages', 'annotations_detectron2_bg/val', '.jpg', '.png',
+        _background_last, extra_image=True),
     ('coco_stuff171', 'mmseg'): _Tree(
         _COCO_IMG, 'annotations/val2017', '.jpg', '_labelTrainIds.png',
         _same),

@@ -23,6 +23,12 @@ with duplicate synonyms dropped):
   b56bd301), also used by ClearCLIP and NACLIP.
 * Background of ``pascal_context_60``: the single word ``background``, as in
   SCLIP's / NACLIP's ``configs/cls_context60.txt``.
+* ``voc20b`` (PAS-20b, VOC-21's data): background named by the 39 names that
+  CAT-Seg's ``datasets/voc20b.json`` (github.com/KU-CVLAB/CAT-Seg, commit
+  6d3a188a) lists after the VOC classes (PASCAL Context classes that are not
+  VOC classes, ``'bag'`` ... ``'wood'``), as synonyms of class 0, then the
+  classes of ``voc20``. ``'plate'`` is also a synonym of ``voc20``'s
+  ``diningtable``: both lists are kept as published.
 """
 from functools import lru_cache
 from importlib import resources
@@ -40,6 +46,7 @@ BENCHMARK_NUM_CLASSES = {
     'pascal_context_60': 60,
     'voc20': 20,
     'voc21': 21,
+    'voc20b': 21,
     'coco_stuff171': 171,
     'coco_object': 81,
     'cityscapes': 19,

@@ -14,7 +14,13 @@ protocol bases ``configs/_base_/protocols/<method>/<key>.py`` name:
 * ``catseg`` (github.com/KU-CVLAB/CAT-Seg): ``eval.sh`` sets
   ``MODEL.SEM_SEG_HEAD.TEST_CLASS_JSON datasets/<name>.json`` per benchmark;
   ``CATSegPredictor.get_text_embeds`` embeds ``classname.split(', ')[0]`` of
-  each entry. The file holds that first name.
+  each entry. The file holds that first name. PAS-20b (``voc20b``,
+  ``datasets/voc20b.json`` on ``voc_2012_test_background_sem_seg``) lists the
+  20 VOC classes and then 39 more names, all embedded as classes of their
+  own; ``VOCbEvaluator`` of ``train_net.py`` maps a prediction on any of the
+  39 (``pred[pred >= 20] = 20``) to the background label. The file writes
+  those 39 as the synonyms of class 0, mmovss's VOC-21 background label,
+  then the 20 VOC classes.
 * ``ovseg`` (github.com/facebookresearch/ov-seg): ``OVSeg.get_class_name_list``
   takes ``c.strip()`` of the ``stuff_classes`` registered for the dataset
   (``open_vocab_seg/data/datasets/register_*.py``; ADE-150 is detectron2's
@@ -60,6 +66,8 @@ CATSEG_FILES = {
     'pascal_context_59': ('pc59.json', 'register_pascal_context.py', 'context_classes'),
     'pascal_context_459': ('pc459.json', 'register_pascal_context.py', 'context_459_classes'),
     'voc20': ('voc20.json', 'register_pascal_20.py', 'voc_classes'),
+    # VOC-20's classes, then background names (the background label of VOC-21's data)
+    'voc20b': ('voc20b.json', 'register_pascal_20.py', 'voc_classes'),
     # the configs' own TEST_CLASS_JSON (configs/vitb_384.yaml, vitl_336.yaml)
     'coco_stuff171': ('coco.json', 'register_coco_stuff.py', 'COCO_CATEGORIES'),
 }
@@ -76,6 +84,14 @@ OVSEG_FILES = {
 CATSEG_HOW = ('datasets/{json} (MODEL.SEM_SEG_HEAD.TEST_CLASS_JSON of eval.sh{own}), the first '
               "name of each entry as CATSegPredictor.get_text_embeds embeds it "
               "(classname.split(', ')[0]; white space collapsed).")
+#: What PAS-20b's file holds besides CATSEG_HOW.
+CATSEG_VOC20B_HOW = (
+    'Entries 20-58 are background names: train_net.py VOCbEvaluator scores a prediction on '
+    'any of them as the background label (pred[pred >= 20] = 20); written as the synonyms of '
+    'class 0 (the background label of mmovss\'s VOC-21 data), then entries 0-19 '
+    '(labels 1-20).')
+#: The line of CAT-Seg's train_net.py that maps PAS-20b's background names.
+CATSEG_VOC20B_MAPPING = 'pred[pred >= 20] = 20'
 OVSEG_HOW = ('the stuff_classes registered for the evaluated dataset ({where}), stripped as '
              'OVSeg.get_class_name_list does; each line is ONE prompt '
              '(text_encoder.whole_names=True).')
@@ -108,7 +124,14 @@ def catseg_names(repo: str) -> Dict[str, List[str]]:
         with open(osp.join(repo, 'datasets', json_name), encoding='utf-8') as f:
             entries = json.load(f)
         out[key] = [_collapse(e.split(', ')[0]) for e in entries]
+    out['voc20b'] = background_first(out['voc20b'], len(out['voc20']))
     return out
+
+
+def background_first(names: List[str], num_objects: int) -> List[str]:
+    """PAS-20b's json (objects, then background names) as mmovss's VOC-21
+    label order: one line with every background name, then the objects."""
+    return [', '.join(names[num_objects:]), *names[:num_objects]]
 
 
 def ovseg_names(repo: str, detectron2: str) -> Dict[str, List[str]]:
@@ -157,14 +180,34 @@ def label_order_problems(method: str, repo: str, detectron2: str = None) -> List
             with open(osp.join(repo, 'datasets', json_name), encoding='utf-8') as f:
                 entries = json.load(f)
             registered = _names(literal(osp.join(reg, file), name))
-            if [_collapse(e.split(', ')[0]) for e in entries] != [
+            if [_collapse(e.split(', ')[0]) for e in entries][:len(registered)] != [
                     _collapse(r.split(', ')[0]) for r in registered]:
                 problems.append(f'datasets/{json_name} is not in the order of {file} {name}')
+        problems += voc20b_problems(repo)
     elif method == 'ovseg':
         ade847(osp.join(repo, 'datasets', 'prepare_ade20k_full_sem_seg.py'))
         ade847(osp.join(repo, 'open_vocab_seg', 'data', 'datasets', 'register_ade20k_full.py'))
     else:
         raise ValueError(f'unknown method {method!r}; one of {METHODS}')
+    return problems
+
+
+def voc20b_problems(repo: str) -> List[str]:
+    """What makes CAT-Seg's PAS-20b differ from what mmovss reads: its labels
+    (``prepare_voc.py``, background last: VOC value 0 -> 20, 1-20 -> 0-19) and
+    the evaluator's mapping of every name after the 20 objects to background."""
+    problems = []
+    bg = literal(osp.join(repo, 'datasets', 'prepare_voc.py'), 'clsID_to_trID')
+    if {k: v for k, v in bg.items() if k != 0} != {**{v: v - 1 for v in range(1, 21)},
+                                                   255: 255}:
+        problems.append('prepare_voc.py: clsID_to_trID is not VOC value v -> v - 1')
+    with open(osp.join(repo, 'datasets', 'prepare_voc.py'), encoding='utf-8') as f:
+        if 'clsID_to_trID_bg[0] = 20' not in f.read():
+            problems.append('prepare_voc.py: background is not label 20 of '
+                            'annotations_detectron2_bg')
+    with open(osp.join(repo, 'train_net.py'), encoding='utf-8') as f:
+        if CATSEG_VOC20B_MAPPING not in f.read():
+            problems.append(f'train_net.py: no {CATSEG_VOC20B_MAPPING!r} (VOCbEvaluator)')
     return problems
 
 
@@ -201,6 +244,8 @@ def render(method: str, key: str, names: List[str]) -> str:
     if method == 'catseg':
         own = ", the released configs' own" if key == 'coco_stuff171' else ''
         how = CATSEG_HOW.format(json=CATSEG_FILES[key][0], own=own)
+        if key == 'voc20b':
+            how += ' ' + CATSEG_VOC20B_HOW
     else:
         file, name = OVSEG_FILES[key]
         where = ('detectron2 data/datasets/builtin_meta.py ' + name if file is None

@@ -14,4 +14,8 @@ test_pipeline = {{_base_.detectron2_pipelines.short_640_long_2560}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 train_dataloader = None
-protocol_model = dict(vocabulary='{{fileDirname}}/../../vocabularies/catseg/pascal_context_459.txt')
+# Only the first name of each class is embedded (get_text_embeds: synonyms='first'; set by
+# every base of the family, voc20b.py embeds all of its background names).
+protocol_model = dict(
+    vocabulary='{{fileDirname}}/../../vocabularies/catseg/pascal_context_459.txt',
+    text_encoder=dict(synonyms='first'))

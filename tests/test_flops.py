@@ -328,6 +328,41 @@ def test_attention_kernels_are_counted_as_their_products():
     assert flops == 2 * 3 * 4 * 9 * (6 + 2)
 
 
+def test_fused_layers_and_vector_products_are_counted_by_hand():
+    """Kernels PyTorch's counter leaves at zero (before: 0 FLOPs for a whole
+    nn.TransformerEncoder in eval mode, its fused inference path)."""
+    dim, hidden = 8, 16
+    encoder = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(dim, 2, hidden, batch_first=True), 2,
+        enable_nested_tensor=False).eval()
+    x = torch.randn(2, 5, dim)
+
+    def layer(lengths):  # projections, MLP, then attention per sequence
+        products = 2 * sum(lengths) * dim * (4 * dim + 2 * hidden)
+        return products + sum(2 * n * n * 2 * dim for n in lengths)
+
+    with torch.no_grad():
+        count = bench.count_flops(lambda: encoder(x))
+        assert count['total'] == 2 * layer([5, 5])
+        # a padding mask: sequences of 5 and 3 tokens (a nested tensor)
+        padded = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+        one = nn.TransformerEncoder(encoder.layers[0], 1).eval()
+        count = bench.count_flops(lambda: one(x, src_key_padding_mask=padded))
+        assert count['total'] == layer([5, 3])
+        a, b, v = torch.randn(5, 8), torch.randn(8, 6), torch.randn(8)
+        aten = torch.ops.aten
+        for fn, flops in [(lambda: a @ v, 2 * 5 * 8),  # mv
+                          (lambda: torch.randn(3, 5, 8) @ v, 2 * 15 * 8),
+                          (lambda: torch.addmv(torch.randn(5), a, v), 2 * 5 * 8),
+                          (lambda: torch.dot(v, v), 2 * 8),
+                          (lambda: torch.vdot(v, v), 2 * 8),
+                          (lambda: torch.addbmm(torch.randn(5, 6), torch.randn(3, 5, 8),
+                                                torch.randn(3, 8, 6)), 2 * 3 * 5 * 8 * 6),
+                          (lambda: aten._addmm_activation(torch.randn(6), a, b),
+                           2 * 5 * 8 * 6)]:
+            assert bench.count_flops(fn)['total'] == flops
+
+
 class LearnedQueries(nn.Module):
     """FC-CLIP's decoder pattern: learned queries, a view of a parameter
     made under no_grad (it requires grad without a grad_fn), go through a

@@ -7,11 +7,15 @@ matrix product (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``matmul``'s
 decompositions), ``2 * prod(out) * C_in / groups * prod(kernel)`` per
 convolution, and the attention kernels (``scaled_dot_product_attention``)
 as their two products, ``q @ k^T`` and ``attn @ v``. PyTorch's counter has no
-formula for two kernels that models run, which would count zero: the CPU
+formula for several kernels that models run, which would count zero: the CPU
 attention kernel (``_scaled_dot_product_flash_attention_for_cpu``, every
-``F.scaled_dot_product_attention`` on CPU) and ``nn.MultiheadAttention``'s
+``F.scaled_dot_product_attention`` on CPU), ``nn.MultiheadAttention``'s
 fused inference path (``_native_multi_head_attention``, which also hides its
-projections); :data:`EXTRA_FORMULAS` counts them as the products they are.
+projections), ``nn.TransformerEncoderLayer``'s (``_transformer_encoder_layer_fwd``:
+a whole layer, attention and MLP, in one kernel), the fused linear + GELU/ReLU
+product (``_addmm_activation``), ``addbmm`` and the matrix-vector and vector
+products (``mv``, ``addmv``, ``dot``, ``vdot``: ``matrix @ vector``);
+:data:`EXTRA_FORMULAS` counts them as the products they are.
 Not counted (zero FLOPs): bias additions, norms, softmax, activations,
 interpolation, pooling and other element-wise work; these are memory-bound,
 and the FLOP count is the matrix work a matrix unit could do.
@@ -63,12 +67,65 @@ def _native_mha_flops(query_shape, key_shape, value_shape, embed_dim,
     return projections + 2 * batch * length * keys * 2 * embed_dim
 
 
+def _encoder_layer_flops(src, embed_dim, num_heads, qkv_weight, qkv_bias,
+                         proj_weight, proj_bias, use_gelu, norm_first, eps,
+                         norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2,
+                         ffn_weight_1, *args, out_val=None, **kwargs) -> int:
+    """``nn.TransformerEncoderLayer``'s fused inference path, a whole layer.
+
+    Batch-first ``(B, L, E)`` tokens (or a nested tensor of sequences of
+    their own lengths, the path with a padding mask): the q, k, v and output
+    projections (``2 * tokens * E * 4E``), the MLP (``2 * tokens * E * F``
+    twice, ``F`` the hidden width) and the attention products
+    (``2 * L * L * 2E`` per sequence). Reads the tensors themselves (a
+    nested tensor has no shape).
+    """
+    lengths = (src._nested_tensor_size()[:, 0].tolist() if src.is_nested
+               else [int(src.shape[1])] * int(src.shape[0]))
+    hidden = int(ffn_weight_1.shape[0])
+    products = 2 * sum(lengths) * embed_dim * (4 * embed_dim + 2 * hidden)
+    return products + sum(2 * n * n * 2 * embed_dim for n in lengths)
+
+
+_encoder_layer_flops._get_raw = True  # FlopCounterMode passes the tensors
+
+
+def _addmm_flops(bias_shape, a_shape, b_shape, *args, out_shape=None,
+                 **kwargs) -> int:
+    """A product ``(M, K) @ (K, N)`` after a bias: ``2 * M * K * N``."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+def _addbmm_flops(bias_shape, a_shape, b_shape, *args, out_shape=None,
+                  **kwargs) -> int:
+    """``B`` products ``(M, K) @ (K, N)`` summed: ``2 * B * M * K * N``."""
+    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
+
+
+def _mv_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """``(M, K) @ (K,)`` (``mv``) or ``(K,) . (K,)`` (``dot``): ``2 * M * K``."""
+    return 2 * math.prod(a_shape)
+
+
+def _addmv_flops(bias_shape, a_shape, b_shape, *args, out_shape=None,
+                 **kwargs) -> int:
+    """``(M, K) @ (K,)`` after a bias: ``2 * M * K``."""
+    return 2 * math.prod(a_shape)
+
+
 #: Formulas for kernels PyTorch's counter leaves at zero (see the module
 #: docstring), by operator name (absent operators are skipped).
 EXTRA_FORMULAS = {
     '_scaled_dot_product_flash_attention_for_cpu': _attention_flops,
     '_scaled_dot_product_fused_attention_overrideable': _attention_flops,
     '_native_multi_head_attention': _native_mha_flops,
+    '_transformer_encoder_layer_fwd': _encoder_layer_flops,
+    '_addmm_activation': _addmm_flops,
+    'addbmm': _addbmm_flops,
+    'mv': _mv_flops,
+    'dot': _mv_flops,
+    'vdot': _mv_flops,
+    'addmv': _addmv_flops,
 }
 
 
@@ -163,7 +220,8 @@ class EncoderTimer(_OutermostCalls):
 
 
 class MatmulShapes(TorchDispatchMode):
-    """Records the ``(M, K, N, dtype)`` of every ``mm``/``addmm`` and its FLOPs.
+    """Records the ``(M, K, N, dtype)`` of every ``mm``/``addmm`` (and fused
+    ``_addmm_activation``) and its FLOPs.
 
     The linear layers of a model run as these two operators (a batched
     ``(B, L, C) @ W`` is folded to one ``mm``); their shapes are the model's
@@ -180,7 +238,8 @@ class MatmulShapes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         packet = func._overloadpacket
         pair = (args[0], args[1]) if packet is aten.mm else \
-            (args[1], args[2]) if packet is aten.addmm else None
+            (args[1], args[2]) if packet in (aten.addmm, aten._addmm_activation) \
+            else None
         if pair is not None and pair[0].dim() == 2 and pair[1].dim() == 2:
             (m, k), n = pair[0].shape, pair[1].shape[1]
             dtype = str(pair[0].dtype).replace('torch.', '')

@@ -574,6 +574,25 @@ def test_agreement_tool_command_line(tmp_path, tiny_world):
     assert result['images'] == 2 and np.isfinite(result['labels_equal'])
 
 
+def test_agreement_tool_refuses_a_foreign_checkpoint_and_an_empty_test_set(tmp_path, tiny_world):
+    """Before: mmengine's 'The model and loaded state dict do not match
+    exactly' (a RuntimeError traceback after hundreds of key names), and a
+    ZeroDivisionError in the sampler for a test set of no image."""
+    from mmovss.benchmarking.precision import compare_precisions
+
+    config = os.path.join(REPO, 'configs', 'ovshapes', 'dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': tiny_world})
+    foreign = str(tmp_path / 'foreign.pth')
+    torch.save(dict(state_dict=torch.nn.Linear(2, 3).state_dict(), meta={}), foreign)
+    with pytest.raises(ValueError, match=r"foreign.pth' does not fit the model"):
+        compare_precisions(cfg, foreign, 'bf16', max_images=1)
+    cfg.merge_from_dict({'test_dataloader.dataset.indices': 0,
+                         'test_dataloader.dataset.serialize_data': False})
+    with pytest.raises(ValueError, match='the test set of this config has no image'):
+        compare_precisions(cfg, foreign, 'bf16')
+
+
 def test_a_model_being_trained_validates_without_casting():
     """Validation inside training must not cast the weights being trained."""
     _, model = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')

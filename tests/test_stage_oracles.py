@@ -344,3 +344,12 @@ def test_a_checkpoint_of_another_model_names_its_keys(tmp_path, tiny_world):
     with pytest.raises(ValueError, match=r"foreign.pth' does not fit the model") as info:
         stage_oracles(cfg, str(foreign), max_images=1)
     assert '--non-strict' not in str(info.value)
+
+
+def test_an_empty_test_set_is_refused(tmp_path, tiny_world):
+    """Before: a ZeroDivisionError in mmengine's sampler."""
+    cfg = _cfg(tiny_world)
+    cfg.merge_from_dict({'test_dataloader.dataset.indices': 0,
+                         'test_dataloader.dataset.serialize_data': False})
+    with pytest.raises(ValueError, match='the test set of this config has no image'):
+        stage_oracles(cfg)

@@ -122,6 +122,28 @@ def test_tool_on_ovshapes_agrees_with_tools_test(repo_root, tiny_world, tmp_path
     assert round(first['mIoU'], 2) == pytest.approx(float(match.group(1)), abs=0.011)
 
 
+def test_max_images_counts_exactly_the_images_scored(repo_root, tiny_world, capsys):
+    """Before: --max-images 0 scored one image and reported all of them; a
+    batch of two scored both images under --max-images 1."""
+    from mmovss.evaluation.vocabulary_report import run_vocabulary_report
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(repo_root / CONFIG))
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': str(tiny_world)})
+    options = dict(template_sets=[], distractors=[], background=[], log=lambda _: None)
+    with pytest.raises(ValueError, match='max_images must be >= 1'):
+        run_vocabulary_report(cfg, max_images=0, **options)
+    one = run_vocabulary_report(cfg, max_images=1, **options)
+    cfg.merge_from_dict({'test_dataloader.batch_size': 2})
+    batched = run_vocabulary_report(cfg, max_images=1, **options)
+    assert one['num_images'] == batched['num_images'] == 1
+    assert batched['reference_mIoU'] == pytest.approx(one['reference_mIoU'])
+    tool = load_tool('analysis_tools/vocabulary_report.py')
+    with pytest.raises(SystemExit):
+        tool.main([str(repo_root / CONFIG), '--max-images', '0'])
+    assert '--max-images must be >= 1' in capsys.readouterr().err
+
+
 def test_tool_with_benchmark_switch(repo_root, tmp_path, capsys):
     """``--benchmark KEY`` evaluates on that benchmark (mmovss.protocols), its
     name lists' synonyms becoming name variants."""

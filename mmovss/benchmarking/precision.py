@@ -13,7 +13,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ..evaluation.side_by_side import build_evaluators, evaluate_quietly
+from ..evaluation.side_by_side import build_evaluators, build_test_loader, evaluate_quietly
 
 __all__ = ['LABEL_AGREEMENT', 'compare_precisions', 'format_precision_report']
 
@@ -23,8 +23,9 @@ LABEL_AGREEMENT = 0.995
 
 
 def _build(cfg, checkpoint: str, dtype: str, precision_mode: Optional[str], metainfo: dict):
-    from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
+
+    from ..runtime import load_model_checkpoint_strictly
 
     model_cfg = copy.deepcopy(cfg.model)
     test_cfg = dict(model_cfg.get('test_cfg') or {})
@@ -33,7 +34,10 @@ def _build(cfg, checkpoint: str, dtype: str, precision_mode: Optional[str], meta
         test_cfg['precision_mode'] = precision_mode
     model_cfg['test_cfg'] = test_cfg
     model = MODELS.build(model_cfg)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    try:  # as tools/test.py: file checks, weights only, a foreign file names its keys
+        load_model_checkpoint_strictly(model, checkpoint)
+    except RuntimeError as err:
+        raise ValueError(str(err)) from None
     model.eval()
     if hasattr(model, 'set_dataset_vocabulary'):
         model.set_dataset_vocabulary(metainfo)
@@ -61,11 +65,10 @@ def compare_precisions(cfg, checkpoint: str, dtype: str = 'bf16',
         ``images``, ``run`` (the precision the low model ran, ``'fp32'``
         after a fallback) and ``dtype`` / ``precision_mode``.
     """
-    from mmengine.runner import Runner
     from mmseg.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
-    loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader))
+    loader = build_test_loader(cfg)
     metainfo = loader.dataset.metainfo
     models = {'fp32': _build(cfg, checkpoint, 'fp32', None, metainfo),
               'low': _build(cfg, checkpoint, dtype, precision_mode, metainfo)}

@@ -7,7 +7,29 @@ import logging
 import numbers
 from typing import Dict, Iterable
 
-__all__ = ['build_evaluators', 'evaluate_quietly', 'side_by_side_parser', 'run_side_by_side_tool']
+__all__ = ['build_test_loader', 'build_evaluators', 'evaluate_quietly', 'side_by_side_parser',
+           'run_side_by_side_tool']
+
+
+def build_test_loader(cfg, **overrides):
+    """The config's test dataloader (``overrides`` set on a copy of
+    ``cfg.test_dataloader``), refused when its test set has no image.
+
+    Raises:
+        ValueError: An empty test set (e.g. ``test_dataloader.dataset.indices=0``
+            or an empty ``ann_file``), whose metrics would be those of no image.
+    """
+    from mmengine.runner import Runner
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    loader_cfg.update(overrides)
+    loader = Runner.build_dataloader(loader_cfg)
+    if len(loader.dataset) == 0:
+        dataset = loader_cfg.get('dataset', {})
+        raise ValueError(
+            f"the test set of this config has no image ({dataset.get('type')}, "
+            f"data_root={dataset.get('data_root')!r}); check "
+            f'test_dataloader.dataset (data_root, ann_file, indices).')
+    return loader
 
 
 def build_evaluators(cfg, runs: Iterable[str], metainfo: dict) -> Dict[str, object]:
@@ -64,7 +86,8 @@ def run_side_by_side_tool(parser, argv, measure, report):
     ``report(result)`` and writes ``--json`` (checked before the run by
     :func:`mmovss.io.check_output_file`: never the config, the checkpoint or a
     dataset file, an existing file only with ``--overwrite``); a ValueError
-    ends the program with its message."""
+    or a FileNotFoundError (a dataset folder that does not exist) ends the
+    program with its message."""
     import json
     import os
     import os.path as osp
@@ -90,7 +113,7 @@ def run_side_by_side_tool(parser, argv, measure, report):
             sys.exit(f'error: {err}')
     try:
         result = measure(cfg, args)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         sys.exit(f'error: {err}')
     print(report(result))
     if args.json:

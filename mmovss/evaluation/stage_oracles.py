@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .ov_iou_metric import unseen_class_indices
-from .side_by_side import build_evaluators, evaluate_quietly
+from .side_by_side import build_evaluators, build_test_loader, evaluate_quietly
 
 __all__ = ['ORACLE_RUNS', 'gt_at_input', 'present_classes', 'majority_labels',
            'oracle_label_scores', 'gt_segment_logits', 'segment_label_scores',
@@ -309,12 +309,11 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
         an ``oracle_masks`` run, ``segment_naming``
         (:meth:`SegmentNaming.result`).
     """
-    from mmengine.runner import Runner
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
-    loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader))
+    loader = build_test_loader(cfg)
     metainfo = loader.dataset.metainfo
     if model is None:
         model = MODELS.build(copy.deepcopy(cfg.model))

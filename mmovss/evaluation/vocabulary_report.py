@@ -36,6 +36,7 @@ import torch
 
 from ..vocab import BACKGROUND_WORDS, TEMPLATE_SETS, Vocabulary, get_templates, is_background_name
 from .ov_iou_metric import unseen_class_indices
+from .side_by_side import build_test_loader
 
 __all__ = ['Variant', 'build_variants', 'IoUCounts', 'evaluate_variants',
            'summarize_report', 'format_report', 'plot_report', 'run_vocabulary_report',
@@ -195,6 +196,8 @@ def evaluate_variants(model, dataloader, variants: Sequence[Variant], num_classe
             seen = 0
             for batch in dataloader:
                 for sample in model.test_step(batch):
+                    if max_images is not None and seen >= max_images:
+                        break  # a batch of several images: only the first ones count
                     pred = sample.pred_sem_seg.data[0].cpu().numpy()
                     gt = sample.gt_sem_seg.data[0].cpu().numpy()
                     counts.update(pred, gt, targets, variant.ignored)
@@ -399,20 +402,23 @@ def run_vocabulary_report(cfg, checkpoint: Optional[str] = None,
             ``num_distractors`` names of COCO-Stuff-171 absent from the data.
         background (Sequence[str], optional): Background class names; None
             finds classes named ``background``/``other``/...
-        max_images (int, optional): Evaluate the first N images only.
+        max_images (int, optional): Evaluate the first N images only (>= 1).
+
+    Raises:
+        ValueError: ``max_images`` below 1, an empty test set, ``names`` of
+            another class count, a trained model without checkpoint, a
+            checkpoint of another model.
     """
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
     from mmseg.registry import MODELS
 
     from ..runtime import load_model_checkpoint_strictly
     from ..trained_weights import require_trained_weights
     from ..vocab import load_benchmark_classes
+    if max_images is not None and max_images < 1:
+        raise ValueError(f'max_images must be >= 1, got {max_images}.')
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    loader_cfg = copy.deepcopy(cfg.test_dataloader)
-    loader_cfg['num_workers'] = 0
-    loader_cfg['persistent_workers'] = False
-    dataloader = Runner.build_dataloader(loader_cfg)
+    dataloader = build_test_loader(cfg, num_workers=0, persistent_workers=False)
     dataset = dataloader.dataset
     vocabulary = Vocabulary.build(dict(dataset.metainfo))
     # the metric's own rule, so the seen/unseen split equals tools/test.py's

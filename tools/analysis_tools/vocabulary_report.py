@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmovss  # noqa: E402,F401  (compat + registration)
 from mmovss.evaluation.vocabulary_report import format_report, plot_report, run_vocabulary_report  # noqa: E402
-from mmovss.runtime import exit_if_device_unusable, load_config, merge_cfg_options  # noqa: E402
+from mmovss.runtime import exit_if_device_unusable, load_config, merge_cfg_options, run_tool  # noqa: E402
 from mmovss.vocab import TEMPLATE_SETS, Vocabulary  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
+    if args.max_images is not None and args.max_images < 1:
+        parser.error('--max-images must be >= 1')
     exit_if_device_unusable(parser, args.device)  # before the model and the data are built
     return args
 
@@ -108,4 +110,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    # user errors (no or a foreign checkpoint, no data, ...): one line, as tools/test.py
+    run_tool(main)

@@ -144,6 +144,19 @@ def test_max_images_counts_exactly_the_images_scored(repo_root, tiny_world, caps
     assert '--max-images must be >= 1' in capsys.readouterr().err
 
 
+def test_user_errors_of_the_tool_are_one_line(repo_root, tiny_world):
+    """A trained config without checkpoint: the message alone, exit code 2
+    (before: the same message after a traceback)."""
+    done = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/vocabulary_report.py',
+         'configs/ovshapes/lseg_tiny-clip_1k_ovshapes-seen.py', '--cfg-options',
+         f'test_dataloader.dataset.data_root={tiny_world}'],
+        cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert 'error: This model is a trained model' in done.stderr
+    assert 'Traceback' not in done.stderr
+
+
 def test_tool_with_benchmark_switch(repo_root, tmp_path, capsys):
     """``--benchmark KEY`` evaluates on that benchmark (mmovss.protocols), its
     name lists' synonyms becoming name variants."""

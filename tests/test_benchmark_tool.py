@@ -156,11 +156,23 @@ def test_checkpoint_is_loaded_and_a_foreign_one_refused(tmp_path):
     ([TINY, '--vocabulary', 'no_such_benchmark'], 'Unknown vocabulary'),
     ([TINY, '--dtype', 'fp16'], 'fp16 is not supported on CPU'),
     ([TINY, '--num-classes', '0'], '--num-classes must be >= 1'),
+    ([TINY, '--threads', '0'], '--threads must be >= 1, got 0'),
+    ([TINY, '--threads', '-1'], '--threads must be >= 1, got -1'),
+    ([TINY, '--image-size', '32', '32'], '--image-size would be ignored'),
 ])
 def test_clear_errors(tool, argv, message):
     """Impossible requests fail early with a message saying why."""
     with pytest.raises(bench.BenchmarkError, match=message):
         tool.main(argv + FAST)
+
+
+@pytest.mark.parametrize('size', [['--shape', '0', '64'], ['--shape', '64', '-8']])
+def test_sizes_below_one_are_refused_before_the_build(tool, size, monkeypatch):
+    """Before: a ValueError traceback from the backbone (image (0, 64) is
+    smaller than one patch) after the build and the text encoding."""
+    monkeypatch.setattr(bench.segmentor, 'build_model', None)  # never reached
+    with pytest.raises(bench.BenchmarkError, match='--shape must be two sizes H W >= 1'):
+        tool.main([TINY, *FAST, *size])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available')

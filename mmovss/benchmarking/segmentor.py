@@ -130,11 +130,10 @@ def benchmark_segmentor(config: str,
     import mmovss  # noqa: F401  (compat + registration)
 
     from mmengine.dataset import pseudo_collate
+    _check_sizes_and_counts(shape, image_size, threads, repeat, warmup)
     device = check_device(device)
-    if threads:
+    if threads is not None:
         torch.set_num_threads(threads)
-    if repeat < 1 or warmup < 0:
-        raise BenchmarkError('--repeat must be >= 1 and --warmup >= 0.')
     precision_context(None, dtype, device)  # fp16 on CPU: clear error
     if vocabulary is not None:
         load_vocabulary(vocabulary)  # fail before the (slow) build
@@ -306,6 +305,33 @@ def benchmark_segmentor(config: str,
         dtype_requested=requested,
         dtype_check=dtype_check,
         notes=notes)
+
+
+def _check_sizes_and_counts(shape, image_size, threads, repeat, warmup) -> None:
+    """Refuses sizes and counts that cannot be run or would be ignored.
+
+    Raises:
+        BenchmarkError: ``--threads`` below 1 (torch's error, after the
+            build), a size that is not two positive numbers, ``--shape`` with
+            ``--image-size`` (the image is made ``--shape`` large: the other
+            size was silently ignored), ``--repeat`` below 1, ``--warmup``
+            below 0.
+    """
+    if threads is not None and threads < 1:
+        raise BenchmarkError(f"--threads must be >= 1, got {threads} (leave it "
+                             f"out for torch's default).")
+    for option, size in (('--shape', shape), ('--image-size', image_size)):
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise BenchmarkError(f'{option} must be two sizes H W >= 1, got '
+                                 f'{" ".join(map(str, size))}.')
+    if shape is not None and image_size is not None:
+        raise BenchmarkError(
+            '--shape H W makes the image H x W and skips the resizing of the '
+            'test pipeline, so --image-size would be ignored; give --shape for '
+            'the network input, or --image-size for the image before the '
+            "config's pipeline.")
+    if repeat < 1 or warmup < 0:
+        raise BenchmarkError('--repeat must be >= 1 and --warmup >= 0.')
 
 
 def _check_cpu_bf16(dtype: str, device: str, strict_dtype: bool,

@@ -159,6 +159,9 @@ def test_checkpoint_is_loaded_and_a_foreign_one_refused(tmp_path):
     ([TINY, '--threads', '0'], '--threads must be >= 1, got 0'),
     ([TINY, '--threads', '-1'], '--threads must be >= 1, got -1'),
     ([TINY, '--image-size', '32', '32'], '--image-size would be ignored'),
+    ([osp.join(ROOT, 'configs', 'ovshapes',
+               'ovseg_tiny-clip_mask-prompt-tuning_ovshapes-regions.py'), '--no-efficiency'],
+     'MaskPromptTuner is not an open-vocabulary segmentor'),
 ])
 def test_clear_errors(tool, argv, message):
     """Impossible requests fail early with a message saying why."""

@@ -102,10 +102,15 @@ def choose_vocabulary(model, cfg, vocabulary: Optional[str],
     Priority: ``--vocabulary`` / ``--num-classes``, then the config's
     explicit vocabulary, then the class names of its test dataset.
     """
-    if not hasattr(model, 'set_vocabulary'):
+    from mmseg.models.segmentors import BaseSegmentor
+    if not hasattr(model, 'set_vocabulary') or not isinstance(model, BaseSegmentor):
+        # e.g. MaskPromptTuner of a mask-prompt-tuning config, which classifies
+        # region crops (was: AttributeError 'explicit_vocabulary')
         raise BenchmarkError(
             f'{type(model).__name__} is not an open-vocabulary segmentor '
-            f'(no set_vocabulary).')
+            f'(no set_vocabulary, or not an mmseg segmentor): give the config '
+            f'of a segmentor (for a training-only config, the config that '
+            f'tests its result).')
     if vocabulary is not None:
         return model.set_vocabulary(load_vocabulary(vocabulary))
     if num_classes is not None:

@@ -593,6 +593,21 @@ def test_agreement_tool_refuses_a_foreign_checkpoint_and_an_empty_test_set(tmp_p
         compare_precisions(cfg, foreign, 'bf16')
 
 
+def test_agreement_tool_checks_an_explicit_vocabulary_against_the_test_set(tmp_path, tiny_world):
+    """As tools/test.py (DatasetVocabularyHook); before: three names scored
+    against the 40 labels of the test set without a word."""
+    from mmovss.benchmarking.precision import compare_precisions
+
+    config = os.path.join(REPO, 'configs', 'ovshapes', 'dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    fp32, _ = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')
+    checkpoint = _checkpoint(tmp_path, fp32)
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict({'test_dataloader.dataset.data_root': tiny_world,
+                         'model.vocabulary': ['cat', 'dog', 'sky']})
+    with pytest.raises(ValueError, match='explicit vocabulary .* does not match the test dataset'):
+        compare_precisions(cfg, checkpoint, 'bf16', max_images=1)
+
+
 def test_a_model_being_trained_validates_without_casting():
     """Validation inside training must not cast the weights being trained."""
     _, model = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')

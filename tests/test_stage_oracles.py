@@ -353,3 +353,12 @@ def test_an_empty_test_set_is_refused(tmp_path, tiny_world):
                          'test_dataloader.dataset.serialize_data': False})
     with pytest.raises(ValueError, match='the test set of this config has no image'):
         stage_oracles(cfg)
+
+
+def test_an_explicit_vocabulary_of_other_classes_is_refused(tiny_world):
+    """As tools/test.py (DatasetVocabularyHook); before: three names scored
+    against the 40 labels of the test set without a word."""
+    cfg = _cfg(tiny_world)
+    cfg.merge_from_dict({'model.vocabulary': ['cat', 'dog', 'sky']})
+    with pytest.raises(ValueError, match='explicit vocabulary .* does not match the test dataset'):
+        stage_oracles(cfg, model=_model(cfg), max_images=1)

@@ -13,7 +13,12 @@ from typing import Dict, Optional
 
 import torch
 
-from ..evaluation.side_by_side import build_evaluators, build_test_loader, evaluate_quietly
+from ..evaluation.side_by_side import (
+    build_evaluators,
+    build_test_loader,
+    evaluate_quietly,
+    use_dataset_vocabulary,
+)
 
 __all__ = ['LABEL_AGREEMENT', 'compare_precisions', 'format_precision_report']
 
@@ -22,7 +27,7 @@ __all__ = ['LABEL_AGREEMENT', 'compare_precisions', 'format_precision_report']
 LABEL_AGREEMENT = 0.995
 
 
-def _build(cfg, checkpoint: str, dtype: str, precision_mode: Optional[str], metainfo: dict):
+def _build(cfg, checkpoint: str, dtype: str, precision_mode: Optional[str], loader):
     from mmseg.registry import MODELS
 
     from ..runtime import load_model_checkpoint_strictly
@@ -39,8 +44,7 @@ def _build(cfg, checkpoint: str, dtype: str, precision_mode: Optional[str], meta
     except RuntimeError as err:
         raise ValueError(str(err)) from None
     model.eval()
-    if hasattr(model, 'set_dataset_vocabulary'):
-        model.set_dataset_vocabulary(metainfo)
+    use_dataset_vocabulary(model, loader)
     return model
 
 
@@ -70,8 +74,8 @@ def compare_precisions(cfg, checkpoint: str, dtype: str = 'bf16',
     register_all_modules(init_default_scope=True)
     loader = build_test_loader(cfg)
     metainfo = loader.dataset.metainfo
-    models = {'fp32': _build(cfg, checkpoint, 'fp32', None, metainfo),
-              'low': _build(cfg, checkpoint, dtype, precision_mode, metainfo)}
+    models = {'fp32': _build(cfg, checkpoint, 'fp32', None, loader),
+              'low': _build(cfg, checkpoint, dtype, precision_mode, loader)}
     evaluators = build_evaluators(cfg, models, metainfo)
     equal = pixels = images = 0
     with torch.no_grad():

@@ -7,8 +7,8 @@ import logging
 import numbers
 from typing import Dict, Iterable
 
-__all__ = ['build_test_loader', 'build_evaluators', 'evaluate_quietly', 'side_by_side_parser',
-           'run_side_by_side_tool']
+__all__ = ['build_test_loader', 'use_dataset_vocabulary', 'build_evaluators', 'evaluate_quietly',
+           'side_by_side_parser', 'run_side_by_side_tool']
 
 
 def build_test_loader(cfg, **overrides):
@@ -30,6 +30,28 @@ def build_test_loader(cfg, **overrides):
             f"data_root={dataset.get('data_root')!r}); check "
             f'test_dataloader.dataset (data_root, ann_file, indices).')
     return loader
+
+
+def use_dataset_vocabulary(model, loader) -> None:
+    """Gives ``model`` the vocabulary of the test set, as ``tools/test.py``
+    does (:class:`~mmovss.engine.DatasetVocabularyHook`): an explicit
+    ``model.vocabulary`` is checked against the dataset's classes.
+
+    Raises:
+        ValueError: An explicit vocabulary of another class count than the
+            test set (its predictions would be scored against other labels).
+    """
+    if not hasattr(model, 'set_dataset_vocabulary'):
+        return
+    from mmovss.engine.hooks.dataset_vocabulary_hook import DatasetVocabularyHook
+    from mmovss.vocab import Vocabulary
+    metainfo = loader.dataset.metainfo
+    model.set_dataset_vocabulary(metainfo)
+    explicit = getattr(model, 'explicit_vocabulary', None)
+    if explicit is not None:
+        DatasetVocabularyHook.check_explicit_vocabulary(
+            explicit, Vocabulary.build(metainfo),
+            f'the test dataset ({type(loader.dataset).__name__})')
 
 
 def build_evaluators(cfg, runs: Iterable[str], metainfo: dict) -> Dict[str, object]:

@@ -46,7 +46,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .ov_iou_metric import unseen_class_indices
-from .side_by_side import build_evaluators, build_test_loader, evaluate_quietly
+from .side_by_side import (
+    build_evaluators,
+    build_test_loader,
+    evaluate_quietly,
+    use_dataset_vocabulary,
+)
 
 __all__ = ['ORACLE_RUNS', 'gt_at_input', 'present_classes', 'majority_labels',
            'oracle_label_scores', 'gt_segment_logits', 'segment_label_scores',
@@ -324,8 +329,7 @@ def stage_oracles(cfg, checkpoint: Optional[str] = None,
             except RuntimeError as err:
                 raise ValueError(str(err)) from None
     model.eval()
-    if hasattr(model, 'set_dataset_vocabulary'):
-        model.set_dataset_vocabulary(metainfo)
+    use_dataset_vocabulary(model, loader)  # an explicit one is checked, as tools/test.py
     head = _mask_classification_head(model)
     masks_kind = mask_classifier_kind(head)
     runs: List[str] = [r for r in ORACLE_RUNS if masks_kind or r != 'oracle_masks']

@@ -168,8 +168,10 @@ def test_corrupt_and_stale_files_are_recomputed(clip_file, tmp_path):
     expected = encoder.embed_names(names)
     path = encoder.disk_cache.path_for(encoder.cache_key(names))
 
-    with open(path, 'r+b') as f:  # flip bytes in the middle
-        f.seek(os.path.getsize(path) // 2)
+    with open(path, 'rb') as f:  # flip bytes inside the stored embeddings
+        start = f.read().index(expected.numpy().tobytes())
+    with open(path, 'r+b') as f:
+        f.seek(start + 8)
         f.write(b'\x00garbage\xff' * 4)
     fresh = make_encoder(clip_file, cache_dir=cache)
     with pytest.warns(UserWarning, match='corrupt'):
@@ -202,3 +204,67 @@ def test_bad_arguments(clip_file):
         make_encoder(clip_file, synonym_reduction='min')
     with pytest.raises(ValueError, match='empty'):
         make_encoder(clip_file)([])
+
+
+def test_cache_key_covers_what_the_weights_do_not(clip_file, tmp_path):
+    """One weight file, another activation (``quick_gelu``) or tokenizer:
+    other embeddings, so neither cache may serve the first ones."""
+    cache = str(tmp_path / 'cache')
+    names = ['cat', 'dog']
+    gelu = make_encoder(clip_file, cache_dir=cache, quick_gelu=False)
+    first = gelu.embed_names(names)
+    expected = make_encoder(clip_file, quick_gelu=True).embed_names(names)
+    assert not torch.allclose(first, expected)
+    quick = make_encoder(clip_file, cache_dir=cache, quick_gelu=True)
+    torch.testing.assert_close(quick.embed_names(names), expected)
+    assert len(os.listdir(cache)) == 2
+
+    # A tokenizer set on the encoder (this one drops the prompt's '.').
+    gelu.tokenizer = open_clip.tokenizer.SimpleTokenizer(clean='canonicalize')
+    other = gelu.embed_names(names)  # memory and disk caches hold `first`
+    assert not torch.allclose(other, first)
+    assert len(os.listdir(cache)) == 3
+
+
+def test_weight_file_replaced_in_place_is_not_served_from_disk_cache(tmp_path):
+    """The file's SHA-256 keys the cache; a file replaced by one of the same
+    size with its mtime kept (``cp -p``, ``tar x``) must be hashed again."""
+    os.makedirs(tmp_path / 'new')
+    path, new = str(tmp_path / 'clip.pt'), str(tmp_path / 'new' / 'clip.pt')
+    torch.save(build_tiny_clip(tiny_clip_cfg('vit'), seed=1).state_dict(), path)
+    torch.save(build_tiny_clip(tiny_clip_cfg('vit'), seed=2).state_dict(), new)
+    assert os.path.getsize(path) == os.path.getsize(new)
+    cache, names = str(tmp_path / 'cache'), ['cat', 'dog']
+    old = make_encoder((path, None), cache_dir=cache).embed_names(names)
+    stat = os.stat(path)
+    os.replace(new, path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    served = make_encoder((path, None), cache_dir=cache).embed_names(names)
+    fresh = make_encoder((path, None)).embed_names(names)
+    assert not torch.allclose(fresh, old)
+    torch.testing.assert_close(served, fresh)
+
+
+def test_unwritable_cache_directory_warns_once_and_embeds(clip_file, tmp_path,
+                                                         monkeypatch):
+    blocked = tmp_path / 'a_file'
+    blocked.write_text('')  # a file where the cache directory should be
+    encoder = make_encoder(clip_file, cache_dir=str(blocked))
+    expected = make_encoder(clip_file).embed_names(['cat'])
+    with pytest.warns(UserWarning, match="a_file' cannot be written.*"
+                      'cache_dir=None'):
+        torch.testing.assert_close(encoder.embed_names(['cat']), expected)
+
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, 'Permission denied', kwargs.get('dir'))
+
+    monkeypatch.setattr(tempfile, 'mkstemp', read_only)
+    encoder = make_encoder(clip_file, cache_dir=str(tmp_path / 'ro'))
+    with pytest.warns(UserWarning, match='PermissionError'):
+        encoder.embed_names(['cat'])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        encoder.embed_names(['dog'])  # said once

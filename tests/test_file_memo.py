@@ -44,3 +44,25 @@ def test_further_arguments_are_part_of_the_key(tmp_path):
     path.write_bytes(b'xyz')
     assert head(str(path), 2) == b'xy'
     assert len(calls) == 3
+
+
+def test_a_file_replaced_with_its_size_and_mtime_kept_is_read_again(tmp_path):
+    """``cp -p`` / ``tar x`` / ``os.utime`` can carry an mtime over; the
+    inode and change time still tell the versions apart."""
+    calls = []
+
+    @memoised_per_file_version
+    def content(path):
+        calls.append(path)
+        return open(path, 'rb').read()
+
+    path, new = tmp_path / 'a.bin', tmp_path / 'b.bin'
+    path.write_bytes(b'old')
+    new.write_bytes(b'new')
+    assert content(str(path)) == b'old'
+    stat = os.stat(path)
+    os.replace(new, path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == stat.st_mtime_ns
+    assert content(str(path)) == b'new'
+    assert len(calls) == 2

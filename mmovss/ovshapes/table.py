@@ -161,7 +161,7 @@ def _with_file_contents(value, base_dir=None, found: Optional[Dict[str, str]] = 
     if isinstance(value, str):
         path = _named_file(value, base_dir)
         if path is not None:
-            sha = file_sha256(path)  # memoised per (path, size, mtime)
+            sha = file_sha256(path)  # memoised per version (path, size, mtimes)
             if found is not None:
                 found[path] = sha
             return f'file sha256:{sha}'

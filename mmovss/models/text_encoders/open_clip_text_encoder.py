@@ -17,14 +17,18 @@ rounding.
 
 Cache: embeddings are kept in memory per name and, with ``cache_dir``, on
 disk per vocabulary, keyed by model name, weights identity (pretrained tag,
-checkpoint SHA-256, or a hash of the parameters), weight dtype, templates and
-names (see :class:`TextEmbeddingDiskCache`). Loading new weights into the
-module (``load_state_dict``, e.g. by mmengine's ``load_from``) or training
-it switches the identity to a hash of the current parameters, so stale
-embeddings are never served.
+checkpoint SHA-256, or a hash of the parameters), the text tower's
+architecture beyond its weights (activation, e.g. ``quick_gelu``; heads;
+norms; pooling; attention mask), the tokenizer (what it makes of probe
+texts: case, accents, context length), the open_clip version, weight dtype,
+templates and names (see :class:`TextEmbeddingDiskCache`). Loading new
+weights into the module (``load_state_dict``, e.g. by mmengine's
+``load_from``) or training it switches the identity to a hash of the current
+parameters, so stale embeddings are never served.
 """
+import hashlib
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -42,6 +46,12 @@ from .class_embeddings import SYNONYM_REDUCTIONS, ClassEmbeddings
 from .embedding_cache import TextEmbeddingDiskCache
 
 __all__ = ['OpenCLIPTextEncoder', 'CLIPTextTower']
+
+#: Texts whose tokens identify a tokenizer in the cache key: case, accents,
+#: punctuation, other scripts, and a text longer than any context.
+TOKENIZER_PROBES = ('a photo of a cat.',
+                    'Café NAÏVE, "quoted"; it\'s {braces} 1,234 東京 Ελλάδα',
+                    ' '.join(['long'] * 100))
 
 
 class CLIPTextTower(nn.Module):
@@ -198,7 +208,7 @@ class OpenCLIPTextEncoder(BaseModule):
         self.truncate = truncate
         self.disk_cache = TextEmbeddingDiskCache(cache_dir) \
             if cache_dir else None
-        self._memory: Dict[tuple, Tensor] = {}
+        self._memory: Dict[Tuple[str, str], Tensor] = {}
         self._identity = identity
         self._identity_dirty = identity == 'random'
         if frozen:
@@ -254,10 +264,48 @@ class OpenCLIPTextEncoder(BaseModule):
             dtype += f'+autocast:{torch.get_autocast_dtype(device_type)}'
         return dtype
 
+    def architecture_identity(self) -> str:
+        """A hash of what decides the embeddings besides the weights.
+
+        The tower's modules as ``repr`` shows them (activation: QuickGELU or
+        GELU; norms and their eps; layer scale), the heads of every
+        attention (not in the weights' shapes), the pooling, the EOT id and
+        the attention mask. Two model configs that load the same weight file
+        (``quick_gelu=True`` and ``False``) thus differ.
+        """
+        tower = self.tower
+        digest = hashlib.blake2b(repr(tower).encode(), digest_size=16)
+        for name, module in tower.named_modules():
+            heads = getattr(module, 'num_heads', None)
+            if heads is not None:
+                digest.update(f'{name}:heads={heads};'.encode())
+        digest.update(f'pool={tower.pool_type};eos={tower.eos_id};'
+                      f'context={tower.context_length}'.encode())
+        if tower.attn_mask is not None:
+            mask = tower.attn_mask.detach().cpu().float().contiguous()
+            digest.update(mask.numpy().tobytes())
+        return digest.hexdigest()
+
+    def tokenizer_identity(self) -> str:
+        """The tokenizer's type and a hash of its tokens of
+        :data:`TOKENIZER_PROBES` (lower-casing, text cleaning, context
+        length), so that a tokenizer set on the encoder keys its own
+        embeddings."""
+        tokens = self.tokenizer(list(TOKENIZER_PROBES))
+        tokens = torch.as_tensor(tokens).cpu().to(torch.int64).contiguous()
+        digest = hashlib.blake2b(tokens.numpy().tobytes(), digest_size=16)
+        digest.update(str(tuple(tokens.shape)).encode())
+        return f'{type(self.tokenizer).__qualname__}:{digest.hexdigest()}'
+
     def cache_key(self, names: Sequence[str] = ()) -> dict:
-        """The key of cached embeddings (model, weights, templates, names)."""
+        """The key of cached embeddings: model, weights, architecture,
+        tokenizer, open_clip version, dtype, templates and names."""
+        import open_clip
         dtype = self.compute_dtype()
         return dict(model=self.model_label, weights=self.weights_identity,
+                    architecture=self.architecture_identity(),
+                    tokenizer=self.tokenizer_identity(),
+                    open_clip=getattr(open_clip, '__version__', 'unknown'),
                     dtype=dtype, templates=list(self.templates),
                     names=list(names))
 
@@ -369,9 +417,7 @@ class OpenCLIPTextEncoder(BaseModule):
 
     def _embed_names_cached(self, names: List[str]) -> Tensor:
         device = self.tower.token_embedding.weight.device
-        base = self.cache_key()
-        context = (base['model'], base['weights'], base['dtype'],
-                   tuple(self.templates))
+        context = TextEmbeddingDiskCache.key_text(self.cache_key())
         missing = [n for n in dict.fromkeys(names)
                    if (context, n) not in self._memory]
         if missing and self.disk_cache is not None:
@@ -392,7 +438,7 @@ class OpenCLIPTextEncoder(BaseModule):
         return torch.stack([self._memory[(context, n)].to(device)
                             for n in names])
 
-    def _fill_memory(self, context: tuple, names: List[str]) -> None:
+    def _fill_memory(self, context: str, names: List[str]) -> None:
         embeds = self._embed_names_uncached(names)
         for name, row in zip(names, embeds):
             self._memory[(context, name)] = row

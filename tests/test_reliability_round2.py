@@ -388,5 +388,8 @@ def test_synonym_shared_by_two_classes_is_reported(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         assert len(Vocabulary.from_file(path)) == 3
-        # A synonym repeated inside one class is harmless.
+    # A synonym repeated inside one class is not harmless: it counts twice in
+    # the softmax over names (prob_thd), see
+    # tests/test_vocabulary.py::test_a_name_repeated_in_one_class_is_reported.
+    with pytest.warns(UserWarning, match="'Kitty' in class 0"):
         assert len(Vocabulary(['cat, kitty, Kitty', 'dog'])) == 2

@@ -71,6 +71,46 @@ def test_template_sets():
         get_templates(['a {}.', 'a {}.'])
 
 
+@pytest.mark.parametrize('template', ['a photo of a {}}.', 'a {} photo }', '}{}'])
+def test_a_stray_closing_brace_is_refused_when_the_templates_are_given(template):
+    """str.format would fail on it only at the first embedding, with
+    "Single '}' encountered in format string" naming no template."""
+    with pytest.raises(ValueError, match='no other brace'):
+        get_templates(['a {}.', template])
+
+
+def test_a_name_repeated_in_one_class_is_reported():
+    """'kitty, Kitty' is one name for CLIP (its tokenizer lower-cases): it
+    counts twice in the softmax over all names of the training-free heads,
+    which can send a pixel below their prob_thd (as below), and in a mean
+    over synonyms."""
+    import torch
+
+    from mmovss.models.decode_heads.training_free_head import TrainingFreeHead
+    from mmovss.models.text_encoders import ClassEmbeddings
+    head = TrainingFreeHead(in_channels=4, logit_scale=10, prob_thd=0.5)
+
+    def label(classes, sims):
+        vocab = Vocabulary(classes, duplicate_synonyms='ignore')
+        embeds = ClassEmbeddings(torch.zeros(vocab.num_names, 4),
+                                 torch.tensor(vocab.name_to_class), vocab)
+        sims = torch.tensor(sims)[:, None, None].expand(-1, 1, 1).contiguous()
+        return int(head.predict_labels(sims, embeds, (1, 1)).flatten())
+
+    assert label(['background', 'cat', 'dog'], [0.0, 0.1, 0.17]) == 2
+    assert label(['background', 'cat, cat', 'dog'], [0.0, 0.1, 0.1, 0.17]) == 0
+    with pytest.warns(UserWarning, match=r"'Kitty' in class 0 .*remove the repeat"):
+        vocab = Vocabulary(['cat, kitty, Kitty', 'dog'])
+    assert vocab.names == ('cat', 'kitty', 'Kitty', 'dog')  # kept, as given
+    with pytest.raises(ValueError, match="'cat' in class 1"):
+        Vocabulary(['dog', 'cat, cat'], duplicate_synonyms='error')
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        Vocabulary(['cat, cat'], duplicate_synonyms='ignore')
+        Vocabulary(['cat, kitty', 'dog, puppy'])
+
+
 def test_published_dataset_lists_may_repeat_a_display_name():
     """ADE-847 as published has two 'pot' classes: the dataset vocabulary
     builds (DatasetVocabularyHook, --benchmark ade20k_847), a user list does not."""

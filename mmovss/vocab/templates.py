@@ -22,10 +22,12 @@ def _check_template(template, index: int) -> str:
     if not isinstance(template, str):
         raise TypeError(f'Prompt template {index} is a '
                         f'{type(template).__name__}, expected a string.')
-    if template.count('{}') != 1 or template.replace('{}', '').count('{'):
+    if template.count('{}') != 1 or template.replace('{}', '').count('{') \
+            or template.replace('{}', '').count('}'):
         raise ValueError(
             f'Prompt template {index} ({template!r}) must contain exactly one '
-            f"'{{}}' placeholder for the class name, e.g. 'a photo of a {{}}.'")
+            f"'{{}}' placeholder for the class name and no other brace, e.g. "
+            f"'a photo of a {{}}.'")
     return template
 
 

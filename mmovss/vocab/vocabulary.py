@@ -83,13 +83,25 @@ def _check_shared_synonyms(parsed, source: str, mode: str) -> None:
     if mode == 'ignore':
         return
     owner = {}
-    shared = []
+    shared, repeated = [], []
     for i, names in enumerate(parsed):
         for name in names:
             key = name.lower()
             if key in owner and owner[key] != i:
                 shared.append((name, owner[key], i))
+            elif key in owner:
+                repeated.append((name, i))
             owner.setdefault(key, i)
+    if repeated:
+        listed = '; '.join(f'{n!r} in class {i} ({parsed[i]!r})' for n, i in repeated[:3])
+        more = f' and {len(repeated) - 3} more' if len(repeated) > 3 else ''
+        message = (f'Vocabulary({source}): a class lists the same name twice (ignoring case, '
+                   f"as CLIP's tokenizer does): {listed}{more}. It counts twice where names are "
+                   f"pooled: the softmax over all names of the training-free heads (so "
+                   f"their prob_thd) and synonym_reduction='mean'; remove the repeat.")
+        if mode == 'error':
+            raise ValueError(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
     if not shared:
         return
     listed = '; '.join(f"'{n}' in classes {a} ({parsed[a][0]!r}) and {b} ({parsed[b][0]!r})"
@@ -113,11 +125,14 @@ class Vocabulary:
             names (``('sky', 'clouds')``).
         source (str): Where the vocabulary came from, used in messages.
 
-        duplicate_synonyms (str): What a name shared by two classes
-            (compared ignoring case) does: ``'error'`` raises, ``'warn'``
-            (the default) issues a ``UserWarning``, ``'ignore'`` accepts it.
-            Such a name scores both classes alike, so the classifier cannot
-            tell them apart by it.
+        duplicate_synonyms (str): What a name shared by two classes, or
+            listed twice in one class (compared ignoring case), does:
+            ``'error'`` raises, ``'warn'`` (the default) issues a
+            ``UserWarning``, ``'ignore'`` accepts it. A shared name scores
+            both classes alike, so the classifier cannot tell them apart by
+            it; a repeated one counts twice where names are pooled (the
+            softmax over all names of the training-free heads, hence their
+            ``prob_thd``; a ``'mean'`` synonym reduction).
             Dataset METAINFO uses ``'ignore'`` (the published benchmark name
             lists of COCO-Object and PASCAL Context-459 share a few synonyms
             and are kept as published); see also :meth:`from_file`.
@@ -128,10 +143,12 @@ class Vocabulary:
     Raises:
         ValueError: If the vocabulary is empty, a name is empty, two
             classes share their first (display) name (``unique_names``), or (with
-            ``duplicate_synonyms='error'``) two classes share a synonym.
+            ``duplicate_synonyms='error'``) two classes share a synonym or a
+            class repeats one.
 
     Warns:
-        UserWarning: Two classes share a synonym (``'warn'``).
+        UserWarning: Two classes share a synonym, or a class repeats one
+            (``'warn'``).
     """
 
     def __init__(self, classes: Sequence, source: str = 'list',

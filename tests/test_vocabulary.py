@@ -135,3 +135,18 @@ def test_background_names_are_one_rule_for_every_caller():
     classes = ClassList(['Other, rest', 'cat'])
     assert _names_a_background(classes, 0) and not _names_a_background(classes, 1)
     assert not _names_a_background(classes, None) and not _names_a_background(classes, 2)
+
+
+def test_a_file_line_with_the_typed_class_separator_is_reported(tmp_path):
+    """``--vocabulary "cat; dog"`` is two classes; the file line ``cat; dog``
+    is one class of that name (a file has one class per line)."""
+    path = tmp_path / 'classes.txt'
+    path.write_text('# cat; dog in a comment is fine\ncat; dog\nsky, clouds\n')
+    with pytest.warns(UserWarning, match=r"has ';' in line 2 'cat; dog'.*own line"):
+        vocab = Vocabulary.from_file(path)
+    assert vocab.class_names == ('cat; dog', 'sky')  # read as written
+    path.write_text('cat, kitty\nsky\n')
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        Vocabulary.from_file(path)

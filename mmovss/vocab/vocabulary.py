@@ -116,6 +116,26 @@ def _check_shared_synonyms(parsed, source: str, mode: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
+def _warn_class_separators(path: str, lines: Sequence[str]) -> None:
+    """Warns about file lines with ``;``, the class separator of typed text.
+
+    ``--vocabulary "cat; dog"`` is two classes; the line ``cat; dog`` of a
+    file is one class of that name, since a file has one class per line.
+    """
+    found = [(i + 1, line) for i, line in enumerate(lines)
+             if ';' in line and not line.startswith('#')]
+    if not found:
+        return
+    listed = ', '.join(f'line {n} {line!r}' for n, line in found[:3])
+    more = f' and {len(found) - 3} more' if len(found) > 3 else ''
+    warnings.warn(
+        f"Vocabulary file {path!r} has ';' in {listed}{more}: ';' separates classes "
+        f'only in typed text (--vocabulary, the web page); in a file every line is ONE '
+        f"class, so such a line is read as one class named with the ';'. "
+        f"Put each class on its own line (synonyms separated by ',').", UserWarning,
+        stacklevel=3)
+
+
 class Vocabulary:
     """An ordered list of classes, each with one or more names.
 
@@ -202,7 +222,9 @@ class Vocabulary:
                   duplicate_synonyms: str = 'warn') -> 'Vocabulary':
         """From a text file: one class per line, comma-separated synonyms.
 
-        A synonym shared by two classes gives a ``UserWarning`` naming both
+        A line with ``;`` (the class separator of typed text, not of files)
+        gives a ``UserWarning`` naming it: it is read as one class. A
+        synonym shared by two classes gives a ``UserWarning`` naming both
         (``duplicate_synonyms='error'`` raises instead). A file whose sharing
         is deliberate (a published name list kept as published) says so with
         a comment line starting with ``# allow-shared-synonyms``; one whose
@@ -221,6 +243,7 @@ class Vocabulary:
                 f'Vocabulary file {path!r} is not UTF-8 text ({e}); save it '
                 f'as UTF-8 (one class per line).') from e
         classes = [line for line in lines if line and not line.startswith('#')]
+        _warn_class_separators(path, lines)
         if any(line.lower().startswith(ALLOW_SHARED_SYNONYMS) for line in lines):
             duplicate_synonyms = 'ignore'
         unique = not any(line.lower().startswith(ALLOW_DUPLICATE_NAMES) for line in lines)

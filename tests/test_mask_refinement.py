@@ -307,3 +307,30 @@ def test_dense_method_with_masks_from_files_builds_and_runs(path, mode, tmp_path
         pred = model.predict(torch.randn(1, 3, 48, 64), [sample])[0].pred_sem_seg.data[0]
     assert pred.shape == size and int(pred.max()) < 21
     assert pred[:, :30].unique().numel() == 1 and pred[20:, 30:].unique().numel() == 1
+
+
+def test_unwritable_cache_folder_warns_once_and_computes(tmp_path, monkeypatch):
+    import tempfile
+    import warnings
+    blocked = tmp_path / 'a_file'
+    blocked.write_text('')  # a file where the cache folder should be
+    image = torch.rand(3, 6, 8) * 255
+    want = masks_to_regions(_CountingMasks()(image)[0])
+    cache = MaskCache(str(blocked), dict(type='_CountingMasks'))
+    with pytest.warns(UserWarning, match="a_file' cannot be written.*"
+                      'cache_dir=None'):
+        got = cache.get_or_compute(image, lambda: want)
+    assert torch.equal(got, want)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, 'Permission denied', kwargs.get('dir'))
+
+    monkeypatch.setattr(tempfile, 'mkstemp', read_only)
+    cache = MaskCache(str(tmp_path / 'ro'), dict(type='_CountingMasks'))
+    with pytest.warns(UserWarning, match='PermissionError'):
+        assert torch.equal(cache.get_or_compute(image, lambda: want), want)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # said once
+        assert torch.equal(cache.get_or_compute(image.flip(-1), lambda: want),
+                           want)
+    assert not list(tmp_path.rglob('*.npz'))

@@ -6,17 +6,20 @@ changed image or generator never reads stale masks, and images with the same
 content share their masks whatever their file names. Entries are region maps
 in the format of :mod:`~mmovss.models.mask_generators.files`
 (``<key>.npz``), written atomically (temporary file + rename) so parallel
-workers may share the folder.
+workers may share the folder. A folder that cannot be written (read-only, a
+file in its place, a full disk) is reported once with a warning naming it
+(:class:`~mmovss.io.CacheFolder`, shared with the text embedding cache); the
+masks are still used, only computed again next time.
 """
 import hashlib
 import json
-import os
 import os.path as osp
-import tempfile
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor
+
+from mmovss.io import CacheFolder
 
 from .files import load_regions, save_regions
 
@@ -38,7 +41,14 @@ class MaskCache:
     """
 
     def __init__(self, cache_dir: str, settings: dict):
-        self.cache_dir = osp.expanduser(cache_dir)
+        self.folder = CacheFolder(
+            cache_dir, 'Mask cache',
+            'the masks are computed and used but not kept, so they are '
+            'computed again in every run',
+            'Give a writable directory as mask_refinement.cache_dir, or '
+            'cache_dir=None to not cache masks (--cfg-options '
+            'model.decode_head.mask_refinement.cache_dir=None).')
+        self.cache_dir = self.folder.path
         self.settings = settings_digest(settings)[:16]
 
     def key(self, pixels: Tensor) -> str:
@@ -49,24 +59,22 @@ class MaskCache:
         return f'{digest.hexdigest()}_{self.settings}'
 
     def path(self, pixels: Tensor) -> str:
-        return osp.join(self.cache_dir, self.key(pixels) + '.npz')
+        return self.folder.join(self.key(pixels) + '.npz')
 
     def get_or_compute(self, pixels: Tensor,
                        compute: Callable[[], Tensor]) -> Tensor:
-        """The cached region map of ``pixels``, or ``compute()`` stored."""
+        """The cached region map of ``pixels``, or ``compute()`` stored.
+
+        A folder that cannot be written is warned about once; the computed
+        map is returned all the same.
+        """
         path = self.path(pixels)
         if osp.isfile(path):
             return load_regions(path).to(pixels.device)
         regions = compute()
-        os.makedirs(self.cache_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix='.npz', dir=self.cache_dir)
-        os.close(fd)
-        try:
-            save_regions(tmp, regions)
-            os.replace(tmp, path)
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
+        self.folder.write(osp.basename(path),
+                          lambda tmp: save_regions(tmp, regions),
+                          suffix='.npz')
         return regions
 
     def __repr__(self) -> str:

@@ -8,17 +8,19 @@ and treated as a miss, so that the caller recomputes and overwrites it.
 Writes are atomic (temporary file + ``os.replace``), so processes sharing
 the directory never read a half-written file. A directory that cannot be
 written (read-only, a file in its place, a full disk) is reported once with
-a warning naming it; the embeddings are still returned, only not kept.
+a warning naming it; the embeddings are still returned, only not kept
+(:class:`~mmovss.io.CacheFolder`, shared with the mask cache).
 """
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from typing import Optional
 
 import torch
 from torch import Tensor
+
+from mmovss.io import CacheFolder
 
 __all__ = ['TextEmbeddingDiskCache']
 
@@ -38,8 +40,13 @@ class TextEmbeddingDiskCache:
     """
 
     def __init__(self, cache_dir: str):
-        self.cache_dir = os.path.expanduser(os.fspath(cache_dir))
-        self._write_failed = False
+        self.folder = CacheFolder(
+            cache_dir, 'Text embedding cache',
+            'the embeddings are computed and used but not kept on disk',
+            'Give a writable directory as text_encoder.cache_dir, or '
+            'cache_dir=None to keep them in memory only (--cfg-options '
+            'model.text_encoder.cache_dir=None).')
+        self.cache_dir = self.folder.path
 
     @staticmethod
     def key_text(key: dict) -> str:
@@ -83,37 +90,8 @@ class TextEmbeddingDiskCache:
         cannot be written (``OSError``: read-only, a file in its place, a
         full disk): the cache is then only a missed speed-up.
         """
-        path = self.path_for(key)
         embeds = embeds.detach().to('cpu', torch.float32).contiguous()
         entry = dict(key=self.key_text(key), embeddings=embeds,
                      sha256=_tensor_sha256(embeds))
-        try:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix='.tmp')
-        except OSError as e:
-            self._warn_unwritable(e)
-            return None
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                torch.save(entry, f)
-            os.replace(tmp, path)
-        except BaseException as e:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            if isinstance(e, OSError):
-                self._warn_unwritable(e)
-                return None
-            raise
-        return path
-
-    def _warn_unwritable(self, error: OSError) -> None:
-        if self._write_failed:
-            return
-        self._write_failed = True
-        warnings.warn(
-            f'Text embedding cache directory {self.cache_dir!r} cannot be '
-            f'written ({type(error).__name__}: {error}); the embeddings are '
-            f'computed and used but not kept on disk. Give a writable '
-            f'directory as text_encoder.cache_dir, or cache_dir=None to keep '
-            f'them in memory only (--cfg-options '
-            f'model.text_encoder.cache_dir=None).', stacklevel=4)
+        return self.folder.write(os.path.basename(self.path_for(key)),
+                                 lambda tmp: torch.save(entry, tmp))

@@ -199,6 +199,37 @@ def test_trainable_encoder_has_gradients_and_no_cache(clip_file):
     assert encoder.tower.token_embedding.weight.grad is not None
 
 
+def test_trainable_encoder_keeps_the_memory_of_its_current_weights_only(
+        clip_file, tmp_path):
+    """Each validation of a fine-tuned encoder (CAT-Seg) embeds under new
+    weights: the memory keeps only their entries, and the disk cache is not
+    filled with one file per validation. A fine-tuned checkpoint loaded
+    twice still reuses its file."""
+    cache = tmp_path / 'cache'
+    encoder = make_encoder(clip_file, frozen=False, cache_dir=str(cache))
+    for step in range(3):
+        encoder(['cat']).embeds.sum().backward()  # a training step
+        with torch.no_grad():
+            encoder.tower.token_embedding.weight.add_(0.01)
+            encoder(['cat', 'dog'])  # its validation
+        contexts = {context for context, _ in encoder._memory}
+        assert len(contexts) == 1 and len(encoder._memory) == 2
+    assert not list(cache.glob('*.pth'))  # trained weights: never reused
+
+    tuned = {k: v + 0.01 for k, v in encoder.state_dict().items()}
+    first = make_encoder(clip_file, frozen=False, cache_dir=str(cache))
+    first.load_state_dict(tuned)
+    with torch.no_grad():
+        expected = first.embed_names(['cat', 'dog'])
+    assert len(list(cache.glob('*.pth'))) == 1
+    again = make_encoder(clip_file, frozen=False, cache_dir=str(cache))
+    again.load_state_dict(tuned)
+    spy = TowerSpy(again)
+    with torch.no_grad():
+        torch.testing.assert_close(again.embed_names(['cat', 'dog']), expected)
+    assert spy.lengths == []  # read from its file
+
+
 def test_bad_arguments(clip_file):
     with pytest.raises(ValueError, match='synonym_reduction'):
         make_encoder(clip_file, synonym_reduction='min')

@@ -25,6 +25,20 @@ templates and names (see :class:`TextEmbeddingDiskCache`). Loading new
 weights into the module (``load_state_dict``, e.g. by mmengine's
 ``load_from``) or training it switches the identity to a hash of the current
 parameters, so stale embeddings are never served.
+
+Trainable encoders (``frozen=False``, fine-tuned by CAT-Seg) embed with
+gradients, uncached, while training; under ``torch.no_grad`` (validation,
+testing) they use the caches like frozen ones. Their weights change between
+validations, so:
+
+* the memory cache keeps only the entries of the current weights: when the
+  weights identity changes (training, or ``load_state_dict``), the entries of
+  the older weights are dropped, as they can never be served again (they
+  grew the memory by a vocabulary per validation);
+* weights changed by training in this process are not written to the disk
+  cache (one file per validation, never read again); weights loaded with
+  ``load_state_dict`` are, so testing a fine-tuned checkpoint twice reuses
+  its file.
 """
 import hashlib
 import warnings
@@ -164,7 +178,9 @@ class OpenCLIPTextEncoder(BaseModule):
         truncate (bool): Stop encoding at the last EOT position of each batch
             (exact for causal text transformers).
         frozen (bool): Freeze all parameters (default). Unfrozen encoders
-            compute embeddings with gradients and do not cache them.
+            compute embeddings with gradients and do not cache them while
+            gradients are enabled (see the module docstring for the caches
+            under ``torch.no_grad``).
         download_cache_dir (str, optional): open_clip's weight cache dir.
         init_cfg (dict, optional): mmengine init config (weights come from
             ``pretrained``; this is rarely needed).
@@ -211,6 +227,8 @@ class OpenCLIPTextEncoder(BaseModule):
         self._memory: Dict[Tuple[str, str], Tensor] = {}
         self._identity = identity
         self._identity_dirty = identity == 'random'
+        self._memory_weights: Optional[str] = None  # identity of _memory
+        self._trained = False  # weights changed by training in this process
         if frozen:
             self.tower.requires_grad_(False)
         if self._identity_dirty:  # random weights: hash them once, now
@@ -232,6 +250,7 @@ class OpenCLIPTextEncoder(BaseModule):
     # ---------------------------------------------------------- identity
     def _load_from_state_dict(self, *args, **kwargs):
         self._identity_dirty = True  # new weights: cached embeddings invalid
+        self._trained = False  # loaded weights: worth keeping on disk
         super()._load_from_state_dict(*args, **kwargs)
 
     @property
@@ -411,25 +430,30 @@ class OpenCLIPTextEncoder(BaseModule):
             raise ValueError('embed_names: the list of names is empty.')
         if self.trainable and torch.is_grad_enabled():
             self._identity_dirty = True  # weights may change after training
+            self._trained = True
             return self._embed_names_uncached(names)
         with torch.no_grad():
             return self._embed_names_cached(names)
 
     def _embed_names_cached(self, names: List[str]) -> Tensor:
         device = self.tower.token_embedding.weight.device
+        if self.weights_identity != self._memory_weights:
+            self._memory.clear()  # older weights' entries: never used again
+            self._memory_weights = self.weights_identity
         context = TextEmbeddingDiskCache.key_text(self.cache_key())
         missing = [n for n in dict.fromkeys(names)
                    if (context, n) not in self._memory]
-        if missing and self.disk_cache is not None:
+        disk_cache = None if self._trained else self.disk_cache
+        if missing and disk_cache is not None:
             key = self.cache_key(names)
-            stored = self.disk_cache.load(key, len(names))
+            stored = disk_cache.load(key, len(names))
             if stored is not None:
                 for name, row in zip(names, stored):
                     self._memory[(context, name)] = row.to(device)
                 missing = []
             else:
                 self._fill_memory(context, missing)
-                self.disk_cache.save(
+                disk_cache.save(
                     key, torch.stack([self._memory[(context, n)]
                                       for n in names]))
                 missing = []

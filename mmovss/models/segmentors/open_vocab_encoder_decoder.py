@@ -258,10 +258,43 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
         return None
 
     def _sync_num_classes(self):
+        """The class count of the segmentor and the decode head follows the
+        vocabulary. Auxiliary heads are left as built: an mmseg head
+        (``FCNHead``) classifies into the channels of its ``conv_seg``, so
+        its ``num_classes`` cannot follow; they only add training losses, and
+        :meth:`check_auxiliary_classes` refuses training them on a
+        vocabulary of another class count."""
         num_classes = self.vocabulary.num_classes
         self.num_classes = self.out_channels = num_classes
         self.decode_head.num_classes = num_classes
         self.decode_head.out_channels = num_classes
+
+    def check_auxiliary_classes(self) -> None:
+        """Refuses auxiliary heads built for another class count than the
+        vocabulary trained on (class ``i`` is their channel ``i``).
+
+        Raises:
+            ValueError: Naming each such head, both counts and the fix.
+        """
+        num_classes = self.vocabulary.num_classes
+        wrong = [(path, head.num_classes)
+                 for path, head in self.width_checked_heads()[1:]
+                 if getattr(head, 'num_classes', num_classes) != num_classes]
+        if not wrong:
+            return
+        heads = ', '.join(f'{path}.num_classes={n}' for path, n in wrong)
+        fix = ' and '.join(f'{path}.num_classes={num_classes}'
+                           for path, _ in wrong)
+        names = ', '.join(self.vocabulary.class_names[:5]) + \
+            (', ...' if num_classes > 5 else '')
+        verb = 'do' if len(wrong) > 1 else 'does'
+        raise ValueError(
+            f'{heads} {verb} not fit the vocabulary trained on ({num_classes} '
+            f'classes: {names}). An auxiliary head '
+            f'classifies into the channels it was built with (vocabulary '
+            f'class i is its channel i), so it cannot follow the vocabulary '
+            f'as the decode head does: set {fix}, or remove '
+            f'model.auxiliary_head.')
 
     def class_embeddings(self) -> ClassEmbeddings:
         """Embeddings of the current vocabulary (cached by the encoder).
@@ -444,6 +477,7 @@ class OpenVocabEncoderDecoder(EncoderDecoder):
                                             self.train_cfg)
         losses.update(add_prefix(loss_decode, 'decode'))
         if self.with_auxiliary_head:
+            self.check_auxiliary_classes()
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
         return losses
 

@@ -559,7 +559,7 @@ def test_agreement_tool_command_line(tmp_path, tiny_world):
     tool = os.path.join(REPO, 'tools', 'analysis_tools', 'precision_agreement.py')
     missing = subprocess.run([sys.executable, tool, config, str(tmp_path / 'none.pth')],
                              capture_output=True, text=True, cwd=REPO)
-    assert missing.returncode != 0 and 'none.pth' in missing.stderr
+    assert missing.returncode == 2 and 'none.pth' in missing.stderr
     fp32, _ = pair('dense-refine_tiny-clip_1k_ovshapes-seen.py')
     checkpoint = _checkpoint(tmp_path, fp32)
     out = tmp_path / 'result.json'

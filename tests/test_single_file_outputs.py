@@ -6,6 +6,7 @@ Each test fails if the tool writes first (the file's bytes change), runs the
 measurement before refusing (the measure callback or the run is reached), or
 refuses what it should accept."""
 import json
+import re
 
 import pytest
 
@@ -54,15 +55,31 @@ def test_side_by_side_json_is_checked_before_the_measurement(tmp_path, capsys):
     ckpt.write_bytes(b'weights')
     old = tmp_path / 'out.json'
     old.write_text('{"world": 1}')
-    with pytest.raises(SystemExit, match=r"out.json' exists .*--overwrite"):
-        run('--json', str(old))
-    with pytest.raises(SystemExit, match='would overwrite an input'):
-        run('--json', str(ckpt), '--overwrite')
+
+    def refused(*extra):
+        """stderr of a run refused as a user error: exit code 2, as
+        tools/test.py and run_tool."""
+        with pytest.raises(SystemExit) as stop:
+            run(*extra)
+        assert stop.value.code == 2
+        return capsys.readouterr().err
+
+    assert re.match(r"error: .*out.json' exists .*--overwrite", refused('--json', str(old)))
+    assert 'would overwrite an input' in refused('--json', str(ckpt), '--overwrite')
     world = tmp_path / 'world'
     world.mkdir()
-    with pytest.raises(SystemExit, match='protected folder'):
-        run('--json', str(world / 'r.json'), '--cfg-options',
-            f'test_dataloader.dataset.data_root={world}')
+    assert 'protected folder' in refused('--json', str(world / 'r.json'), '--cfg-options',
+                                         f'test_dataloader.dataset.data_root={world}')
+    def refused_measure(cfg, args):
+        raise ValueError('the model cannot be measured')
+
+    for argv, step in (([DEMO_CONFIG, str(tmp_path / 'none.pth')], measure),
+                       ([DEMO_CONFIG, str(ckpt)], refused_measure)):
+        with pytest.raises(SystemExit) as stop:
+            run_side_by_side_tool(side_by_side_parser('test'), argv, step, str)
+        assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: checkpoint '" in err and 'error: the model cannot be measured' in err
     assert calls == [] and old.read_text() == '{"world": 1}'
     assert ckpt.read_bytes() == b'weights'
     run('--json', str(old), '--overwrite')

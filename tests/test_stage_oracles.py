@@ -316,7 +316,7 @@ def test_command_line(tmp_path, tiny_world):
     tool = os.path.join(REPO, 'tools', 'analysis_tools', 'stage_oracles.py')
     missing = subprocess.run([sys.executable, tool, CONFIG, str(tmp_path / 'none.pth')],
                              capture_output=True, text=True, cwd=REPO)
-    assert missing.returncode != 0 and 'none.pth' in missing.stderr
+    assert missing.returncode == 2 and 'none.pth' in missing.stderr
     cfg = _cfg(tiny_world)
     model = _model(cfg)
     checkpoint = str(tmp_path / 'model.pth')

@@ -5,7 +5,7 @@ and the command line those tools share.
 import copy
 import logging
 import numbers
-from typing import Dict, Iterable
+from typing import Dict, Iterable, NoReturn
 
 __all__ = ['build_test_loader', 'use_dataset_vocabulary', 'build_evaluators', 'evaluate_quietly',
            'side_by_side_parser', 'run_side_by_side_tool']
@@ -102,6 +102,13 @@ def side_by_side_parser(description: str):
     return parser
 
 
+def _user_error(message: str) -> NoReturn:
+    """Ends the program with ``error: <message>`` and exit code 2."""
+    import sys
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
 def run_side_by_side_tool(parser, argv, measure, report):
     """Parses ``argv``, checks the checkpoint, loads the config (with
     ``--cfg-options``), calls ``measure(cfg, args)``, prints
@@ -109,11 +116,12 @@ def run_side_by_side_tool(parser, argv, measure, report):
     :func:`mmovss.io.check_output_file`: never the config, the checkpoint or a
     dataset file, an existing file only with ``--overwrite``); a ValueError
     or a FileNotFoundError (a dataset folder that does not exist) ends the
-    program with its message."""
+    program with its message and exit code 2, as
+    :func:`mmovss.runtime.run_tool` and ``tools/test.py`` (argparse's code
+    for a usage error)."""
     import json
     import os
     import os.path as osp
-    import sys
 
     from mmovss.io import UnsafeOutputError, check_output_file
     from mmovss.runtime import config_dataset_folders, load_config, merge_cfg_options
@@ -121,8 +129,8 @@ def run_side_by_side_tool(parser, argv, measure, report):
     if args.max_images is not None and args.max_images < 1:
         parser.error('--max-images must be >= 1')
     if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint!r} does not exist; pass the '
-                 f'.pth file tools/train.py wrote (e.g. work_dirs/NAME/iter_1000.pth).')
+        _user_error(f'checkpoint {args.checkpoint!r} does not exist; pass the '
+                    f'.pth file tools/train.py wrote (e.g. work_dirs/NAME/iter_1000.pth).')
     cfg = load_config(args.config)
     if args.cfg_options:
         merge_cfg_options(cfg, args.cfg_options)
@@ -132,11 +140,11 @@ def run_side_by_side_tool(parser, argv, measure, report):
                               protected_dirs=config_dataset_folders(cfg),
                               protected_files=[args.config, args.checkpoint])
         except UnsafeOutputError as err:
-            sys.exit(f'error: {err}')
+            _user_error(str(err))
     try:
         result = measure(cfg, args)
     except (ValueError, FileNotFoundError) as err:
-        sys.exit(f'error: {err}')
+        _user_error(str(err))
     print(report(result))
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)

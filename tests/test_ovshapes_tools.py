@@ -107,3 +107,48 @@ def test_pretrain_tool_refuses_an_out_its_record_would_replace(tmp_path):
                    '--eval-every', '0', '--threads', '1'])
     assert (tmp_path / 'other.json').read_text() == '{"notes": 1}'
     assert not (tmp_path / 'other.pt').exists()
+
+
+@pytest.mark.parametrize('option', [['--steps', '0'], ['--steps', '-2'], ['--batch-size', '1'],
+                                    ['--batch-size', '0'], ['--threads', '0']])
+def test_pretrain_tool_refuses_settings_that_train_nothing(tmp_path, capsys, option):
+    """``--steps 0`` (without ``--init``) or negative saved the random initial model as
+    a tiny CLIP, also over an existing one with ``--force``; a batch of one trains
+    nothing (no negative pair); ``--threads 0`` failed after the output checks."""
+    out = tmp_path / 'clip.pt'
+    with pytest.raises(SystemExit) as exc:
+        _load_tool('pretrain_clip').main(['--out', str(out), '--steps', '2', '--batch-size',
+                                          '4', '--eval-every', '0', '--threads', '1',
+                                          *option])
+    assert exc.value.code == 2 and option[0] in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / 'clip.json').exists()
+
+
+def test_an_interrupted_save_keeps_the_previous_clip_and_its_record(tmp_path, monkeypatch):
+    """``save_pretrained`` over an existing tiny CLIP (``--force``, e.g. the shipped
+    asset) killed while saving: the old weights and their record stay, together
+    (before: a truncated ``.pt``, or new weights beside the old run's record)."""
+    import open_clip
+
+    from mmovss.ovshapes import pretrain as pretrain_module
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**pretrain_module.OVSHAPES_CLIP_CFG)
+    path = tmp_path / 'clip.pt'
+    path.write_bytes(b'old weights')
+    (tmp_path / 'clip.json').write_text('{"old": true}')
+    real_save = torch.save
+
+    def killed(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretrain_module.torch, 'save', killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained(model, str(path), dict(run='new'))
+    assert path.read_bytes() == b'old weights'
+    assert json.loads((tmp_path / 'clip.json').read_text()) == {'old': True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['clip.json', 'clip.pt']
+    monkeypatch.setattr(pretrain_module.torch, 'save', real_save)
+    record = save_pretrained(model, str(path), dict(run='new'))
+    assert json.loads((tmp_path / 'clip.json').read_text()) == record
+    assert torch.load(path, weights_only=True).keys() == model.state_dict().keys()

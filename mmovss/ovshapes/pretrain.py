@@ -38,6 +38,7 @@ import json
 import math
 import os
 import os.path as osp
+import tempfile
 import time
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -328,18 +329,42 @@ def save_pretrained(model, path: str, record: Optional[dict] = None) -> dict:
         dict: The record written: ``model_cfg``, ``torch``,
         ``zero_shot_accuracy`` and the extra fields.
     """
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     state = {k: v.half() if v.is_floating_point() else v
              for k, v in model.state_dict().items()}
-    torch.save(state, path)
     model.load_state_dict({k: v.float() for k, v in state.items()})
     out = dict(model_cfg=OVSHAPES_CLIP_CFG)
     out.update(record or {})
     out.update(torch=torch.__version__,
                zero_shot_accuracy=zero_shot_accuracy(model, ovshapes_tokenizer()))
-    with open(record_path(path), 'w') as f:
-        json.dump(out, f, indent=2)
+    # Both files go to hidden temporaries first and replace the old ones
+    # only when complete; the old record goes before the old weights, so an
+    # interrupted run never leaves new weights beside the old run's record
+    # (or a truncated file where the previous weights were).
+    weights_tmp = _temporary_beside(path)
+    record_tmp = _temporary_beside(record_path(path))
+    try:
+        torch.save(state, weights_tmp)
+        with open(record_tmp, 'w') as f:
+            json.dump(out, f, indent=2)
+        if osp.exists(record_path(path)):
+            os.remove(record_path(path))
+        os.replace(weights_tmp, path)
+        os.replace(record_tmp, record_path(path))
+    finally:
+        for tmp in (weights_tmp, record_tmp):
+            if osp.exists(tmp):
+                os.remove(tmp)
     return out
+
+
+def _temporary_beside(path: str) -> str:
+    """A new hidden ``.NAME.*.partial`` file in the folder of ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.partial',
+                               dir=osp.dirname(osp.abspath(path)))
+    os.close(fd)
+    return tmp
 
 
 def record_path(path: str) -> str:
@@ -374,6 +399,29 @@ def check_pretrain_paths(out: str, init: Optional[str] = None, force: bool = Fal
     if init and osp.abspath(init) == osp.abspath(out):
         raise ValueError(f'--init and --out are the same file ({out}); write the continued '
                          'model to another path.')
+
+
+def check_pretrain_settings(steps: int, batch_size: int, threads: int,
+                            init: Optional[str] = None) -> None:
+    """Refuses settings that would train nothing or fail after the start.
+
+    ``steps`` below 1 without ``init`` would save the random initial model as
+    a tiny CLIP (``init`` with 0 steps copies it); a batch of one has no
+    negative pair, so CLIP's contrastive loss is 0 and nothing is learnt.
+
+    Raises:
+        ValueError: Naming the option and the fix.
+    """
+    if steps < 0 or (steps == 0 and not init):
+        raise ValueError(f'--steps {steps}: give at least 1 training step (0 only with '
+                         '--init, which then copies that model); fewer would save an '
+                         'untrained model as a tiny CLIP.')
+    if batch_size < 2:
+        raise ValueError(f'--batch-size {batch_size}: the contrastive loss needs at least '
+                         '2 images per batch (with 1 there is no negative pair and the '
+                         'loss is 0).')
+    if threads < 1:
+        raise ValueError(f'--threads {threads}: give at least 1 torch thread.')
 
 
 def load_record(path: str) -> Optional[dict]:

@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from mmovss.ovshapes.pretrain import (  # noqa: E402
     RECIPES,
     check_pretrain_paths,
+    check_pretrain_settings,
     load_record,
     ovshapes_tokenizer,
     pretrain,
@@ -69,6 +70,10 @@ def main(argv=None):
                         help="'crowded': fraction of every batch drawn as 'single' scenes and "
                         'captions (the first tiny CLIP\'s)')
     args = parser.parse_args(argv)
+    try:
+        check_pretrain_settings(args.steps, args.batch_size, args.threads, args.init)
+    except ValueError as err:
+        parser.error(str(err))
     try:
         check_pretrain_paths(args.out, args.init, args.force)
     except (ValueError, FileExistsError) as err:

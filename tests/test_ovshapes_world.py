@@ -165,3 +165,42 @@ def test_the_worlds_behind_the_published_tables_do_not_change(tmp_path):
                                       pixels(4, f'img_dir/train/00000{i}.png'))
     assert not np.array_equal(pixels(3, 'img_dir/val/000000.png'),
                               pixels(4, 'img_dir/val/000000.png'))
+
+
+@pytest.mark.parametrize('option', [['--size', '0'], ['--size', '-3'], ['--size', '16'],
+                                    ['--seed', '-1']])
+def test_sizes_and_seeds_the_renderer_cannot_take_are_refused(tmp_path, capsys, option):
+    """``--size 0`` / ``-3`` / ``16`` and ``--seed -1`` were numpy tracebacks from the
+    renderer, after the output folder had been created."""
+    from mmovss.testing.tools import load_tool
+    with pytest.raises(SystemExit) as exc:
+        load_tool('ovshapes/make_dataset.py').main(
+            ['--out', str(tmp_path / 'x'), '--num-train', '1', '--num-val', '1', *option])
+    assert exc.value.code == 2 and option[0] in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
+    with pytest.raises(ValueError, match=option[0]):
+        write_world(tmp_path / 'y', num_train=1, num_val=1,
+                    **{option[0][2:]: int(option[1])})
+
+
+def test_an_interrupted_rewrite_keeps_nothing_of_the_old_world(tmp_path, monkeypatch):
+    """``make_dataset.py --force`` over a world, killed while rendering: before, the
+    old world's captions.json / split.json stayed beside the new images (captions
+    of other scenes), and the old images not yet replaced stayed too."""
+    from mmovss.ovshapes import writer
+    root = tmp_path / 'w'
+    write_world(root, seed=0, num_train=3, num_val=1, size=32)
+    calls = []
+    real = writer.world.render_scene
+
+    def killed(*args, **kwargs):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer.world, 'render_scene', killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_world(root, seed=1, num_train=3, num_val=1, size=32, overwrite=True)
+    left = sorted(str(p.relative_to(root)) for p in root.rglob('*') if p.is_file())
+    assert left == ['ann_dir/train/000000.png', 'img_dir/train/000000.png']

@@ -25,6 +25,31 @@ CAPTIONS_PER_IMAGE = 3
 
 _WORLD_FILE = re.compile(r'\d{6}\.png')
 
+# Objects have a radius of 8 to 15 pixels (world.render_scene): smaller
+# images fail inside the renderer (below 18 px) or are mostly one object.
+MIN_IMAGE_SIZE = 32
+
+# Written last, after every image: a world without them is incomplete.
+_INDEX_FILES = ('classes.txt', 'split.json', 'captions.json')
+
+
+def check_world_settings(seed: int, num_train: int, num_val: int, size: int) -> None:
+    """Refuses settings ``write_world`` cannot render, naming the option.
+
+    Raises:
+        ValueError: A negative image count or seed, or ``size`` below
+            :data:`MIN_IMAGE_SIZE`.
+    """
+    if num_train < 0 or num_val < 0:
+        raise ValueError(f'num_train ({num_train}) and num_val ({num_val}) must be >= 0 '
+                         '(--num-train, --num-val).')
+    if seed < 0:
+        raise ValueError(f'seed ({seed}, --seed) must be >= 0 (numpy seeds are '
+                         'non-negative).')
+    if size < MIN_IMAGE_SIZE:
+        raise ValueError(f'size ({size}, --size) must be >= {MIN_IMAGE_SIZE}: objects have '
+                         'a radius of 8 to 15 pixels (the default is 64).')
+
 
 def write_world(root, seed: int = 0, num_train: int = 2000, num_val: int = 200,
                 size: int = world.IMAGE_SIZE, overwrite: bool = False) -> dict:
@@ -37,26 +62,31 @@ def write_world(root, seed: int = 0, num_train: int = 2000, num_val: int = 200,
         num_val: Number of validation images.
         size: Image side in pixels.
         overwrite: Allow writing into a directory that already holds a world.
-            Its image and label files (``NNNNNN.png``) are all replaced: those
-            numbered beyond the new ``num_train`` / ``num_val`` are removed, so
-            a smaller world never keeps images of the old one.
+            Its image and label files (``NNNNNN.png``) are all removed
+            before the first new one is written, so a smaller (or an
+            interrupted) world never keeps images of the old one. Its
+            ``classes.txt``, ``split.json`` and ``captions.json`` are removed
+            first and written after the last image, so an interrupted
+            rewrite leaves no captions of the old world beside new images.
 
     Raises:
         FileExistsError: ``root`` already holds a world and ``overwrite`` is False.
-        ValueError: A negative image count.
+        ValueError: A negative image count or seed, an image side below
+            :data:`MIN_IMAGE_SIZE`.
     """
     root = Path(root)
-    if num_train < 0 or num_val < 0:
-        raise ValueError(f'num_train ({num_train}) and num_val ({num_val}) must be >= 0 '
-                         '(--num-train, --num-val).')
+    check_world_settings(seed, num_train, num_val, size)
     if (root / 'classes.txt').exists() and not overwrite:
         raise FileExistsError(f'{root} already holds an OVShapes world; choose another '
                               'directory or pass overwrite=True (--force).')
-    for split, count in (('train', num_train), ('val', num_val)):
+    for name in _INDEX_FILES:  # an interrupted rewrite must not keep the old captions
+        if (root / name).is_file():
+            (root / name).unlink()
+    for split in ('train', 'val'):
         for folder in (root / 'img_dir' / split, root / 'ann_dir' / split):
-            if folder.is_dir():  # files of an earlier world beyond the new count
+            if folder.is_dir():  # every image of an earlier world, before any new one
                 for path in folder.iterdir():
-                    if _WORLD_FILE.fullmatch(path.name) and int(path.stem) >= count:
+                    if _WORLD_FILE.fullmatch(path.name):
                         path.unlink()
     rng = np.random.default_rng(seed)
     captions = {}

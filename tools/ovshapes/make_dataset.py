@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmovss.io import UnsafeOutputError, check_output_dir  # noqa: E402
-from mmovss.ovshapes.writer import write_world  # noqa: E402
+from mmovss.ovshapes.writer import check_world_settings, write_world  # noqa: E402
 
 
 def main(argv=None):
@@ -23,9 +23,10 @@ def main(argv=None):
     parser.add_argument('--force', '--overwrite', dest='force', action='store_true',
                         help='write into a non-empty --out (e.g. replace an existing world)')
     args = parser.parse_args(argv)
-    if args.num_train < 0 or args.num_val < 0:
-        parser.error(f'--num-train ({args.num_train}) and --num-val ({args.num_val}) '
-                     'must be >= 0')
+    try:
+        check_world_settings(args.seed, args.num_train, args.num_val, args.size)
+    except ValueError as err:
+        parser.error(str(err))
     try:
         # a non-empty folder (a world or anything else) only with --force
         check_output_dir(args.out, overwrite=args.force, flag='--out')

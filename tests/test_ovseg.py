@@ -343,3 +343,76 @@ def test_merge_mask_prompts_command_line_never_overwrites(tmp_path, capsys):
     assert '--overwrite' in refused(mask, prompts, str(out))
     tool.main([mask, prompts, str(out), '--overwrite'])
     assert 'none.pth' in refused(str(tmp_path / 'none.pth'), prompts, str(tmp_path / 'x.pth'))
+
+
+def _tiny_region_inputs(tmp_path, unseen=None):
+    """Two training images with captions, a tiny OVSeg mask model and its config;
+    with ``unseen``, a ``split.json`` beside the captions as in an OVShapes world."""
+    rng = np.random.default_rng(0)
+    (tmp_path / 'img' / 'train').mkdir(parents=True)
+    captions = {}
+    for i in range(2):
+        name = f'train/{i}.png'
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), np.uint8)).save(tmp_path / 'img' / name)
+        captions[name] = ['a plain red circle and a blue square.']
+    (tmp_path / 'captions.json').write_text(json.dumps(captions))
+    if unseen is not None:
+        (tmp_path / 'split.json').write_text(json.dumps(dict(seen=['circle'], unseen=unseen)))
+    torch.manual_seed(0)
+    init_default_scope('mmseg')
+    torch.save(dict(state_dict=MODELS.build(ovseg_cfg()).state_dict()), tmp_path / 'model.pth')
+    (tmp_path / 'cfg.py').write_text(f'model = {ovseg_cfg()!r}\n')
+    return [str(tmp_path / 'cfg.py'), str(tmp_path / 'model.pth'),
+            '--captions', str(tmp_path / 'captions.json'), '--images', str(tmp_path / 'img'),
+            '--min-area', '0', '--device', 'cpu']
+
+
+def test_build_region_data_refuses_unseen_names_among_the_nouns(tmp_path):
+    """A phrase vocabulary holding an unseen class name of the world (e.g. its
+    classes.txt) labelled regions with it: the mask prompts trained on an unseen
+    class without a word. Refused before anything is written; the ablation opts in."""
+    common = _tiny_region_inputs(tmp_path, unseen=['plain red'])
+    (tmp_path / 'names.txt').write_text('plain red\ncircle\nsquare\n')
+    common += ['--word-vocabulary', str(tmp_path / 'names.txt')]
+    tool = _load_tool()
+    with pytest.raises(ValueError, match=r"unseen class names \['plain red'\]"):
+        tool.main(common + ['--out', str(tmp_path / 'r')])
+    assert not (tmp_path / 'r').exists()
+    regions = tool.main(common + ['--out', str(tmp_path / 'r'), '--allow-unseen-nouns'])
+    assert regions and {r['noun'] for r in regions} <= {'plain red', 'circle', 'square'}
+
+
+@pytest.mark.parametrize('option', [['--max-regions', '0'], ['--max-regions', '-1'],
+                                    ['--min-area', '-0.1'], ['--min-area', '1']])
+def test_build_region_data_refuses_limits_that_drop_regions(tmp_path, capsys, option):
+    """``--max-regions -1`` dropped the smallest proposal of every image (a slice
+    ``[:-1]``), ``0`` wrote an empty regions.json; ``--min-area`` is a fraction."""
+    (tmp_path / 'captions.json').write_text('{}')
+    with pytest.raises(SystemExit) as exc:
+        _load_tool().main(['cfg.py', 'model.pth', '--captions', str(tmp_path / 'captions.json'),
+                           '--images', str(tmp_path), '--out', str(tmp_path / 'r'),
+                           '--device', 'cpu', *option])
+    assert exc.value.code == 2 and option[0] in capsys.readouterr().err
+
+
+def test_an_interrupted_overwrite_leaves_no_index_of_the_earlier_regions(tmp_path, monkeypatch):
+    """``--overwrite`` over earlier region data, killed after the first new crop:
+    before, the earlier regions.json stayed and named the new crops with the old
+    nouns (a later training read them without a word)."""
+    from mmovss.datasets import ovseg_region_builder as builder
+    common = _tiny_region_inputs(tmp_path)
+    tool = _load_tool()
+    out = str(tmp_path / 'r')
+    assert tool.main(common + ['--out', out])
+    real = builder.image_regions
+
+    def killed(*args, **kwargs):
+        monkeypatch.setattr(builder, 'image_regions', lambda *a, **k: 1 / 0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(builder, 'image_regions', killed)
+    with pytest.raises(ZeroDivisionError):
+        tool.main(common + ['--out', out, '--overwrite'])
+    assert not (tmp_path / 'r' / 'regions.json').exists()
+    with pytest.raises(FileNotFoundError):
+        DATASETS.build(dict(type='RegionCropDataset', data_root=out))

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ['pseudo_label_regions', 'crops_to_pixels', 'check_mask_model',
-           'image_regions', 'build_region_data']
+           'check_region_settings', 'world_unseen_names', 'image_regions',
+           'build_region_data']
 
 
 def pseudo_label_regions(region_embeds: Tensor, noun_embeds: Tensor
@@ -62,6 +63,48 @@ def check_mask_model(model) -> None:
             getattr(head, 'region_classifier', None) is None:
         raise TypeError('The mask model needs a head with predict_masks() and '
                         'a region_classifier (ZegFormer/OVSeg configs).')
+
+
+def check_region_settings(max_regions: int, min_area: float) -> None:
+    """Refuses proposal limits that silently drop regions.
+
+    ``max_regions`` 0 kept none and a negative one dropped the smallest
+    proposals (a Python slice ``[:-1]``); ``min_area`` is a fraction of the
+    image.
+
+    Raises:
+        ValueError: Naming the option and the range.
+    """
+    if max_regions < 1:
+        raise ValueError(f'--max-regions {max_regions}: keep at least 1 proposal per image.')
+    if not 0 <= min_area < 1:
+        raise ValueError(f'--min-area {min_area}: a fraction of the image in [0, 1).')
+
+
+def world_unseen_names(captions: str) -> List[str]:
+    """The unseen class names of the OVShapes world holding ``captions``.
+
+    Read from the ``split.json`` beside the caption file (written by
+    ``tools/ovshapes/make_dataset.py``); empty for other caption files.
+    """
+    split = osp.join(osp.dirname(osp.abspath(captions)), 'split.json')
+    if not osp.isfile(split):
+        return []
+    with open(split, encoding='utf-8') as f:
+        return list(json.load(f).get('unseen', []))
+
+
+def _check_no_forbidden_nouns(dataset, forbidden: Sequence[str]) -> None:
+    forbidden = {n.lower() for n in forbidden}
+    found = sorted({w for info in dataset for ws in info['caption_words'] for w in ws
+                    if w.lower() in forbidden})
+    if found:
+        raise ValueError(
+            f'The caption nouns include unseen class names {found[:5]}'
+            f"{' …' if len(found) > 5 else ''}: regions pseudo-labelled with them would "
+            'train the mask prompts on unseen classes (the open-vocabulary protocol '
+            'forbids it). Restrict the nouns to the seen names (--word-vocabulary), or '
+            'pass --allow-unseen-nouns for an ablation that knowingly uses them.')
 
 
 def image_regions(model, image: np.ndarray, words: Sequence[str],
@@ -113,7 +156,8 @@ def build_region_data(model, captions: str, images: str, out: str,
                       file_prefix: Optional[str] = None,
                       word_vocabulary: Optional[str] = None,
                       max_regions: int = 20,
-                      min_area: float = 0.01) -> List[dict]:
+                      min_area: float = 0.01,
+                      forbidden_nouns: Sequence[str] = ()) -> List[dict]:
     """Writes ``out/crops/*.png``, ``out/masks/*.png`` and ``regions.json``.
 
     Args:
@@ -126,19 +170,35 @@ def build_region_data(model, captions: str, images: str, out: str,
         word_vocabulary: Phrase file restricting the nouns (optional).
         max_regions: Largest proposals kept per image.
         min_area: Smallest proposal area (fraction of the image).
+        forbidden_nouns: Names no region may be labelled with (the unseen
+            classes, :func:`world_unseen_names`); checked over every
+            caption before anything is written.
 
     Returns:
         list[dict]: The regions written (``crop``, ``mask``, ``noun``,
         ``score``, ``image``).
+
+    Raises:
+        ValueError: Bad limits (:func:`check_region_settings`) or a caption
+            noun in ``forbidden_nouns``.
+
+    An earlier ``regions.json`` in ``out`` is removed before the first crop
+    is written and the new one is written last (through a temporary file),
+    so an interrupted run leaves no index that names crops of another run.
     """
     from mmovss.datasets import CaptionDataset
 
     import mmcv
     check_mask_model(model)
+    check_region_settings(max_regions, min_area)
     dataset = CaptionDataset(ann_file=captions,
                              data_prefix=dict(img_path=images),
                              word_vocabulary=word_vocabulary,
                              file_prefix=file_prefix, serialize_data=False)
+    _check_no_forbidden_nouns(dataset, forbidden_nouns)
+    index = osp.join(out, 'regions.json')
+    if osp.isfile(index):  # an earlier run's index would name the new crops
+        os.remove(index)
     os.makedirs(osp.join(out, 'crops'), exist_ok=True)
     os.makedirs(osp.join(out, 'masks'), exist_ok=True)
     regions, nouns = [], []
@@ -157,6 +217,8 @@ def build_region_data(model, captions: str, images: str, out: str,
                                 image=osp.basename(info['img_path'])))
             if words[label] not in nouns:
                 nouns.append(words[label])
-    with open(osp.join(out, 'regions.json'), 'w', encoding='utf-8') as f:
+    partial = osp.join(out, '.regions.json.partial')
+    with open(partial, 'w', encoding='utf-8') as f:
         json.dump(dict(nouns=sorted(nouns), regions=regions), f)
+    os.replace(partial, index)
     return regions

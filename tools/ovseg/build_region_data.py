@@ -12,7 +12,10 @@ of ``RegionCropDataset``::
         --images data/coco/train2017 --out data/ovseg_regions
 
 OVShapes keeps all splits in one caption file: add ``--file-prefix train/``
-so that validation images never become training regions.
+so that validation images never become training regions. A caption noun
+that is an unseen class name of the world (``split.json`` beside
+``--captions``) is refused before anything is written, unless
+``--allow-unseen-nouns`` (an ablation).
 """
 import argparse
 import os.path as osp
@@ -26,7 +29,11 @@ if ROOT not in sys.path:
 import torch  # noqa: E402
 
 import mmovss  # noqa: E402,F401
-from mmovss.datasets.ovseg_region_builder import build_region_data  # noqa: E402
+from mmovss.datasets.ovseg_region_builder import (  # noqa: E402
+    build_region_data,
+    check_region_settings,
+    world_unseen_names,
+)
 from mmovss.io import check_output_dir  # noqa: E402
 from mmovss.runtime import exit_if_device_unusable, load_model_checkpoint_strictly  # noqa: E402
 
@@ -52,9 +59,17 @@ def parse_args(argv=None):
                         help='largest proposals kept per image')
     parser.add_argument('--min-area', type=float, default=0.01,
                         help='smallest proposal area (fraction of image)')
+    parser.add_argument('--allow-unseen-nouns', action='store_true',
+                        help='let caption nouns that are unseen class names of the '
+                        "world (split.json beside --captions) label regions (an ablation; "
+                        'by default refused)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
                         else 'cpu')
     args = parser.parse_args(argv)
+    try:
+        check_region_settings(args.max_regions, args.min_area)
+    except ValueError as err:
+        parser.error(str(err))
     exit_if_device_unusable(parser, args.device)  # before the model is built
     return args
 
@@ -77,7 +92,8 @@ def main(argv=None) -> List[dict]:
     regions = build_region_data(
         model, args.captions, args.images, args.out,
         file_prefix=args.file_prefix, word_vocabulary=args.word_vocabulary,
-        max_regions=args.max_regions, min_area=args.min_area)
+        max_regions=args.max_regions, min_area=args.min_area,
+        forbidden_nouns=() if args.allow_unseen_nouns else world_unseen_names(args.captions))
     nouns = {r['noun'] for r in regions}
     print(f'{len(regions)} regions, {len(nouns)} nouns -> {args.out}')
     return regions

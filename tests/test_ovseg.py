@@ -416,3 +416,30 @@ def test_an_interrupted_overwrite_leaves_no_index_of_the_earlier_regions(tmp_pat
     assert not (tmp_path / 'r' / 'regions.json').exists()
     with pytest.raises(FileNotFoundError):
         DATASETS.build(dict(type='RegionCropDataset', data_root=out))
+
+
+def test_merging_into_a_merged_checkpoint_is_refused(tmp_path, capsys):
+    """A merged checkpoint given as MASK_CKPT (merged twice, or another tuner's
+    prompts over the first): before, its tuned prompts were replaced without a
+    word; now refused, ``--replace-prompts`` opts in."""
+    from mmovss.testing.tools import load_tool
+    tool = load_tool('ovseg/merge_mask_prompts.py')
+    mask, first, second = (str(tmp_path / n) for n in ('mask.pth', 'a.pth', 'b.pth'))
+    torch.save(dict(state_dict={'decode_head.region_classifier.clip.w': torch.ones(2)},
+                    meta=dict(iter=3)), mask)
+    for path, value in ((first, 1.0), (second, 2.0)):
+        torch.save(dict(state_dict={'region_classifier.clip.w': torch.ones(2),
+                                    'region_classifier.mask_prompts': torch.full((1, 4), value)}),
+                   path)
+    merged, again = str(tmp_path / 'merged.pth'), str(tmp_path / 'again.pth')
+    tool.main([mask, first, merged])
+    with pytest.raises(SystemExit) as exc:
+        tool.main([merged, second, again])
+    assert exc.value.code not in (0, None) and 'already holds mask prompts merged from' in \
+        str(exc.value) and 'a.pth' in str(exc.value)
+    assert not osp.exists(again)
+    tool.main([merged, second, again, '--replace-prompts'])
+    state = torch.load(again, weights_only=True)
+    assert torch.equal(state['state_dict']['decode_head.region_classifier.mask_prompts'],
+                       torch.full((1, 4), 2.0))
+    assert state['meta']['mask_prompts_from'] == osp.abspath(second)

@@ -10,6 +10,8 @@ in both; :func:`mmovss.models.segmentors.merge_mask_prompts`)::
 
 Test OUT.pth with the mask model's config and ``mask_prompt_depth`` set to
 the tuner's (e.g. ``configs/ovshapes/ovseg-mpt_tiny-clip_3k_ovshapes-seen.py``).
+A MASK_CKPT that is itself a merged checkpoint (``meta.mask_prompts_from``)
+is refused unless ``--replace-prompts``.
 """
 import argparse
 import os.path as osp
@@ -20,6 +22,8 @@ from mmovss.converters.common import ConversionError, unwrap_state_dict  # noqa:
 from mmovss.converters.files import save_atomically  # noqa: E402
 from mmovss.io import check_planned_outputs  # noqa: E402
 from mmovss.models.segmentors.two_stage_mask_prompt_tuner import (  # noqa: E402
+    MERGED_META_KEY,
+    check_not_merged_before,
     merge_mask_prompts,
 )
 from mmovss.runtime import load_checkpoint_safely  # noqa: E402
@@ -32,6 +36,8 @@ def main(argv=None):
     parser.add_argument('out', help='output checkpoint (a new file)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing OUT (never one of the inputs)')
+    parser.add_argument('--replace-prompts', action='store_true',
+                        help='MASK_CKPT is itself a merged checkpoint: replace its prompts')
     args = parser.parse_args(argv)
     for path in (args.mask_checkpoint, args.prompt_checkpoint):
         if not osp.isfile(path):
@@ -43,12 +49,13 @@ def main(argv=None):
         sys.exit(f'error: {args.out!r} exists; choose a new file or pass --overwrite.')
     mask = load_checkpoint_safely(args.mask_checkpoint)
     tuner = load_checkpoint_safely(args.prompt_checkpoint)
+    meta = dict(mask.get('meta') or {}) if 'state_dict' in mask else {}
     try:
+        check_not_merged_before(meta, args.replace_prompts)
         state, taken = merge_mask_prompts(unwrap_state_dict(mask), unwrap_state_dict(tuner))
     except (ConversionError, ValueError) as err:
         sys.exit(f'error: {err}')
-    meta = dict(mask.get('meta', {})) if 'state_dict' in mask else {}
-    meta['mask_prompts_from'] = osp.abspath(args.prompt_checkpoint)
+    meta[MERGED_META_KEY] = osp.abspath(args.prompt_checkpoint)
     save_atomically(dict(state_dict=state, meta=meta), args.out)
     print(f"added {', '.join(taken)} -> {args.out}")
 

@@ -27,7 +27,10 @@ from mmseg.utils import OptSampleList, SampleList
 
 from ..utils.mask_classification import open_vocab_class_logits
 
-__all__ = ['MaskPromptTuner', 'multi_positive_clip_loss', 'merge_mask_prompts']
+__all__ = ['MaskPromptTuner', 'multi_positive_clip_loss', 'merge_mask_prompts',
+           'check_not_merged_before']
+
+MERGED_META_KEY = 'mask_prompts_from'
 
 
 def multi_positive_clip_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -224,3 +227,27 @@ def merge_mask_prompts(mask_state: Dict[str, Tensor], tuner_state: Dict[str, Ten
         merged[target] = value
         taken.append(target)
     return merged, taken
+
+
+def check_not_merged_before(mask_meta: dict, replace: bool = False) -> None:
+    """Refuses a mask checkpoint that already holds merged mask prompts.
+
+    ``tools/ovseg/merge_mask_prompts.py`` records the prompt checkpoint in
+    ``meta['mask_prompts_from']``; merging into its output again would
+    replace those tuned prompts without a word (a merge meant for the mask
+    model's own checkpoint given the merged file).
+
+    Args:
+        mask_meta (dict): ``meta`` of the mask checkpoint.
+        replace (bool): Replace the merged prompts knowingly
+            (``--replace-prompts``).
+
+    Raises:
+        ValueError: Naming the earlier prompt checkpoint and the fix.
+    """
+    earlier = (mask_meta or {}).get(MERGED_META_KEY)
+    if earlier and not replace:
+        raise ValueError(
+            f'the mask checkpoint already holds mask prompts merged from {earlier!r}; '
+            'pass the mask model\'s own checkpoint (tools/train.py), or '
+            '--replace-prompts to replace those prompts.')

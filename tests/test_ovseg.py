@@ -343,6 +343,9 @@ def test_merge_mask_prompts_command_line_never_overwrites(tmp_path, capsys):
     assert '--overwrite' in refused(mask, prompts, str(out))
     tool.main([mask, prompts, str(out), '--overwrite'])
     assert 'none.pth' in refused(str(tmp_path / 'none.pth'), prompts, str(tmp_path / 'x.pth'))
+    # a folder as OUT, even with --overwrite (was IsADirectoryError from the rename)
+    (tmp_path / 'folder').mkdir()
+    assert 'is a folder' in refused(mask, prompts, str(tmp_path / 'folder'), '--overwrite')
 
 
 def _tiny_region_inputs(tmp_path, unseen=None):

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmovss.converters.common import ConversionError, unwrap_state_dict  # noqa: E402
 from mmovss.converters.files import save_atomically  # noqa: E402
-from mmovss.io import check_planned_outputs  # noqa: E402
+from mmovss.io import UnsafeOutputError, check_output_file, check_planned_outputs  # noqa: E402
 from mmovss.models.segmentors.two_stage_mask_prompt_tuner import (  # noqa: E402
     MERGED_META_KEY,
     check_not_merged_before,
@@ -45,8 +45,10 @@ def main(argv=None):
                      f'tools/train.py wrote.')
     check_planned_outputs([args.out], [args.mask_checkpoint, args.prompt_checkpoint],
                           flag='out')
-    if osp.exists(args.out) and not args.overwrite:
-        sys.exit(f'error: {args.out!r} exists; choose a new file or pass --overwrite.')
+    try:  # a folder, or an existing file without --overwrite
+        check_output_file(args.out, overwrite=args.overwrite, flag='out')
+    except UnsafeOutputError as err:
+        sys.exit(f'error: {err}')
     mask = load_checkpoint_safely(args.mask_checkpoint)
     tuner = load_checkpoint_safely(args.prompt_checkpoint)
     meta = dict(mask.get('meta') or {}) if 'state_dict' in mask else {}

@@ -92,28 +92,29 @@ def _check_shared_synonyms(parsed, source: str, mode: str) -> None:
             elif key in owner:
                 repeated.append((name, i))
             owner.setdefault(key, i)
-    if repeated:
-        listed = '; '.join(f'{n!r} in class {i} ({parsed[i]!r})' for n, i in repeated[:3])
-        more = f' and {len(repeated) - 3} more' if len(repeated) > 3 else ''
-        message = (f'Vocabulary({source}): a class lists the same name twice (ignoring case, '
-                   f"as CLIP's tokenizer does): {listed}{more}. It counts twice where names are "
-                   f"pooled: the softmax over all names of the training-free heads (so "
-                   f"their prob_thd) and synonym_reduction='mean'; remove the repeat.")
-        if mode == 'error':
-            raise ValueError(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
-    if not shared:
+    _report(mode, source, repeated, lambda n, i: f'{n!r} in class {i} ({parsed[i]!r})',
+            'a class lists the same name twice (ignoring case, as CLIP\'s tokenizer does)',
+            "It counts twice where names are pooled: the softmax over all names of the "
+            "training-free heads (so their prob_thd) and synonym_reduction='mean'; remove "
+            "the repeat.")
+    _report(mode, source, shared,
+            lambda n, a, b: f"'{n}' in classes {a} ({parsed[a][0]!r}) and {b} ({parsed[b][0]!r})",
+            'the same name is a synonym of two classes',
+            'Such a name scores both classes alike; keep it in one class only (in a file '
+            f"whose sharing is deliberate, add the line '{ALLOW_SHARED_SYNONYMS}').")
+
+
+def _report(mode: str, source: str, found: list, describe, problem: str, fix: str) -> None:
+    """Raises (``mode='error'``) or warns about ``found`` names, the first
+    three described by ``describe(*entry)``."""
+    if not found:
         return
-    listed = '; '.join(f"'{n}' in classes {a} ({parsed[a][0]!r}) and {b} ({parsed[b][0]!r})"
-                       for n, a, b in shared[:3])
-    more = f' and {len(shared) - 3} more' if len(shared) > 3 else ''
-    message = (f'Vocabulary({source}): the same name is a synonym of two classes: {listed}'
-               f'{more}. Such a name scores both classes alike; keep it in one class only'
-               f' (in a file whose sharing is deliberate, add the line '
-               f"'{ALLOW_SHARED_SYNONYMS}').")
+    listed = '; '.join(describe(*entry) for entry in found[:3])
+    more = f' and {len(found) - 3} more' if len(found) > 3 else ''
+    message = f'Vocabulary({source}): {problem}: {listed}{more}. {fix}'
     if mode == 'error':
         raise ValueError(message)
-    warnings.warn(message, UserWarning, stacklevel=3)
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def _warn_class_separators(path: str, lines: Sequence[str]) -> None:

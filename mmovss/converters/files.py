@@ -17,10 +17,11 @@ import argparse
 import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
+
+from mmovss.io.temporary import temporary_beside
 
 from .common import ConversionError, unwrap_state_dict
 from .formats import detect_format, format_module
@@ -80,9 +81,7 @@ def save_atomically(obj, dst: str) -> None:
     an interrupted run never leaves a half-written ``dst``."""
     folder = osp.dirname(osp.abspath(dst))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(dst) + '.', suffix='.partial',
-                               dir=folder)
-    os.close(fd)
+    tmp = temporary_beside(dst)
     try:
         torch.save(obj, tmp)
         os.replace(tmp, dst)

@@ -11,11 +11,12 @@ from .output_guard import (
     inode_key,
 )
 from .safe_pickle import NUMPY_ARRAY_GLOBALS, UnsafePickleError, load_restricted_pickle
+from .temporary import temporary_beside
 
 __all__ = [
     'CacheFolder',
     'UnsafeOutputError', 'check_output_dir', 'check_output_file', 'check_planned_outputs',
     'inode_key',
     'NUMPY_ARRAY_GLOBALS', 'UnsafePickleError', 'load_restricted_pickle',
-    'memoised_per_file_version'
+    'memoised_per_file_version', 'temporary_beside'
 ]

@@ -38,13 +38,14 @@ import json
 import math
 import os
 import os.path as osp
-import tempfile
 import time
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from mmovss.io.temporary import temporary_beside
 
 from . import world
 
@@ -342,8 +343,8 @@ def save_pretrained(model, path: str, record: Optional[dict] = None) -> dict:
     # only when complete; the old record goes before the old weights, so an
     # interrupted run never leaves new weights beside the old run's record
     # (or a truncated file where the previous weights were).
-    weights_tmp = _temporary_beside(path)
-    record_tmp = _temporary_beside(record_path(path))
+    weights_tmp = temporary_beside(path)
+    record_tmp = temporary_beside(record_path(path))
     try:
         torch.save(state, weights_tmp)
         with open(record_tmp, 'w') as f:
@@ -357,14 +358,6 @@ def save_pretrained(model, path: str, record: Optional[dict] = None) -> dict:
             if osp.exists(tmp):
                 os.remove(tmp)
     return out
-
-
-def _temporary_beside(path: str) -> str:
-    """A new hidden ``.NAME.*.partial`` file in the folder of ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.partial',
-                               dir=osp.dirname(osp.abspath(path)))
-    os.close(fd)
-    return tmp
 
 
 def record_path(path: str) -> str:
